@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent setup: .venv (pip, pinned), npm toolchain in .tools/ (anvil, cast, solc-js, js-ipfs).
+# Each step is skipped when a stamp matching the hash of its inputs exists, so a second run takes seconds.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# --- Python virtual environment -------------------------------------------------
+PY_STAMP=".venv/.fedledger-stamp"
+PY_HASH="$(hash_of pyproject.toml scripts/setup.sh)"
+if [[ ! -f "$PY_STAMP" || "$(cat "$PY_STAMP")" != "$PY_HASH" ]]; then
+  echo "[setup] creating/updating .venv (first run installs torch CPU, a few minutes)"
+  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  # torch first and pinned, so no resolver ever reaches for a CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$PY_HASH" > "$PY_STAMP"
+fi
+
+# --- npm toolchain (anvil, cast, solc-js, js-ipfs) --------------------------------
+NPM_STAMP=".tools/.fedledger-stamp"
+NPM_HASH="$(hash_of devnet/toolchain/package.json)"
+if [[ ! -f "$NPM_STAMP" || "$(cat "$NPM_STAMP")" != "$NPM_HASH" ]]; then
+  echo "[setup] installing npm toolchain into .tools/ (anvil, cast, solc-js, js-ipfs)"
+  mkdir -p .tools
+  cp devnet/toolchain/package.json .tools/package.json
+  [[ -f devnet/toolchain/package-lock.json ]] && cp devnet/toolchain/package-lock.json .tools/package-lock.json
+  (cd .tools && npm install --omit=optional --no-audit --no-fund --loglevel=error)
+  echo "$NPM_HASH" > "$NPM_STAMP"
+fi
