@@ -1,0 +1,70 @@
+"""The `fedledger` command: a thin root that mounts one sub-app per area.
+
+Each sub-app lives in its own module so areas can grow independently; a module that fails to
+import (e.g. an optional area under construction) must not take the whole CLI down.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from fedledger.errors import UserError
+
+app = typer.Typer(
+    name="fedledger",
+    help="Blockchain-audited decentralized federated learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# (module, attribute, command name) — each module exposes a typer app or a command function.
+_SUBAPPS = [
+    ("fedledger.devnet_cmd", "app", "devnet"),
+    ("fedledger.peer_cmd", "app", "peer"),
+    ("fedledger.audit_cmd", "app", "audit"),
+    ("fedledger.rewards_cmd", "app", "rewards"),
+]
+_COMMANDS = [
+    ("fedledger.demo", "demo", "demo"),
+    ("fedledger.simulate", "simulate", "simulate"),
+]
+
+for module_name, attr, name in _SUBAPPS:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        continue
+    app.add_typer(getattr(module, attr), name=name)
+
+for module_name, attr, name in _COMMANDS:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        continue
+    app.command(name=name)(getattr(module, attr))
+
+
+def main() -> None:
+    """Entry point: expected failures become one red line + hint, exit code from the error."""
+    err = Console(stderr=True)
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            err.print(f"[dim]hint: {exc.hint}[/]")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
