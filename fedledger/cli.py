@@ -51,6 +51,14 @@ for module_name, attr, name in _COMMANDS:
     app.command(name=name)(getattr(module, attr))
 
 
+@app.command()
+def version() -> None:
+    """Print the fedledger version."""
+    from importlib.metadata import version as _v
+
+    print(_v("fedledger"))
+
+
 def main() -> None:
     """Entry point: expected failures become one red line + hint, exit code from the error."""
     err = Console(stderr=True)
