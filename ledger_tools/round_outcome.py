@@ -1,0 +1,128 @@
+"""The outcome of one round, derived deterministically from what is on chain and on IPFS.
+
+Peers compute this to decide what to vote; auditors compute it to check what was finalized. Both must
+get the same bytes, so this is the single place that turns (previous model, committed updates,
+federation parameters) into (new model, scores, excluded set, reward tree, vote digest). It does no I/O:
+callers fetch, unseal and pass the canonical update bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import consensus
+
+
+@dataclass(frozen=True)
+class CommittedUpdate:
+    """One on-chain commitment with the canonical update bytes the caller obtained for it.
+
+    `update` is None when the blob was missing, could not be unsealed, or is otherwise unusable;
+    a blob whose sha256 differs from the committed hash is also treated as missing here.
+    """
+
+    peer: str
+    update_hash: bytes
+    num_samples: int
+    update: bytes | None
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """Everything a peer votes on, and everything an auditor compares with the chain."""
+
+    round: int
+    peers: tuple[str, ...]
+    valid: tuple[bool, ...]
+    scores: tuple[int, ...]
+    excluded: tuple[str, ...]
+    amounts: tuple[int, ...]
+    new_model: bytes
+    aggregate_update: bytes
+    aggregate_hash: bytes
+    reward_tree: "consensus.RewardTree"
+    digest: bytes
+
+    @property
+    def rewards_root(self) -> bytes:
+        return self.reward_tree.root
+
+
+class RoundNotAggregatable(Exception):
+    """Too few valid updates for the federation's rule and f: honest peers do not vote; the round fails."""
+
+
+def canonical_order(peers: Sequence[str]) -> list[str]:
+    """The protocol's canonical peer order: addresses ascending as 160-bit numbers."""
+    return sorted(peers, key=lambda a: int(a, 16))
+
+
+def rule_params(rule: str, rule_param: int, f: int, n: int) -> dict[str, int]:
+    """Turn the on-chain (rule, ruleParam) into keyword arguments of `consensus.aggregate`.
+
+    ruleParam is Multi-Krum's m (0 means the default n - f); other rules take no extra parameter.
+    """
+    base = rule.split("+")[-1]
+    if base == "multi_krum":
+        return {"m": rule_param if rule_param > 0 else max(1, n - f)}
+    return {}
+
+
+def compute_round_outcome(
+    *,
+    round: int,
+    previous_model: bytes,
+    updates: Sequence[CommittedUpdate],
+    rule: str,
+    rule_param: int,
+    f: int,
+    reward_pool: int,
+    sample_cap: int = 0,
+    spec: "consensus.ModelSpec | None" = None,
+) -> RoundOutcome:
+    """Aggregate the round's committed updates in canonical order and derive the vote.
+
+    Raises RoundNotAggregatable when the rule cannot run on the valid updates.
+    """
+    ordered = sorted(updates, key=lambda u: int(u.peer, 16))
+    peers = tuple(u.peer for u in ordered)
+    if len(set(p.lower() for p in peers)) != len(peers):
+        raise ValueError("duplicate peer in commitments")
+    blobs: list[bytes | None] = []
+    for item in ordered:
+        ok = item.update is not None and hashlib.sha256(item.update).digest() == item.update_hash
+        blobs.append(item.update if ok else None)
+    weights = [max(0, min(u.num_samples, sample_cap) if sample_cap > 0 else u.num_samples) for u in ordered]
+    try:
+        result = consensus.aggregate(
+            rule,
+            blobs,
+            f=f,
+            weights=weights,
+            spec=spec,
+            **rule_params(rule, rule_param, f, len(blobs)),
+        )
+    except consensus.AggregationError as exc:
+        raise RoundNotAggregatable(f"round {round}: {exc}") from exc
+    new_model = consensus.apply_update(previous_model, result.aggregate)
+    aggregate_hash = consensus.update_hash(new_model)
+    scores = tuple(int(s) for s in result.scores)
+    excluded_idx = set(result.excluded)
+    excluded = tuple(peers[i] for i in sorted(excluded_idx))
+    amounts = tuple(int(a) for a in consensus.split_rewards(reward_pool, scores))
+    tree = consensus.RewardTree.build(round, list(peers), list(amounts))
+    digest = consensus.vote_digest(aggregate_hash, tree.root, list(excluded))
+    return RoundOutcome(
+        round=round,
+        peers=peers,
+        valid=tuple(b is not None for b in blobs),
+        scores=scores,
+        excluded=excluded,
+        amounts=amounts,
+        new_model=new_model,
+        aggregate_update=result.aggregate,
+        aggregate_hash=aggregate_hash,
+        reward_tree=tree,
+        digest=digest,
+    )
