@@ -1,0 +1,186 @@
+"""Local training of one round: FedAvg (McMahan et al. 2017) / FedProx (Li et al. 2020) local objectives,
+optionally with record-level DP-SGD (see :mod:`peer.privacy`).
+
+`train_local` starts from the round's global weights and returns the peer's new weights; the caller forms the
+update `w_local - M(r-1)` and encodes it canonically. Training is deterministic in `seed` on a given machine
+(the canonical integer codec, not float training, is what makes aggregation bit-exact across machines).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from peer.privacy import DPConfig, DPStep, epsilon_spent, merge_history
+from peer.tasks import StateDict, Task, TaskData
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """Outcome of one round of local training.
+
+    `epsilon`/`delta`: privacy spent so far by this peer's data (cumulative over `privacy_history`);
+    ε = inf and δ = 0 when trained without DP.
+    """
+
+    state: StateDict
+    num_samples: int
+    epsilon: float
+    delta: float
+    train_loss: float
+    steps: int = 0
+    seconds: float = 0.0
+    privacy_history: tuple[DPStep, ...] = field(default_factory=tuple)
+
+    def update(self, global_state: Mapping[str, torch.Tensor]) -> StateDict:
+        """`w_local - w_global` per tensor (float32), the thing that gets encoded and committed."""
+        return {k: (v - global_state[k].to(torch.float32)).contiguous() for k, v in self.state.items()}
+
+
+def _check_args(epochs: int, batch_size: int, lr: float, prox_mu: float, data: TaskData) -> None:
+    if epochs < 0 or batch_size < 1 or not lr > 0 or prox_mu < 0:
+        raise ValueError(f"bad hyper-parameters: epochs={epochs} batch_size={batch_size} lr={lr} prox_mu={prox_mu}")
+    if len(data) == 0:
+        raise ValueError("no local training data")
+
+
+def _prox_grads(params: Mapping[str, torch.Tensor], anchor: Mapping[str, torch.Tensor], mu: float) -> dict:
+    """Gradient of the FedProx term mu/2·||w - w_global||² (data-independent, so added after DP noise)."""
+    return {k: mu * (p.detach() - anchor[k]) for k, p in params.items()}
+
+
+def train_local(
+    task: Task,
+    global_state: Mapping[str, torch.Tensor],
+    data: TaskData,
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    prox_mu: float = 0.0,
+    dp: DPConfig | None = None,
+    prior_privacy: Sequence[DPStep] = (),
+    seed: int = 0,
+) -> LocalResult:
+    """Train `task`'s model from `global_state` on `data` (the peer's private shard) with SGD.
+
+    - `prox_mu > 0` adds FedProx's proximal term mu/2·||w − w_global||² to the local objective.
+    - `dp` enables DP-SGD: Poisson sampling with rate batch_size/len(data), per-record clipping, Gaussian
+      noise; ⌈len(data)/batch_size⌉ steps per epoch. `prior_privacy` is this peer's history from earlier
+      rounds; the result's ε is cumulative over it and this round.
+    """
+    _check_args(epochs, batch_size, lr, prox_mu, data)
+    task.check_state(global_state)
+    started = time.perf_counter()
+    gen = torch.Generator().manual_seed(int(seed))
+    model = task.model_from_state(global_state).train()
+    anchor = {k: v.detach().to(torch.float32).clone() for k, v in global_state.items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    n = len(data)
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
+    losses: list[float] = []
+
+    if dp is None:
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=gen)
+            for s in range(steps_per_epoch):
+                idx = order[s * batch_size : (s + 1) * batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(model(data.x[idx]), data.y[idx])
+                losses.append(loss.item())
+                if prox_mu > 0:
+                    loss = loss + 0.5 * prox_mu * sum(
+                        ((p - anchor[k]) ** 2).sum() for k, p in model.named_parameters()
+                    )
+                loss.backward()
+                optimizer.step()
+        # a non-private round releases the data without a bound: ε is infinite from here on
+        history = tuple(merge_history(prior_privacy))
+        epsilon, delta = math.inf, 0.0
+    else:
+        losses = _train_dp_sgd(model, anchor, data, optimizer, gen, epochs, steps_per_epoch, batch_size, prox_mu, dp)
+        sample_rate = min(1.0, batch_size / n)
+        this_round = [(dp.noise_multiplier, sample_rate, epochs * steps_per_epoch)] if epochs else []
+        history = tuple(merge_history([*prior_privacy, *this_round]))
+        epsilon, delta = epsilon_spent(history, dp.delta), dp.delta
+
+    state = {k: v.detach().to(torch.float32).clone().contiguous() for k, v in model.state_dict().items()}
+    for k, v in state.items():
+        if not torch.isfinite(v).all():
+            raise FloatingPointError(f"training diverged: non-finite weights in {k!r} (lower lr?)")
+    return LocalResult(
+        state=state,
+        num_samples=n,
+        epsilon=epsilon,
+        delta=delta,
+        train_loss=float(sum(losses) / len(losses)) if losses else float("nan"),
+        steps=epochs * steps_per_epoch,
+        seconds=time.perf_counter() - started,
+        privacy_history=history,
+    )
+
+
+def _train_dp_sgd(
+    model: nn.Module,
+    anchor: Mapping[str, torch.Tensor],
+    data: TaskData,
+    optimizer: torch.optim.Optimizer,
+    gen: torch.Generator,
+    epochs: int,
+    steps_per_epoch: int,
+    batch_size: int,
+    prox_mu: float,
+    dp: DPConfig,
+) -> list[float]:
+    """DP-SGD steps; per-record gradients via torch.func (vmap over grad), no opacus hooks needed."""
+    n = len(data)
+    q = min(1.0, batch_size / n)
+    expected_batch = q * n
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def record_loss(params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, (params, buffers), (x.unsqueeze(0),))
+        return nn.functional.cross_entropy(out, y.unsqueeze(0))
+
+    per_record_grads = vmap(grad(record_loss), in_dims=(None, 0, 0))
+    losses: list[float] = []
+    for _ in range(epochs * steps_per_epoch):
+        mask = torch.rand(n, generator=gen) < q
+        idx = mask.nonzero().squeeze(1)
+        params = {k: p.detach() for k, p in model.named_parameters()}
+        if len(idx):
+            xb, yb = data.x[idx], data.y[idx]
+            grads = per_record_grads(params, xb, yb)
+            norms = torch.sqrt(sum(g.reshape(len(idx), -1).pow(2).sum(dim=1) for g in grads.values()))
+            factors = (dp.max_grad_norm / (norms + 1e-12)).clamp(max=1.0)
+            summed = {k: torch.einsum("b,b...->...", factors, g) for k, g in grads.items()}
+            with torch.no_grad():
+                losses.append(nn.functional.cross_entropy(functional_call(model, (params, buffers), (xb,)), yb).item())
+        else:
+            summed = {k: torch.zeros_like(p) for k, p in params.items()}
+        prox = _prox_grads(params, anchor, prox_mu) if prox_mu > 0 else None
+        for k, p in model.named_parameters():
+            noise = torch.normal(0.0, dp.noise_multiplier * dp.max_grad_norm, size=p.shape, generator=gen)
+            g = (summed[k] + noise) / expected_batch
+            if prox is not None:
+                g = g + prox[k]
+            p.grad = g
+        optimizer.step()
+    return losses
+
+
+def fedavg_states(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | None = None) -> StateDict:
+    """Float weighted average of states (simulations and tests only; the protocol aggregates in `consensus`)."""
+    if not states:
+        raise ValueError("nothing to average")
+    w = torch.tensor([1.0] * len(states) if weights is None else [float(x) for x in weights], dtype=torch.float64)
+    w = w / w.sum()
+    return {
+        k: sum(wi * s[k].to(torch.float64) for wi, s in zip(w, states)).to(torch.float32) for k in states[0]
+    }
