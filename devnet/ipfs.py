@@ -1,0 +1,288 @@
+"""The local IPFS node: js-ipfs (ipfs-core + ipfs-http-server) serving the Kubo RPC API on loopback.
+
+`start_ipfs()` launches `devnet/ipfs_node.mjs` under Node, waits until the RPC API answers an `id` call
+(through ipfshttpclient, exactly as the blob store will use it) and returns an `IpfsProcess`. The repo
+directory is persistent when given, so pinned blobs survive a restart; without one a temporary repo is
+created and removed on stop. Nothing listens beyond 127.0.0.1 unless `host` says so.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devnet.ports import free_port, port_in_use
+from devnet.toolchain import NODE_MODULES, TOOLS_DIR, ToolMissing
+
+_HERE = Path(__file__).resolve().parent
+NODE_SCRIPT = _HERE / "ipfs_node.mjs"
+POLYFILL = _HERE / "polyfill.cjs"
+PID_FILE = "fedledger-node.pid"   # written by ipfs_node.mjs inside the repo
+LOG_FILE = "fedledger-node.log"   # the node's stdout/stderr, inside the repo
+
+
+class IpfsStartError(RuntimeError):
+    """The IPFS node could not be started (tool missing, node crashed, API never answered)."""
+
+
+class IpfsPortInUse(IpfsStartError):
+    """A requested port is already taken by another process."""
+
+    def __init__(self, port: int, what: str, host: str) -> None:
+        super().__init__(f"{what} port {host}:{port} is already in use")
+        self.port, self.what, self.host = port, what, host
+
+
+class IpfsRepoInUse(IpfsStartError):
+    """Another live node already serves this repo directory."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def is_ipfs_node_pid(pid: int) -> bool:
+    """True when `pid` is alive and runs our node script (guards against signalling a recycled pid)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        return b"ipfs_node.mjs" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@dataclass
+class IpfsProcess:
+    """A running local IPFS node. Use as a context manager or call `stop()`."""
+
+    pid: int
+    api_port: int
+    swarm_port: int | None
+    repo_dir: Path
+    host: str = "127.0.0.1"
+    peer_id: str | None = None
+    log_path: Path | None = None
+    _popen: subprocess.Popen | None = field(default=None, repr=False)
+    _temp_root: Path | None = field(default=None, repr=False)
+
+    @property
+    def api_url(self) -> str:
+        """Multiaddr of the RPC API, for `ipfshttpclient.Client(addr)` and `IpfsBlobStore`."""
+        return f"/ip4/{self.host}/tcp/{self.api_port}/http"
+
+    @property
+    def http_url(self) -> str:
+        """The same RPC API as an http URL (`{http_url}/api/v0/id`)."""
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def swarm_addr(self) -> str | None:
+        if self.swarm_port is None:
+            return None
+        suffix = f"/p2p/{self.peer_id}" if self.peer_id else ""
+        return f"/ip4/{self.host}/tcp/{self.swarm_port}{suffix}"
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return is_ipfs_node_pid(self.pid)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (the node stops its API, then itself, closing the repo), wait; SIGKILL after `timeout`."""
+        try:
+            if self.alive():
+                os.kill(self.pid, signal.SIGTERM)
+                if not self._wait(timeout):
+                    os.kill(self.pid, signal.SIGKILL)
+                    self._wait(5.0)
+        except ProcessLookupError:
+            pass
+        finally:
+            if self._temp_root is not None:
+                shutil.rmtree(self._temp_root, ignore_errors=True)
+                self._temp_root = None
+
+    def _wait(self, timeout: float) -> bool:
+        if self._popen is not None:
+            try:
+                self._popen.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(self.pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def __enter__(self) -> "IpfsProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def api_answers(api_url: str, timeout: float = 2.0) -> str | None:
+    """Peer id when an RPC API at `api_url` answers `id`, else None."""
+    import ipfshttpclient
+
+    try:
+        with ipfshttpclient.Client(api_url, timeout=timeout) as client:
+            return str(client.id()["ID"])
+    except Exception:  # any failure means "not (yet) answering"
+        return None
+
+
+def _installed_script() -> Path:
+    """Copy ipfs_node.mjs next to .tools/node_modules so its bare ESM imports resolve (ESM ignores NODE_PATH)."""
+    if not (NODE_MODULES / "ipfs-core").is_dir() or not (NODE_MODULES / "ipfs-http-server").is_dir():
+        raise ToolMissing(f"js-ipfs not found in {NODE_MODULES}; run `bash scripts/setup.sh` (or `make setup`)")
+    target = TOOLS_DIR / NODE_SCRIPT.name
+    source = NODE_SCRIPT.read_bytes()
+    if not target.exists() or target.read_bytes() != source:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp.write_bytes(source)
+        os.replace(tmp, target)  # atomic: concurrent starters never see a half-written script
+    return target
+
+
+def _clear_stale_lock(repo_dir: Path) -> None:
+    """A node killed with SIGKILL leaves repo.lock behind (stale only after 20 s): clear it if its node is gone."""
+    pid_file = repo_dir / PID_FILE
+    if pid_file.exists():
+        try:
+            pid = int(pid_file.read_text().strip() or 0)
+        except ValueError:
+            pid = 0
+        if pid and is_ipfs_node_pid(pid):
+            raise IpfsRepoInUse(f"IPFS repo {repo_dir} is already served by a running node (pid {pid})")
+    shutil.rmtree(repo_dir / "repo.lock", ignore_errors=True)
+
+
+def _log_tail(path: Path, start: int = 0, lines: int = 12) -> str:
+    """Last `lines` lines the node wrote after byte offset `start` (this launch only)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start_ipfs(
+    api_port: int | None = None,
+    swarm_port: int | None = None,
+    repo_dir: Path | None = None,
+    offline: bool = False,
+    *,
+    host: str = "127.0.0.1",
+    detach: bool = False,
+    startup_timeout: float = 30.0,
+) -> IpfsProcess:
+    """Start a js-ipfs node with the Kubo RPC API and wait until it answers.
+
+    Ports default to free loopback ports; a given port that is taken raises `IpfsPortInUse`. `offline=True`
+    runs without any swarm listener (a single node). `detach=True` starts the node in its own session so it
+    outlives this process; otherwise it stops itself when this process exits.
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise ToolMissing("`node` (Node.js >= 20) is not on PATH; install it (e.g. apt-get install nodejs)")
+    script = _installed_script()
+    for port, what in ((api_port, "IPFS API"), (None if offline else swarm_port, "IPFS swarm")):
+        if port is not None and port_in_use(port, host):
+            raise IpfsPortInUse(port, what, host)
+
+    temp_root = None
+    if repo_dir is None:
+        temp_root = Path(tempfile.mkdtemp(prefix="fedledger-ipfs-"))
+        repo_dir = temp_root / "repo"
+    repo_dir = Path(repo_dir).resolve()
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _clear_stale_lock(repo_dir)
+        # Ports picked here may be grabbed by someone else before the node binds them: retry picked ports.
+        attempts = 1 if (api_port is not None and (offline or swarm_port is not None)) else 3
+        for attempt in range(attempts):
+            proc = _launch(node, script, host, api_port, swarm_port, repo_dir, offline, detach, startup_timeout)
+            if isinstance(proc, IpfsProcess):
+                proc._temp_root = temp_root
+                return proc
+            if attempt == attempts - 1 or "EADDRINUSE" not in proc:
+                raise IpfsStartError(f"IPFS node failed to start (repo {repo_dir}):\n{proc}")
+    except BaseException:
+        if temp_root is not None:
+            shutil.rmtree(temp_root, ignore_errors=True)
+        raise
+    raise AssertionError("unreachable")
+
+
+def _launch(
+    node: str, script: Path, host: str, api_port: int | None, swarm_port: int | None, repo_dir: Path,
+    offline: bool, detach: bool, startup_timeout: float,
+) -> IpfsProcess | str:
+    """One launch attempt: the running node, or the log tail explaining why it died."""
+    api = api_port if api_port is not None else free_port(host)
+    swarm = None if offline else (swarm_port if swarm_port is not None else free_port(host))
+    cmd = [node, "--require", str(POLYFILL), str(script), "--repo", str(repo_dir), "--api-port", str(api),
+           "--host", host]
+    if offline:
+        cmd.append("--offline")
+    else:
+        cmd += ["--swarm-port", str(swarm)]
+    if not detach:
+        cmd += ["--parent-pid", str(os.getpid())]
+    log_path = repo_dir / LOG_FILE
+    with open(log_path, "ab") as log:
+        log_start = log.tell()
+        popen = subprocess.Popen(
+            cmd, cwd=script.parent, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=detach,
+        )
+    proc = IpfsProcess(pid=popen.pid, api_port=api, swarm_port=swarm, repo_dir=repo_dir, host=host,
+                       log_path=log_path, _popen=popen)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            return _log_tail(log_path, log_start) or f"node exited with code {popen.returncode}"
+        peer_id = api_answers(proc.api_url, timeout=1.0)
+        if peer_id:
+            proc.peer_id = peer_id
+            return proc
+        time.sleep(0.1)
+    proc.stop()
+    raise IpfsStartError(f"IPFS API at {proc.api_url} did not answer within {startup_timeout:.0f}s; "
+                         f"log {log_path}:\n{_log_tail(log_path, log_start)}")
+
+
+def read_ready_event(log_path: Path) -> dict | None:
+    """The last `ready` event the node printed to its log (peer id, API and swarm addresses)."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("{") and '"event":"ready"' in line:
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None

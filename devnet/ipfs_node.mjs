@@ -1,0 +1,115 @@
+// A local IPFS node serving the Kubo RPC API on loopback: ipfs-core + ipfs-http-server (js-ipfs).
+//
+// Started by devnet/ipfs.py, which copies this file next to .tools/node_modules so that the bare
+// imports below resolve (ESM ignores NODE_PATH). Preload devnet/polyfill.cjs on Node 20.
+//
+//   node --require polyfill.cjs ipfs_node.mjs --repo DIR --api-port N [--swarm-port N] [--offline]
+//
+// Prints one JSON line per lifecycle event on stdout ({"event": "ready", ...} once the API listens)
+// and stops gracefully on SIGTERM / SIGINT (API first, then the node, so the repo is closed cleanly).
+import { create } from 'ipfs-core'
+import { HttpApi } from 'ipfs-http-server'
+import { writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+function parseArgs (argv) {
+  const args = { offline: false, host: '127.0.0.1' }
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i]
+    if (key === '--offline') args.offline = true
+    else if (key === '--repo') args.repo = argv[++i]
+    else if (key === '--api-port') args.apiPort = Number(argv[++i])
+    else if (key === '--swarm-port') args.swarmPort = Number(argv[++i])
+    else if (key === '--host') args.host = argv[++i]
+    else if (key === '--parent-pid') args.parentPid = Number(argv[++i])
+    else throw new Error(`unknown argument ${key}`)
+  }
+  if (!args.repo || !Number.isInteger(args.apiPort)) {
+    throw new Error('usage: ipfs_node.mjs --repo DIR --api-port N [--swarm-port N] [--offline]')
+  }
+  return args
+}
+
+function emit (event, fields = {}) {
+  process.stdout.write(JSON.stringify({ event, pid: process.pid, ...fields }) + '\n')
+}
+
+const args = parseArgs(process.argv.slice(2))
+const swarm = args.offline || !args.swarmPort ? [] : [`/ip4/${args.host}/tcp/${args.swarmPort}`]
+const pidFile = join(args.repo, 'fedledger-node.pid')
+
+// One node per repo: refuse while another live node holds it, otherwise claim it (a stale pid file from a
+// killed node is simply overwritten; devnet/ipfs.py clears that node's stale repo.lock before starting us).
+mkdirSync(args.repo, { recursive: true })
+try {
+  const other = Number(readFileSync(pidFile, 'utf8'))
+  if (other && other !== process.pid) {
+    let alive = true
+    try { process.kill(other, 0) } catch { alive = false }
+    if (alive) {
+      emit('error', { message: `repo ${args.repo} is in use by a running node (pid ${other})` })
+      process.exit(3)
+    }
+  }
+} catch {}
+writeFileSync(pidFile, String(process.pid))
+function releasePidFile () {
+  try { if (Number(readFileSync(pidFile, 'utf8')) === process.pid) rmSync(pidFile, { force: true }) } catch {}
+}
+
+// Everything that would reach beyond loopback is switched off: no bootstrap peers, no mDNS,
+// no WebRTC star, no delegate routers, no preload nodes.
+let ipfs, api
+try {
+  ipfs = await create({
+    repo: args.repo,
+    offline: args.offline,
+    preload: { enabled: false },
+    silent: true,
+    config: {
+      Addresses: {
+        Swarm: swarm,
+        API: `/ip4/${args.host}/tcp/${args.apiPort}`,
+        Gateway: '',
+        Delegates: []
+      },
+      Bootstrap: [],
+      Discovery: { MDNS: { Enabled: false }, webRTCStar: { Enabled: false } },
+      Routing: { Type: 'none' },
+      Pubsub: { Enabled: true }
+    }
+  })
+
+  api = new HttpApi(ipfs)
+  await api.start()
+} catch (err) {
+  emit('error', { message: String(err && err.message ? err.message : err), code: err && err.code })
+  releasePidFile()
+  process.exit(1)
+}
+const { id } = await ipfs.id()
+emit('ready', { id: id.toString(), api: `/ip4/${args.host}/tcp/${args.apiPort}/http`, swarm })
+
+let stopping = false
+async function shutdown (signal) {
+  if (stopping) return
+  stopping = true
+  emit('stopping', { signal })
+  try {
+    await api.stop()
+    await ipfs.stop()
+  } finally {
+    releasePidFile()
+    emit('stopped')
+    process.exit(0)
+  }
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'))
+process.on('SIGINT', () => shutdown('SIGINT'))
+
+// A node started for a test or a foreground command must not outlive the process that started it.
+if (args.parentPid) {
+  setInterval(() => {
+    try { process.kill(args.parentPid, 0) } catch { shutdown('parent-exit') }
+  }, 1000).unref()
+}
