@@ -1,0 +1,134 @@
+"""Fetch the committed updates of one round: gossip first, IPFS fallback; unseal; check the committed hash.
+
+Whatever a faulty peer (or a lying IPFS node) did — no blob, a blob that does not unseal for us, one sealed
+for another round or sender, bytes that do not hash to the committed update hash, an equivocating gossip
+copy — the result is `update=None` for that commitment, i.e. an excluded contribution. Nothing here raises
+for a bad blob; only the caller's own programming errors propagate.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ledger_tools.round_outcome import CommittedUpdate
+
+log = logging.getLogger("fedledger.collect")
+
+#: unseal(sealed_blob, sender, round) -> canonical update bytes; raises on anything wrong.
+Unseal = Callable[[bytes, str, int], bytes]
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """The part of an on-chain commitment the collector needs."""
+
+    peer: str
+    update_hash: bytes
+    cid: str
+    num_samples: int
+
+
+@dataclass
+class CollectReport:
+    """Where each update came from, and why the rejected ones were rejected (for logs and tests)."""
+
+    source: dict[str, str] = field(default_factory=dict)      # peer -> "gossip" | "ipfs" | "local"
+    rejected: dict[str, str] = field(default_factory=dict)    # peer -> reason
+    seconds: float = 0.0
+
+    @property
+    def from_gossip(self) -> int:
+        return sum(1 for s in self.source.values() if s == "gossip")
+
+    @property
+    def from_ipfs(self) -> int:
+        return sum(1 for s in self.source.values() if s == "ipfs")
+
+
+def _try_unseal(unseal: Unseal, sealed: bytes, c: Commitment, round: int) -> tuple[bytes | None, str]:
+    try:
+        update = unseal(sealed, c.peer, round)
+    except Exception as exc:  # every unseal failure means the same thing: this blob is unusable
+        return None, f"unseal failed: {type(exc).__name__}: {exc}"
+    if hashlib.sha256(update).digest() != c.update_hash:
+        return None, "unsealed bytes do not match the committed update hash"
+    return update, ""
+
+
+def collect_updates(
+    round: int,
+    commitments: Sequence[Commitment],
+    *,
+    unseal: Unseal,
+    blobstore=None,
+    gossip=None,
+    local: dict[str, bytes] | None = None,
+    gossip_wait: float = 3.0,
+) -> tuple[list[CommittedUpdate], CollectReport]:
+    """One `CommittedUpdate` per commitment (canonical update bytes or None), plus a report.
+
+    `local` maps a peer address to canonical bytes this node already holds and trusts (its own update);
+    they are still checked against the committed hash. `gossip` is a `peer.gossip.GossipNode` (or None);
+    its copies are waited for up to `gossip_wait` seconds in total, then IPFS is asked for what is missing.
+    """
+    started = time.perf_counter()
+    report = CollectReport()
+    result: dict[str, bytes | None] = {}
+    pending: list[Commitment] = []
+    for c in commitments:
+        own = (local or {}).get(c.peer)
+        if own is not None and hashlib.sha256(own).digest() == c.update_hash:
+            result[c.peer] = own
+            report.source[c.peer] = "local"
+        else:
+            pending.append(c)
+
+    if gossip is not None and pending:
+        def gossip_copy(c: Commitment) -> bytes | None:
+            try:
+                return gossip.blob(c.update_hash)
+            except Exception:  # a gossip node that died must not stop the round: IPFS is the fallback
+                return None
+
+        try:
+            gossip.wait_for(lambda: all(gossip_copy(c) is not None for c in pending), gossip_wait)
+        except Exception as exc:
+            log.warning("gossip wait failed (%s); using IPFS", exc)
+        still: list[Commitment] = []
+        for c in pending:
+            sealed = gossip_copy(c)
+            update = None if sealed is None else _try_unseal(unseal, sealed, c, round)[0]
+            if update is not None:
+                result[c.peer] = update
+                report.source[c.peer] = "gossip"
+            else:
+                still.append(c)
+        pending = still
+
+    for c in pending:
+        if blobstore is None:
+            result[c.peer] = None
+            report.rejected[c.peer] = "no gossip copy and no blob store"
+            continue
+        try:
+            sealed = blobstore.cat(c.cid)
+        except Exception as exc:  # unreachable node, unknown CID, bytes that don't match the CID
+            result[c.peer] = None
+            report.rejected[c.peer] = f"IPFS {c.cid}: {type(exc).__name__}: {exc}"
+            continue
+        update, why = _try_unseal(unseal, sealed, c, round)
+        result[c.peer] = update
+        if update is None:
+            report.rejected[c.peer] = why
+        else:
+            report.source[c.peer] = "ipfs"
+
+    report.seconds = time.perf_counter() - started
+    updates = [
+        CommittedUpdate(peer=c.peer, update_hash=c.update_hash, num_samples=c.num_samples, update=result.get(c.peer))
+        for c in commitments
+    ]
+    return updates, report
