@@ -1,0 +1,98 @@
+"""consensus.aggregate: canonical update blobs in, canonical aggregate blob + integer scores out."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
+from consensus.aggregators.base import check_int
+from consensus.codec import CanonicalInts, ModelSpec, decode_ints, encode_ints, update_hash
+from consensus.errors import AggregationError, CodecError
+
+
+@dataclass(frozen=True)
+class AggregationResult:
+    aggregate: bytes  # canonical update
+    scores: tuple[int, ...]  # one per input, 0 for excluded
+    excluded: tuple[int, ...]  # indices into the inputs whose blob was missing or invalid
+    rule: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def aggregate_update_hash(self) -> bytes:
+        return update_hash(self.aggregate)
+
+
+def _decode_all(updates: Sequence[bytes | None], spec: ModelSpec | None,
+                scale_bits: int | None) -> list[CanonicalInts | None]:
+    decoded: list[CanonicalInts | None] = []
+    for blob in updates:
+        try:
+            decoded.append(None if blob is None else decode_ints(blob, spec=spec, scale_bits=scale_bits))
+        except CodecError:
+            decoded.append(None)
+    return decoded
+
+
+def _reference_layout(decoded: list[CanonicalInts | None]) -> tuple[ModelSpec, int] | None:
+    """Without a spec: the (spec, scale) most blobs share; ties go to the layout seen first."""
+    counts: dict[tuple[ModelSpec, int], int] = {}
+    for item in decoded:
+        if item is not None:
+            key = (item.spec, item.scale_bits)
+            counts[key] = counts.get(key, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+def _parse_rule(rule: str) -> tuple[list[str], str]:
+    if not isinstance(rule, str):
+        raise AggregationError(f"rule must be a string, got {rule!r}")
+    *pre, base = rule.split("+")
+    if base not in RULES or any(p not in PRE_AGGREGATORS for p in pre):
+        names = sorted(RULES) + [f"nnm+{r}" for r in sorted(RULES)]
+        raise AggregationError(f"unknown rule {rule!r}; known: {', '.join(names)}")
+    return pre, base
+
+
+def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Sequence[int] | None = None,
+              spec: ModelSpec | None = None, scale_bits: int | None = None, workers: int | None = None,
+              **params: Any) -> AggregationResult:
+    """Run `rule` over canonical update blobs given in canonical peer order.
+
+    Missing (None), undecodable, or off-spec blobs are excluded (score 0), never an exception. With `spec`
+    and/or `scale_bits` (what the federation publishes; peers should pass both) blobs must match them;
+    without, the layout shared by most blobs wins. `weights` are self-reported sample counts (default 1
+    each), used by fedavg and by multi_krum(weighting="samples"). `workers` only sets how many threads
+    the column chunks are spread over; it never changes a result. Rule parameters (`m`, `neighbours`,
+    `weighting`, `sample_cap`) are documented in each rule's module. Raises AggregationError when the
+    rule cannot run (unknown rule or parameter, too few valid updates for f).
+    """
+    pre, base = _parse_rule(rule)
+    f = check_int("f", f)
+    n_all = len(updates)
+    if weights is None:
+        weights = [1] * n_all
+    weights = [check_int("weight", w) for w in weights]
+    if len(weights) != n_all:
+        raise AggregationError(f"{len(weights)} weights for {n_all} updates")
+    decoded = _decode_all(updates, spec, scale_bits)
+    layout = _reference_layout(decoded)
+    if layout is None:
+        raise AggregationError("no valid update to aggregate")
+    valid = [i for i, item in enumerate(decoded) if item is not None and (item.spec, item.scale_bits) == layout]
+    excluded = tuple(i for i in range(n_all) if i not in set(valid))
+    inp = RuleInput([decoded[i].values for i in valid], [weights[i] for i in valid], f, workers)
+    if inp.d == 0:
+        raise AggregationError("the model has no parameters")
+    for name in pre:
+        inp = PRE_AGGREGATORS[name](inp)
+    out = RULES[base](inp, dict(params))
+    scores = [0] * n_all
+    for pos, i in enumerate(valid):
+        scores[i] = out.scores[pos]
+    resolved = {"f": f, **out.params}
+    if "selected" in resolved:
+        resolved["selected"] = [valid[pos] for pos in resolved["selected"]]
+    blob = encode_ints(layout[0], out.values, scale_bits=layout[1])
+    return AggregationResult(blob, tuple(scores), excluded, rule, resolved)

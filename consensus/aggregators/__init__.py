@@ -1,0 +1,26 @@
+"""One module per aggregation rule; RULES maps the protocol's rule names to them."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from consensus.aggregators.base import RuleInput, RuleOutput
+from consensus.aggregators.bulyan import bulyan
+from consensus.aggregators.fedavg import fedavg
+from consensus.aggregators.krum import krum, multi_krum
+from consensus.aggregators.median import median
+from consensus.aggregators.nnm import nnm
+from consensus.aggregators.trimmed_mean import trimmed_mean
+
+Rule = Callable[[RuleInput, dict[str, Any]], RuleOutput]
+RULES: dict[str, Rule] = {
+    "fedavg": fedavg,
+    "krum": krum,
+    "multi_krum": multi_krum,
+    "trimmed_mean": trimmed_mean,
+    "median": median,
+    "bulyan": bulyan,
+}
+PRE_AGGREGATORS = {"nnm": nnm}
+
+__all__ = ["PRE_AGGREGATORS", "RULES", "RuleInput", "RuleOutput"]
