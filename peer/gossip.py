@@ -1,0 +1,466 @@
+"""Federation gossip over py-libp2p GossipSub, behind a synchronous API.
+
+py-libp2p is trio-only, so a ``GossipNode`` runs its host, Pubsub and GossipSub router in one thread of
+its own under ``trio.run``; the (synchronous) peer code calls in with ``trio.from_thread``. One topic per
+federation carries two kinds of signed messages (``peer.envelope``): envelopes, and the chunks of sealed
+blobs, which keep every gossip message well under libp2p's 1 MiB limit.
+
+Every inbound message passes the topic validator before libp2p delivers or forwards it: the federation's
+``EnvelopeValidator`` rules (size, format, federation, round window, signature, membership), then
+de-duplication by signed content and per-sender limits. A rejected message is counted in ``stats`` and
+never forwarded; nothing a remote peer sends can raise out of the validator. Two different envelopes
+(different update hash) from one sender for one round are both kept as equivocation evidence.
+
+Outbound messages are paced below GossipSub's spam limit (``rate_limit`` messages per second per peer and
+topic, the library default 10): above it, libp2p silently stops forwarding, including our own publishes.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+
+import multiaddr
+import trio
+from eth_account.signers.local import LocalAccount
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from peer.chunking import DEFAULT_CHUNK_SIZE, BlobAssembly, split_blob
+from peer.envelope import BlobChunk, DropReason, Envelope, EnvelopeValidator
+
+log = logging.getLogger("fedledger.gossip")
+
+
+class GossipError(RuntimeError):
+    """The gossip node could not start, connect or publish."""
+
+
+@dataclass(frozen=True)
+class GossipStats:
+    received: int = 0  # accepted messages from other peers (envelopes + chunks)
+    published: int = 0  # messages this node published (envelopes + chunks)
+    blobs_completed: int = 0
+    blobs_failed: int = 0  # all chunks arrived, signed by the sender, but the bytes miss blob_sha256
+    dropped_forged: int = 0
+    dropped_non_member: int = 0
+    dropped_wrong_round: int = 0
+    dropped_wrong_federation: int = 0
+    dropped_duplicate: int = 0
+    dropped_oversized: int = 0
+    dropped_malformed: int = 0
+    dropped_limit: int = 0  # per-sender caps on distinct envelopes / blobs per round
+    dropped_validator_error: int = 0  # is_member / current_round raised
+
+
+@dataclass(frozen=True)
+class Equivocation:
+    """Evidence: ``sender`` signed envelopes with different update hashes for the same ``round``."""
+
+    sender: str
+    round: int
+    envelopes: tuple[Envelope, ...]
+
+
+class _RoundStore:
+    """Everything accepted from gossip; guarded by the node's lock (written by the trio thread only)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, set[bytes]] = defaultdict(set)  # round -> signed-body ids
+        self.envelopes: dict[int, dict[str, list[Envelope]]] = defaultdict(dict)
+        self.assemblies: dict[tuple[str, bytes, bytes], BlobAssembly] = {}
+        self.assemblies_per_sender: dict[tuple[str, int], int] = defaultdict(int)
+        self.blobs: dict[bytes, dict[bytes, tuple[int, bytes]]] = defaultdict(dict)  # update_hash -> sha -> (round, blob)
+
+
+class GossipNode:
+    """One member's endpoint in its federation's gossip topic (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        validator: EnvelopeValidator,
+        listen_host: str = "127.0.0.1",
+        listen_port: int | None = None,
+        topic: str | None = None,
+        bootstrap: Sequence[str] = (),
+        seed: bytes | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        rate_limit: float = 10.0,
+        max_publish_rate: float = 8.0,
+        heartbeat_interval: int = 1,
+        max_envelopes_per_sender_round: int = 4,
+        max_blobs_per_sender_round: int = 4,
+    ) -> None:
+        if seed is not None and len(seed) != 32:
+            raise ValueError("seed must be 32 bytes (an Ed25519 private key seed)")
+        if not 0 < max_publish_rate <= rate_limit:
+            raise ValueError("max_publish_rate must be positive and at most rate_limit")
+        if chunk_size + 1024 > validator.max_message_bytes:
+            raise ValueError("chunk_size leaves no room for the chunk header under max_message_bytes")
+        self.validator = validator
+        self.topic = topic or validator.topic
+        self.listen_host = listen_host
+        self.listen_port = listen_port or 0
+        self.bootstrap = list(bootstrap)
+        self.chunk_size = chunk_size
+        self.rate_limit = rate_limit
+        self.max_publish_rate = max_publish_rate
+        self.heartbeat_interval = heartbeat_interval
+        self.max_envelopes_per_sender_round = max_envelopes_per_sender_round
+        self.max_blobs_per_sender_round = max_blobs_per_sender_round
+        self._key_pair = create_new_key_pair(seed)
+        self.peer_id = ID.from_pubkey(self._key_pair.public_key)
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._store = _RoundStore()
+        self._counts: dict[str, int] = {f.name: 0 for f in fields(GossipStats)}
+
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop_event: trio.Event | None = None
+        self._host = None
+        self._pubsub: Pubsub | None = None
+        self._publish_times: deque[float] = deque()
+        self.multiaddr: str | None = None
+
+    # ---------------------------------------------------------------- lifecycle (caller's thread)
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start listening; returns this node's multiaddr (with ``/p2p/<id>``). Bootstrap dials run in background."""
+        if self._thread is not None:
+            raise GossipError("gossip node already started")
+        self._thread = threading.Thread(target=self._thread_main, name=f"gossip-{self.peer_id}", daemon=False)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise GossipError(f"gossip node did not start listening within {timeout} s")
+        if self._startup_error is not None:
+            self._thread.join(5)
+            raise GossipError(f"gossip node failed to start: {self._startup_error!r}") from self._startup_error
+        assert self.multiaddr is not None
+        return self.multiaddr
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close connections and join the gossip thread; idempotent."""
+        thread = self._thread
+        if thread is None:
+            return
+        if thread.is_alive() and self._token is not None and self._stop_event is not None:
+            try:
+                trio.from_thread.run_sync(self._stop_event.set, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        thread.join(timeout)
+        if thread.is_alive():
+            raise GossipError(f"gossip thread did not stop within {timeout} s")
+        with self._changed:
+            self._changed.notify_all()
+
+    def __enter__(self) -> GossipNode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- network (caller's thread)
+
+    def connect(self, address: str, timeout: float = 10.0) -> str:
+        """Dial a peer and wait until it is subscribed to our topic; returns its peer id."""
+        return self._call(self._connect, address, timeout)
+
+    def peers(self) -> list[str]:
+        """Connected peers subscribed to this federation's topic."""
+        return self._call(self._topic_peers)
+
+    def wait_for_peers(self, count: int, timeout: float) -> bool:
+        """Wait until at least ``count`` peers are connected and subscribed to the topic."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.peers()) >= count:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def publish_envelope(self, envelope: Envelope) -> None:
+        """Gossip our signed envelope. Re-publishing the same envelope (for late joiners) is allowed."""
+        data = envelope.to_bytes()
+        self._check_own(data)
+        self._call(self._publish, [data])
+
+    def publish_blob(self, envelope: Envelope, sealed_blob: bytes, account: LocalAccount) -> int:
+        """Gossip ``sealed_blob`` as signed chunks bound to ``envelope``; returns the number of chunks.
+
+        Chunks are paced to ``max_publish_rate`` per second, so a blob of ``k`` chunks takes about
+        ``k / max_publish_rate`` seconds beyond the first burst.
+        """
+        chunks = [c.to_bytes() for c in split_blob(account, envelope, sealed_blob, self.chunk_size)]
+        self._check_own(chunks[0])
+        self._call(self._publish, chunks)
+        return len(chunks)
+
+    # ---------------------------------------------------------------- received state (any thread)
+
+    def envelopes(self, round: int) -> list[Envelope]:
+        """Accepted envelopes of ``round`` (ours included), ordered by sender then arrival."""
+        with self._lock:
+            by_sender = self._store.envelopes.get(round, {})
+            return [env for sender in sorted(by_sender) for env in by_sender[sender]]
+
+    def blob(self, update_hash: bytes, blob_sha256: bytes | None = None) -> bytes | None:
+        """A complete sealed blob with this update hash (and blob sha256, if given), verified; else None."""
+        with self._lock:
+            candidates = self._store.blobs.get(update_hash, {})
+            if blob_sha256 is not None:
+                found = candidates.get(blob_sha256)
+                return found[1] if found else None
+            return next(iter(candidates.values()))[1] if candidates else None
+
+    def equivocations(self) -> list[Equivocation]:
+        with self._lock:
+            out = []
+            for round_, by_sender in sorted(self._store.envelopes.items()):
+                for sender, envs in sorted(by_sender.items()):
+                    if len({e.update_hash for e in envs}) > 1:
+                        out.append(Equivocation(sender, round_, tuple(envs)))
+            return out
+
+    @property
+    def stats(self) -> GossipStats:
+        with self._lock:
+            return GossipStats(**self._counts)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``predicate()`` is true (re-checked whenever a message is accepted); False on timeout.
+
+        The predicate is called with the node's lock released, so it may use ``envelopes``/``blob``/``stats``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(min(remaining, 0.5))
+
+    def forget_rounds_before(self, round: int) -> None:
+        """Drop state of rounds < ``round`` (the caller's memory bound; the round window rejects them anyway)."""
+        with self._lock:
+            store = self._store
+            for r in [r for r in store.seen if r < round]:
+                del store.seen[r]
+            for r in [r for r in store.envelopes if r < round]:
+                del store.envelopes[r]
+            for key in [k for k, a in store.assemblies.items() if a.round < round]:
+                del store.assemblies[key]
+            for key in [k for k in store.assemblies_per_sender if k[1] < round]:
+                del store.assemblies_per_sender[key]
+            for h in list(store.blobs):
+                store.blobs[h] = {s: v for s, v in store.blobs[h].items() if v[0] >= round}
+                if not store.blobs[h]:
+                    del store.blobs[h]
+
+    # ---------------------------------------------------------------- internals: caller side
+
+    def _call(self, fn, *args):
+        if self._token is None or self._thread is None or not self._thread.is_alive():
+            raise GossipError("gossip node is not running")
+        try:
+            return trio.from_thread.run(fn, *args, trio_token=self._token)
+        except trio.RunFinishedError as exc:
+            raise GossipError("gossip node stopped") from exc
+
+    def _check_own(self, data: bytes) -> None:
+        verdict = self.validator.check(data)
+        if not verdict.accepted:
+            raise GossipError(f"peers would drop this message ({verdict.reason.value}): {verdict.detail}")
+
+    # ---------------------------------------------------------------- internals: trio thread
+
+    def _thread_main(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as exc:  # surfaced by start(); after start, logged
+            if not self._ready.is_set():
+                self._startup_error = exc
+            else:
+                log.exception("gossip thread crashed")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop_event = trio.Event()
+        listen = multiaddr.Multiaddr(f"/ip4/{self.listen_host}/tcp/{self.listen_port}")
+        host = new_host(key_pair=self._key_pair, listen_addrs=[listen])
+        router = GossipSub(
+            protocols=[PROTOCOL_ID], degree=6, degree_low=4, degree_high=12,
+            heartbeat_interval=self.heartbeat_interval, heartbeat_initial_delay=0.1,
+            max_messages_per_topic_per_second=self.rate_limit,
+        )
+        pubsub = Pubsub(host, router)
+        self._host, self._pubsub = host, pubsub
+        try:
+            async with host.run(listen_addrs=[listen]):
+                async with background_trio_service(pubsub), background_trio_service(router):
+                    await pubsub.wait_until_ready()
+                    pubsub.set_topic_validator(self.topic, self._validate, False)
+                    subscription = await pubsub.subscribe(self.topic)
+                    self.multiaddr = str(host.get_addrs()[0])
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._drain, subscription)
+                        for address in self.bootstrap:
+                            nursery.start_soon(self._dial_until_connected, address)
+                        self._ready.set()
+                        log.info("gossip listening on %s, topic %s", self.multiaddr, self.topic)
+                        await self._stop_event.wait()
+                        nursery.cancel_scope.cancel()
+        finally:
+            # Pubsub's seen-message cache owns a sweeper thread that nothing else stops.
+            pubsub.seen_messages.stop()
+
+    async def _drain(self, subscription) -> None:
+        # State is recorded by the validator; the subscription queue only needs emptying.
+        while True:
+            await subscription.get()
+
+    async def _dial_until_connected(self, address: str) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._connect(address, 10.0)
+                return
+            except Exception as exc:
+                log.debug("bootstrap dial %s failed: %r; retrying in %.1f s", address, exc, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _connect(self, address: str, timeout: float) -> str:
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception as exc:
+            raise GossipError(f"not a /p2p/ multiaddr: {address!r}") from exc
+        assert self._host is not None and self._pubsub is not None
+        try:
+            with trio.fail_after(timeout):
+                await self._host.connect(info)
+                await self._pubsub.wait_for_subscription(info.peer_id, self.topic, timeout=timeout)
+        except trio.TooSlowError as exc:
+            raise GossipError(f"peer {address} not subscribed to {self.topic} within {timeout} s") from exc
+        except GossipError:
+            raise
+        except Exception as exc:
+            raise GossipError(f"cannot connect to {address}: {exc!r}") from exc
+        return str(info.peer_id)
+
+    async def _topic_peers(self) -> list[str]:
+        assert self._pubsub is not None
+        subscribed = self._pubsub.peer_topics.get(self.topic, set())
+        return sorted(str(p) for p in subscribed if p in self._pubsub.peers)
+
+    async def _publish(self, messages: list[bytes]) -> None:
+        assert self._pubsub is not None
+        for data in messages:
+            await self._pace()
+            await self._pubsub.publish(self.topic, data)
+            with self._lock:
+                self._counts["published"] += 1
+
+    async def _pace(self) -> None:
+        window = self._publish_times
+        while True:
+            now = time.time()  # the same clock GossipSub's spam check uses
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) < self.max_publish_rate:
+                window.append(now)
+                return
+            await trio.sleep(window[0] + 1.0 - now + 0.01)
+
+    def _validate(self, forwarder: ID, msg) -> bool:
+        """GossipSub topic validator: True = deliver and forward."""
+        try:
+            own = forwarder == self.peer_id and ID(msg.from_id) == self.peer_id
+            return self._admit(bytes(msg.data), own)
+        except Exception:  # never let a remote message take the router down
+            log.exception("unexpected error while validating a gossip message")
+            self._count(DropReason.VALIDATOR_ERROR)
+            return False
+
+    def _count(self, reason: DropReason) -> None:
+        with self._lock:
+            self._counts[f"dropped_{reason.value}"] += 1
+
+    def _admit(self, data: bytes, own: bool) -> bool:
+        verdict = self.validator.check(data)
+        if not verdict.accepted:
+            assert verdict.reason is not None
+            log.debug("dropped gossip message: %s (%s)", verdict.reason.value, verdict.detail)
+            self._count(verdict.reason)
+            return False
+        message = verdict.message
+        body_id = message.body_id()
+        with self._changed:
+            store = self._store
+            seen = store.seen[message.round]
+            if body_id in seen:
+                if own:  # our own re-publish, for peers that joined late
+                    return True
+                self._counts["dropped_duplicate"] += 1
+                return False
+            if isinstance(message, Envelope):
+                accepted = self._admit_envelope(message)
+            else:
+                accepted = self._admit_chunk(message)
+            if not accepted:
+                self._counts["dropped_limit"] += 1
+                return False
+            seen.add(body_id)
+            if not own:
+                self._counts["received"] += 1
+            self._changed.notify_all()
+            return True
+
+    def _admit_envelope(self, envelope: Envelope) -> bool:
+        known = self._store.envelopes[envelope.round].setdefault(envelope.sender, [])
+        if len(known) >= self.max_envelopes_per_sender_round:
+            return False
+        if any(e.update_hash != envelope.update_hash for e in known):
+            log.warning("equivocation: %s sent two update hashes for round %d", envelope.sender, envelope.round)
+        known.append(envelope)
+        return True
+
+    def _admit_chunk(self, chunk: BlobChunk) -> bool:
+        store = self._store
+        key = (chunk.sender, chunk.update_hash, chunk.blob_sha256)
+        assembly = store.assemblies.get(key)
+        if assembly is None:
+            per_sender = (chunk.sender, chunk.round)
+            if store.assemblies_per_sender[per_sender] >= self.max_blobs_per_sender_round:
+                return False
+            store.assemblies_per_sender[per_sender] += 1
+            assembly = store.assemblies[key] = BlobAssembly(chunk)
+        if not assembly.add(chunk):
+            return False
+        if assembly.blob is not None:
+            store.blobs[chunk.update_hash][chunk.blob_sha256] = (chunk.round, assembly.blob)
+            self._counts["blobs_completed"] += 1
+        elif assembly.failed:
+            self._counts["blobs_failed"] += 1
+            log.warning("blob from %s (round %d) does not match its signed sha256", chunk.sender, chunk.round)
+        return True
