@@ -1,0 +1,199 @@
+"""Start and stop a local anvil devnet (Foundry, from npm) on a free or given loopback port.
+
+With `state_file`, anvil loads the chain from it on start and dumps it on graceful exit (SIGTERM); it also
+dumps every `state_interval` seconds so that even a SIGKILL loses at most that much.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from devnet.ports import free_port, port_in_use
+from devnet.toolchain import tool_path
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_CHAIN_ID = 31337
+
+
+class AnvilStartError(RuntimeError):
+    """anvil could not be started (tool missing, process died, RPC never answered)."""
+
+
+class PortInUse(AnvilStartError):
+    """The requested RPC port is already taken by another process."""
+
+    def __init__(self, port: int, host: str) -> None:
+        super().__init__(f"anvil RPC port {host}:{port} is already in use; pick another port or stop what holds it")
+        self.port, self.host = port, host
+
+
+@dataclass(frozen=True)
+class DevAccount:
+    """One of anvil's pre-funded accounts (derived from its public default mnemonic: never use on a real chain)."""
+
+    address: str
+    private_key: str
+
+
+@lru_cache(maxsize=1)
+def _derive_dev_accounts() -> tuple[DevAccount, ...]:
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    accounts = []
+    for i in range(10):
+        acct = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+        accounts.append(DevAccount(acct.address, "0x" + acct.key.hex().removeprefix("0x")))
+    return tuple(accounts)
+
+
+def dev_accounts() -> list[DevAccount]:
+    """The 10 funded accounts anvil creates from its default mnemonic (10,000 ETH each)."""
+    return list(_derive_dev_accounts())
+
+
+def rpc_answers(rpc_url: str, timeout: float = 1.0) -> int | None:
+    """Chain id when a JSON-RPC node answers at `rpc_url`, else None."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(json.loads(response.read())["result"], 16)
+    except (OSError, ValueError, KeyError, urllib.error.URLError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited already
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def is_anvil_pid(pid: int) -> bool:
+    """True when `pid` is alive and is an anvil process (guards against signalling a recycled pid)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        return b"anvil" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@dataclass
+class AnvilProcess:
+    """A running anvil. Use as a context manager or call `stop()`; `AnvilProcess(pid, port)` re-attaches."""
+
+    pid: int
+    port: int
+    host: str = "127.0.0.1"
+    state_file: Path | None = None
+    log_path: Path | None = None
+    _popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return is_anvil_pid(self.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM and wait, so anvil dumps `--state`; SIGKILL only if it does not exit within `timeout`."""
+        try:
+            if self.alive():
+                os.kill(self.pid, signal.SIGTERM)
+                if not self._wait(timeout):
+                    os.kill(self.pid, signal.SIGKILL)
+                    self._wait(5.0)
+        except ProcessLookupError:
+            pass
+
+    def _wait(self, timeout: float) -> bool:
+        if self._popen is not None:
+            try:
+                self._popen.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(self.pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def __enter__(self) -> "AnvilProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_anvil(
+    port: int | None = None,
+    state_file: Path | None = None,
+    host: str = "127.0.0.1",
+    block_time: float | None = None,
+    *,
+    state_interval: int = 1,
+    log_path: Path | None = None,
+    timeout: float = 15.0,
+) -> AnvilProcess:
+    """Start anvil and wait until its JSON-RPC answers.
+
+    `port=None` takes a free port; a given port that is taken raises `PortInUse`. `state_file` persists the
+    chain across restarts (loaded if it exists). `block_time=None` mines a block per transaction (instant).
+    """
+    if port is None:
+        port = free_port(host)
+    elif port_in_use(port, host):
+        raise PortInUse(port, host)
+    args = [str(tool_path("anvil")), "--host", host, "--port", str(port), "--chain-id", str(ANVIL_CHAIN_ID)]
+    if state_file is not None:
+        state_file = Path(state_file)
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        args += ["--state", str(state_file), "--state-interval", str(state_interval)]
+    if block_time is not None:
+        args += ["--block-time", str(block_time)]
+    if log_path is None:
+        log_path = Path(tempfile.gettempdir()) / f"fedledger-anvil-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+    proc = AnvilProcess(popen.pid, port, host, state_file, log_path, popen)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise AnvilStartError(f"anvil exited with code {popen.returncode}: {_log_tail(log_path)}")
+        if rpc_answers(proc.rpc_url, timeout=0.5) is not None:
+            return proc
+        time.sleep(0.05)
+    proc.stop()
+    raise AnvilStartError(f"anvil did not answer on {proc.rpc_url} within {timeout:.0f}s: {_log_tail(log_path)}")
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,166 @@
+"""Federation deploy configuration (JSON or TOML), validated with pydantic; every problem becomes one `ConfigError`.
+
+Example (JSON; TOML uses the same keys, `[[members]]` tables):
+
+    {"members": [{"address": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                  "enc_key": "0x<64 hex>", "weight": 1000000}],
+     "rule": "multi_krum", "f": 1, "quorum_bps": 5000, "commit_period": 120, "vote_period": 120,
+     "reward_per_round_wei": 1000000000000000000, "funding_wei": 10000000000000000000,
+     "model_spec_hash": "0x<64 hex>", "genesis_model_hash": "0x<64 hex>", "genesis_model_cid": "bafk..."}
+
+Voting weights are fixed point: 1_000_000 = 1.0 (the contract's WEIGHT_ONE); reputation moves every member's
+weight towards 1.0 when it votes with the majority and towards 0 otherwise.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+WEIGHT_ONE = 1_000_000
+BASE_RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan")
+_HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+class ConfigError(ValueError):
+    """The federation config file is missing, unreadable or invalid; the message says what and where."""
+
+
+def _bytes32_hex(value: str) -> str:
+    if not isinstance(value, str) or not _HEX32.match(value):
+        raise ValueError("must be 32 bytes as 64 hex digits (0x-prefixed)")
+    return "0x" + value.removeprefix("0x").lower()
+
+
+def _address(value: str) -> str:
+    from eth_utils import is_checksum_address, to_checksum_address
+
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+    if value != value.lower() and value[2:] != value[2:].upper() and not is_checksum_address(value):
+        raise ValueError("has a wrong EIP-55 checksum (mixed case that does not match)")
+    return to_checksum_address(value)
+
+
+def _rule(value: str) -> str:
+    base = value.removeprefix("nnm+")
+    if base not in BASE_RULES:
+        raise ValueError(f"unknown rule {value!r}; expected one of {', '.join(BASE_RULES)} (optionally 'nnm+<rule>')")
+    return value
+
+
+Bytes32Hex = Annotated[str, AfterValidator(_bytes32_hex)]
+Address = Annotated[str, AfterValidator(_address)]
+UInt16 = Annotated[int, Field(ge=0, le=2**16 - 1)]
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+class MemberConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: Address
+    enc_key: Bytes32Hex  # X25519 public key
+    weight: Annotated[int, Field(ge=0, le=2**64 - 1)] = WEIGHT_ONE
+
+
+class AuditorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: Address
+    enc_key: Bytes32Hex
+
+
+class FederationConfig(BaseModel):
+    """Everything `deploy_federation` needs; field names match the contract's parameters in snake_case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    members: Annotated[list[MemberConfig], Field(min_length=1)]
+    auditors: list[AuditorConfig] = []
+    rule: Annotated[str, AfterValidator(_rule)] = "fedavg"
+    rule_param: UInt16 = 0
+    f: UInt16 = 0
+    quorum_bps: Annotated[int, Field(ge=5000, le=9999)] = 5000
+    commit_period: Annotated[int, Field(gt=0, le=2**32 - 1)] = 120
+    vote_period: Annotated[int, Field(gt=0, le=2**32 - 1)] = 120
+    reward_per_round_wei: Annotated[int, Field(ge=0, lt=2**96)] = 0
+    funding_wei: Annotated[int, Field(ge=0)] = 0
+    model_spec_hash: Bytes32Hex
+    genesis_model_hash: Bytes32Hex
+    genesis_model_cid: Annotated[str, Field(min_length=1)]
+    scale_bits: Annotated[int, Field(ge=1, le=62)] = 20
+    alpha_bps: Annotated[int, Field(ge=0, le=10_000)] = 1000
+    sample_cap: UInt32 = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FederationConfig":
+        addresses = [m.address for m in self.members]
+        duplicates = sorted({a for a in addresses if addresses.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate member address(es): {', '.join(duplicates)}")
+        auditors = [a.address for a in self.auditors]
+        if len(set(auditors)) != len(auditors):
+            raise ValueError("duplicate auditor address")
+        if self.f >= len(self.members):
+            raise ValueError(f"f={self.f} must be smaller than the number of members ({len(self.members)})")
+        if sum(m.weight for m in self.members) == 0:
+            raise ValueError("total member weight must be positive")
+        if sum(m.weight for m in self.members) >= 2**64:
+            raise ValueError("total member weight must fit in 64 bits")
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FederationConfig":
+        """Read and validate a .json or .toml config file; raise `ConfigError` with one clear message."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        try:
+            if path.suffix.lower() == ".toml":
+                data = tomllib.loads(text)
+            elif path.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                raise ConfigError(f"{path}: unsupported config format {path.suffix!r} (use .json or .toml)")
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+        return cls.from_data(data, source=str(path))
+
+    @classmethod
+    def from_data(cls, data: Any, *, source: str = "config") -> "FederationConfig":
+        """Validate an already-parsed mapping; raise `ConfigError` naming every bad field."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+
+    def dump(self, path: str | Path) -> None:
+        """Write as JSON (the format `load` reads back)."""
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+    @property
+    def total_weight(self) -> int:
+        return sum(m.weight for m in self.members)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """pydantic's multi-line report as one line: `members.0.enc_key: must be ...; f: field required`."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "missing required key"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown key"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
