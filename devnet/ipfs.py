@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ NODE_SCRIPT = _HERE / "ipfs_node.mjs"
 POLYFILL = _HERE / "polyfill.cjs"
 PID_FILE = "fedledger-node.pid"   # written by ipfs_node.mjs inside the repo
 LOG_FILE = "fedledger-node.log"   # the node's stdout/stderr, inside the repo
+
+# ipfshttpclient 0.7.0 passes urllib3 a `strict` argument that urllib3 2.x deprecates on every request.
+warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)
 
 
 class IpfsStartError(RuntimeError):

@@ -1,0 +1,180 @@
+"""`fedledger devnet`: bring the local chain + IPFS node up and down, inspect them, deploy a federation."""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedledger.errors import UserError
+
+app = typer.Typer(help="Local devnet: anvil (chain) + IPFS node, and federation deployment.", no_args_is_help=True)
+console = Console()
+
+StateDir = Annotated[Path, typer.Option("--state-dir", help="Where pids, the chain state and the IPFS repo live.")]
+_DEFAULT_STATE_DIR = Path(".fedledger/devnet")
+
+
+def _services():
+    from devnet import services  # lazy: keeps `fedledger --help` fast
+
+    return services
+
+
+def _devnet_user_error(exc: Exception) -> UserError:
+    services = _services()
+    if isinstance(exc, services.DevnetError):
+        return UserError(exc.message, hint=exc.hint)
+    return UserError(str(exc))
+
+
+def _print_services(up: Any) -> None:
+    table = Table(title=f"devnet ({up.state_dir})")
+    for col in ("service", "url", "pid", "detail"):
+        table.add_column(col)
+    table.add_row("chain", up.chain.url, str(up.chain.pid), f"state {up.chain.extra.get('state_file')}")
+    table.add_row("ipfs", up.ipfs.url, str(up.ipfs.pid), f"peer {up.ipfs.extra.get('peer_id')}")
+    console.print(table)
+
+
+@app.command()
+def up(
+    chain_port: Annotated[int, typer.Option(help="anvil JSON-RPC port (0 = any free port).")] = 8545,
+    ipfs_port: Annotated[int, typer.Option(help="IPFS RPC API port (0 = any free port).")] = 5001,
+    state_dir: StateDir = _DEFAULT_STATE_DIR,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Start in the background and return.")] = False,
+) -> None:
+    """Start anvil and the IPFS node on loopback; the chain and pinned blobs persist in --state-dir."""
+    services = _services()
+    try:
+        started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port)
+    except (services.DevnetError, OSError) as exc:
+        raise _devnet_user_error(exc) from exc
+    except Exception as exc:  # ToolMissing and friends: still one line
+        raise UserError(str(exc), hint="run `bash scripts/setup.sh` to install the toolchain") from exc
+    _print_services(started)
+    if detach:
+        console.print(f"devnet up (detached); stop it with `fedledger devnet down --state-dir {state_dir}`")
+        return
+    console.print("devnet up; Ctrl-C stops it")
+    stop = {"now": False}
+
+    def _request_stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        while not stop["now"]:
+            if not all(s.alive for s in services.devnet_status(state_dir)):
+                console.print("[yellow]a devnet service stopped answering; shutting down[/]")
+                break
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    services.devnet_down(state_dir)
+    console.print("devnet stopped")
+
+
+@app.command()
+def down(state_dir: StateDir = _DEFAULT_STATE_DIR) -> None:
+    """Stop the devnet gracefully (anvil dumps its state, IPFS closes its repo) and wait for both."""
+    services = _services()
+    try:
+        stopped = services.devnet_down(state_dir)
+    except services.DevnetError as exc:
+        raise _devnet_user_error(exc) from exc
+    if not stopped:
+        console.print(f"devnet is not running (no {services.services_path(state_dir)})")
+        return
+    for name, was_running in stopped:
+        console.print(f"{name}: {'stopped' if was_running else 'was not running'}")
+
+
+@app.command()
+def status(state_dir: StateDir = _DEFAULT_STATE_DIR) -> None:
+    """Show each service: URL, pid, whether it answers, block number / IPFS peer id. Exit 1 unless all are up."""
+    services = _services()
+    try:
+        rows = services.devnet_status(state_dir)
+    except services.DevnetError as exc:
+        raise _devnet_user_error(exc) from exc
+    if not rows:
+        console.print(f"devnet is not running (no {services.services_path(state_dir)})")
+        raise typer.Exit(1)
+    table = Table(title=f"devnet ({Path(state_dir).resolve()})")
+    for col in ("service", "url", "pid", "alive", "detail"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row.name, row.url, str(row.pid), "[green]yes[/]" if row.alive else "[red]no[/]", row.detail)
+    console.print(table)
+    if not all(row.alive for row in rows):
+        raise typer.Exit(1)
+
+
+def _default_rpc(state_dir: Path) -> str:
+    services = _services()
+    try:
+        running = services.read_services(state_dir)
+    except services.DevnetError:
+        running = None
+    return running.rpc_url if running else f"http://127.0.0.1:{services.DEFAULT_CHAIN_PORT}"
+
+
+@app.command()
+def deploy(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Federation config file (JSON or TOML).")],
+    rpc: Annotated[Optional[str], typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
+    key: Annotated[
+        Optional[str],
+        typer.Option(envvar="FEDLEDGER_DEPLOYER_KEY", help="Deployer private key (hex); default: anvil dev account 0."),
+    ] = None,
+    state_dir: StateDir = _DEFAULT_STATE_DIR,
+) -> None:
+    """Compile and deploy a FederationLedger from a config file; print its address and parameters."""
+    from ledger_tools.config import ConfigError, FederationConfig
+
+    try:
+        federation = FederationConfig.load(config)
+    except ConfigError as exc:
+        raise UserError(f"bad federation config: {exc}", hint="see docs/devnet.md for the config keys") from exc
+    rpc_url = rpc or _default_rpc(state_dir)
+    from devnet.anvil import dev_accounts, rpc_answers
+
+    chain_id = rpc_answers(rpc_url, timeout=3.0)
+    if chain_id is None:
+        raise UserError(f"cannot reach a JSON-RPC node at {rpc_url}",
+                        hint="start one with `fedledger devnet up --detach`, or pass --rpc URL")
+    if key is None:
+        if chain_id != 31337:
+            raise UserError(f"chain {chain_id} at {rpc_url} is not a devnet: no default deployer key",
+                            hint="pass --key HEX or set FEDLEDGER_DEPLOYER_KEY")
+        key = dev_accounts()[0].private_key
+    from devnet.deploy import deploy_federation
+
+    try:
+        deployed = deploy_federation(rpc_url, federation, key)
+    except (ValueError, ConnectionError, OSError) as exc:
+        raise UserError(f"deployment to {rpc_url} failed: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__name__.endswith(("LedgerError", "DeployError", "ContractLogicError")):
+            raise UserError(f"deployment to {rpc_url} failed: {exc}") from exc
+        raise
+    address = getattr(deployed, "address", deployed)
+    table = Table(title="federation deployed", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    table.add_row("address", str(address))
+    table.add_row("rpc", rpc_url)
+    table.add_row("chain id", str(chain_id))
+    for name, value in federation.model_dump(exclude={"members", "auditors"}).items():
+        table.add_row(name, str(value))
+    table.add_row("members", str(len(federation.members)))
+    for member in federation.members:
+        table.add_row("  member", f"{member.address} weight {member.weight}")
+    auditors = getattr(federation, "auditors", None) or []
+    table.add_row("auditors", str(len(auditors)))
+    console.print(table)
