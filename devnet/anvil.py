@@ -5,6 +5,7 @@ dumps every `state_interval` seconds so that even a SIGKILL loses at most that m
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -197,3 +198,43 @@ def _log_tail(path: Path, lines: int = 8) -> str:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+# --------------------------------------------------------------------------- devnet-only RPC helpers
+
+
+def _rpc(rpc_url: str, method: str, params: list) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        reply = json.loads(response.read())
+    if "error" in reply:
+        raise AnvilStartError(f"{method} failed: {reply['error']}")
+    return reply.get("result")
+
+
+def increase_time(rpc_url: str, seconds: int) -> None:
+    """Move the devnet clock forward and mine a block, so the next transaction sees the new time."""
+    _rpc(rpc_url, "evm_increaseTime", [int(seconds)])
+    _rpc(rpc_url, "evm_mine", [])
+
+
+def mine(rpc_url: str) -> None:
+    _rpc(rpc_url, "evm_mine", [])
+
+
+def set_balance(rpc_url: str, address: str, wei: int) -> None:
+    _rpc(rpc_url, "anvil_setBalance", [address, hex(wei)])
+
+
+def extra_accounts(rpc_url: str, n: int, *, seed: str = "fedledger", wei: int = 10**21) -> list[DevAccount]:
+    """`n` deterministic throw-away accounts (beyond anvil's 10), each given `wei` on the devnet."""
+    from eth_account import Account
+
+    accounts = []
+    for i in range(n):
+        key = hashlib.sha256(f"{seed}/{i}".encode()).hexdigest()
+        acct = Account.from_key(key)
+        set_balance(rpc_url, acct.address, wei)
+        accounts.append(DevAccount(acct.address, "0x" + key))
+    return accounts
