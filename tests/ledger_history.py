@@ -1,0 +1,232 @@
+"""Drive a federation's rounds directly through the binding, to give the auditor a ledger with history.
+
+No peer processes: each round, every member seals a random canonical update for all members and auditors, adds
+it to the blob store and commits it; the vote is computed with the shared `compute_round_outcome`, the new model
+and the reward tree are published, and members vote until the round finalizes. Hooks let a test make members
+lie (commit another blob, vote a wrong outcome) so the auditor has something to catch. Deterministic given
+`seed` (apart from the seal's random nonces, which change blob bytes but not any canonical update).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+import consensus
+from devnet.anvil import DevAccount, extra_accounts
+from devnet.deploy import deploy_federation
+from ledger_tools.chain import FederationLedger
+from ledger_tools.config import FederationConfig
+from ledger_tools.round_outcome import CommittedUpdate, RoundOutcome, compute_round_outcome
+from peer.seal import seal, unseal
+
+SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}
+
+
+def _x25519(seed: bytes) -> X25519PrivateKey:
+    return X25519PrivateKey.from_private_bytes(hashlib.sha256(seed).digest())
+
+
+def _public(key: X25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@dataclass
+class Member:
+    account: DevAccount
+    enc_key: X25519PrivateKey
+    ledger: FederationLedger
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+
+@dataclass
+class Auditor:
+    account: DevAccount
+    enc_key: X25519PrivateKey
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+
+@dataclass(frozen=True)
+class Lie:
+    """What colluding voters vote instead of the true outcome: (aggregate hash, model CID, reward tree, excluded)."""
+
+    aggregate_hash: bytes
+    aggregate_cid: str
+    tree: consensus.RewardTree
+    excluded: tuple[str, ...]
+
+
+@dataclass
+class LedgerHistory:
+    rpc_url: str
+    owner: FederationLedger
+    members: list[Member]
+    auditor: Auditor
+    store: object
+    config: FederationConfig
+    model: bytes
+    rng: np.random.Generator
+    outcomes: dict[int, RoundOutcome] = field(default_factory=dict)
+    round: int = 1
+
+    @property
+    def address(self) -> str:
+        return self.owner.address
+
+    def member(self, address: str) -> Member:
+        return next(m for m in self.members if m.address.lower() == address.lower())
+
+    def recipients(self) -> dict[str, bytes]:
+        keys = {m.address: _public(m.enc_key) for m in self.members}
+        keys[self.auditor.address] = _public(self.auditor.enc_key)
+        return keys
+
+    def auditor_unseal(self) -> Callable[[bytes, str, int], bytes]:
+        def _unseal(blob: bytes, sender: str, round_: int) -> bytes:
+            return unseal(blob, self.auditor.address, self.auditor.enc_key, federation=self.address, round=round_,
+                          sender=sender)
+        return _unseal
+
+    def random_update(self) -> bytes:
+        tensors = {name: self.rng.normal(0.0, 0.05, size=shape) for name, shape in SHAPES.items()}
+        return consensus.encode(tensors, scale_bits=self.config.scale_bits)
+
+    def sealed(self, update: bytes, sender: str, round_: int) -> bytes:
+        return seal(update, self.recipients(), federation=self.address, round=round_, sender=sender)
+
+    def run_round(
+        self,
+        *,
+        committers: Sequence[Member] | None = None,
+        commit_cid: dict[str, str] | None = None,
+        liars: Sequence[Member] = (),
+        lie: Callable[[RoundOutcome], Lie] | None = None,
+        use_store: bool = True,
+    ) -> RoundOutcome:
+        """One round: commit, compute, publish, vote until finalized. Returns the true outcome.
+
+        `commit_cid` maps a member to the CID it commits instead of its real blob's (the others still see its
+        real update, as if gossiped); `liars` vote `lie(outcome)` and vote first.
+        """
+        r = self.round
+        committers = list(self.members if committers is None else committers)
+        updates = []
+        for i, m in enumerate(committers):
+            update = self.random_update()
+            blob = self.sealed(update, m.address, r)
+            cid = self.store.add(blob) if use_store else _fake_cid(blob)
+            if commit_cid and m.address in commit_cid:
+                cid = commit_cid[m.address]
+            samples = 50 + 10 * i
+            m.ledger.commit(r, hashlib.sha256(update).digest(), cid, samples, 2_500_000, 10**13)
+            updates.append(CommittedUpdate(m.address, hashlib.sha256(update).digest(), samples, update))
+        pool = min(self.config.reward_per_round_wei, self.owner.balance() - self.owner.reserved())
+        outcome = compute_round_outcome(
+            round=r, previous_model=self.model, updates=updates, rule=self.config.rule,
+            rule_param=self.config.rule_param, f=self.config.f, reward_pool=pool, sample_cap=self.config.sample_cap,
+        )
+        model_cid = self.store.add(outcome.new_model) if use_store else _fake_cid(outcome.new_model)
+        tree_json = outcome.reward_tree.to_json().encode()
+        rewards_cid = self.store.add(tree_json) if use_store else _fake_cid(tree_json)
+        ballots = []
+        if liars:
+            bad = lie(outcome)
+            bad_tree_cid = self.store.add(bad.tree.to_json().encode()) if use_store else _fake_cid(b"t")
+            ballots += [(m, bad.aggregate_hash, bad.aggregate_cid, bad.tree.root, bad_tree_cid, bad.excluded)
+                        for m in liars]
+        honest = [m for m in self.members if m not in liars]
+        ballots += [(m, outcome.aggregate_hash, model_cid, outcome.rewards_root, rewards_cid, outcome.excluded)
+                    for m in honest]
+        finalized_hash = None
+        for m, agg, agg_cid, root, root_cid, excluded in ballots:
+            receipt = m.ledger.vote(r, agg, agg_cid, root, root_cid, sorted(excluded, key=lambda a: int(a, 16)))
+            if receipt.finalized:
+                finalized_hash = agg
+                break
+        if finalized_hash == outcome.aggregate_hash:
+            self.model = outcome.new_model
+        elif finalized_hash is not None:
+            self.model = self._lied_model
+        self.outcomes[r] = outcome
+        self.round += 1
+        return outcome
+
+    _lied_model: bytes = b""
+
+
+def _fake_cid(data: bytes) -> str:
+    from ledger_tools.blobstore import raw_cid
+
+    return raw_cid(data)
+
+
+def wrong_model_lie(history: LedgerHistory) -> Callable[[RoundOutcome], Lie]:
+    """Colluders finalize the previous model scaled by another random update (a wrong aggregate)."""
+    def lie(outcome: RoundOutcome) -> Lie:
+        bogus = consensus.apply_update(history.model, history.random_update())
+        history._lied_model = bogus
+        cid = history.store.add(bogus)
+        return Lie(hashlib.sha256(bogus).digest(), cid, outcome.reward_tree, outcome.excluded)
+    return lie
+
+
+def pay_wrong_peer_lie(history: LedgerHistory, beneficiary: str) -> Callable[[RoundOutcome], Lie]:
+    """Colluders keep the true aggregate but route the whole reward pool to `beneficiary`."""
+    def lie(outcome: RoundOutcome) -> Lie:
+        total = sum(outcome.amounts)
+        tree = consensus.RewardTree.build(outcome.round, [beneficiary], [total])
+        history._lied_model = outcome.new_model
+        cid = history.store.add(outcome.new_model)
+        return Lie(outcome.aggregate_hash, cid, tree, outcome.excluded)
+    return lie
+
+
+def make_history(
+    rpc_url: str,
+    store,
+    deployer_key: str,
+    *,
+    n_members: int = 4,
+    rule: str = "fedavg",
+    f: int = 0,
+    reward_per_round_wei: int = 10**16,
+    funding_wei: int = 10**18,
+    seed: int = 0,
+    account_seed: str = "ledger-history",
+    use_store: bool = True,
+) -> LedgerHistory:
+    """Deploy a federation of `n_members` fresh accounts (plus one registered auditor) with a real genesis model."""
+    accounts = extra_accounts(rpc_url, n_members + 1, seed=f"{account_seed}/{seed}")
+    member_accounts, auditor_account = accounts[:n_members], accounts[n_members]
+    keys = [_x25519(f"{account_seed}/{seed}/{a.address}".encode()) for a in accounts]
+    rng = np.random.default_rng(seed)
+    genesis = consensus.encode({name: rng.normal(0.0, 0.3, size=shape) for name, shape in SHAPES.items()})
+    spec = consensus.ModelSpec(SHAPES)
+    genesis_cid = store.add(genesis) if use_store else _fake_cid(genesis)
+    config = FederationConfig.from_data({
+        "members": [{"address": a.address, "enc_key": "0x" + _public(k).hex()}
+                    for a, k in zip(member_accounts, keys)],
+        "auditors": [{"address": auditor_account.address, "enc_key": "0x" + _public(keys[-1]).hex()}],
+        "rule": rule,
+        "f": f,
+        "commit_period": 3600,
+        "vote_period": 3600,
+        "reward_per_round_wei": reward_per_round_wei,
+        "funding_wei": funding_wei,
+        "model_spec_hash": "0x" + spec.spec_hash().hex(),
+        "genesis_model_hash": "0x" + hashlib.sha256(genesis).hexdigest(),
+        "genesis_model_cid": genesis_cid,
+    })
+    owner = deploy_federation(rpc_url, config, deployer_key)
+    members = [Member(a, k, owner.with_account(a.private_key)) for a, k in zip(member_accounts, keys)]
+    return LedgerHistory(rpc_url, owner, members, Auditor(auditor_account, keys[-1]), store, config, genesis, rng)
