@@ -154,12 +154,14 @@ class PeerIdentity:
 
     @classmethod
     def create(
-        cls, state_dir: str | os.PathLike, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N
+        cls, state_dir: str | os.PathLike, password: str, *, scrypt_n: int | None = None
     ) -> "PeerIdentity":
         """Generate keys and write them, password-protected, into `state_dir` (created if missing).
 
-        Refuses (IdentityExists) when the directory already holds an identity.
+        Refuses (IdentityExists) when the directory already holds an identity. `scrypt_n` defaults to
+        DEFAULT_SCRYPT_N (2**18, ~1 s per unlock).
         """
+        scrypt_n = DEFAULT_SCRYPT_N if scrypt_n is None else scrypt_n
         if not password:
             raise IdentityError("refusing to create an identity with an empty password")
         d = Path(state_dir)
