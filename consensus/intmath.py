@@ -15,7 +15,8 @@ from typing import TypeVar
 import numpy as np
 
 T = TypeVar("T")
-CHUNK = 1 << 15
+CHUNK = 1 << 15  # at most this many columns per block (the Gram bound below relies on it)
+BLOCK_ELEMENTS = 1 << 19  # and about this many values per block, so temporaries stay small for any n
 _EXACT = 1 << 53
 
 
@@ -26,10 +27,27 @@ def round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
     num = np.asarray(numerator, dtype=np.int64)
     if denominator == 1:
         return num.copy()
+    if num.size and max(-int(num.min()), int(num.max())) < 2**52 and denominator < 2**52:
+        # Fast path. |num| < 2**52 is exact in float64 and so is the correctly rounded quotient's error
+        # bound (< 1/2 ulp); rint() then gives the half-to-even rounding unless the true quotient lies within
+        # that error of a half-integer. The remainder r = num - q*den is computed exactly (integers below
+        # 2**53), and q is correct iff 2|r| <= den (an exact tie num/den = k + 1/2 is itself representable,
+        # so rint() breaks it to even). Anything else falls back to integer division, which numpy does
+        # several times slower.
+        numf = num.astype(np.float64)
+        quotient_f = np.rint(numf / denominator)
+        numf -= quotient_f * denominator
+        np.abs(numf, out=numf)
+        if not (numf * 2 > denominator).any():
+            return quotient_f.astype(np.int64)
     quotient, remainder = np.divmod(num, denominator)  # floor division: 0 <= remainder < denominator
     twice = 2 * remainder
-    quotient += (twice > denominator) | ((twice == denominator) & (quotient % 2 == 1))
+    quotient += (twice > denominator) | ((twice == denominator) & ((quotient & 1) == 1))
     return quotient
+
+
+def chunk_for(n: int) -> int:
+    return max(256, min(CHUNK, BLOCK_ELEMENTS // max(n, 1)))
 
 
 def chunk_ranges(size: int, chunk: int = CHUNK) -> list[tuple[int, int]]:
@@ -84,7 +102,7 @@ def sq_distances(rows: Sequence[np.ndarray]) -> list[list[int]]:
     acc_dtype = np.int64 if d * per_product < 2**62 else object
     names = ("hh", "hl", "ll") if limbs else ("g",)
     acc = {name: np.zeros((n, n), dtype=acc_dtype) for name in names}
-    for start, stop in chunk_ranges(d):
+    for start, stop in chunk_ranges(d, chunk_for(n)):
         block = gather(rows, start, stop, np.float64)
         if limbs:
             hi = np.floor(block / 65536.0)
@@ -122,7 +140,7 @@ def mix_rows(rows: Sequence[np.ndarray], groups: Sequence[Sequence[int]], worker
         sums = (select @ gather(rows, start, stop, np.float64)).astype(np.int64)
         out[:, start:stop] = round_div(sums, size)
 
-    map_chunks(work, d, workers)
+    map_chunks(work, d, workers, chunk_for(len(rows)))
     return list(out)
 
 

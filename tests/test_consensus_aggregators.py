@@ -41,6 +41,13 @@ def test_round_div_half_even():
     assert round_div(np.array([3, -3, 1, -1]), 2).tolist() == [2, -2, 0, 0]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-2**62, 2**62), min_size=1, max_size=20) | st.lists(st.integers(-2**53, 2**53), min_size=1),
+       st.integers(1, 2**40) | st.integers(1, 64))
+def test_round_div_matches_fractions(values, den):
+    assert round_div(np.array(values, dtype=np.int64), den).tolist() == [round(Fraction(v, den)) for v in values]
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(-Q_MAX, Q_MAX), min_size=3, max_size=6), st.integers(1, 4), st.integers(1, 2**40))
 def test_sq_distances_exact_limb_path(values, dim, big_weight):

@@ -19,7 +19,7 @@ import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, no_extra, require
 from consensus.aggregators.krum import NEIGHBOURS, krum_scores, neighbour_count
-from consensus.intmath import gather_t, map_chunks, round_div, sq_distances
+from consensus.intmath import chunk_for, gather_t, map_chunks, round_div, sq_distances
 
 
 def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
@@ -64,7 +64,7 @@ def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
         high = ordered[rows_idx, hi][:, None]
         return ((block >= low) & (block <= high)).sum(axis=0, dtype=np.int64)
 
-    counts = np.sum(map_chunks(work, inp.d, inp.workers), axis=0)
+    counts = np.sum(map_chunks(work, inp.d, inp.workers, chunk_for(theta)), axis=0)
     scores = [0] * n
     for pos, i in enumerate(selected):
         scores[i] = int(counts[pos])

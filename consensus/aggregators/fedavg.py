@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra, require
-from consensus.intmath import gather, map_chunks, round_div
+from consensus.intmath import chunk_for, gather, map_chunks, max_abs, round_div
 
 
 def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: int | None) -> np.ndarray:
@@ -31,8 +31,15 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
     out = np.empty(d, dtype=np.int32)
     picked = [(wi, row) for wi, row in zip(w, rows) if wi]
     direct = total <= 2**31  # |sum w q| <= total * 2**31 <= 2**62
+    # |sum w q| <= total * max|q| <= 2**53: a float64 product of integer operands is then exact in any order
+    by_blas = total * max_abs([row for _, row in picked]) <= 2**53
+    weight_vector = np.array([wi for wi, _ in picked], dtype=np.float64)
 
     def work(start: int, stop: int) -> None:
+        if by_blas:
+            sums = weight_vector @ gather([row for _, row in picked], start, stop, np.float64)
+            out[start:stop] = round_div(sums.astype(np.int64), total)
+            return
         if direct:
             acc = np.zeros(stop - start, dtype=np.int64)
             for wi, row in picked:
@@ -49,7 +56,7 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
         qh, rh = np.divmod(hi_acc, total)
         out[start:stop] = qh * 65536 + round_div(rh * 65536 + lo_acc, total)
 
-    map_chunks(work, d, workers)
+    map_chunks(work, d, workers, chunk_for(len(picked)))
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, no_extra, require
-from consensus.intmath import gather_t, map_chunks, round_div
+from consensus.intmath import chunk_for, gather_t, map_chunks, round_div
 
 
 def trimmed(inp: RuleInput, trim: int) -> RuleOutput:
@@ -33,7 +33,7 @@ def trimmed(inp: RuleInput, trim: int) -> RuleOutput:
         high = ordered[:, n - trim - 1:n - trim]
         return ((block >= low) & (block <= high)).sum(axis=0, dtype=np.int64)
 
-    counts = map_chunks(work, d, inp.workers)
+    counts = map_chunks(work, d, inp.workers, chunk_for(n))
     scores = [int(x) for x in np.sum(counts, axis=0)] if counts else [0] * n
     return RuleOutput(out, scores)
 
