@@ -98,9 +98,11 @@ class Federation:
         return tree
 
 
-def _config(accounts: Sequence[DevAccount], **overrides: Any) -> FederationConfig:
+def _config(accounts: Sequence[DevAccount], weights: Sequence[int] | None = None, **overrides: Any) -> FederationConfig:
+    weights = weights or [1_000_000] * len(accounts)
     data: dict[str, Any] = {
-        "members": [{"address": a.address, "enc_key": "0x" + bytes([i + 1] * 32).hex()} for i, a in enumerate(accounts)],
+        "members": [{"address": a.address, "enc_key": "0x" + bytes([i + 1] * 32).hex(), "weight": w}
+                    for i, (a, w) in enumerate(zip(accounts, weights))],
         "rule": "fedavg",
         "f": 1,
         "quorum_bps": 5000,
@@ -135,7 +137,7 @@ def dev_keys() -> list[DevAccount]:
 
 @pytest.fixture
 def make_federation(anvil: AnvilProcess, dev_keys: list[DevAccount]) -> Callable[..., Federation]:
-    """Factory: `make_federation(n=5, **config_overrides)` deploys a fresh federation of n members."""
+    """Factory: `make_federation(n=5, weights=None, **config_overrides)` deploys a fresh federation of n members."""
 
     def make(n: int = 5, **overrides: Any) -> Federation:
         pool = dev_keys[1:]

@@ -1,0 +1,88 @@
+"""Reputation-weighted voting: w <- w + alpha * (outcome - w), applied lazily in the member's next transaction."""
+from __future__ import annotations
+
+from fixtures_chain import AGG, CID_AGG, CID_REWARDS
+
+from ledger_tools.chain import WEIGHT_ONE, reputation_step
+
+ZERO = b"\0" * 32
+
+
+def _stored_total(fed) -> int:
+    return sum(fed.ledger.member_info(a.address).weight for a in fed.accounts)
+
+
+def test_outcomes_move_weights_lazily(make_federation):
+    weights = [500_000, WEIGHT_ONE, WEIGHT_ONE, WEIGHT_ONE, WEIGHT_ONE]
+    fed = make_federation(5, alpha_bps=1000, weights=weights)
+    m = fed.members
+    addr = [a.address for a in fed.accounts]
+    assert fed.ledger.total_weight() == 4_500_000
+
+    fed.commit_all(1)
+    excluded = sorted([addr[2]], key=lambda s: int(s, 16))
+    m[3].vote(1, b"\x66" * 32, CID_AGG, ZERO, CID_REWARDS)  # dissenting digest
+    for voter in (m[0], m[1], m[2]):
+        voter.vote(1, AGG, CID_AGG, ZERO, CID_REWARDS, excluded)
+    fin = fed.ledger.finalization(1)
+    assert fin.weight_for == 2_500_000 and fin.total_weight == 4_500_000
+    # nothing changes until each member's own next transaction...
+    assert fed.ledger.member_info(addr[3]).weight == WEIGHT_ONE
+    # ...but the view already shows the pending result
+    expected = [550_000, WEIGHT_ONE, 900_000, 900_000, 900_000]
+    assert [fed.ledger.member_info(a).effective_weight for a in addr] == expected
+
+    fed.commit_all(2)  # settles everyone
+    assert [fed.ledger.member_info(a).weight for a in addr] == expected
+    assert fed.ledger.total_weight() == sum(expected) == _stored_total(fed)
+    updates = {u.member: u for u in fed.ledger.weight_updates()}
+    assert updates[addr[0]].rewarded and updates[addr[0]].vote_round == 1
+    assert not updates[addr[2]].rewarded  # voted the finalized digest but excluded itself
+    assert not updates[addr[3]].rewarded and updates[addr[3]].vote_round == 1
+    assert updates[addr[4]].vote_round == 0 and updates[addr[4]].missed_rounds == 1
+    assert addr[1] not in updates  # already at 1.0: no change, no event
+
+
+def test_missed_rounds_closed_form(federation):
+    fed = federation
+    m = fed.members
+    addr = [a.address for a in fed.accounts]
+    for r in (1, 2, 3):
+        fed.commit_all(r, m[:4])
+        fed.advance(100)
+        for voter in m[:3]:
+            if voter.vote(r, AGG, CID_AGG, ZERO, CID_REWARDS).finalized:
+                break
+    silent = fed.ledger.member_info(addr[4])
+    assert silent.weight == WEIGHT_ONE
+    assert silent.effective_weight == reputation_step(WEIGHT_ONE, 1000, False, 2) == 729_000
+    m[4].commit(4, b"\1" * 32, "bafkreilate", 1)
+    assert fed.ledger.member_info(addr[4]).weight == 729_000
+    [update] = fed.ledger.weight_updates(addr[4])
+    assert (update.old_weight, update.new_weight, update.missed_rounds) == (WEIGHT_ONE, 729_000, 3)
+    # member 3 committed but never voted: outcome 0 in rounds 1-3 as well
+    assert fed.ledger.member_info(addr[3]).effective_weight == 729_000
+    assert fed.ledger.total_weight() == _stored_total(fed)
+
+
+def test_failed_rounds_do_not_move_weights(federation):
+    fed = federation
+    fed.commit_all(1)
+    fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    fed.advance(250)
+    fed.members[0].close_failed_round(1)
+    fed.commit_all(2)
+    assert all(fed.ledger.member_info(a.address).weight == WEIGHT_ONE for a in fed.accounts)
+    assert fed.ledger.weight_updates() == []
+
+
+def test_quorum_counts_weight_not_heads(make_federation):
+    fed = make_federation(3, quorum_bps=6000)
+    fed.owner.admit_member(fed.outsiders[0].address, b"\x09" * 32, 3 * WEIGHT_ONE)
+    heavy = fed.owner.with_account(fed.outsiders[0].private_key)
+    # total 6.0; quorum > 60 %: heavy (3.0) + one light (1.0) = 66 % finalizes, heavy alone (50 %) does not
+    for member in fed.members + [heavy]:
+        member.commit(1, b"\1" * 32, "bafkreiu", 1)
+    assert not heavy.vote(1, AGG, CID_AGG, ZERO, CID_REWARDS).finalized
+    assert fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS).finalized
+    assert fed.ledger.finalization(1).weight_for == 4 * WEIGHT_ONE
