@@ -424,9 +424,9 @@ class GossipNode:
                 self._counts["dropped_duplicate"] += 1
                 return False
             if isinstance(message, Envelope):
-                accepted = self._admit_envelope(message)
+                accepted = self._admit_envelope(message, own)
             else:
-                accepted = self._admit_chunk(message)
+                accepted = self._admit_chunk(message, own)
             if not accepted:
                 self._counts["dropped_limit"] += 1
                 return False
@@ -436,22 +436,22 @@ class GossipNode:
             self._changed.notify_all()
             return True
 
-    def _admit_envelope(self, envelope: Envelope) -> bool:
+    def _admit_envelope(self, envelope: Envelope, own: bool) -> bool:
         known = self._store.envelopes[envelope.round].setdefault(envelope.sender, [])
-        if len(known) >= self.max_envelopes_per_sender_round:
+        if len(known) >= self.max_envelopes_per_sender_round and not own:
             return False
         if any(e.update_hash != envelope.update_hash for e in known):
             log.warning("equivocation: %s sent two update hashes for round %d", envelope.sender, envelope.round)
         known.append(envelope)
         return True
 
-    def _admit_chunk(self, chunk: BlobChunk) -> bool:
+    def _admit_chunk(self, chunk: BlobChunk, own: bool) -> bool:
         store = self._store
         key = (chunk.sender, chunk.update_hash, chunk.blob_sha256)
         assembly = store.assemblies.get(key)
         if assembly is None:
             per_sender = (chunk.sender, chunk.round)
-            if store.assemblies_per_sender[per_sender] >= self.max_blobs_per_sender_round:
+            if store.assemblies_per_sender[per_sender] >= self.max_blobs_per_sender_round and not own:
                 return False
             store.assemblies_per_sender[per_sender] += 1
             assembly = store.assemblies[key] = BlobAssembly(chunk)
