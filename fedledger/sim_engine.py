@@ -1,0 +1,403 @@
+"""In-process federation engine: many peers in one process, the protocol's own consensus code.
+
+Every round runs the protocol's steps for every simulated peer — local training, canonical encoding,
+(sealing, IPFS, on-chain commitment when a ledger is attached), exact robust aggregation through
+`ledger_tools.round_outcome.compute_round_outcome` (the very function real peers and auditors use), and
+the vote. Only the transport differs from a real deployment: peers hand each other blobs in memory
+instead of over libp2p gossip.
+
+Two transports:
+
+* `LocalTransport` (ledger-free): blobs stay in memory, nothing is sealed or committed. The robustness
+  bench uses it; the model trajectory is bit-identical to the ledger mode's for the same seed.
+* `fedledger.sim_ledger.ChainTransport`: the real contract on a devnet and a real IPFS node (see there).
+
+Determinism: every random choice derives from `SimConfig.seed` (peer keys, data split, training seeds,
+attack noise), training runs single-threaded, and aggregation is exact integer arithmetic, so the same
+config gives the same final model bytes (hash) on the same machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Iterator, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+
+import consensus
+from ledger_tools.round_outcome import (
+    CommittedUpdate,
+    RoundNotAggregatable,
+    RoundOutcome,
+    canonical_order,
+    compute_round_outcome,
+)
+from peer import adversary
+from peer.partition import partition
+from peer.tasks import DigitsTask, StateDict, Task, TaskData, get_task
+from peer.training import train_local
+
+ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm")
+RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "nnm+trimmed_mean")
+PHASES = ("train", "encode", "seal", "ipfs", "chain", "aggregate", "vote")
+
+#: Attack strengths (documented in docs/robustness.md). Sign flip and scaling are amplified: a plain
+#: −1× update from 20 % of peers only slows FedAvg down, the amplified ones are the classic breaking attacks.
+SIGN_FLIP_FACTOR = 4.0
+SCALE_FACTOR = 20.0
+GAUSSIAN_STD = 1.0
+IPM_EPSILON = 0.1
+
+
+class SimError(Exception):
+    """A simulation cannot be configured or run (bad flags, too many Byzantine peers for the rule, ...)."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated federation. `alpha=None` means an IID split; `f=None` means f = number of Byzantine peers."""
+
+    task: str = "digits"
+    peers: int = 20
+    byzantine: int = 0
+    attack: str = "none"
+    rule: str = "fedavg"
+    f: int | None = None
+    rounds: int = 10
+    alpha: float | None = 1.0
+    local_epochs: int = 1
+    batch_size: int = 16
+    lr: float = 0.05
+    momentum: float = 0.9
+    hidden: int | None = None          # digits only: MLP width (64 default; ~1000 gives a ~1M-param model)
+    scale_bits: int = 20
+    reward_per_round: int = 10**18
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.attack not in ATTACKS:
+            raise SimError(f"unknown attack {self.attack!r}; expected one of {', '.join(ATTACKS)}")
+        if self.peers < 2:
+            raise SimError("a federation needs at least 2 peers")
+        if not 0 <= self.byzantine < self.peers:
+            raise SimError(f"byzantine must be in [0, peers); got {self.byzantine} of {self.peers}")
+        if self.byzantine and self.attack == "none":
+            raise SimError("Byzantine peers need an attack (--attack)")
+        if self.rounds < 1:
+            raise SimError("rounds must be >= 1")
+
+    @property
+    def effective_f(self) -> int:
+        return self.byzantine if self.f is None else self.f
+
+    def build_task(self) -> Task:
+        if self.hidden is not None:
+            if self.task != "digits":
+                raise SimError("--hidden applies to the digits task only")
+            return DigitsTask(hidden=self.hidden)
+        return get_task(self.task)
+
+
+@dataclass
+class SimPeer:
+    index: int
+    address: str
+    private_key: bytes
+    data: TaskData
+    byzantine: bool
+    attack: str
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    accuracy: float
+    loss: float
+    finalized: bool
+    aggregate_hash: str
+    excluded: list[str]
+    excluded_byzantine: int
+    excluded_honest: int
+    rejected_byzantine: int          # Byzantine peers excluded or given score 0 by the rule (not rewarded)
+    rejected_honest: int
+    phase_seconds: dict[str, float]
+    wall_seconds: float
+    gas_used: int = 0
+    votes: int = 0
+
+
+@dataclass
+class SimResult:
+    config: dict
+    peers: list[dict]
+    rounds: list[RoundRecord] = field(default_factory=list)
+    genesis_accuracy: float = float("nan")
+    final_model_hash: str = ""
+    ledger: dict = field(default_factory=dict)
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.rounds[-1].accuracy if self.rounds else self.genesis_accuracy
+
+    def to_json(self) -> dict:
+        return {
+            "config": self.config,
+            "peers": self.peers,
+            "genesis_accuracy": self.genesis_accuracy,
+            "final_accuracy": self.final_accuracy,
+            "final_model_hash": self.final_model_hash,
+            "ledger": self.ledger,
+            "rounds": [asdict(r) for r in self.rounds],
+        }
+
+
+class PhaseClock:
+    """Wall time per protocol phase, accumulated over one round."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+    def snapshot(self) -> dict[str, float]:
+        return {p: round(self.seconds.get(p, 0.0), 6) for p in PHASES}
+
+
+class Transport(Protocol):
+    """How updates travel and how the round's outcome becomes final (in memory, or chain + IPFS)."""
+
+    def start(self, engine: "SimEngine", genesis_model: bytes) -> None: ...
+
+    def publish(self, round: int, blobs: Mapping[str, tuple[bytes, int]], clock: PhaseClock) -> list[CommittedUpdate]:
+        """Make each peer's canonical update available and committed; return the round's commitments
+        as an honest peer sees them (canonical update bytes fetched, checked and unsealed)."""
+        ...
+
+    def finalize(self, round: int, outcome: RoundOutcome | None, clock: PhaseClock) -> tuple[bool, int, int]:
+        """Votes of every peer; returns (finalized, gas used this round, number of votes)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalTransport:
+    """Ledger-free transport: blobs are handed over in memory; the honest majority's outcome is final."""
+
+    def start(self, engine: "SimEngine", genesis_model: bytes) -> None:
+        self.engine = engine
+
+    def publish(self, round: int, blobs: Mapping[str, tuple[bytes, int]], clock: PhaseClock) -> list[CommittedUpdate]:
+        return [
+            CommittedUpdate(peer=p, update_hash=consensus.update_hash(b), num_samples=n, update=b)
+            for p, (b, n) in blobs.items()
+        ]
+
+    def finalize(self, round: int, outcome: RoundOutcome | None, clock: PhaseClock) -> tuple[bool, int, int]:
+        with clock.phase("vote"):
+            if outcome is None:
+                return False, 0, 0
+            honest = [p for p in self.engine.peers if not p.byzantine]
+            digests = [outcome.digest for _ in honest]  # every honest peer derives the same digest
+            return len(digests) * 2 > len(self.engine.peers), 0, len(digests)
+
+    def close(self) -> None:
+        pass
+
+
+def peer_key(seed: int, index: int) -> bytes:
+    """Deterministic secp256k1 private key of simulated peer `index` (never use outside simulations)."""
+    return hashlib.sha256(f"fedledger-sim:{seed}:{index}".encode()).digest()
+
+
+def _peer_seed(seed: int, round: int, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"train:{seed}:{round}:{index}".encode()).digest()[:4], "little")
+
+
+def forge_update(
+    attack: str,
+    own: StateDict,
+    honest: Sequence[StateDict],
+    *,
+    n: int,
+    f: int,
+    seed: int,
+) -> StateDict:
+    """A Byzantine peer's float update for `attack` (via `peer.adversary`), given its own honestly trained
+    update and, for the omniscient attacks ALIE and IPM, the honest peers' updates of this round (a rushing
+    member can unseal them before the commit deadline).
+
+    Strengths are module constants, documented in docs/robustness.md.
+    """
+    if attack in ("label_flip", "none"):
+        return dict(own)
+    if attack == "sign_flip":
+        return adversary.sign_flip(own, factor=SIGN_FLIP_FACTOR)
+    if attack == "scaled":
+        return adversary.scaled(own, factor=SCALE_FACTOR)
+    if attack == "gaussian":
+        return adversary.gaussian(own, std=GAUSSIAN_STD, seed=seed)
+    if attack == "alie":
+        if len(honest) < 2:
+            return dict(own)
+        return adversary.alie(honest, n=n, f=f)
+    if attack == "ipm":
+        return adversary.ipm(honest, epsilon=IPM_EPSILON) if honest else dict(own)
+    raise SimError(f"unknown attack {attack!r}")
+
+
+def clamp_f(rule: str, n: int, f: int) -> int:
+    """Largest f ≤ the requested one that `rule` accepts for n inputs (Krum n > 2f+2, Bulyan n ≥ 4f+3,
+    trimmed mean / median n > 2f); the bench reports the f actually used."""
+    base = rule.split("+")[-1]
+    if base in ("krum", "multi_krum"):
+        bound = (n - 3) // 2
+    elif base == "bulyan":
+        bound = (n - 3) // 4
+    elif base in ("trimmed_mean", "median"):
+        bound = (n - 1) // 2
+    else:
+        bound = n
+    return max(0, min(f, bound))
+
+
+class SimEngine:
+    """Runs a `SimConfig` over a `Transport`; `run()` returns a `SimResult`."""
+
+    def __init__(self, config: SimConfig, transport: Transport | None = None, *, task: Task | None = None,
+                 on_round=None) -> None:
+        from eth_account import Account
+
+        self.config = config
+        self.transport = transport or LocalTransport()
+        self.task = task or config.build_task()
+        self.on_round = on_round
+        train = self.task.train_data
+        parts = partition(train.labels, config.peers, alpha=config.alpha, seed=config.seed)
+        byz_rng = np.random.default_rng([config.seed, 7])
+        byzantine = set(byz_rng.choice(config.peers, size=config.byzantine, replace=False).tolist())
+        self.peers: list[SimPeer] = []
+        for i, part in enumerate(parts):
+            key = peer_key(config.seed, i)
+            self.peers.append(SimPeer(
+                index=i,
+                address=Account.from_key(key).address,
+                private_key=key,
+                data=train.subset(part),
+                byzantine=i in byzantine,
+                attack=config.attack if i in byzantine else "none",
+            ))
+        self.by_address = {p.address: p for p in self.peers}
+        self.genesis_model = consensus.encode(self.task.genesis_state(config.seed), scale_bits=config.scale_bits)
+        self.spec = self.task.model_spec()
+        self.model = self.genesis_model
+
+    def _local_updates(self, round: int, global_state: StateDict, clock: PhaseClock) -> dict[str, StateDict]:
+        cfg = self.config
+        floats: dict[str, StateDict] = {}
+        with clock.phase("train"):
+            for p in self.peers:
+                data = adversary.label_flip(p.data, self.task.num_classes) if p.attack == "label_flip" else p.data
+                try:
+                    result = train_local(
+                        self.task, global_state, data, epochs=cfg.local_epochs, batch_size=cfg.batch_size,
+                        lr=cfg.lr, momentum=cfg.momentum, seed=_peer_seed(cfg.seed, round, p.index),
+                    )
+                except FloatingPointError:
+                    continue  # this peer's training diverged from a poisoned model: it commits nothing
+                floats[p.address] = result.update(global_state)
+            honest = [u for a, u in floats.items() if not self.by_address[a].byzantine]
+            for p in self.peers:
+                if p.byzantine and p.address in floats:
+                    floats[p.address] = forge_update(
+                        p.attack, floats[p.address], honest, n=cfg.peers, f=cfg.byzantine,
+                        seed=_peer_seed(cfg.seed, round, 10**6 + p.index),
+                    )
+        return floats
+
+    def _encode(self, floats: Mapping[str, StateDict], clock: PhaseClock) -> dict[str, tuple[bytes, int]]:
+        with clock.phase("encode"):
+            return {
+                a: (consensus.encode(u, scale_bits=self.config.scale_bits), len(self.by_address[a].data))
+                for a, u in floats.items()
+            }
+
+    def run_round(self, round: int) -> RoundRecord:
+        cfg = self.config
+        clock = PhaseClock()
+        started = time.perf_counter()
+        global_state = consensus.decode(self.model, spec=self.spec)
+        blobs = self._encode(self._local_updates(round, global_state, clock), clock)
+        committed = self.transport.publish(round, blobs, clock)
+        outcome: RoundOutcome | None
+        with clock.phase("aggregate"):
+            try:
+                outcome = compute_round_outcome(
+                    round=round, previous_model=self.model, updates=committed, rule=cfg.rule, rule_param=0,
+                    f=clamp_f(cfg.rule, len(committed), cfg.effective_f), reward_pool=cfg.reward_per_round,
+                    spec=self.spec,
+                )
+            except RoundNotAggregatable:
+                outcome = None
+        finalized, gas, votes = self.transport.finalize(round, outcome, clock)
+        if finalized and outcome is not None:
+            self.model = outcome.new_model
+        wall = time.perf_counter() - started
+        ev = self.task.evaluate(consensus.decode(self.model, spec=self.spec))
+        excluded = list(outcome.excluded) if outcome else []
+        byz = sum(self.by_address[a].byzantine for a in excluded)
+        rejected = [a for a, sc in zip(outcome.peers, outcome.scores) if sc == 0 or a in excluded] if outcome else []
+        rej_byz = sum(self.by_address[a].byzantine for a in rejected)
+        return RoundRecord(
+            round=round, accuracy=ev.accuracy, loss=ev.loss, finalized=finalized,
+            aggregate_hash=consensus.update_hash(self.model).hex(), excluded=excluded,
+            excluded_byzantine=byz, excluded_honest=len(excluded) - byz,
+            rejected_byzantine=rej_byz, rejected_honest=len(rejected) - rej_byz,
+            phase_seconds=clock.snapshot(), wall_seconds=round_(wall), gas_used=gas, votes=votes,
+        )
+
+    def run(self) -> SimResult:
+        torch.set_num_threads(1)
+        cfg = self.config
+        result = SimResult(
+            config={**asdict(cfg), "effective_f": clamp_f(cfg.rule, cfg.peers, cfg.effective_f),
+                    "num_parameters": sum(t.numel() for t in self.task.genesis_state().values())},
+            peers=[{"index": p.index, "address": p.address, "byzantine": p.byzantine,
+                    "attack": p.attack, "samples": len(p.data)} for p in self.peers],
+        )
+        result.genesis_accuracy = self.task.evaluate(consensus.decode(self.model, spec=self.spec)).accuracy
+        self.transport.start(self, self.genesis_model)
+        try:
+            for r in range(1, cfg.rounds + 1):
+                record = self.run_round(r)
+                result.rounds.append(record)
+                if self.on_round is not None:
+                    self.on_round(record)
+            result.ledger = getattr(self.transport, "summary", lambda: {})()
+        finally:
+            self.transport.close()
+        result.final_model_hash = consensus.update_hash(self.model).hex()
+        return result
+
+
+def round_(x: float) -> float:
+    return float(f"{x:.6f}")
+
+
+def run_simulation(config: SimConfig, transport: Transport | None = None, **kwargs) -> SimResult:
+    return SimEngine(config, transport, **kwargs).run()
+
+
+def with_fraction(config: SimConfig, fraction: float) -> SimConfig:
+    """`config` with round(fraction · peers) Byzantine peers."""
+    return replace(config, byzantine=int(round(fraction * config.peers)))
