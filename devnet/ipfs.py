@@ -264,14 +264,18 @@ def _launch(
     proc = IpfsProcess(pid=popen.pid, api_port=api, swarm_port=swarm, repo_dir=repo_dir, host=host,
                        log_path=log_path, _popen=popen)
     deadline = time.monotonic() + startup_timeout
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            return _log_tail(log_path, log_start) or f"node exited with code {popen.returncode}"
-        peer_id = api_answers(proc.api_url, timeout=1.0)
-        if peer_id:
-            proc.peer_id = peer_id
-            return proc
-        time.sleep(0.1)
+    try:
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                return _log_tail(log_path, log_start) or f"node exited with code {popen.returncode}"
+            peer_id = api_answers(proc.api_url, timeout=1.0)
+            if peer_id:
+                proc.peer_id = peer_id
+                return proc
+            time.sleep(0.1)
+    except BaseException:  # interrupted while waiting: a detached node would otherwise be left behind
+        proc.stop()
+        raise
     proc.stop()
     raise IpfsStartError(f"IPFS API at {proc.api_url} did not answer within {startup_timeout:.0f}s; "
                          f"log {log_path}:\n{_log_tail(log_path, log_start)}")

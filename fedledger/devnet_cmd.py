@@ -154,15 +154,18 @@ def deploy(
                             hint="pass --key HEX or set FEDLEDGER_DEPLOYER_KEY")
         key = dev_accounts()[0].private_key
     from devnet.deploy import deploy_federation
+    from devnet.toolchain import ToolMissing
+    from ledger_tools.chain import LedgerError
 
     try:
         deployed = deploy_federation(rpc_url, federation, key)
-    except (ValueError, ConnectionError, OSError) as exc:
-        raise UserError(f"deployment to {rpc_url} failed: {exc}") from exc
-    except Exception as exc:
-        if type(exc).__name__.endswith(("LedgerError", "DeployError", "ContractLogicError")):
-            raise UserError(f"deployment to {rpc_url} failed: {exc}") from exc
-        raise
+    except ToolMissing as exc:
+        raise UserError(str(exc), hint="run `bash scripts/setup.sh`") from exc
+    except LedgerError as exc:
+        raise UserError(f"deployment to {rpc_url} failed: {exc}",
+                        hint="check the deployer's balance (funding_wei) and the config's parameters") from exc
+    except (ValueError, TypeError) as exc:  # e.g. a malformed --key
+        raise UserError(f"deployment to {rpc_url} failed: {exc}", hint="--key takes a 32-byte hex private key") from exc
     address = getattr(deployed, "address", deployed)
     table = Table(title="federation deployed", show_header=False)
     table.add_column("key")
@@ -170,6 +173,11 @@ def deploy(
     table.add_row("address", str(address))
     table.add_row("rpc", rpc_url)
     table.add_row("chain id", str(chain_id))
+    receipt = getattr(deployed, "deploy_receipt", None)
+    if getattr(deployed, "deploy_block", None) is not None:
+        table.add_row("deploy block", str(deployed.deploy_block))
+    if receipt is not None:
+        table.add_row("deploy tx", f"{getattr(receipt, 'tx_hash', '?')} (gas {getattr(receipt, 'gas_used', '?')})")
     for name, value in federation.model_dump(exclude={"members", "auditors"}).items():
         table.add_row(name, str(value))
     table.add_row("members", str(len(federation.members)))
