@@ -74,3 +74,4 @@ def init(
     Console().print(
         Panel(table, title="peer identity created", subtitle="hand the address + key to the federation admin")
     )
+from fedledger import peer_run as _peer_run  # noqa: E402,F401  registers `peer run`

@@ -105,6 +105,7 @@ class PeerConfig(_Strict):
     name: str | None = None                        # label in logs (default: the short address)
     rpc_url: str = "http://127.0.0.1:8545"
     ipfs_api: str = "http://127.0.0.1:5001"
+    from_block: int = Field(0, ge=0)               # the ledger's deploy block (event queries start there)
     password_file: Path | None = None
 
     gossip: bool = True
@@ -167,8 +168,10 @@ def _merge(base: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
         if value is None:
             continue
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if isinstance(value, dict):
+            merged = _merge(out[key] if isinstance(out.get(key), dict) else {}, value)
+            if merged or key in out:
+                out[key] = merged
         else:
             out[key] = value
     return out

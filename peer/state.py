@@ -127,6 +127,7 @@ class PeerState:
         self.federation = federation
         self.address = address
         self.rounds: dict[int, RoundRecord] = {}
+        self.meta: dict[str, Any] = {}       # node-wide facts, e.g. the DP privacy history
         self._load()
 
     def _load(self) -> None:
@@ -144,12 +145,14 @@ class PeerState:
         if doc.get("address", "").lower() != self.address.lower():
             raise StateError(f"{self.path} belongs to peer {doc.get('address')}, not {self.address}")
         self.rounds = {int(k): RoundRecord.from_json(v) for k, v in doc.get("rounds", {}).items()}
+        self.meta = dict(doc.get("meta", {}))
 
     def save(self) -> None:
         doc = {
             "version": STATE_VERSION,
             "federation": self.federation,
             "address": self.address,
+            "meta": self.meta,
             "rounds": {str(r): rec.to_json() for r, rec in sorted(self.rounds.items())},
         }
         atomic_write_bytes(self.path, (json.dumps(doc, indent=1) + "\n").encode())

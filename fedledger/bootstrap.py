@@ -1,0 +1,228 @@
+"""Create a whole local federation in one call: peer identities, genesis model on IPFS, deployed ledger.
+
+Used by the tests, `fedledger demo` and the simulator. On a real deployment each institution runs
+`fedledger peer init` itself and hands its public part to the federation's admin; here one process plays
+every role on loopback, so it can also fund each peer's account from an anvil dev key (peers pay gas).
+
+Layout under `root_dir`::
+
+    password.txt                      the keystore password of every local peer (0600)
+    federation.json                   the FederationConfig that was deployed
+    federation.deployed.json          contract address, deploy block, chain id, peers, gossip addresses
+    peers/p<i>/                       peer i's state dir: keystore, X25519 key, node/, peer.toml
+    auditors/a<j>/                    auditor identities (they can unseal every update)
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from peer.config import PeerConfig
+
+DEFAULT_PASSWORD = "fedledger-local"
+
+
+@dataclass(frozen=True)
+class LocalPeer:
+    index: int
+    name: str
+    address: str
+    enc_public_key: str            # 0x + 64 hex
+    state_dir: Path
+    config_path: Path
+    gossip_port: int
+    gossip_addr: str               # /ip4/127.0.0.1/tcp/PORT/p2p/ID
+
+
+@dataclass(frozen=True)
+class LocalAuditor:
+    address: str
+    enc_public_key: str
+    state_dir: Path
+
+
+@dataclass
+class LocalFederation:
+    root_dir: Path
+    contract: str
+    deploy_block: int
+    chain_id: int
+    rpc_url: str
+    ipfs_api: str
+    task: str
+    rule: str
+    f: int
+    commit_period: int
+    vote_period: int
+    password_file: Path
+    genesis_cid: str
+    genesis_hash: str
+    peers: list[LocalPeer] = field(default_factory=list)
+    auditors: list[LocalAuditor] = field(default_factory=list)
+    federation_config: Path | None = None
+
+    def peer_config(self, index: int, **overrides: Any) -> PeerConfig:
+        """Peer `index`'s config (as written to its peer.toml), with optional overrides."""
+        return PeerConfig.from_toml(self.peers[index].config_path, **overrides)
+
+    def to_json(self) -> str:
+        doc = asdict(self)
+        return json.dumps(doc, indent=2, default=str)
+
+    @classmethod
+    def load(cls, root_dir: str | os.PathLike) -> "LocalFederation":
+        doc = json.loads((Path(root_dir) / "federation.deployed.json").read_text())
+        peers = [LocalPeer(**{**p, "state_dir": Path(p["state_dir"]), "config_path": Path(p["config_path"])})
+                 for p in doc.pop("peers")]
+        auditors = [LocalAuditor(**{**a, "state_dir": Path(a["state_dir"])}) for a in doc.pop("auditors")]
+        doc["root_dir"], doc["password_file"] = Path(doc["root_dir"]), Path(doc["password_file"])
+        if doc.get("federation_config"):
+            doc["federation_config"] = Path(doc["federation_config"])
+        return cls(peers=peers, auditors=auditors, **doc)
+
+
+def _partition_for(partition: str, n: int, i: int, alpha: float, seed: int) -> dict[str, Any]:
+    if partition in ("iid", "dirichlet"):
+        return {"partition": partition, "alpha": alpha, "num_partitions": n, "partition_index": i, "seed": seed}
+    return {"partition": partition}
+
+
+def create_local_federation(
+    root_dir: str | os.PathLike,
+    n_peers: int,
+    *,
+    rpc_url: str,
+    ipfs_api: str,
+    task: str = "digits",
+    rule: str = "fedavg",
+    rule_param: int = 0,
+    f: int = 0,
+    commit_period: int = 60,
+    vote_period: int = 60,
+    reward_per_round_wei: int = 10**18,
+    funding_wei: int | None = None,
+    password: str = DEFAULT_PASSWORD,
+    auditors: int = 1,
+    quorum_bps: int = 5000,
+    scale_bits: int = 20,
+    alpha_bps: int = 1000,
+    sample_cap: int = 0,
+    partition: str = "dirichlet",
+    alpha: float = 0.5,
+    seed: int = 0,
+    deployer_key: str | None = None,
+    peer_funding_wei: int = 10 * 10**18,
+    gossip: bool = True,
+    gossip_host: str = "127.0.0.1",
+    gossip_ports: Sequence[int] | None = None,
+    peer_overrides: dict[str, Any] | None = None,
+    scrypt_n: int | None = 2**14,
+    names: Sequence[str] | None = None,
+) -> LocalFederation:
+    """Create `n_peers` peer identities (+ `auditors` auditor identities) under `root_dir`, put the genesis
+    model of `task` on IPFS, deploy a funded FederationLedger with them as members and return where
+    everything is. Each peer gets a `peer.toml` (data shard i of a `partition` split of the task's train
+    data, gossip port + bootstrap to every other peer) ready for `fedledger peer run --config`.
+
+    `funding_wei` defaults to 100 rounds of rewards. `deployer_key` defaults to anvil's dev account 0, which
+    also funds every peer with `peer_funding_wei` for gas. `scrypt_n` trades keystore hardness for speed
+    (tests and demos); None = the identity module's default.
+    """
+    import consensus
+    from devnet.anvil import dev_accounts
+    from devnet.deploy import deploy_federation
+    from devnet.ports import free_port
+    from ledger_tools.blobstore import IpfsBlobStore
+    from ledger_tools.config import FederationConfig
+    from peer.identity import PeerIdentity
+    from peer.node import gossip_peer_id, gossip_seed
+    from peer.state import atomic_write_bytes
+    from peer.tasks import get_task
+    from web3 import Web3
+
+    if n_peers < 1:
+        raise ValueError("a federation needs at least one peer")
+    root = Path(root_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    password_file = root / "password.txt"
+    atomic_write_bytes(password_file, password.encode())
+    os.chmod(password_file, 0o600)
+    id_kwargs = {} if scrypt_n is None else {"scrypt_n": scrypt_n}
+
+    # identities
+    identities = [PeerIdentity.create(root / "peers" / f"p{i}", password, **id_kwargs) for i in range(n_peers)]
+    auditor_ids = [PeerIdentity.create(root / "auditors" / f"a{j}", password, **id_kwargs) for j in range(auditors)]
+
+    # genesis model on IPFS
+    the_task = get_task(task)
+    genesis = consensus.encode(the_task.genesis_state(), scale_bits=scale_bits)
+    store = IpfsBlobStore(ipfs_api)
+    genesis_cid = store.add(genesis)
+    genesis_hash = consensus.update_hash(genesis)
+
+    config = FederationConfig(
+        members=[{"address": p.address, "enc_key": "0x" + p.enc_public_key.hex()} for p in identities],
+        auditors=[{"address": a.address, "enc_key": "0x" + a.enc_public_key.hex()} for a in auditor_ids],
+        rule=rule, rule_param=rule_param, f=f, quorum_bps=quorum_bps, commit_period=commit_period,
+        vote_period=vote_period, reward_per_round_wei=reward_per_round_wei,
+        funding_wei=reward_per_round_wei * 100 if funding_wei is None else funding_wei,
+        model_spec_hash="0x" + the_task.model_spec().spec_hash().hex(),
+        genesis_model_hash="0x" + genesis_hash.hex(), genesis_model_cid=genesis_cid,
+        scale_bits=scale_bits, alpha_bps=alpha_bps, sample_cap=sample_cap,
+    )
+    config_path = root / "federation.json"
+    config.dump(config_path)
+    key = deployer_key or dev_accounts()[0].private_key
+    ledger = deploy_federation(rpc_url, config, key)
+
+    # gas money for every peer (and auditors: they may want to send transactions too)
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    funder = w3.eth.account.from_key(key)
+    nonce = w3.eth.get_transaction_count(funder.address, "pending")
+    chain_id = int(w3.eth.chain_id)
+    hashes = []
+    for ident in [*identities, *auditor_ids]:
+        tx = {"to": ident.address, "value": peer_funding_wei, "gas": 21000, "nonce": nonce, "chainId": chain_id,
+              "maxFeePerGas": w3.to_wei(10, "gwei"), "maxPriorityFeePerGas": 1}
+        hashes.append(w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction))
+        nonce += 1
+    for h in hashes:
+        w3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.1)
+
+    # gossip addresses: a stable libp2p key per peer, so every peer can bootstrap to every other
+    ports = list(gossip_ports) if gossip_ports is not None else [free_port(gossip_host) for _ in range(n_peers)]
+    addrs = []
+    for i, ident in enumerate(identities):
+        seed_bytes = gossip_seed(root / "peers" / f"p{i}")
+        addrs.append(f"/ip4/{gossip_host}/tcp/{ports[i]}/p2p/{gossip_peer_id(seed_bytes)}")
+
+    peers = []
+    for i, ident in enumerate(identities):
+        state_dir = root / "peers" / f"p{i}"
+        name = names[i] if names is not None else f"peer{i}"
+        cfg = PeerConfig.model_validate({
+            "state_dir": state_dir, "contract": ledger.address, "name": name, "rpc_url": rpc_url,
+            "ipfs_api": ipfs_api, "password_file": password_file, "gossip": gossip, "gossip_host": gossip_host,
+            "gossip_port": ports[i], "bootstrap": [a for j, a in enumerate(addrs) if j != i], "task": task,
+            "data": _partition_for(partition, n_peers, i, alpha, seed),
+            "from_block": int(ledger.deploy_block),
+            **(peer_overrides or {}),
+        })
+        config_file = cfg.to_toml(state_dir / "peer.toml")
+        peers.append(LocalPeer(i, name, ident.address, "0x" + ident.enc_public_key.hex(), state_dir, config_file,
+                               ports[i], addrs[i]))
+
+    fed = LocalFederation(
+        root_dir=root, contract=ledger.address, deploy_block=int(ledger.deploy_block), chain_id=chain_id,
+        rpc_url=rpc_url, ipfs_api=ipfs_api, task=task, rule=rule, f=f, commit_period=commit_period,
+        vote_period=vote_period, password_file=password_file, genesis_cid=genesis_cid,
+        genesis_hash="0x" + genesis_hash.hex(), peers=peers,
+        auditors=[LocalAuditor(a.address, "0x" + a.enc_public_key.hex(), root / "auditors" / f"a{j}")
+                  for j, a in enumerate(auditor_ids)],
+        federation_config=config_path,
+    )
+    atomic_write_bytes(root / "federation.deployed.json", fed.to_json().encode())
+    return fed

@@ -1,0 +1,173 @@
+"""`fedledger peer run`: run a member's node (the round loop) until stopped or `--max-rounds` settled."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fedledger.errors import UserError
+from fedledger.peer_cmd import app, read_password
+
+
+def build_node(config, password: str, *, json_log: bool = False, start_gossip: bool = True):
+    """Wire a PeerNode from its config: identity, chain, IPFS, gossip, adversary. Returns (node, gossip)."""
+    from ledger_tools.blobstore import IpfsBlobStore
+    from peer.identity import IdentityError, PeerIdentity
+    from peer.node import ChainPort, NodeLog, PeerNode, gossip_seed
+
+    try:
+        identity = PeerIdentity.load(config.state_dir, password)
+    except IdentityError as exc:
+        raise UserError(str(exc), hint="run `fedledger peer init --state-dir DIR` first") from exc
+    nlog = NodeLog(identity.address, config.name, json_mode=json_log)
+    chain = ChainPort(config.rpc_url, config.contract, identity.account, from_block=config.from_block)
+    try:
+        if not chain.w3.eth.get_code(chain.address):
+            raise UserError(f"no contract at {config.contract} on {config.rpc_url}",
+                            hint="check --contract / --rpc-url (is the devnet up? `fedledger devnet status`)")
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"chain RPC {config.rpc_url} unreachable: {exc}",
+                        hint="start the devnet (`fedledger devnet up`) or fix --rpc-url") from exc
+    blobstore = IpfsBlobStore(config.ipfs_api, retries=4, backoff=0.5)
+    adversary = None
+    if config.adversary.attack:
+        from peer.adversary import Adversary
+
+        spec = config.adversary.attack
+        if config.adversary.params:
+            spec += ":" + ",".join(f"{k}={v}" for k, v in config.adversary.params.items())
+        try:
+            adversary = Adversary.parse(spec, seed=config.adversary.seed)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+    node = PeerNode(config, identity, chain=chain, blobstore=blobstore, nlog=nlog, adversary=adversary)
+    gossip = None
+    if config.gossip and start_gossip:
+        from peer.envelope import EnvelopeValidator
+        from peer.gossip import GossipNode
+
+        validator = EnvelopeValidator(
+            federation=chain.address, chain_id=chain.chain_id, is_member=node.is_member,
+            current_round=lambda: node.current_round or chain.current_round(),
+        )
+        gossip = GossipNode(validator=validator, listen_host=config.gossip_host,
+                            listen_port=config.gossip_port or None, bootstrap=config.bootstrap,
+                            seed=gossip_seed(config.state_dir))
+        node.gossip = gossip
+    return node, gossip
+
+
+@app.command("run")
+def run(
+    config_file: Path | None = typer.Option(None, "--config", help="peer.toml (flags override its values)."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="The peer's state directory."),
+    contract: str | None = typer.Option(None, "--contract", help="FederationLedger address."),
+    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Ethereum JSON-RPC URL."),
+    ipfs_api: str | None = typer.Option(None, "--ipfs-api", help="IPFS (Kubo RPC) API URL or multiaddr."),
+    from_block: int | None = typer.Option(None, "--from-block", help="The ledger's deploy block."),
+    password_file: Path | None = typer.Option(None, "--password-file", help="Keystore password file."),
+    name: str | None = typer.Option(None, "--name", help="Label in log lines."),
+    gossip_port: int | None = typer.Option(None, "--gossip-port", help="libp2p listen port (0 = any)."),
+    bootstrap: list[str] | None = typer.Option(None, "--bootstrap", help="Gossip peer multiaddr (repeatable)."),
+    no_gossip: bool = typer.Option(False, "--no-gossip", help="Use IPFS only (no libp2p)."),
+    task: str | None = typer.Option(None, "--task", help="digits | breast_cancer | csv:PATH:LABEL."),
+    partition: str | None = typer.Option(None, "--partition", help="full | iid | dirichlet | csv."),
+    alpha: float | None = typer.Option(None, "--alpha", help="Dirichlet alpha (non-IID skew)."),
+    num_partitions: int | None = typer.Option(None, "--num-partitions"),
+    partition_index: int | None = typer.Option(None, "--partition-index"),
+    seed: int | None = typer.Option(None, "--seed", help="Partition seed."),
+    data: Path | None = typer.Option(None, "--data", help="CSV file (with --label): the institution's table."),
+    label: str | None = typer.Option(None, "--label", help="Label column of --data."),
+    algorithm: str | None = typer.Option(None, "--algorithm", help="fedavg | fedprox."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    mu: float | None = typer.Option(None, "--mu", help="FedProx mu."),
+    dp: bool | None = typer.Option(None, "--dp/--no-dp", help="DP-SGD (clipping + Gaussian noise)."),
+    dp_clip: float | None = typer.Option(None, "--dp-clip"),
+    dp_noise: float | None = typer.Option(None, "--dp-noise"),
+    dp_delta: float | None = typer.Option(None, "--dp-delta"),
+    attack: str | None = typer.Option(None, "--attack", help="Byzantine behaviour (experiments only), e.g. sign_flip."),
+    max_rounds: int | None = typer.Option(None, "--max-rounds", help="Stop once round N is settled."),
+    json_log: bool = typer.Option(False, "--json", help="One JSON object per line (for machines)."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads for local training."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the round loop: train, seal, publish, commit, aggregate, vote — every round, until stopped."""
+    from pydantic import ValidationError
+
+    from peer.config import PeerConfig
+    from peer.node import ModelSpecMismatch, NodeError
+    from peer.state import StateError
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:  # dial failures to peers that are not up yet are expected; the node logs what matters
+        logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+    overrides: dict[str, Any] = {
+        "state_dir": state_dir, "contract": contract, "rpc_url": rpc_url, "ipfs_api": ipfs_api,
+        "from_block": from_block, "password_file": password_file, "name": name, "gossip_port": gossip_port,
+        "bootstrap": bootstrap or None, "gossip": False if no_gossip else None, "task": task,
+        "max_rounds": max_rounds,
+        "data": {"partition": "csv" if data is not None and partition is None else partition, "alpha": alpha,
+                 "num_partitions": num_partitions, "partition_index": partition_index, "seed": seed,
+                 "csv_path": data, "label": label},
+        "training": {"algorithm": algorithm, "local_epochs": epochs, "batch_size": batch_size, "lr": lr, "mu": mu},
+        "privacy": {"enabled": dp, "clip_norm": dp_clip, "noise_multiplier": dp_noise, "delta": dp_delta},
+        "adversary": {"attack": attack},
+    }
+    if data is not None and task is None:
+        overrides["task"] = f"csv:{data}:{label}"
+    try:
+        if config_file is not None:
+            config = PeerConfig.from_toml(config_file, **overrides)
+        else:
+            from peer.config import _merge
+
+            config = PeerConfig.model_validate(_merge({}, overrides))
+    except FileNotFoundError as exc:
+        raise UserError(f"config file not found: {config_file}") from exc
+    except ValidationError as exc:
+        from ledger_tools.config import format_validation_error
+
+        raise UserError(f"invalid peer config: {format_validation_error(exc)}", exit_code=2) from exc
+
+    password = read_password(config.password_file, confirm=False)
+    import torch
+
+    torch.set_num_threads(max(1, threads))  # several peers often share a machine's cores
+    node, gossip = build_node(config, password, json_log=json_log)
+
+    def _terminate(signum, frame):  # finish the current step, persist, exit cleanly
+        node.stop()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        if gossip is not None:
+            try:
+                addr = gossip.start()
+                node.nlog.event(None, "gossip", "listening", message=addr)
+            except Exception as exc:
+                node.gossip = None
+                node.nlog.event(None, "gossip", "disabled", level="warning", message=f"{exc}; IPFS only")
+        node.run()
+    except ModelSpecMismatch as exc:
+        raise UserError(str(exc), hint="use the federation's --task", exit_code=2) from exc
+    except (NodeError, StateError) as exc:
+        raise UserError(str(exc)) from exc
+    finally:
+        if gossip is not None:
+            try:
+                gossip.stop(timeout=5)
+            except Exception:
+                pass
+    # Everything is persisted; don't let a lingering library thread (libp2p) keep the process alive.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
