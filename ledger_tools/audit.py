@@ -589,10 +589,9 @@ def verify_round(
             _fetch_model(store, fin.aggregate_cid, fin.aggregate_hash)
         except _BlobProblem as exc:
             mismatch("aggregate-cid", f"finalized model at {fin.aggregate_cid} does not match its hash: {exc}")
-    if len(out.findings) > before:
-        out.findings.extend(_escalate(blob_findings))  # a bad blob that changed the outcome: name the peer
-    else:
-        out.findings.extend(blob_findings)
+    # Causes before effects: a bad blob that changed the outcome is a mismatch naming its peer.
+    changed = len(out.findings) > before
+    out.findings[before:before] = _escalate(blob_findings) if changed else blob_findings
     out.verified = not any(f.severity is Severity.MISMATCH for f in out.findings)
     return out, (outcome.new_model if outcome.aggregate_hash == fin.aggregate_hash else None)
 

@@ -116,7 +116,7 @@ class LedgerHistory:
         """One round: commit, compute, publish, vote until finalized. Returns the true outcome.
 
         `commit_cid` maps a member to the CID it commits instead of its real blob's (the others still see its
-        real update, as if gossiped); `liars` vote `lie(outcome)` and vote first.
+        real update, as if gossiped); `liars` vote `lie(outcome)`, right after the first honest voter.
         """
         r = self.round
         committers = list(self.members if committers is None else committers)
@@ -138,15 +138,14 @@ class LedgerHistory:
         model_cid = self.store.add(outcome.new_model) if use_store else _fake_cid(outcome.new_model)
         tree_json = outcome.reward_tree.to_json().encode()
         rewards_cid = self.store.add(tree_json) if use_store else _fake_cid(tree_json)
-        ballots = []
-        if liars:
+        honest = [m for m in self.members if m not in liars]
+        ballots = [(m, outcome.aggregate_hash, model_cid, outcome.rewards_root, rewards_cid, outcome.excluded)
+                   for m in honest]
+        if liars:  # one honest vote goes first (on record as dissent), then the colluders finalize
             bad = lie(outcome)
             bad_tree_cid = self.store.add(bad.tree.to_json().encode()) if use_store else _fake_cid(b"t")
-            ballots += [(m, bad.aggregate_hash, bad.aggregate_cid, bad.tree.root, bad_tree_cid, bad.excluded)
-                        for m in liars]
-        honest = [m for m in self.members if m not in liars]
-        ballots += [(m, outcome.aggregate_hash, model_cid, outcome.rewards_root, rewards_cid, outcome.excluded)
-                    for m in honest]
+            ballots = ballots[:1] + [(m, bad.aggregate_hash, bad.aggregate_cid, bad.tree.root, bad_tree_cid,
+                                      bad.excluded) for m in liars] + ballots[1:]
         finalized_hash = None
         for m, agg, agg_cid, root, root_cid, excluded in ballots:
             receipt = m.ledger.vote(r, agg, agg_cid, root, root_cid, sorted(excluded, key=lambda a: int(a, 16)))

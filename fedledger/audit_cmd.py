@@ -1,0 +1,495 @@
+"""`fedledger audit …`: query and independently re-verify a federation from its ledger (+ IPFS) alone.
+
+Read-only against any RPC URL and contract address; a key is needed only by `verify`, to unseal the
+committed updates (the auditor's — or any member's — X25519 key). Composition root: this module wires the
+peer's unsealing and identity code into the auditor (`ledger_tools` may not import `peer`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedledger.errors import UserError
+
+app = typer.Typer(help="Audit a federation: rounds, members, independent re-verification, reports.",
+                  no_args_is_help=True)
+console = Console()
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+DEFAULT_IPFS = "http://127.0.0.1:5001"
+ETH = 10**18
+
+
+@dataclass
+class AuditContext:
+    rpc: str
+    contract: str | None
+    ipfs: str
+    cache_dir: Path | None
+
+    def ledger(self):
+        from ledger_tools.chain import FederationLedger
+
+        if not self.contract:
+            raise UserError("no contract address given",
+                            hint="pass --contract 0x… (or set FEDLEDGER_CONTRACT)", exit_code=2)
+        try:
+            return FederationLedger(self.rpc, self.contract)
+        except ValueError as exc:
+            raise UserError(f"{self.contract!r} is not a contract address: {exc}", exit_code=2) from exc
+
+    def history(self):
+        return load(self)
+
+    def store(self):
+        from ledger_tools.blobstore import BlobStoreError, IpfsBlobStore
+
+        try:
+            store = IpfsBlobStore(self.ipfs, timeout=30, retries=1, backoff=0.2)
+            store.node_id()
+        except (BlobStoreError, ValueError) as exc:
+            raise UserError(f"cannot reach the IPFS API at {self.ipfs}: {exc}",
+                            hint="start one with `fedledger devnet up`, or pass --ipfs URL") from exc
+        return store
+
+
+def load(ctx: AuditContext):
+    """(ledger, history), with every expected failure turned into one clear line."""
+    from ledger_tools.audit import load_history
+    from ledger_tools.chain import LedgerError, LedgerUnavailable
+    from ledger_tools.ledger_cache import LedgerCacheError
+
+    ledger = ctx.ledger()
+    try:
+        history, _ = load_history(ledger, cache_dir=ctx.cache_dir)
+    except LedgerUnavailable as exc:
+        hint = ("check --contract (and that it was deployed on this chain)" if "no contract" in str(exc)
+                else "is the node running? pass --rpc URL (or set FEDLEDGER_RPC)")
+        raise UserError(str(exc), hint=hint) from exc
+    except LedgerCacheError as exc:
+        raise UserError(str(exc), hint="retry; if it persists, delete the cache (--cache-dir)") from exc
+    except LedgerError as exc:
+        raise UserError(f"reading the ledger at {ctx.contract} failed: {exc}") from exc
+    except Exception as exc:  # a contract that is not a FederationLedger fails to decode its views
+        if type(exc).__module__.startswith("web3"):
+            raise UserError(f"{ctx.contract} on {ctx.rpc} does not look like a FederationLedger ({type(exc).__name__})",
+                            hint="check --contract") from exc
+        raise
+    return ledger, history
+
+
+@app.callback()
+def main(
+    typer_ctx: typer.Context,
+    rpc: Annotated[str, typer.Option("--rpc", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
+    contract: Annotated[Optional[str], typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
+                                                    help="FederationLedger address.")] = None,
+    ipfs: Annotated[str, typer.Option("--ipfs", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
+                                                      help="Event cache directory (default ~/.cache/fedledger).")] = None,
+) -> None:
+    typer_ctx.obj = AuditContext(rpc, contract, ipfs, cache_dir)
+
+
+def _short(value: bytes | str, n: int = 10) -> str:
+    from ledger_tools.audit import short
+
+    return short(value, n)
+
+
+def _eth(wei: int) -> str:
+    return f"{wei / ETH:.6f}"
+
+
+def _round_json(rec) -> dict[str, Any]:
+    f = rec.finalization
+    return {
+        "round": rec.round, "status": rec.status.value, "start": rec.start,
+        "commit_deadline": rec.commit_deadline, "vote_deadline": rec.vote_deadline,
+        "commits": [{"peer": c.peer, "update_hash": "0x" + c.update_hash.hex(), "cid": c.cid,
+                     "num_samples": c.num_samples, "epsilon": c.epsilon, "delta": c.delta, "tx": c.tx,
+                     "gas_used": c.gas_used} for c in rec.commits],
+        "votes": [{"voter": v.voter, "digest": "0x" + v.digest.hex(), "aggregate_hash": "0x" + v.aggregate_hash.hex(),
+                   "aggregate_cid": v.aggregate_cid, "rewards_root": "0x" + v.rewards_root.hex(),
+                   "rewards_cid": v.rewards_cid, "excluded": list(v.excluded), "weight": v.weight, "tx": v.tx,
+                   "gas_used": v.gas_used} for v in rec.votes],
+        "votes_per_digest": {"0x" + d.hex(): {"votes": c, "weight": w} for d, (c, w) in rec.votes_per_digest().items()},
+        "finalized": None if f is None else {
+            "digest": "0x" + f.digest.hex(), "aggregate_hash": "0x" + f.aggregate_hash.hex(),
+            "aggregate_cid": f.aggregate_cid, "rewards_root": "0x" + f.rewards_root.hex(),
+            "rewards_cid": f.rewards_cid, "excluded": list(f.excluded), "weight_for": f.weight_for,
+            "total_weight": f.total_weight, "pool_wei": str(f.pool), "block": f.block},
+        "failed_by": rec.failed_by, "gas_used": rec.gas_used,
+    }
+
+
+@app.command()
+def rounds(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every round: status, commits, votes per digest, finalized aggregate, excluded set, pool, gas."""
+    _, history = load(ctx.obj)
+    if as_json:
+        typer.echo(json.dumps([_round_json(history.rounds[r]) for r in sorted(history.rounds)]))
+        return
+    table = Table(title=f"federation {history.address} (chain {history.chain_id}, rule {history.params.rule})")
+    for col in ("round", "status", "commits", "votes per digest", "aggregate", "CID", "excluded", "pool ETH", "gas"):
+        table.add_column(col, overflow="fold")
+    for r in sorted(history.rounds):
+        rec = history.rounds[r]
+        f = rec.finalization
+        tally = " ".join(f"{_short(d, 6)}:{c}" + ("*" if f is not None and d == f.digest else "")
+                         for d, (c, _w) in rec.votes_per_digest().items())
+        style = {"finalized": "green", "failed": "red"}.get(rec.status.value, "yellow")
+        table.add_row(str(r), f"[{style}]{rec.status.value}[/]", str(len(rec.commits)), tally,
+                      _short(f.aggregate_hash) if f else "", (f.aggregate_cid[:16] + "…") if f else "",
+                      ", ".join(_short(a, 6) for a in f.excluded) if f else "", _eth(f.pool) if f else "",
+                      str(rec.gas_used))
+    console.print(table)
+
+
+@app.command("round")
+def round_(
+    ctx: typer.Context,
+    number: Annotated[int, typer.Argument(help="Round number (from 1).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One round in detail: every commitment and vote, and the finalization."""
+    _, history = load(ctx.obj)
+    rec = history.rounds.get(number)
+    if rec is None:
+        last = max(history.rounds) if history.rounds else 0
+        raise UserError(f"round {number} does not exist on this ledger", hint=f"rounds are 1..{last}")
+    if as_json:
+        typer.echo(json.dumps(_round_json(rec)))
+        return
+    console.print(f"[bold]round {number}[/]: {rec.status.value}; commit deadline {rec.commit_deadline}, "
+                  f"vote deadline {rec.vote_deadline}; gas {rec.gas_used}")
+    t = Table(title="commitments (canonical order)")
+    for col in ("peer", "update hash", "CID", "samples", "ε", "δ", "gas"):
+        t.add_column(col, overflow="fold")
+    for c in sorted(rec.commits, key=lambda c: int(c.peer, 16)):
+        t.add_row(c.peer, _short(c.update_hash, 16), c.cid, str(c.num_samples),
+                  "-" if c.epsilon is None else f"{c.epsilon:.3f}", f"{c.delta:.1e}", str(c.gas_used))
+    console.print(t)
+    f = rec.finalization
+    t = Table(title="votes")
+    for col in ("voter", "digest", "aggregate", "rewards root", "excluded", "weight", "agrees"):
+        t.add_column(col, overflow="fold")
+    for v in rec.votes:
+        agrees = "" if f is None else ("[green]yes[/]" if v.digest == f.digest else "[red]no[/]")
+        t.add_row(v.voter, _short(v.digest), _short(v.aggregate_hash), _short(v.rewards_root),
+                  ", ".join(_short(a, 6) for a in v.excluded), str(v.weight), agrees)
+    console.print(t)
+    if f is not None:
+        console.print(f"finalized digest {'0x' + f.digest.hex()}\n  aggregate {'0x' + f.aggregate_hash.hex()} "
+                      f"at {f.aggregate_cid}\n  rewards root {'0x' + f.rewards_root.hex()} at {f.rewards_cid or '-'}"
+                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, pool {_eth(f.pool)} ETH")
+    elif rec.status.value == "failed":
+        console.print(f"[red]failed[/] (closed by {rec.failed_by})")
+
+
+def _rewards_by_round(history, store, account: str | None = None) -> tuple[dict[int, dict[str, int]], list[str]]:
+    """round -> account -> wei from the published reward trees (checked against the chain); and problems."""
+    from ledger_tools.rewards import RewardTreeError, load_reward_tree
+
+    out, problems = {}, []
+    for rec in history.finalized():
+        f = rec.finalization
+        try:
+            tree = load_reward_tree(store, rec.round, f.rewards_cid, f.rewards_root)
+        except RewardTreeError as exc:
+            problems.append(str(exc))
+            continue
+        out[rec.round] = dict(tree.values)
+    return out, problems
+
+
+@app.command()
+def peer(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="Member address.")],
+    no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Skip reward trees (no earnings column).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A member's history: commits, votes (agreement with the final digest), exclusions, rewards, privacy spent."""
+    _, history = load(ctx.obj)
+    rewards = None
+    if not no_ipfs:
+        by_round, _ = _rewards_by_round(history, ctx.obj.store())
+        rewards = {r: next((x for a, x in amounts.items() if a.lower() == address.lower()), 0)
+                   for r, amounts in by_round.items()}
+    ph = history.peer_history(address, rewards)
+    if not ph.is_member and not ph.rounds:
+        raise UserError(f"{address} is not a member of federation {history.address}",
+                        hint="list members with `fedledger audit export --format json`")
+    earned = sum(r.reward or 0 for r in ph.rounds)
+    if as_json:
+        typer.echo(json.dumps({
+            "address": ph.address, "member": ph.is_member, "commits": ph.commits, "votes": ph.votes,
+            "agreements": ph.agreements, "times_excluded": ph.times_excluded, "earned_wei": str(earned),
+            "claimed_wei": str(ph.total_claimed), "epsilon_total": ph.epsilon_total,
+            "rounds": [r.__dict__ for r in ph.rounds],
+            "weights": [{"block": b, "weight": w} for b, w in ph.weight_updates]}))
+        return
+    t = Table(title=f"member {ph.address}" + ("" if ph.is_member else " (not a member)"))
+    for col in ("round", "committed", "voted", "agrees", "excluded", "reward ETH", "claimed", "ε", "δ"):
+        t.add_column(col)
+    yn = {True: "yes", False: "no", None: "-"}
+    for r in ph.rounds:
+        t.add_row(str(r.round), yn[r.committed], yn[r.voted],
+                  {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[r.agreed],
+                  "[red]yes[/]" if r.excluded else "no", "-" if r.reward is None else _eth(r.reward), yn[r.claimed],
+                  "-" if r.epsilon is None else f"{r.epsilon:.3f}", "-" if r.delta is None else f"{r.delta:.1e}")
+    console.print(t)
+    weight = ph.weight_updates[-1][1] if ph.weight_updates else 0
+    console.print(f"commits {ph.commits}, votes {ph.votes} (agreed {ph.agreements}), excluded {ph.times_excluded}x, "
+                  f"earned {_eth(earned) if rewards is not None else '?'} ETH, claimed {_eth(ph.total_claimed)} ETH, "
+                  f"ε spent (sum) {'-' if ph.epsilon_total is None else f'{ph.epsilon_total:.3f}'}, "
+                  f"weight {weight / 1e6:.4f}")
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, password_file: Path | None):
+    """The injected unseal callable: the auditor's (or a member's) X25519 key, checked against the chain first."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from peer.seal import unseal
+
+    if (key_file is None) == (state_dir is None):
+        raise UserError("verify needs exactly one key source",
+                        hint="pass --key-file FILE (hex X25519 private key) or --state-dir DIR (auditor identity)",
+                        exit_code=2)
+    address = None
+    if key_file is not None:
+        try:
+            raw = bytes.fromhex(key_file.read_text().strip().removeprefix("0x"))
+            private = X25519PrivateKey.from_private_bytes(raw)
+        except OSError as exc:
+            raise UserError(f"cannot read key file {key_file}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise UserError(f"{key_file} does not hold a 32-byte hex X25519 private key",
+                            hint="or pass --state-dir DIR with an identity made by `fedledger peer init`") from exc
+    else:
+        from fedledger.peer_cmd import read_password
+        from peer.identity import IdentityError, PeerIdentity
+
+        try:
+            identity = PeerIdentity.load(state_dir, read_password(password_file, confirm=False))
+        except IdentityError as exc:
+            raise UserError(str(exc)) from exc
+        private, address = identity.enc_private_key, identity.address
+    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    registered = {**history.member_keys, **history.auditors}
+    if address is None:
+        address = next((a for a, k in registered.items() if k == public), None)
+        if address is None:
+            raise UserError(f"the X25519 key in {key_file} belongs to no auditor or member of {history.address}",
+                            hint="wrong key: use the key registered for your auditor address")
+    elif registered.get(address) != public:
+        known = "registered with another key" if address in registered else "not an auditor or member"
+        raise UserError(f"{address} is {known} of federation {history.address}; its blobs can't be unsealed",
+                        hint="wrong key: use the identity whose key was registered on chain")
+
+    def _unseal(blob: bytes, sender: str, round_: int) -> bytes:
+        return unseal(blob, address, private, federation=history.address, round=round_, sender=sender)
+
+    return _unseal, address
+
+
+def _evidence(directory: Path | None, history):
+    """Signed gossip envelopes saved by peers (*.env / *.bin): verified, turned into SignedClaims."""
+    if directory is None:
+        return []
+    from ledger_tools.audit import SignedClaim
+    from peer.envelope import Envelope, EnvelopeError
+
+    claims = []
+    for path in sorted(directory.glob("*")):
+        if not path.is_file():
+            continue
+        try:
+            env = Envelope.from_bytes(path.read_bytes())
+            env.verify()
+        except (EnvelopeError, OSError) as exc:
+            console.print(f"[yellow]ignoring evidence {path.name}: {exc}[/]")
+            continue
+        if env.federation.lower() != history.address.lower():
+            continue
+        claims.append(SignedClaim(env.round, env.sender, env.update_hash, env.cid, path.name))
+    return claims
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    rounds_: Annotated[Optional[str], typer.Option("--rounds", help="Round range: N, A..B, A.. or ..B.")] = None,
+    key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Hex X25519 private key of the auditor.")] = None,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Auditor identity (fedledger peer init).")] = None,
+    password_file: Annotated[Optional[Path], typer.Option("--password-file")] = None,
+    evidence: Annotated[Optional[Path], typer.Option("--evidence", help="Directory of signed gossip envelopes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Re-derive every finalized round from chain + IPFS and compare with what the chain finalized."""
+    from ledger_tools.audit import RoundRange, Severity, verify_history
+
+    selection = None
+    if rounds_:
+        try:
+            selection = RoundRange.parse(rounds_)
+        except ValueError as exc:
+            raise UserError(str(exc), exit_code=2) from exc
+    _, history = load(ctx.obj)
+    unseal, who = _auditor_unseal(history, key_file, state_dir, password_file)
+    store = ctx.obj.store()
+    selected = history.round_numbers(selection)
+    if not any(history.rounds[r].finalization for r in selected):
+        raise UserError("no finalized round to verify" + (f" in {rounds_}" if rounds_ else ""),
+                        hint="failed and open rounds have no outcome; see `fedledger audit rounds`")
+
+    def progress(res) -> None:
+        if as_json:
+            return
+        if res.verified is None:
+            console.print(f"round {res.round}: {res.status.value} (nothing to verify)")
+        else:
+            console.print(f"round {res.round}: " + ("[green]verified[/]" if res.verified else "[red]MISMATCH[/]"))
+        for f in res.findings:
+            colour = "red" if f.severity is Severity.MISMATCH else "yellow"
+            console.print(f"  [{colour}]{f.severity.value}[/] {f.line()}")
+
+    report = verify_history(history, store=store, unseal=unseal, rounds=selection,
+                            evidence=_evidence(evidence, history), progress=progress)
+    checked = [r for r in report.rounds if r.verified is not None]
+    if as_json:
+        typer.echo(json.dumps({"ok": report.ok, "auditor": who, "rounds_checked": [r.round for r in checked],
+                               "findings": [f.to_json() for f in report.findings]}))
+    if report.mismatches:
+        if not as_json:
+            console.print(f"[bold red]{len(report.mismatches)} mismatch(es) in "
+                          f"{sum(1 for r in checked if not r.verified)} of {len(checked)} finalized round(s)[/]")
+        raise typer.Exit(1)
+    if not as_json:
+        warn = len(report.findings)
+        console.print(f"[bold green]all {len(checked)} finalized round(s) verified[/]"
+                      + (f" ({warn} warning(s) on record)" if warn else ""))
+
+
+# ------------------------------------------------------------------------------------------ export / report
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output file (default stdout).")] = None,
+) -> None:
+    """Export the whole history (json: everything; csv: one row per commitment/vote/finalization)."""
+    if fmt not in ("json", "csv"):
+        raise UserError(f"unknown format {fmt!r}", hint="use --format json or --format csv", exit_code=2)
+    _, history = load(ctx.obj)
+    if fmt == "json":
+        text = json.dumps({
+            "chain_id": history.chain_id, "contract": history.address, "params": history.params.to_json(),
+            "members": [{"address": a, "admitted_block": b, "enc_key": "0x" + history.member_keys[a].hex()}
+                        for a, b in history.members.items()],
+            "auditors": [{"address": a, "enc_key": "0x" + k.hex()} for a, k in history.auditors.items()],
+            "rounds": [_round_json(history.rounds[r]) for r in sorted(history.rounds)],
+            "claims": [{"account": c.account, "rounds": list(c.rounds), "amounts": [str(x) for x in c.amounts],
+                        "total_wei": str(c.total), "tx": c.tx, "gas_used": c.gas_used} for c in history.claims],
+        }, indent=1)
+    else:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["round", "kind", "address", "hash", "cid", "digest", "excluded", "amount_wei", "num_samples",
+                    "epsilon", "gas_used", "tx"])
+        for r in sorted(history.rounds):
+            rec = history.rounds[r]
+            for c in rec.commits:
+                w.writerow([r, "commit", c.peer, "0x" + c.update_hash.hex(), c.cid, "", "", "", c.num_samples,
+                            "" if c.epsilon is None else c.epsilon, c.gas_used, c.tx])
+            for v in rec.votes:
+                w.writerow([r, "vote", v.voter, "0x" + v.aggregate_hash.hex(), v.aggregate_cid, "0x" + v.digest.hex(),
+                            " ".join(v.excluded), "", "", "", v.gas_used, v.tx])
+            f = rec.finalization
+            if f is not None:
+                w.writerow([r, "finalized", "", "0x" + f.aggregate_hash.hex(), f.aggregate_cid, "0x" + f.digest.hex(),
+                            " ".join(f.excluded), f.pool, "", "", "", ""])
+            elif rec.status.value == "failed":
+                w.writerow([r, "failed", rec.failed_by or "", "", "", "", "", "", "", "", rec.close_gas, ""])
+        for c in history.claims:
+            for r, amount in zip(c.rounds, c.amounts):
+                w.writerow([r, "claim", c.account, "", "", "", "", amount, "", "", c.gas_used, c.tx])
+        text = buf.getvalue()
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    task: Annotated[Optional[str], typer.Option("--task", help="Evaluate each finalized model on this task's "
+                                                               "test set (digits, breast_cancer, csv:…).")] = None,
+    no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no reward trees, no evaluation.")] = False,
+) -> None:
+    """Write a self-contained HTML report (plots embedded): contributions, rewards, exclusions, gas, accuracy."""
+    from ledger_tools.report import ReportData, render_html
+
+    _, history = load(ctx.obj)
+    data = ReportData(history)
+    if not no_ipfs:
+        store = ctx.obj.store()
+        data.rewards, problems = _rewards_by_round(history, store)
+        for p in problems:
+            console.print(f"[yellow]warning: {p}[/]")
+        if task:
+            data.metrics = _evaluate(history, store, task)
+    try:
+        out.write_text(render_html(data))
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from exc
+    console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
+
+
+def _evaluate(history, store, task_spec: str) -> dict[int, dict[str, float]]:
+    import consensus
+    from ledger_tools.blobstore import BlobStoreError
+    from peer.tasks import TaskError, get_task
+
+    try:
+        task = get_task(task_spec)
+    except (TaskError, ValueError) as exc:
+        raise UserError(f"unknown task {task_spec!r}: {exc}") from exc
+    if task.model_spec().spec_hash() != history.params.model_spec_hash:
+        raise UserError(f"task {task_spec!r} builds another model than this federation's (model spec hash differs)",
+                        hint="pass the federation's task")
+    models = [(0, history.params.genesis_model_hash, history.params.genesis_model_cid)]
+    models += [(rec.round, rec.finalization.aggregate_hash, rec.finalization.aggregate_cid)
+               for rec in history.finalized()]
+    metrics = {}
+    for r, digest, cid in models:
+        try:
+            result = task.evaluate(consensus.decode(store.cat(cid, expected_sha256=digest)))
+        except (BlobStoreError, consensus.CodecError) as exc:
+            console.print(f"[yellow]warning: model of round {r} not evaluated: {exc}[/]")
+            continue
+        metrics[r] = {"accuracy": result.accuracy, "loss": result.loss}
+    return metrics

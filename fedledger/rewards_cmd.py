@@ -1,0 +1,170 @@
+"""`fedledger rewards show|claim`: a contributor's earnings, and one claim transaction for all of them.
+
+Proofs come from each round's reward tree published on IPFS, checked against the root the chain finalized.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedledger.audit_cmd import DEFAULT_IPFS, DEFAULT_RPC, AuditContext, load
+from fedledger.errors import UserError
+
+app = typer.Typer(help="See and claim your rewards (Merkle proofs from the published reward trees).",
+                  no_args_is_help=True)
+console = Console()
+ETH = 10**18
+
+
+@app.callback()
+def main(
+    typer_ctx: typer.Context,
+    rpc: Annotated[str, typer.Option("--rpc", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
+    contract: Annotated[Optional[str], typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
+                                                    help="FederationLedger address.")] = None,
+    ipfs: Annotated[str, typer.Option("--ipfs", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
+                                                      help="Event cache directory.")] = None,
+) -> None:
+    typer_ctx.obj = AuditContext(rpc, contract, ipfs, cache_dir)
+
+
+def _account(state_dir: Path | None, key_env: str | None, password_file: Path | None, *, need_key: bool):
+    """(address, LocalAccount | None) from the contributor's keystore (state dir) or a raw key."""
+    from eth_account import Account
+
+    if key_env:
+        try:
+            acct = Account.from_key(key_env)
+        except (ValueError, TypeError) as exc:
+            raise UserError("FEDLEDGER_KEY / --key is not a valid private key", exit_code=2) from exc
+        return acct.address, acct
+    if state_dir is None:
+        raise UserError("no account given", hint="pass --state-dir DIR (your peer identity) or --key", exit_code=2)
+    if not need_key:
+        public = state_dir / "identity.json"
+        try:
+            return json.loads(public.read_text())["address"], None
+        except (OSError, ValueError, KeyError):
+            pass  # fall through: unlock the keystore instead
+    from fedledger.peer_cmd import read_password
+    from peer.identity import IdentityError, PeerIdentity, WrongPassword
+
+    try:
+        identity = PeerIdentity.load(state_dir, read_password(password_file, confirm=False))
+    except WrongPassword as exc:
+        raise UserError(f"wrong key password: {exc}", hint="check --password-file / FEDLEDGER_PASSWORD") from exc
+    except IdentityError as exc:
+        raise UserError(str(exc)) from exc
+    return identity.address, identity.account
+
+
+def _view(ctx: AuditContext, address: str, rounds: Optional[str]):
+    from ledger_tools.audit import RoundRange
+    from ledger_tools.rewards import rewards_of
+
+    ledger, history = load(ctx)
+    wanted = None
+    if rounds:
+        try:
+            rng = RoundRange.parse(rounds)
+        except ValueError as exc:
+            raise UserError(str(exc), exit_code=2) from exc
+        wanted = history.round_numbers(rng)
+        bad = [r for r in wanted if history.rounds[r].status.value == "failed"]
+        if bad and len(bad) == len(wanted):
+            raise UserError(f"round(s) {', '.join(map(str, bad))} failed: a failed round pays no rewards",
+                            hint="see `fedledger audit rounds`")
+    view = rewards_of(history, ctx.store(), address, rounds=wanted)
+    return ledger, history, view
+
+
+StateDirOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="Your peer identity directory.")]
+KeyOpt = Annotated[Optional[str], typer.Option("--key", envvar="FEDLEDGER_KEY", help="Raw private key (hex).",
+                                               show_default=False)]
+PasswordOpt = Annotated[Optional[Path], typer.Option("--password-file", help="Keystore password file.")]
+RoundsOpt = Annotated[Optional[str], typer.Option("--rounds", help="Only these rounds: N, A..B, A.., ..B.")]
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    state_dir: StateDirOpt = None,
+    key: KeyOpt = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Any account (read-only).")] = None,
+    password_file: PasswordOpt = None,
+    rounds: RoundsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Claimable reward per finalized round, what was already claimed, and totals."""
+    if address is None:
+        address, _ = _account(state_dir, key, password_file, need_key=False)
+    _, history, view = _view(ctx.obj, address, rounds)
+    if as_json:
+        typer.echo(json.dumps({
+            "account": address, "earned_wei": str(view.total_earned), "claimed_wei": str(view.total_claimed),
+            "claimable_wei": str(view.total_claimable),
+            "rounds": [{"round": e.round, "amount_wei": str(e.amount), "claimed": e.claimed} for e in view.entries],
+            "problems": [{"round": p.round, "reason": p.reason} for p in view.problems]}))
+        return
+    t = Table(title=f"rewards of {address}")
+    for col in ("round", "amount ETH", "status"):
+        t.add_column(col)
+    for e in view.entries:
+        t.add_row(str(e.round), f"{e.amount / ETH:.6f}", "claimed" if e.claimed else "[green]claimable[/]")
+    console.print(t)
+    for p in view.problems:
+        console.print(f"[yellow]round {p.round}: {p.reason}[/]")
+    console.print(f"earned {view.total_earned / ETH:.6f} ETH, claimed {view.total_claimed / ETH:.6f} ETH, "
+                  f"claimable [bold]{view.total_claimable / ETH:.6f} ETH[/] in {len(view.claimable)} round(s)")
+
+
+@app.command()
+def claim(
+    ctx: typer.Context,
+    state_dir: StateDirOpt = None,
+    key: KeyOpt = None,
+    password_file: PasswordOpt = None,
+    rounds: RoundsOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build and estimate the transaction; don't send it.")] = False,
+) -> None:
+    """Claim every unclaimed reward (of finalized rounds) in one transaction."""
+    from ledger_tools.chain import LedgerError
+    from ledger_tools.rewards import NothingToClaim, build_claim
+
+    address, account = _account(state_dir, key, password_file, need_key=True)
+    ledger, history, view = _view(ctx.obj, address, rounds)
+    # The cache is at most one block behind, but a claim sent from elsewhere may be pending: ask the contract.
+    entries = [e for e in view.entries if not (e.claimable and ledger.is_claimed(address, e.round))]
+    try:
+        call = build_claim(entries)
+    except NothingToClaim as exc:
+        hint = ("earned nothing yet: rewards go to members whose updates were kept"
+                if not view.entries else f"already claimed {view.total_claimed / ETH:.6f} ETH")
+        if view.problems:
+            hint = f"{len(view.problems)} round(s) have unreadable reward trees: " + view.problems[0].reason
+        raise UserError(f"nothing to claim for {address}", hint=hint) from exc
+    rounds_list, amounts, proofs = call.args()
+    signer = ledger.with_account(account)
+    fn = signer.contract.functions.claim(rounds_list, amounts, proofs)
+    if dry_run:
+        try:
+            gas = fn.estimate_gas({"from": address})
+        except Exception as exc:
+            decoded = signer._decode(exc) if hasattr(signer, "_decode") else exc
+            raise UserError(f"the claim would be rejected: {decoded}") from exc
+        price = signer.w3.eth.gas_price
+        console.print(f"would claim {call.total / ETH:.6f} ETH for rounds {rounds_list} in one transaction; "
+                      f"gas {gas} (~{gas * price / ETH:.6f} ETH at {price / 1e9:.2f} gwei)")
+        return
+    try:
+        receipt = signer.claim(rounds_list, amounts, proofs)
+    except LedgerError as exc:
+        raise UserError(f"claim rejected: {exc}", hint="run `fedledger rewards show` to see what is claimable") from exc
+    console.print(f"claimed [bold]{call.total / ETH:.6f} ETH[/] for rounds {rounds_list}: tx {receipt.tx_hash} "
+                  f"(block {receipt.block_number}, gas {receipt.gas_used})")
