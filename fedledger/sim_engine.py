@@ -215,6 +215,172 @@ class LocalTransport:
         pass
 
 
+class ChainTransport:
+    """The real ledger: the FederationLedger contract on an Ethereum devnet, sealed blobs on a real IPFS node.
+
+    Per round: every peer seals its canonical update for all members (AES-256-GCM + X25519 key wraps), adds the
+    sealed blob to IPFS and commits (round, update hash, CID) on chain; an honest observer reads the round's
+    commitments from the chain, fetches each blob (IPFS, or the in-memory gossip cache with `gossip=True`),
+    unseals and checks it; after aggregation the new model and the reward tree go to IPFS and the peers vote
+    until the contract finalizes the round. Byzantine peers vote a wrong digest.
+
+    `rpc_url` must be a devnet that supports `anvil_setBalance` (peer accounts are funded that way).
+    """
+
+    def __init__(self, rpc_url: str, ipfs_api_url: str, *, deployer_key: str | None = None,
+                 commit_period: int = 3600, vote_period: int = 3600, gossip: bool = False,
+                 threads: int = 4) -> None:
+        self.rpc_url, self.ipfs_api_url = rpc_url, ipfs_api_url
+        self.deployer_key = deployer_key
+        self.commit_period, self.vote_period = commit_period, vote_period
+        self.gossip = gossip
+        self.threads = max(1, threads)
+        self.gas_by_round: dict[int, int] = {}
+        self._gossip_cache: dict[str, bytes] = {}
+
+    def start(self, engine: "SimEngine", genesis_model: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+        from devnet.anvil import dev_accounts, set_balance
+        from devnet.compile import load_contract
+        from ledger_tools.blobstore import IpfsBlobStore
+        from ledger_tools.chain import FederationLedger, LedgerParams, MemberInit
+
+        self.engine = engine
+        cfg = engine.config
+        self.store = IpfsBlobStore(self.ipfs_api_url)
+        self.enc_keys = {
+            p.address: X25519PrivateKey.from_private_bytes(hashlib.sha256(b"x25519" + p.private_key).digest())
+            for p in engine.peers
+        }
+        self.enc_public = {a: k.public_key() for a, k in self.enc_keys.items()}
+        from cryptography.hazmat.primitives import serialization
+
+        raw = {a: k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+               for a, k in self.enc_public.items()}
+        for p in engine.peers:
+            set_balance(self.rpc_url, p.address, 10**21)
+        genesis_cid = self.store.add(genesis_model)
+        params = LedgerParams(
+            rule=cfg.rule, rule_param=0, f=clamp_f(cfg.rule, cfg.peers, cfg.effective_f), quorum_bps=5000,
+            commit_period=self.commit_period, vote_period=self.vote_period,
+            reward_per_round_wei=cfg.reward_per_round, model_spec_hash=engine.spec.spec_hash(),
+            genesis_model_hash=consensus.update_hash(genesis_model), genesis_model_cid=genesis_cid,
+            scale_bits=cfg.scale_bits, alpha_bps=1000, sample_cap=0,
+        )
+        artifact = load_contract("FederationLedger")
+        deployer = self.deployer_key or dev_accounts()[0].private_key
+        started = time.perf_counter()
+        self.ledger = FederationLedger.deploy(
+            self.rpc_url, deployer, params, [MemberInit(p.address, raw[p.address]) for p in engine.peers],
+            funding_wei=cfg.reward_per_round * cfg.rounds, abi=artifact.abi, bytecode=artifact.bytecode,
+        )
+        self.deploy_seconds = time.perf_counter() - started
+        self.deploy_gas = self.ledger.deploy_receipt.gas_used
+        self.bindings = {p.address: self.ledger.with_account("0x" + p.private_key.hex()) for p in engine.peers}
+        self.observer = next(p for p in engine.peers if not p.byzantine)
+
+    def _seal_add_commit(self, round: int, address: str, blob: bytes, samples: int) -> tuple[float, float, float, int]:
+        from peer.seal import seal
+
+        t0 = time.perf_counter()
+        sealed = seal(blob, self.enc_public, federation=self.ledger.address, round=round, sender=address)
+        t1 = time.perf_counter()
+        cid = self.store.add(sealed)
+        self._gossip_cache[cid] = sealed
+        t2 = time.perf_counter()
+        receipt = self.bindings[address].commit(round, consensus.update_hash(blob), cid, samples)
+        return t1 - t0, t2 - t1, time.perf_counter() - t2, receipt.gas_used
+
+    def publish(self, round: int, blobs: Mapping[str, tuple[bytes, int]], clock: PhaseClock) -> list[CommittedUpdate]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from devnet.anvil import increase_time
+        from peer.seal import SealError, unseal
+
+        gas = 0
+        started = time.perf_counter()
+        # Peers work in parallel in a real federation; here threads overlap their I/O waits. Phase times are
+        # the per-peer sums scaled to the wall time this step really took.
+        with ThreadPoolExecutor(self.threads) as pool:
+            parts = list(pool.map(lambda item: self._seal_add_commit(round, item[0], *item[1]), blobs.items()))
+        wall = time.perf_counter() - started
+        total = sum(a + b + c for a, b, c, _ in parts) or 1.0
+        for i, phase in enumerate(("seal", "ipfs", "chain")):
+            clock.seconds[phase] += wall * sum(p[i] for p in parts) / total
+        gas += sum(p[3] for p in parts)
+        with clock.phase("chain"):
+            if len(blobs) < len(self.engine.peers):
+                increase_time(self.rpc_url, self.commit_period)  # the commit deadline must pass
+            commitments = self.ledger.commitments(round)
+        out = []
+        me = self.observer.address
+        for c in commitments:
+            with clock.phase("ipfs"):
+                try:
+                    sealed = self._gossip_cache[c.cid] if self.gossip and c.cid in self._gossip_cache \
+                        else self.store.cat(c.cid)
+                except Exception:  # noqa: BLE001 - an unavailable blob is an excluded contribution
+                    sealed = None
+            update = None
+            if sealed is not None:
+                with clock.phase("seal"):
+                    try:
+                        update = unseal(sealed, me, self.enc_keys[me], federation=self.ledger.address,
+                                        round=round, sender=c.member)
+                    except SealError:
+                        update = None
+            out.append(CommittedUpdate(peer=c.member, update_hash=c.update_hash, num_samples=c.num_samples,
+                                       update=update))
+        self.gas_by_round[round] = gas
+        return out
+
+    def finalize(self, round: int, outcome: RoundOutcome | None, clock: PhaseClock) -> tuple[bool, int, int]:
+        from devnet.anvil import increase_time
+        from ledger_tools.chain import LedgerError
+
+        gas = self.gas_by_round.get(round, 0)
+        if outcome is None:
+            with clock.phase("chain"):
+                increase_time(self.rpc_url, self.commit_period + self.vote_period)
+                gas += self.ledger.close_failed_round(round).gas_used
+            self.gas_by_round[round] = gas
+            return False, gas, 0
+        with clock.phase("ipfs"):
+            aggregate_cid = self.store.add(outcome.new_model)
+            rewards_cid = self.store.add(outcome.reward_tree.to_json().encode())
+        finalized, votes = False, 0
+        peers = self.engine.peers
+        order = peers[round % len(peers):] + peers[: round % len(peers)]  # who is quickest rotates
+        with clock.phase("vote"):
+            for p in order:
+                binding = self.bindings[p.address]
+                agg_hash = outcome.aggregate_hash
+                if p.byzantine:
+                    agg_hash = adversary.wrong_digest(outcome.aggregate_hash, seed=p.index)
+                try:
+                    receipt = binding.vote(round, agg_hash, aggregate_cid, outcome.rewards_root, rewards_cid,
+                                           list(outcome.excluded))
+                except LedgerError:
+                    break
+                gas += receipt.gas_used
+                votes += 1
+                if receipt.finalized:
+                    finalized = True
+                    break
+        self.gas_by_round[round] = gas
+        return finalized, gas, votes
+
+    def summary(self) -> dict:
+        return {"contract": self.ledger.address, "rpc_url": self.rpc_url, "ipfs_api_url": self.ipfs_api_url,
+                "deploy_gas": self.deploy_gas, "deploy_seconds": round(self.deploy_seconds, 3),
+                "gas_by_round": self.gas_by_round}
+
+    def close(self) -> None:
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()
+
+
 def peer_key(seed: int, index: int) -> bytes:
     """Deterministic secp256k1 private key of simulated peer `index` (never use outside simulations)."""
     return hashlib.sha256(f"fedledger-sim:{seed}:{index}".encode()).digest()
