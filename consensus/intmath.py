@@ -140,7 +140,7 @@ def mix_rows(rows: Sequence[np.ndarray], groups: Sequence[Sequence[int]], worker
         sums = (select @ gather(rows, start, stop, np.float64)).astype(np.int64)
         out[:, start:stop] = round_div(sums, size)
 
-    map_chunks(work, d, workers, chunk_for(len(rows)))
+    map_chunks(work, d, 1, chunk_for(len(rows)))  # BLAS threads itself; never call it from our workers
     return list(out)
 
 

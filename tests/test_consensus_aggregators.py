@@ -263,3 +263,37 @@ def test_flower_multi_krum_sample_weighted_selection():
                                                 weights=list(range(1, 10))).aggregate)
     for t, k in zip(theirs, ("b", "w")):
         assert np.max(np.abs(t - ours[k].numpy())) <= 2.0**-20
+
+
+def reference_bulyan(values: list[list[int]], f: int) -> tuple[list[int], list[int]]:
+    """Brute-force Bulyan in Python ints, straight from the definition in bulyan.py."""
+    n = len(values)
+    dist = [[sum((a - b) ** 2 for a, b in zip(u, v)) for v in values] for u in values]
+    remaining, selected = list(range(n)), []
+    for _ in range(n - 2 * f):
+        k = min(len(remaining) - 1, max(1, len(remaining) - f - 2))
+        score = {i: sum(sorted(dist[i][j] for j in remaining if j != i)[:k]) for i in remaining}
+        best = min(remaining, key=lambda i: (score[i], i))
+        remaining.remove(best)
+        selected.append(best)
+    theta, beta = n - 2 * f, n - 4 * f
+    out = []
+    for k in range(len(values[0])):
+        col = sorted(values[i][k] for i in selected)
+        centre2 = col[(theta - 1) // 2] + col[theta // 2]
+        kept = sorted(col, key=lambda v: (abs(2 * v - centre2), v))[:beta]
+        out.append(round(Fraction(sum(kept), beta)))
+    return sorted(selected), out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(7, 1), (8, 1), (11, 2), (12, 2)]), st.integers(2, 300))
+def test_bulyan_matches_reference(seed, nf, spread):
+    n, f = nf
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-spread, spread, size=(n, 6)).tolist()
+    spec = ModelSpec({"x": (6,)})
+    res = consensus.aggregate("bulyan", [consensus.encode_ints(spec, np.array(v)) for v in values], f=f)
+    selected, expected = reference_bulyan(values, f)
+    assert res.params["selected"] == selected
+    assert ints(res.aggregate).tolist() == expected

@@ -46,19 +46,19 @@ def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
 
     def work(start: int, stop: int) -> np.ndarray:
         block = gather_t(rows, start, stop)
-        ordered = np.sort(block, axis=1).astype(np.int64)
-        centre2 = ordered[:, (theta - 1) // 2] + ordered[:, theta // 2]  # twice the median
+        ordered = np.sort(block, axis=1)
+        rows_idx = np.arange(len(ordered))
+        centre2 = ordered[:, (theta - 1) // 2].astype(np.int64) + ordered[:, theta // 2]  # twice the median
         lo = np.zeros(len(ordered), dtype=np.int64)
         hi = np.full(len(ordered), theta - 1, dtype=np.int64)
-        rows_idx = np.arange(len(ordered))
+        total = ordered.sum(axis=1, dtype=np.int64)
         for _ in range(2 * f):  # drop the farther end; on equal distance drop the larger value
-            left = centre2 - 2 * ordered[rows_idx, lo]
-            right = 2 * ordered[rows_idx, hi] - centre2
-            drop_right = right >= left
+            low_value = ordered[rows_idx, lo].astype(np.int64)
+            high_value = ordered[rows_idx, hi].astype(np.int64)
+            drop_right = 2 * high_value - centre2 >= centre2 - 2 * low_value
+            total -= np.where(drop_right, high_value, low_value)
             hi -= drop_right
             lo += ~drop_right
-        prefix = np.concatenate([np.zeros((len(ordered), 1), np.int64), np.cumsum(ordered, axis=1)], axis=1)
-        total = prefix[rows_idx, hi + 1] - prefix[rows_idx, lo]
         out[start:stop] = round_div(total, beta)
         low = ordered[rows_idx, lo][:, None]
         high = ordered[rows_idx, hi][:, None]

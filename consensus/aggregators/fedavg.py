@@ -56,7 +56,8 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
         qh, rh = np.divmod(hi_acc, total)
         out[start:stop] = qh * 65536 + round_div(rh * 65536 + lo_acc, total)
 
-    map_chunks(work, d, workers, chunk_for(len(picked)))
+    # BLAS is never called from our worker threads (it has its own); concurrent callers contend badly
+    map_chunks(work, d, 1 if by_blas else workers, chunk_for(len(picked)))
     return out
 
 
