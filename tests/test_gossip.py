@@ -236,3 +236,25 @@ def test_own_message_that_peers_would_drop_is_refused_and_bad_dial_fails_fast():
             node.connect("/ip4/127.0.0.1/tcp/1/p2p/" + node.multiaddr.rsplit("/", 1)[1], timeout=3)
         assert time.monotonic() - t0 < 10
         assert node.stats.published == 0
+
+
+def test_per_sender_cap_bounds_what_a_member_can_make_us_store():
+    member = Account.from_key(b"\x08" * 32)
+    federation = "0x" + "fe" * 20
+    receiver = GossipNode(validator=_validator(members=[member.address]), max_envelopes_per_sender_round=2)
+    sender = GossipNode(validator=_validator(members=[member.address]), bootstrap=[receiver.start()])
+    try:
+        sender.start()
+        assert sender.wait_for_peers(1, 15) and receiver.wait_for_peers(1, 15), "nodes did not connect"
+        for i in range(3):
+            sender.publish_envelope(Envelope.create(
+                member, federation=federation, chain_id=31337, round=1, update_hash=bytes([i]) * 32,
+                cid="bafkrei", wrapped_keys=b"", blob_sha256=hashlib.sha256(b"x").digest(), blob_size=1,
+            ))
+        assert receiver.wait_for(lambda: receiver.stats.dropped_limit >= 1, 15), receiver.stats
+        assert len(receiver.envelopes(1)) == 2 and len(sender.envelopes(1)) == 3  # own ones are never capped
+        (evidence,) = receiver.equivocations()
+        assert evidence.sender == member.address and len(evidence.envelopes) == 2
+    finally:
+        sender.stop()
+        receiver.stop()
