@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def _services(state: Path) -> dict:
     return json.loads((state / "services.json").read_text())
 
 
-def test_up_status_down_keeps_chain_and_blobs(state_dir: Path, tmp_path: Path) -> None:
+def test_up_status_deploy_down_up_keeps_chain_and_blobs(state_dir: Path, tmp_path: Path) -> None:
     chain_port, ipfs_port = free_port(), free_port()
     up = fedledger("devnet", "up", "--chain-port", str(chain_port), "--ipfs-port", str(ipfs_port),
                    "--state-dir", str(state_dir), "--detach", cwd=tmp_path)
@@ -72,6 +73,15 @@ def test_up_status_down_keeps_chain_and_blobs(state_dir: Path, tmp_path: Path) -
 
     blob = os.urandom(4096)
     cid = IpfsBlobStore(services["ipfs"]["url"]).add(blob)
+    config = tmp_path / "federation.json"
+    config.write_text(json.dumps(_minimal_config()))
+    deployed = fedledger("devnet", "deploy", "--config", str(config), "--state-dir", str(state_dir), cwd=tmp_path,
+                         timeout=120)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "fedavg" in deployed.stdout
+    federation = re.search(r"address\s*│\s*(0x[0-9a-fA-F]{40})", deployed.stdout).group(1)
+    federation_code = rpc(rpc_url, "eth_getCode", federation, "latest")
+    assert len(federation_code) > 1000
 
     down = fedledger("devnet", "down", "--state-dir", str(state_dir), cwd=tmp_path)
     assert down.returncode == 0, down.stderr
@@ -83,6 +93,7 @@ def test_up_status_down_keeps_chain_and_blobs(state_dir: Path, tmp_path: Path) -
     assert up.returncode == 0, up.stderr
     assert int(rpc(rpc_url, "eth_blockNumber"), 16) >= 1
     assert rpc(rpc_url, "eth_getCode", contract, "latest") == "0x" + RUNTIME
+    assert rpc(rpc_url, "eth_getCode", federation, "latest") == federation_code
     store = IpfsBlobStore(_services(state_dir)["ipfs"]["url"])
     assert store.has(cid) and store.cat(cid) == blob
 
@@ -134,16 +145,3 @@ def _minimal_config() -> dict:
         "model_spec_hash": "0x" + "aa" * 32, "genesis_model_hash": "0x" + "bb" * 32,
         "genesis_model_cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
     }
-
-
-def test_deploy_on_devnet_prints_address(state_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("devnet.deploy", reason="devnet/deploy.py not built yet")
-    up = fedledger("devnet", "up", "--chain-port", "0", "--ipfs-port", "0", "--state-dir", str(state_dir),
-                   "--detach", cwd=tmp_path)
-    assert up.returncode == 0, up.stderr
-    config = tmp_path / "federation.json"
-    config.write_text(json.dumps(_minimal_config()))
-    result = fedledger("devnet", "deploy", "--config", str(config), "--state-dir", str(state_dir), cwd=tmp_path,
-                       timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "address" in result.stdout and "0x" in result.stdout and "fedavg" in result.stdout
