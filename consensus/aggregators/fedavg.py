@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra, require
-from consensus.intmath import chunk_for, gather, map_chunks, max_abs, round_div
+from consensus.intmath import chunk_for, gather, map_chunks, round_div
 
 
 def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: int | None) -> np.ndarray:
@@ -31,20 +31,16 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
     out = np.empty(d, dtype=np.int32)
     picked = [(wi, row) for wi, row in zip(w, rows) if wi]
     direct = total <= 2**31  # |sum w q| <= total * 2**31 <= 2**62
-    # |sum w q| <= total * max|q| <= 2**53: a float64 product of integer operands is then exact in any order
-    by_blas = total * max_abs([row for _, row in picked]) <= 2**53
-    weight_vector = np.array([wi for wi, _ in picked], dtype=np.float64)
+    picked_rows = [row for _, row in picked]
+    weight_column = np.array([wi for wi, _ in picked], dtype=np.int64)[:, None]
+    uniform = all(wi == 1 for wi, _ in picked)
 
     def work(start: int, stop: int) -> None:
-        if by_blas:
-            sums = weight_vector @ gather([row for _, row in picked], start, stop, np.float64)
-            out[start:stop] = round_div(sums.astype(np.int64), total)
-            return
         if direct:
-            acc = np.zeros(stop - start, dtype=np.int64)
-            for wi, row in picked:
-                acc += wi * row[start:stop].astype(np.int64)
-            out[start:stop] = round_div(acc, total)
+            block = gather(picked_rows, start, stop, np.int64)
+            if not uniform:
+                block *= weight_column
+            out[start:stop] = round_div(block.sum(axis=0), total)
             return
         # q = hi * 2**16 + lo; sum w q = 2**16 * (total*qh + rh) + sum w lo, remainder part < 2**17 * total
         hi_acc = np.zeros(stop - start, dtype=np.int64)
@@ -56,8 +52,7 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
         qh, rh = np.divmod(hi_acc, total)
         out[start:stop] = qh * 65536 + round_div(rh * 65536 + lo_acc, total)
 
-    # BLAS is never called from our worker threads (it has its own); concurrent callers contend badly
-    map_chunks(work, d, 1 if by_blas else workers, chunk_for(len(picked)))
+    map_chunks(work, d, workers, chunk_for(len(picked)))
     return out
 
 
