@@ -63,13 +63,20 @@ contract FederationLedger {
         uint32 finalizedCount;
     }
 
-    /// @dev Written once when a round closes (finalized or failed), one slot (256 bits).
+    /// @dev Written once when a round closes (finalized or failed), one slot (160 bits).
     struct RoundRecord {
         uint8 status;
-        uint96 unclaimed; // remaining reward pool of the round (wei)
         bytes10 digestPrefix; // first 10 bytes of the finalized digest
         uint40 start;
         uint32 commitCount;
+    }
+
+    /// @dev What `claim` needs of a finalized round, in one slot so a claim reads one cold slot per round:
+    ///      the rewards root's high 160 bits (forging a proof for them takes ~2^160 hashes, as for an address)
+    ///      and the unclaimed rest of the round's pool. The full root is in the RoundFinalized event.
+    struct Payout {
+        bytes20 rootHigh;
+        uint96 unclaimed;
     }
 
     /// @notice Round status as reported by `roundInfo`.
@@ -197,8 +204,7 @@ contract FederationLedger {
     address[] internal auditorList;
 
     mapping(uint256 => RoundRecord) internal roundRecord;
-    /// @notice Rewards Merkle root of each finalized round.
-    mapping(uint256 => bytes32) public rewardsRootOf;
+    mapping(uint256 => Payout) internal payout;
     /// @notice Vote weight per (round, digest).
     mapping(uint256 => mapping(bytes32 => uint256)) public tally;
     mapping(address => mapping(uint256 => uint256)) internal claimedBits;
@@ -349,15 +355,8 @@ contract FederationLedger {
         if (block.timestamp >= commitDeadline + votePeriod) revert VotingClosed(round);
         if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
 
-        bool selfExcluded;
-        uint256 prev;
-        for (uint256 i = 0; i < excluded.length; ++i) {
-            uint256 a = uint160(excluded[i]);
-            if (i > 0 && a <= prev) revert ExcludedNotSorted(i);
-            if (excluded[i] == msg.sender) selfExcluded = true;
-            prev = a;
-        }
-        bytes32 expected = keccak256(abi.encodePacked(aggregateHash, rewardsRoot, keccak256(abi.encodePacked(excluded))));
+        (bool selfExcluded, bytes32 excludedHash) = _checkExcluded(excluded);
+        bytes32 expected = keccak256(abi.encodePacked(aggregateHash, rewardsRoot, excludedHash));
         if (expected != digest) revert DigestMismatch(expected, digest);
 
         _settle(m, s, msg.sender);
@@ -376,10 +375,9 @@ contract FederationLedger {
             reserved += uint128(pool);
             modelRound = uint32(round);
             modelHash = aggregateHash;
-            rewardsRootOf[round] = rewardsRoot;
+            payout[round] = Payout({rootHigh: bytes20(rewardsRoot), unclaimed: uint96(pool)});
             roundRecord[round] = RoundRecord({
                 status: STATUS_FINALIZED,
-                unclaimed: uint96(pool),
                 digestPrefix: bytes10(digest),
                 start: s.roundStart,
                 commitCount: s.commitCount
@@ -402,7 +400,7 @@ contract FederationLedger {
         uint256 voteDeadline = uint256(s.roundStart) + commitPeriod + votePeriod;
         if (block.timestamp < voteDeadline) revert VoteDeadlineNotReached(round, voteDeadline);
         roundRecord[round] = RoundRecord({
-            status: STATUS_FAILED, unclaimed: 0, digestPrefix: bytes10(0), start: s.roundStart, commitCount: s.commitCount
+            status: STATUS_FAILED, digestPrefix: bytes10(0), start: s.roundStart, commitCount: s.commitCount
         });
         emit RoundFailed(round, msg.sender);
         _openNext(s, round);
@@ -424,17 +422,17 @@ contract FederationLedger {
         for (uint256 i = 0; i < rounds.length; ++i) {
             uint256 r = rounds[i];
             uint256 amount = amounts[i];
-            RoundRecord storage rec = roundRecord[r];
-            if (rec.status != STATUS_FINALIZED) revert NotFinalized(r);
+            Payout memory p = payout[r];
+            // only finalization writes a payout (a finalized round with an empty tree and no pool pays nothing)
+            if (p.rootHigh == bytes20(0) && p.unclaimed == 0) revert NotFinalized(r);
             uint256 bit = 1 << (r & 255);
             uint256 word = claimedBits[msg.sender][r >> 8];
             if (word & bit != 0) revert AlreadyClaimed(r, msg.sender);
             bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(r, msg.sender, amount))));
-            if (_processProof(proofs[i], leaf) != rewardsRootOf[r]) revert InvalidProof(r);
-            uint96 unclaimed = rec.unclaimed;
-            if (amount > unclaimed) revert PoolExceeded(r, amount, unclaimed);
+            if (bytes20(_processProof(proofs[i], leaf)) != p.rootHigh) revert InvalidProof(r);
+            if (amount > p.unclaimed) revert PoolExceeded(r, amount, p.unclaimed);
             claimedBits[msg.sender][r >> 8] = word | bit;
-            rec.unclaimed = unclaimed - uint96(amount);
+            payout[r] = Payout({rootHigh: p.rootHigh, unclaimed: p.unclaimed - uint96(amount)});
             total += amount;
         }
         reserved -= uint128(total);
@@ -475,7 +473,8 @@ contract FederationLedger {
         return (s.memberCount, s.totalWeight, s.finalizedCount);
     }
 
-    /// @notice Status and timing of round `r` (deadlines are 0 for rounds not opened yet).
+    /// @notice Status, timing and payout state of round `r` (all zero for rounds not opened yet); `rootHigh` is
+    ///         the high 160 bits of a finalized round's rewards root (the full root is in RoundFinalized).
     function roundInfo(uint256 r)
         external
         view
@@ -486,7 +485,7 @@ contract FederationLedger {
             uint256 voteDeadline,
             uint256 commitCount,
             uint256 unclaimed,
-            bytes32 root,
+            bytes20 rootHigh,
             bytes10 digestPrefix
         )
     {
@@ -496,12 +495,12 @@ contract FederationLedger {
             start = s.roundStart;
             commitCount = s.commitCount;
         } else if (r == 0 || r > s.currentRound) {
-            return (STATUS_NONE, 0, 0, 0, 0, 0, bytes32(0), bytes10(0));
+            return (STATUS_NONE, 0, 0, 0, 0, 0, bytes20(0), bytes10(0));
         } else {
             RoundRecord memory rec = roundRecord[r];
-            (status, start, commitCount, unclaimed, digestPrefix) =
-                (rec.status, rec.start, rec.commitCount, rec.unclaimed, rec.digestPrefix);
-            root = rewardsRootOf[r];
+            Payout memory p = payout[r];
+            (status, start, commitCount, digestPrefix) = (rec.status, rec.start, rec.commitCount, rec.digestPrefix);
+            (unclaimed, rootHigh) = (p.unclaimed, p.rootHigh);
         }
         commitDeadline = start + commitPeriod;
         voteDeadline = commitDeadline + votePeriod;
@@ -674,6 +673,31 @@ contract FederationLedger {
             n >>= 1;
             if (n > 0) x = (x * x) / WAD;
         }
+    }
+
+    /// @dev Checks `excluded` is a strictly ascending list of clean addresses, whether it holds the caller, and
+    ///      returns keccak256(abi.encodePacked(excluded)) - which for address[] equals the hash of the padded
+    ///      calldata words. One assembly pass: the excluded list is the only per-vote cost that grows with n.
+    function _checkExcluded(address[] calldata excluded) private view returns (bool selfExcluded, bytes32 hash) {
+        uint256 bad;
+        assembly ("memory-safe") {
+            let prev := 0
+            let len := shl(5, excluded.length)
+            for { let i := 0 } lt(i, len) { i := add(i, 32) } {
+                let a := calldataload(add(excluded.offset, i))
+                // dirty high bits, address zero, or not above the previous entry
+                if or(shr(160, a), iszero(gt(a, prev))) {
+                    bad := add(shr(5, i), 1)
+                    break
+                }
+                if eq(a, caller()) { selfExcluded := 1 }
+                prev := a
+            }
+            let ptr := mload(0x40)
+            calldatacopy(ptr, excluded.offset, len)
+            hash := keccak256(ptr, len)
+        }
+        if (bad != 0) revert ExcludedNotSorted(bad - 1);
     }
 
     /// @dev OpenZeppelin MerkleProof.processProof: sorted-pair keccak256.

@@ -470,14 +470,14 @@ class FederationLedger:
 
     @_rpc_guard
     def round_info(self, round_: int) -> RoundInfo:
-        status, start, commit_dl, vote_dl, count, unclaimed, root, _prefix = self.contract.functions.roundInfo(
-            round_).call()
+        status, start, commit_dl, vote_dl, count, unclaimed, _root_high, _prefix = (
+            self.contract.functions.roundInfo(round_).call())
         status = RoundStatus(status)
         aggregate_hash = rewards_root = None
         if status == RoundStatus.FINALIZED:
-            rewards_root = bytes(root)
             fin = self.finalization(round_)
-            aggregate_hash = fin.aggregate_hash if fin else None
+            if fin is not None:
+                aggregate_hash, rewards_root = fin.aggregate_hash, fin.rewards_root
         return RoundInfo(round_, status, start, commit_dl, vote_dl, count, unclaimed, rewards_root, aggregate_hash)
 
     @_rpc_guard
