@@ -80,6 +80,9 @@ def test_digest_mismatch_and_unsorted_excluded(federation):
         fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS, [a[1], a[0]])
     with pytest.raises(chain.ExcludedNotSorted):
         fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS, [a[0], a[0]])
+    with pytest.raises(chain.ExcludedNotSorted) as err:
+        fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS, ["0x" + "00" * 20, a[0]])
+    assert err.value.index == 0
     assert fed.ledger.votes(1) == []
 
 
