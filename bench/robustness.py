@@ -63,6 +63,7 @@ def _cell(args: tuple) -> dict:
         task=setting.task, peers=PEERS, byzantine=byzantine, attack=attack if byzantine else "none",
         rule=rule, f=byzantine if byzantine else CLEAN_F, rounds=setting.rounds, alpha=setting.alpha,
         local_epochs=setting.local_epochs, batch_size=setting.batch_size, lr=setting.lr, seed=seed,
+        batched_training=True,
     )
     started = time.perf_counter()
     result = SimEngine(cfg).run()
@@ -187,7 +188,9 @@ def write_doc(cells, settings, fractions, meta, claim) -> None:
         "## Set-up (and what was shrunk to fit the time budget)",
         "",
         "- Every run goes through the protocol's own code path (`fedledger/sim_engine.py`, ledger-free transport):",
-        "  local SGD per peer (`peer.training.train_local`), canonical fixed-point encoding (`consensus.encode`),",
+        "  local SGD per peer (the same algorithm as `peer.training.train_local` — seeded shuffles, mini-batch SGD with",
+        "  momentum — run for all peers at once with `torch.func.vmap`, `sim_engine.train_batched`; ~9× faster, same",
+        "  accuracy curve up to float rounding), canonical fixed-point encoding (`consensus.encode`),",
         "  exact integer aggregation and exclusion via `ledger_tools.round_outcome.compute_round_outcome`.",
         "- Data: scikit-learn `load_digits` (MLP 64→64→10) with a Dirichlet(α) label-skewed split of the train part",
         "  over 20 peers, and `load_breast_cancer` (logistic regression), Dirichlet(1.0). Test accuracy on the fixed",
