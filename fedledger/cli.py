@@ -32,23 +32,24 @@ _COMMANDS = [
     ("fedledger.simulate", "simulate", "simulate"),
 ]
 
-for module_name, attr, name in _SUBAPPS:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        continue
-    app.add_typer(getattr(module, attr), name=name)
+def _mount(selected: str | None) -> None:
+    """Import only the area the user asked for (all of them for root help).
 
-for module_name, attr, name in _COMMANDS:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        continue
-    app.command(name=name)(getattr(module, attr))
+    Areas import heavy libraries (torch, web3, libp2p); `fedledger audit rounds` must not pay for torch.
+    """
+    for module_name, attr, name in _SUBAPPS + _COMMANDS:
+        if selected is not None and name != selected:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        if (module_name, attr, name) in _SUBAPPS:
+            app.add_typer(getattr(module, attr), name=name)
+        else:
+            app.command(name=name)(getattr(module, attr))
 
 
 @app.command()
@@ -62,6 +63,9 @@ def version() -> None:
 def main() -> None:
     """Entry point: expected failures become one red line + hint, exit code from the error."""
     err = Console(stderr=True)
+    known = {name for _, _, name in _SUBAPPS + _COMMANDS}
+    first = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    _mount(first if first in known else None)
     try:
         app()
     except UserError as exc:

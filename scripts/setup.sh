@@ -33,3 +33,14 @@ if [[ ! -f "$NPM_STAMP" || "$(cat "$NPM_STAMP")" != "$NPM_HASH" ]]; then
   (cd .tools && npm install --omit=optional --no-audit --no-fund --loglevel=error)
   echo "$NPM_HASH" > "$NPM_STAMP"
 fi
+
+# --- headless Chromium (the HTML audit report's browser test) ---------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian chromium (for the report's browser test)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "[setup] chromium could not be installed; the browser test will be skipped"
+  else
+    echo "[setup] chromium not found and not root: the report's browser test will be skipped"
+  fi
+fi
