@@ -80,6 +80,7 @@ def compute_round_outcome(
     reward_pool: int,
     sample_cap: int = 0,
     spec: "consensus.ModelSpec | None" = None,
+    scale_bits: int | None = None,
 ) -> RoundOutcome:
     """Aggregate the round's committed updates in canonical order and derive the vote.
 
@@ -101,6 +102,7 @@ def compute_round_outcome(
             f=f,
             weights=weights,
             spec=spec,
+            scale_bits=scale_bits,
             **rule_params(rule, rule_param, f, len(blobs)),
         )
     except consensus.AggregationError as exc:
@@ -108,7 +110,9 @@ def compute_round_outcome(
     new_model = consensus.apply_update(previous_model, result.aggregate)
     aggregate_hash = consensus.update_hash(new_model)
     scores = tuple(int(s) for s in result.scores)
-    excluded_idx = set(result.excluded)
+    # The protocol's excluded set: unusable blobs (consensus' own `excluded`) plus valid updates the rule
+    # gave no weight at all (e.g. not selected by Multi-Krum) — they earn nothing and lose reputation.
+    excluded_idx = set(result.excluded) | {i for i, score in enumerate(scores) if score == 0}
     excluded = tuple(peers[i] for i in sorted(excluded_idx))
     amounts = tuple(int(a) for a in consensus.split_rewards(reward_pool, scores))
     tree = consensus.RewardTree.build(round, list(peers), list(amounts))
