@@ -1,24 +1,20 @@
 """The `fedledger` command: a thin root that mounts one sub-app per area.
 
-Each sub-app lives in its own module so areas can grow independently; a module that fails to
-import (e.g. an optional area under construction) must not take the whole CLI down.
+Each sub-app lives in its own module so areas can grow independently. Areas import heavy libraries
+(torch, web3, libp2p), so `main()` imports only the area named on the command line: `fedledger audit
+rounds` must not pay for torch. `fedledger.cli.app` (used by tests through typer's CliRunner) is the
+full app with every area mounted, built on first access.
 """
 from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from fedledger.errors import UserError
-
-app = typer.Typer(
-    name="fedledger",
-    help="Blockchain-audited decentralized federated learning.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 
 # (module, attribute, command name) — each module exposes a typer app or a command function.
 _SUBAPPS = [
@@ -31,12 +27,25 @@ _COMMANDS = [
     ("fedledger.demo", "demo", "demo"),
     ("fedledger.simulate", "simulate", "simulate"),
 ]
+_NAMES = {name for _, _, name in _SUBAPPS + _COMMANDS}
 
-def _mount(selected: str | None) -> None:
-    """Import only the area the user asked for (all of them for root help).
 
-    Areas import heavy libraries (torch, web3, libp2p); `fedledger audit rounds` must not pay for torch.
-    """
+def _version() -> None:
+    """Print the fedledger version."""
+    from importlib.metadata import version as _v
+
+    print(_v("fedledger"))
+
+
+def build_app(selected: str | None = None) -> typer.Typer:
+    """The root app with every area mounted, or only `selected` (plus `version`)."""
+    root = typer.Typer(
+        name="fedledger",
+        help="Blockchain-audited decentralized federated learning.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    root.command(name="version")(_version)
     for module_name, attr, name in _SUBAPPS + _COMMANDS:
         if selected is not None and name != selected:
             continue
@@ -47,27 +56,31 @@ def _mount(selected: str | None) -> None:
                 raise
             continue
         if (module_name, attr, name) in _SUBAPPS:
-            app.add_typer(getattr(module, attr), name=name)
+            root.add_typer(getattr(module, attr), name=name)
         else:
-            app.command(name=name)(getattr(module, attr))
+            root.command(name=name)(getattr(module, attr))
+    return root
 
 
-@app.command()
-def version() -> None:
-    """Print the fedledger version."""
-    from importlib.metadata import version as _v
+_full_app: typer.Typer | None = None
 
-    print(_v("fedledger"))
+
+def __getattr__(name: str) -> Any:  # PEP 562: `from fedledger.cli import app` builds the full app lazily
+    global _full_app
+    if name == "app":
+        if _full_app is None:
+            _full_app = build_app()
+        return _full_app
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Entry point: expected failures become one red line + hint, exit code from the error."""
     err = Console(stderr=True)
-    known = {name for _, _, name in _SUBAPPS + _COMMANDS}
     first = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    _mount(first if first in known else None)
+    root = build_app(first if first in _NAMES else None)
     try:
-        app()
+        root()
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc.message}")
         if exc.hint:
