@@ -75,7 +75,7 @@ class TrainingConfig(_Strict):
     local_epochs: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(0.1, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
     mu: float = Field(0.01, ge=0)
     seed: int = 0
 
