@@ -661,7 +661,7 @@ class PeerNode:
             outcome = compute_round_outcome(
                 round=r, previous_model=model, updates=updates, rule=p.rule, rule_param=p.rule_param, f=p.f,
                 reward_pool=self.retry("read reward pool", self.chain.reward_pool, round=r),
-                sample_cap=p.sample_cap,
+                sample_cap=p.sample_cap, scale_bits=p.scale_bits,
             )
         except RoundNotAggregatable as exc:
             self.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [str(exc)])
