@@ -61,12 +61,22 @@ def canonical_order(peers: Sequence[str]) -> list[str]:
 def rule_params(rule: str, rule_param: int, f: int, n: int) -> dict[str, int]:
     """Turn the on-chain (rule, ruleParam) into keyword arguments of `consensus.aggregate`.
 
-    ruleParam is Multi-Krum's m (0 means the default n - f); other rules take no extra parameter.
+    ruleParam is Multi-Krum's m (0 means the default n - f, n counting the *usable* updates, so a garbage
+    blob does not make the default m impossible); other rules take no extra parameter.
     """
     base = rule.split("+")[-1]
     if base == "multi_krum":
         return {"m": rule_param if rule_param > 0 else max(1, n - f)}
     return {}
+
+
+def _decodes(update: bytes, spec: "consensus.ModelSpec | None", scale_bits: int | None) -> bool:
+    """A blob is usable only if the strict codec accepts it (against the federation's spec when known)."""
+    try:
+        consensus.decode_ints(update, spec=spec, scale_bits=scale_bits)
+    except consensus.CodecError:
+        return False
+    return True
 
 
 def compute_round_outcome(
@@ -93,7 +103,7 @@ def compute_round_outcome(
     blobs: list[bytes | None] = []
     for item in ordered:
         ok = item.update is not None and hashlib.sha256(item.update).digest() == item.update_hash
-        blobs.append(item.update if ok else None)
+        blobs.append(item.update if ok and _decodes(item.update, spec, scale_bits) else None)
     weights = [max(0, min(u.num_samples, sample_cap) if sample_cap > 0 else u.num_samples) for u in ordered]
     try:
         result = consensus.aggregate(
@@ -103,7 +113,7 @@ def compute_round_outcome(
             weights=weights,
             spec=spec,
             scale_bits=scale_bits,
-            **rule_params(rule, rule_param, f, len(blobs)),
+            **rule_params(rule, rule_param, f, sum(b is not None for b in blobs)),
         )
     except consensus.AggregationError as exc:
         raise RoundNotAggregatable(f"round {round}: {exc}") from exc

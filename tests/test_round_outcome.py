@@ -71,3 +71,11 @@ def test_duplicate_commitment_from_one_peer_is_refused() -> None:
     items = [_committed(PEERS[0], _honest(0)), _committed(PEERS[0], _honest(1))]
     with pytest.raises(ValueError):
         compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="fedavg", rule_param=0, f=0, reward_pool=POOL)
+
+
+def test_default_multi_krum_m_counts_only_usable_updates() -> None:
+    """Regression: one garbage blob among 6 peers with f=1 used to ask for m = 5 of only 5 usable updates."""
+    peers = PEERS + ["0x" + "f" * 40]
+    items = [_committed(p, b"garbage" if i == 0 else _honest(i)) for i, p in enumerate(peers)]
+    out = compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="multi_krum", rule_param=0, f=1, reward_pool=POOL)
+    assert peers[0] in out.excluded
