@@ -1,0 +1,339 @@
+"""`fedledger demo`: a whole federation on this machine, watched live.
+
+Starts a devnet (anvil) and an IPFS node, bootstraps a federation (N peers, one of them Byzantine, one
+auditor), runs every peer as its own `fedledger peer run --json` process, shows a live table from their log
+lines, then runs the auditor's independent verification of every round, lets every honest contributor claim
+its rewards and writes the auditor's HTML report. Everything it started is stopped at the end, on error and
+on Ctrl-C. Exit code 0 only when every round finalized and the audit verified all of them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from fedledger.errors import UserError
+
+
+@dataclass
+class PeerView:
+    """What the demo knows about one peer process, from its JSON log lines."""
+
+    name: str
+    address: str
+    byzantine: bool
+    round: int | None = None
+    phase: str = "starting"
+    accuracy: float | None = None
+    gas: int = 0
+    votes: int = 0
+    commits: int = 0
+    finalized: set[int] = field(default_factory=set)
+    last_error: str = ""
+    exit_code: int | None = None
+
+
+@dataclass
+class RoundView:
+    round: int
+    finalized: bool = False
+    excluded: tuple[str, ...] = ()
+    accuracy: float | None = None
+    agreed: int = 0
+
+
+class PeerProcess:
+    """One `fedledger peer run --json` child in its own process group (so its children die with it)."""
+
+    def __init__(self, view: PeerView, args: list[str], log_path: Path, on_event) -> None:
+        self.view = view
+        self.log = open(log_path, "w")
+        self.popen = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True, bufsize=1,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.reader = threading.Thread(target=self._read, args=(on_event,), daemon=True)
+        self.reader.start()
+
+    def _read(self, on_event) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.log.write(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            on_event(self.view, record)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                    self.popen.wait(5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
+        self.reader.join(timeout=2)
+        self.log.close()
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fedledger.cli", *args]
+
+
+def _short(address: str) -> str:
+    return address[:8] + "…"
+
+
+def _render(peers: list[PeerView], rounds: dict[int, RoundView], title: str, n_rounds: int) -> Group:
+    pt = Table(title=title, expand=False)
+    for col in ("peer", "role", "round", "phase", "accuracy", "commits", "votes", "gas used"):
+        pt.add_column(col)
+    for p in peers:
+        pt.add_row(
+            f"{p.name} {_short(p.address)}", "[red]Byzantine[/]" if p.byzantine else "honest",
+            "-" if p.round is None else str(p.round), p.phase + (f" [red]{p.last_error[:40]}[/]" if p.last_error else ""),
+            "-" if p.accuracy is None else f"{100 * p.accuracy:.1f} %", str(p.commits), str(p.votes), f"{p.gas:,}",
+        )
+    rt = Table(title="rounds", expand=False)
+    for col in ("round", "status", "excluded peers", "accuracy", "peers agreeing"):
+        rt.add_column(col)
+    names = {p.address.lower(): p.name + (" (B)" if p.byzantine else "") for p in peers}
+    for r in range(1, n_rounds + 1):
+        v = rounds.get(r)
+        if v is None:
+            rt.add_row(str(r), "[dim]pending[/]", "", "", "")
+            continue
+        rt.add_row(
+            str(r), "[green]finalized[/]" if v.finalized else "[yellow]open[/]",
+            ", ".join(names.get(a.lower(), _short(a)) for a in v.excluded) or "-",
+            "-" if v.accuracy is None else f"{100 * v.accuracy:.1f} %", str(v.agreed),
+        )
+    return Group(pt, rt)
+
+
+def demo(
+    peers: int = typer.Option(5, "--peers", "-n", help="number of peer processes"),
+    rounds: int = typer.Option(5, "--rounds", "-r", help="rounds to run"),
+    rule: str = typer.Option("auto", "--rule",
+                             help="aggregation rule; auto = multi_krum when n >= 2f+3, else trimmed_mean"),
+    attack: str = typer.Option("sign_flip", "--attack", help="the Byzantine peer's attack; 'none' = all honest"),
+    dataset: str = typer.Option("digits", "--dataset", help="digits or breast_cancer"),
+    alpha: float = typer.Option(0.5, "--alpha", help="Dirichlet label skew of the peers' data (non-IID)"),
+    epochs: int = typer.Option(2, "--epochs", help="local epochs per round"),
+    gossip: bool = typer.Option(True, "--gossip/--no-gossip", help="libp2p gossip between peers (else IPFS only)"),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="keep the federation here (default: a temp dir)"),
+    timeout: float = typer.Option(600.0, "--timeout", help="give up after this many seconds"),
+    live: bool = typer.Option(True, "--live/--no-live", help="live table (off: one line per round)"),
+) -> None:
+    """Run a whole federation locally: devnet + IPFS + N peer processes (one Byzantine), audit, claims, report."""
+    console = Console()
+    if peers < 3:
+        raise UserError("the demo needs at least 3 peers (one of them Byzantine)")
+    if rounds < 1:
+        raise UserError("--rounds must be >= 1")
+    byzantine = 0 if attack == "none" else 1
+    from fedledger.sim_engine import clamp_f
+
+    if rule == "auto":
+        rule = "multi_krum" if clamp_f("multi_krum", peers, byzantine) == byzantine else "trimmed_mean"
+    elif clamp_f(rule, peers, byzantine) != byzantine:
+        raise UserError(f"rule {rule} cannot tolerate f={byzantine} with {peers} peers",
+                        hint="use more peers (Krum needs n >= 2f+3, Bulyan n >= 4f+3) or --rule trimmed_mean")
+    started = time.monotonic()
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+
+    # Ctrl-C and SIGTERM both unwind through the `finally` below, which stops everything we started.
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    procs: list[PeerProcess] = []
+    ok = False
+    try:
+        with ExitStack() as stack:
+            from devnet.anvil import AnvilStartError, start_anvil
+            from devnet.ipfs import IpfsStartError, start_ipfs
+
+            console.print(f"[bold]fedledger demo[/]: {peers} peers ({byzantine} Byzantine: {attack}), rule {rule}, "
+                          f"{rounds} rounds, {dataset} Dirichlet α={alpha}; files in {root}")
+            try:
+                anvil = start_anvil(log_path=root / "anvil.log")
+                stack.callback(anvil.stop)
+                node = start_ipfs(offline=True, repo_dir=root / "ipfs")
+                stack.callback(node.stop)
+            except (AnvilStartError, IpfsStartError) as exc:
+                raise UserError(f"cannot start the local services: {exc}", hint="run scripts/setup.sh first") from None
+            console.print(f"devnet {anvil.rpc_url}   IPFS {node.api_url}")
+
+            from fedledger.bootstrap import create_local_federation
+
+            fed = create_local_federation(
+                root / "federation", peers, rpc_url=anvil.rpc_url, ipfs_api=node.api_url, task=dataset, rule=rule,
+                f=byzantine, commit_period=60, vote_period=60, partition="dirichlet", alpha=alpha, auditors=1,
+                gossip=gossip, funding_wei=10**18 * rounds, peer_overrides={"training": {"local_epochs": epochs}},
+            )
+            console.print(f"federation {fed.contract} deployed (block {fed.deploy_block}), auditor "
+                          f"{fed.auditors[0].address}")
+
+            lock = threading.Lock()
+            views = [PeerView(p.name, p.address, byzantine and i == peers - 1) for i, p in enumerate(fed.peers)]
+            round_views: dict[int, RoundView] = {}
+
+            def on_event(view: PeerView, rec: dict) -> None:
+                with lock:
+                    r = rec.get("round")
+                    if isinstance(r, int):
+                        view.round = r
+                    view.phase = f"{rec.get('phase', '')} {rec.get('event', '')}".strip()
+                    if rec.get("level") == "error":
+                        view.last_error = str(rec.get("message", ""))
+                    gas = rec.get("gas")
+                    if isinstance(gas, int) and rec.get("event") == "mined":
+                        view.gas += gas
+                        if rec.get("phase") == "commit":
+                            view.commits += 1
+                        elif rec.get("phase") == "vote":
+                            view.votes += 1
+                    if rec.get("phase") == "finalized" and isinstance(r, int):
+                        rv = round_views.setdefault(r, RoundView(r))
+                        rv.finalized = True
+                        if rec.get("excluded"):
+                            rv.excluded = tuple(rec["excluded"])
+                        if rec.get("accuracy") is not None:
+                            view.accuracy = float(rec["accuracy"])
+                            rv.accuracy = view.accuracy
+                        if rec.get("agreed"):
+                            rv.agreed += 1
+                        view.finalized.add(r)
+
+            for i, (p, view) in enumerate(zip(fed.peers, views)):
+                args = _cli("peer", "run", "--config", str(p.config_path), "--json", "--max-rounds", str(rounds))
+                if view.byzantine:
+                    args += ["--attack", attack]
+                procs.append(PeerProcess(view, args, root / f"{p.name}.log", on_event))
+
+            title = f"fedledger demo — {rule}, {peers} peers"
+            deadline = time.monotonic() + timeout
+            last_printed = 0
+
+            def finished() -> bool:
+                return all(pp.popen.poll() is not None for pp in procs)
+
+            if live and console.is_terminal:
+                with Live(_render(views, round_views, title, rounds), console=console, refresh_per_second=4) as lv:
+                    while not finished() and time.monotonic() < deadline:
+                        time.sleep(0.25)
+                        with lock:
+                            lv.update(_render(views, round_views, title, rounds))
+                    with lock:
+                        lv.update(_render(views, round_views, title, rounds))
+            else:
+                while not finished() and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    with lock:
+                        done = sorted(r for r, v in round_views.items() if v.finalized)
+                    for r in done:
+                        if r > last_printed:
+                            v = round_views[r]
+                            console.print(f"round {r} finalized  excluded={list(v.excluded)}  accuracy="
+                                          f"{'-' if v.accuracy is None else f'{100 * v.accuracy:.1f} %'}")
+                            last_printed = r
+                console.print(_render(views, round_views, title, rounds))
+            if not finished():
+                console.print(f"[red]timeout after {timeout:.0f} s; stopping the peers[/]")
+            for pp in procs:
+                pp.stop()
+
+            # The chain is the truth: check finalization there, not from the logs.
+            from ledger_tools.chain import FederationLedger
+
+            ledger = FederationLedger(anvil.rpc_url, fed.contract)
+            finals = {f.round: f for f in ledger.finalizations()}
+            all_final = all(r in finals for r in range(1, rounds + 1))
+            byz_addr = fed.peers[-1].address.lower() if byzantine else None
+            byz_out = byz_addr is None or all(
+                byz_addr in [a.lower() for a in finals[r].excluded] for r in range(1, rounds + 1) if r in finals)
+            console.print(f"rounds finalized on chain: {sorted(finals)} of 1..{rounds}"
+                          + ("" if byz_addr is None else
+                             f"; Byzantine peer in every excluded set: {'yes' if byz_out else '[yellow]no[/]'}"))
+
+            chain_args = ["--rpc", anvil.rpc_url, "--contract", fed.contract, "--ipfs", node.api_url,
+                          "--cache-dir", str(root / "cache")]
+            auditor = fed.auditors[0]
+            verify = subprocess.run(
+                _cli("audit", *chain_args, "verify", "--state-dir", str(auditor.state_dir),
+                     "--password-file", str(fed.password_file), "--json"),
+                capture_output=True, text=True, timeout=300,
+            )
+            verdict = {}
+            try:
+                verdict = json.loads(verify.stdout.strip().splitlines()[-1]) if verify.stdout.strip() else {}
+            except ValueError:
+                pass
+            audit_ok = verify.returncode == 0 and bool(verdict.get("ok"))
+            if audit_ok:
+                console.print(f"[bold green]auditor: all {len(verdict.get('rounds_checked', []))} rounds verified[/]")
+            else:
+                console.print(f"[bold red]auditor: verification failed[/] {verify.stdout[-400:]} {verify.stderr[-400:]}")
+
+            claims_ok = True
+            for p, view in zip(fed.peers, views):
+                if view.byzantine:
+                    continue
+                res = subprocess.run(
+                    _cli("rewards", *chain_args, "claim", "--state-dir", str(p.state_dir),
+                         "--password-file", str(fed.password_file)),
+                    capture_output=True, text=True, timeout=120,
+                )
+                line = (res.stdout.strip().splitlines() or res.stderr.strip().splitlines() or [""])[-1]
+                claims_ok &= res.returncode == 0
+                console.print(f"  claim {p.name}: {'[green]paid[/]' if res.returncode == 0 else '[red]failed[/]'}  {line}")
+
+            report_path = root / "report.html"
+            rep = subprocess.run(
+                _cli("audit", *chain_args, "report", "--out", str(report_path), "--task", dataset),
+                capture_output=True, text=True, timeout=300,
+            )
+            if rep.returncode == 0:
+                console.print(f"HTML report: [bold]{report_path}[/]")
+            else:
+                console.print(f"[yellow]report failed:[/] {rep.stderr.strip()[-300:]}")
+            ok = all_final and audit_ok
+            wall = time.monotonic() - started
+            console.print(("[bold green]demo succeeded[/]" if ok else "[bold red]demo failed[/]")
+                          + f" in {wall:.0f} s (claims {'paid' if claims_ok else 'not all paid'}); logs in {root}")
+            (root / "demo-summary.json").write_text(json.dumps({
+                "ok": ok, "rounds_finalized": sorted(finals), "audit_ok": audit_ok, "claims_ok": claims_ok,
+                "byzantine_always_excluded": byz_out, "wall_seconds": round(wall, 1), "contract": fed.contract,
+                "report": str(report_path) if rep.returncode == 0 else None,
+                "excluded": {r: list(f.excluded) for r, f in finals.items()},
+            }, indent=1))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: stopping every process the demo started[/]")
+        raise typer.Exit(130)
+    finally:
+        for pp in procs:
+            pp.stop(timeout=5)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if not ok:
+        raise typer.Exit(1)
