@@ -13,7 +13,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import requests
 from eth_abi import decode as abi_decode
@@ -227,6 +227,11 @@ class GlobalModel:
     cid: str
 
 
+# Event records. `from_event` is the one decoder of each event: it takes the event's arguments either as web3
+# decodes a log or in their JSON form (hex strings for bytes, as the auditor's event cache stores them).
+# `gas_used` is the gas of the event's transaction when the reader fetched receipts (the event cache does), else 0.
+
+
 @dataclass(frozen=True)
 class Commitment:
     round: int
@@ -238,6 +243,22 @@ class Commitment:
     delta_e18: int
     block_number: int
     tx_hash: str
+    gas_used: int = 0
+
+    @property
+    def epsilon(self) -> float | None:
+        """Privacy spent (ε); None when the member trained without differential privacy."""
+        return None if self.epsilon_e6 == NO_DP else self.epsilon_e6 / 1e6
+
+    @property
+    def delta(self) -> float:
+        return self.delta_e18 / 1e18
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str, gas_used: int = 0) -> "Commitment":
+        """From a `Committed` event."""
+        return cls(int(args["round"]), args["member"], _b32(args["updateHash"]), args["cid"], int(args["numSamples"]),
+                   int(args["epsilonE6"]), int(args["deltaE18"]), block_number, tx_hash, gas_used)
 
 
 @dataclass(frozen=True)
@@ -253,6 +274,14 @@ class Vote:
     weight: int
     block_number: int
     tx_hash: str
+    gas_used: int = 0
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str, gas_used: int = 0) -> "Vote":
+        """From a `Voted` event."""
+        return cls(int(args["round"]), args["member"], _b32(args["digest"]), _b32(args["aggregateHash"]),
+                   args["aggregateCid"], _b32(args["rewardsRoot"]), args["rewardsCid"], tuple(args["excluded"]),
+                   int(args["weight"]), block_number, tx_hash, gas_used)
 
 
 @dataclass(frozen=True)
@@ -270,6 +299,13 @@ class Finalization:
     block_number: int
     tx_hash: str
 
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str) -> "Finalization":
+        """From a `RoundFinalized` event."""
+        return cls(int(args["round"]), _b32(args["digest"]), _b32(args["aggregateHash"]), args["aggregateCid"],
+                   _b32(args["rewardsRoot"]), args["rewardsCid"], tuple(args["excluded"]), int(args["weightFor"]),
+                   int(args["totalWeight"]), int(args["pool"]), block_number, tx_hash)
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -279,6 +315,13 @@ class Claim:
     total_wei: int
     block_number: int
     tx_hash: str
+    gas_used: int = 0
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str, gas_used: int = 0) -> "Claim":
+        """From a `Claimed` event."""
+        return cls(args["account"], tuple(int(r) for r in args["rounds"]), tuple(int(x) for x in args["amounts"]),
+                   int(args["total"]), block_number, tx_hash, gas_used)
 
 
 @dataclass(frozen=True)
@@ -291,6 +334,12 @@ class WeightUpdate:
     missed_rounds: int
     block_number: int
     tx_hash: str
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str) -> "WeightUpdate":
+        """From a `WeightUpdated` event."""
+        return cls(args["member"], int(args["oldWeight"]), int(args["newWeight"]), int(args["voteRound"]),
+                   bool(args["rewarded"]), int(args["missedRounds"]), block_number, tx_hash)
 
 
 # --------------------------------------------------------------------------- protocol hashing
@@ -403,6 +452,14 @@ class FederationLedger:
         other._params, other._chain_id = self._params, self._chain_id
         return other
 
+    @property
+    @_rpc_guard
+    def chain_id(self) -> int:
+        """The chain id (cached: it is part of every signed transaction and gossip envelope)."""
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
     @_rpc_guard
     def check(self) -> "FederationLedger":
         """Raise LedgerUnavailable unless the RPC answers and a contract is deployed at `address`."""
@@ -499,6 +556,11 @@ class FederationLedger:
         return MemberInfo(address, is_member, bytes(key), weight, effective, last_commit, last_vote, pending)
 
     @_rpc_guard
+    def member_keys(self) -> dict[str, bytes]:
+        """Every member's X25519 public key (one call per member; `member_info` costs two)."""
+        return {m: bytes(self.contract.functions.memberKey(m).call()) for m in self.members()}
+
+    @_rpc_guard
     def auditors(self) -> list[AuditorInfo]:
         return [AuditorInfo(a, bytes(self.contract.functions.auditorKey(a).call()))
                 for a in self.contract.functions.auditors().call()]
@@ -530,6 +592,11 @@ class FederationLedger:
     def reserved(self) -> int:
         return self.contract.functions.reserved().call()
 
+    def next_reward_pool(self) -> int:
+        """What finalizing the open round would reserve now: min(rewardPerRound, balance − reserved).
+        Peers split exactly this amount in their reward tree before they vote."""
+        return max(0, min(self.params().reward_per_round_wei, self.balance() - self.reserved()))
+
     @_rpc_guard
     def chain_time(self) -> int:
         """Timestamp of the latest block (deadlines are compared with block time, not wall-clock time)."""
@@ -544,25 +611,27 @@ class FederationLedger:
                                                          delta_e18))
 
     def vote(self, round_: int, aggregate_hash: bytes, aggregate_cid: str, rewards_root: bytes, rewards_cid: str,
-             excluded: Sequence[str] = (), digest: bytes | None = None) -> VoteReceipt:
+             excluded: Sequence[str] = (), digest: bytes | None = None, *, gas: int | None = None) -> VoteReceipt:
         """Vote for (aggregate, rewards root, excluded set); `excluded` must be sorted ascending.
-        The digest is computed when not given. `.finalized` tells whether this vote finalized the round."""
+        The digest is computed when not given. `.finalized` tells whether this vote finalized the round.
+        `gas`: a fixed gas limit instead of an estimate (see `_send`)."""
         excluded = [to_checksum_address(a) for a in excluded]
         if digest is None:
             digest = vote_digest(aggregate_hash, rewards_root, excluded)
         receipt, raw = self._send(
             self.contract.functions.vote(round_, _b32(digest), _b32(aggregate_hash), aggregate_cid,
                                          _b32(rewards_root), rewards_cid, excluded),
-            return_raw=True,
+            return_raw=True, gas=gas,
         )
         voted = self.contract.events.Voted().process_receipt(raw, errors=_DISCARD)
         finalized = bool(self.contract.events.RoundFinalized().process_receipt(raw, errors=_DISCARD))
         return VoteReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used, bytes(digest),
                            voted[0]["args"]["weight"] if voted else 0, finalized)
 
-    def close_failed_round(self, round_: int) -> TxReceipt:
-        """Close `round_` as failed after its vote deadline (anyone may); the next round opens."""
-        return self._send(self.contract.functions.closeFailedRound(round_))
+    def close_failed_round(self, round_: int, *, gas: int | None = None) -> TxReceipt:
+        """Close `round_` as failed after its vote deadline (anyone may); the next round opens.
+        `gas`: a fixed gas limit instead of an estimate (see `_send`)."""
+        return self._send(self.contract.functions.closeFailedRound(round_), gas=gas)
 
     def claim(self, rounds: Sequence[int], amounts: Sequence[int], proofs: Sequence[Sequence[bytes]]) -> ClaimReceipt:
         """Claim this account's rewards of several finalized rounds in one transaction."""
@@ -586,26 +655,16 @@ class FederationLedger:
 
     def commitments(self, round_: int) -> list[Commitment]:
         """The round's commitments in canonical peer order (addresses ascending)."""
-        logs = self._logs("Committed", {"round": round_})
-        out = [Commitment(e.args.round, e.args.member, bytes(e.args.updateHash), e.args.cid, e.args.numSamples,
-                          e.args.epsilonE6, e.args.deltaE18, e.blockNumber, _hex(e.transactionHash)) for e in logs]
+        out = [_record(Commitment, e) for e in self._logs("Committed", {"round": round_})]
         return sorted(out, key=lambda c: int(c.member, 16))
 
     def votes(self, round_: int) -> list[Vote]:
         """The round's votes in chain order."""
-        return [Vote(e.args.round, e.args.member, bytes(e.args.digest), bytes(e.args.aggregateHash),
-                     e.args.aggregateCid, bytes(e.args.rewardsRoot), e.args.rewardsCid, tuple(e.args.excluded),
-                     e.args.weight, e.blockNumber, _hex(e.transactionHash))
-                for e in self._logs("Voted", {"round": round_})]
+        return [_record(Vote, e) for e in self._logs("Voted", {"round": round_})]
 
     def finalization(self, round_: int) -> Finalization | None:
         logs = self._logs("RoundFinalized", {"round": round_})
-        if not logs:
-            return None
-        e = logs[0]
-        return Finalization(e.args.round, bytes(e.args.digest), bytes(e.args.aggregateHash), e.args.aggregateCid,
-                            bytes(e.args.rewardsRoot), e.args.rewardsCid, tuple(e.args.excluded), e.args.weightFor,
-                            e.args.totalWeight, e.args.pool, e.blockNumber, _hex(e.transactionHash))
+        return _record(Finalization, logs[0]) if logs else None
 
     def finalizations(self) -> list[Finalization]:
         return [f for f in (self.finalization(r) for r in range(1, self.current_round())) if f is not None]
@@ -615,14 +674,11 @@ class FederationLedger:
 
     def claims(self, account: str | None = None) -> list[Claim]:
         filters = {"account": to_checksum_address(account)} if account else None
-        return [Claim(e.args.account, tuple(e.args.rounds), tuple(e.args.amounts), e.args.total, e.blockNumber,
-                      _hex(e.transactionHash)) for e in self._logs("Claimed", filters)]
+        return [_record(Claim, e) for e in self._logs("Claimed", filters)]
 
     def weight_updates(self, member: str | None = None) -> list[WeightUpdate]:
         filters = {"member": to_checksum_address(member)} if member else None
-        return [WeightUpdate(e.args.member, e.args.oldWeight, e.args.newWeight, e.args.voteRound, e.args.rewarded,
-                             e.args.missedRounds, e.blockNumber, _hex(e.transactionHash))
-                for e in self._logs("WeightUpdated", filters)]
+        return [_record(WeightUpdate, e) for e in self._logs("WeightUpdated", filters)]
 
     def admissions(self) -> list[tuple[str, bytes, int]]:
         """(member, enc key, initial weight) of every admission, in order."""
@@ -636,7 +692,14 @@ class FederationLedger:
     # ---------------------------------------------------------------- plumbing
 
     @_rpc_guard
-    def _send(self, fn: Any, *, value: int = 0, return_raw: bool = False) -> Any:
+    def _send(self, fn: Any, *, value: int = 0, return_raw: bool = False, gas: int | None = None) -> Any:
+        """Sign, send, wait for the receipt; a revert becomes its `ContractRevert` subclass.
+
+        `gas` = a fixed gas limit, skipping estimation. For transactions that only become valid with time
+        (a vote after the commit deadline, closeFailedRound after the vote deadline): estimation runs against
+        the latest block, whose timestamp can be minutes old on a chain that mines on demand, while the block
+        that will include the transaction carries the current time. A revert still surfaces as its custom
+        error (replayed from the receipt's block)."""
         if self.account is None:
             raise LedgerError("this binding is read-only: pass account= (a LocalAccount or private key)")
         with self._lock:
@@ -644,11 +707,14 @@ class FederationLedger:
                 self._chain_id = self.w3.eth.chain_id
             nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
             base = {"from": self.account.address, "nonce": nonce, "chainId": self._chain_id, "value": value}
+            if gas is not None:
+                base["gas"] = int(gas)
             try:
                 tx = fn.build_transaction(base)  # estimates gas: a revert surfaces here with its custom error
             except (ContractLogicError, Web3RPCError) as exc:
                 raise self._decode(exc) from None
-            tx["gas"] = int(tx["gas"] * 1.25) + 20_000
+            if gas is None:
+                tx["gas"] = int(tx["gas"] * 1.25) + 20_000
             signed = self.account.sign_transaction(tx)
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -692,6 +758,11 @@ class FederationLedger:
 
 def _hex(value: Any) -> str:
     return "0x" + bytes(value).hex()
+
+
+def _record(cls: Any, log: Any) -> Any:
+    """Decode a web3 event log into its record type."""
+    return cls.from_event(log.args, log.blockNumber, _hex(log.transactionHash))
 
 
 def _error_table(abi: Iterable[dict[str, Any]]) -> dict[str, tuple[str, list[str], list[str]]]:
