@@ -230,13 +230,15 @@ class ChainTransport:
 
     def __init__(self, rpc_url: str, ipfs_api_url: str, *, deployer_key: str | None = None,
                  commit_period: int = 3600, vote_period: int = 3600, gossip: bool = False,
-                 threads: int = 4) -> None:
+                 threads: int = 4, detail: bool = False) -> None:
         self.rpc_url, self.ipfs_api_url = rpc_url, ipfs_api_url
         self.deployer_key = deployer_key
         self.commit_period, self.vote_period = commit_period, vote_period
         self.gossip = gossip
         self.threads = max(1, threads)
         self.gas_by_round: dict[int, int] = {}
+        self.threads = 1 if detail else self.threads  # per-step timings need the steps not to overlap
+        self.detail: dict[int, dict[str, float]] = {}
         self._gossip_cache: dict[str, bytes] = {}
 
     def start(self, engine: "SimEngine", genesis_model: bytes) -> None:
@@ -309,19 +311,27 @@ class ChainTransport:
         for i, phase in enumerate(("seal", "ipfs", "chain")):
             clock.seconds[phase] += wall * sum(p[i] for p in parts) / total
         gas += sum(p[3] for p in parts)
+        t_read = time.perf_counter()
         with clock.phase("chain"):
             if len(blobs) < len(self.engine.peers):
                 increase_time(self.rpc_url, self.commit_period)  # the commit deadline must pass
             commitments = self.ledger.commitments(round)
+        detail = self.detail.setdefault(round, {})
+        detail.update(seal_own=sum(p[0] for p in parts), ipfs_add=sum(p[1] for p in parts),
+                      commit=sum(p[2] for p in parts), read_commitments=time.perf_counter() - t_read,
+                      fetch=0.0, unseal=0.0)
         out = []
         me = self.observer.address
         for c in commitments:
+            t_fetch = time.perf_counter()
             with clock.phase("ipfs"):
                 try:
                     sealed = self._gossip_cache[c.cid] if self.gossip and c.cid in self._gossip_cache \
                         else self.store.cat(c.cid)
                 except Exception:  # noqa: BLE001 - an unavailable blob is an excluded contribution
                     sealed = None
+            detail["fetch"] += time.perf_counter() - t_fetch
+            t_unseal = time.perf_counter()
             update = None
             if sealed is not None:
                 with clock.phase("seal"):
@@ -330,6 +340,7 @@ class ChainTransport:
                                         round=round, sender=c.member)
                     except SealError:
                         update = None
+            detail["unseal"] += time.perf_counter() - t_unseal
             out.append(CommittedUpdate(peer=c.member, update_hash=c.update_hash, num_samples=c.num_samples,
                                        update=update))
         self.gas_by_round[round] = gas
@@ -346,9 +357,11 @@ class ChainTransport:
                 gas += self.ledger.close_failed_round(round).gas_used
             self.gas_by_round[round] = gas
             return False, gas, 0
+        t_pub = time.perf_counter()
         with clock.phase("ipfs"):
             aggregate_cid = self.store.add(outcome.new_model)
             rewards_cid = self.store.add(outcome.reward_tree.to_json().encode())
+        self.detail.setdefault(round, {})["publish_results"] = time.perf_counter() - t_pub
         finalized, votes = False, 0
         peers = self.engine.peers
         order = peers[round % len(peers):] + peers[: round % len(peers)]  # who is quickest rotates

@@ -6,10 +6,8 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 
-@pytest.mark.slow
 def test_demo_three_peers_two_rounds(tmp_path) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.run(
