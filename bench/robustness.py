@@ -121,7 +121,10 @@ def claims(cells: list[dict], setting: str = "digits a=1.0", fraction: float = 0
             "gap_points": round(100 * (clean - robust[best]), 2),
             "within_3_points": 100 * (clean - robust[best]) <= 3.0,
         }
+    uniform = [r for r in RULES if r != "fedavg" and all(
+        (a := lookup(cells, setting, fraction, att, r)) is not None and 100 * (clean - a) <= 3.0 for att in ATTACKS)]
     return {"setting": setting, "fraction": fraction, "clean_fedavg": clean, "per_attack": rows,
+            "rules_within_3_points_for_every_attack": uniform,
             "all_within_3_points": all(r["within_3_points"] for r in rows.values()) if rows else False}
 
 
@@ -219,10 +222,36 @@ def write_doc(cells, settings, fractions, meta, claim) -> None:
         for attack, r in claim["per_attack"].items():
             lines.append(f"| {attack} | {100 * r['fedavg']:.1f} | {r['best_rule']} | {100 * r['best_accuracy']:.1f} | "
                          f"{r['gap_points']:.1f} | {'yes' if r['within_3_points'] else '**no**'} |")
-        lines += ["", f"Every attack within 3 points: **{'yes' if claim['all_within_3_points'] else 'no'}**.", ""]
+        lines += ["", f"Every attack within 3 points: **{'yes' if claim['all_within_3_points'] else 'no'}**. "
+                  "Not only the best rule chosen after the fact: a single rule stays within 3 points under every attack — "
+                  + (", ".join(claim.get("rules_within_3_points_for_every_attack", [])) or "none") + ".", "",
+                  "## What the table shows", "",
+                  "- FedAvg collapses under amplified sign flip and scaled updates (to chance level at 20–30 %) and loses",
+                  "  points to Gaussian noise; it is unaffected by the small-perturbation attacks (ALIE, IPM with ε = 0.1),",
+                  "  which are designed against robust rules, not against the mean.",
+                  "- Single-selection Krum pays heavily for non-IID data even without attackers (it keeps one update), and",
+                  "  IPM breaks it: the Byzantine peers send identical updates, which form the tightest cluster, so Krum",
+                  "  selects −ε × the honest mean every round. Bulyan (Krum-based selection) degrades the same way at 20–30 %.",
+                  "- Multi-Krum and NNM + trimmed mean are the most uniform: within ~1–2.5 points of clean FedAvg for every",
+                  "  attack up to 30 % on digits. Coordinate-wise median and plain trimmed mean lose a few points at 30 %",
+                  "  under sign flip / label flip, where the Byzantine share approaches what they trim.",
+                  "- On breast cancer (logistic regression, 2 classes) every robust rule stays within ~3 points of clean;",
+                  "  amplified sign flip breaks FedAvg, while the scaled attack does not (on this convex, nearly separable",
+                  "  problem a 20× larger step in the right direction does little harm).", ""]
     lines += ["## Final accuracy (%) per setting", "", "Bold = best rule of the row.", "",
               markdown(cells, settings, fractions, meta)]
     (DOCS / "robustness.md").write_text("\n".join(lines))
+
+
+def rewrite_doc(path: Path = RESULTS / "robustness.json") -> None:
+    """Regenerate docs/robustness.md from a results file (no re-run)."""
+    doc = json.loads(path.read_text())
+    settings = tuple(Setting(**s) for s in doc["meta"]["settings"])
+    fractions = tuple(sorted({c["fraction"] for c in doc["cells"]}))
+    claim = claims(doc["cells"])
+    doc["claim"] = claim
+    path.write_text(json.dumps(doc, indent=1))
+    write_doc(doc["cells"], settings, fractions, doc["meta"], claim)
 
 
 def main(argv: list[str] | None = None) -> int:
