@@ -7,11 +7,10 @@ peer's unsealing and identity code into the auditor (`ledger_tools` may not impo
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,90 +18,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedledger.endpoints import endpoint_options, unlock_identity
 from fedledger.errors import UserError
 
 app = typer.Typer(help="Audit a federation: rounds, members, independent re-verification, reports.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, callback=endpoint_options)
 console = Console()
-
-DEFAULT_RPC = "http://127.0.0.1:8545"
-DEFAULT_IPFS = "http://127.0.0.1:5001"
 ETH = 10**18
 
 
-@dataclass
-class AuditContext:
-    rpc: str
-    contract: str | None
-    ipfs: str
-    cache_dir: Path | None
-
-    def ledger(self):
-        from ledger_tools.chain import FederationLedger
-
-        if not self.contract:
-            raise UserError("no contract address given",
-                            hint="pass --contract 0x… (or set FEDLEDGER_CONTRACT)", exit_code=2)
-        try:
-            return FederationLedger(self.rpc, self.contract)
-        except ValueError as exc:
-            raise UserError(f"{self.contract!r} is not a contract address: {exc}", exit_code=2) from exc
-
-    def history(self):
-        return load(self)
-
-    def store(self):
-        from ledger_tools.blobstore import BlobStoreError, IpfsBlobStore
-
-        try:
-            store = IpfsBlobStore(self.ipfs, timeout=30, retries=1, backoff=0.2)
-            store.node_id()
-        except (BlobStoreError, ValueError) as exc:
-            raise UserError(f"cannot reach the IPFS API at {self.ipfs}: {exc}",
-                            hint="start one with `fedledger devnet up`, or pass --ipfs URL") from exc
-        return store
-
-
-def load(ctx: AuditContext):
-    """(ledger, history), with every expected failure turned into one clear line."""
-    from ledger_tools.audit import load_history
-    from ledger_tools.chain import LedgerError, LedgerUnavailable
-    from ledger_tools.ledger_cache import LedgerCacheError
-
-    ledger = ctx.ledger()
-    try:
-        history, _ = load_history(ledger, cache_dir=ctx.cache_dir)
-    except LedgerUnavailable as exc:
-        hint = ("check --contract (and that it was deployed on this chain)" if "no contract" in str(exc)
-                else "is the node running? pass --rpc URL (or set FEDLEDGER_RPC)")
-        raise UserError(str(exc), hint=hint) from exc
-    except LedgerCacheError as exc:
-        raise UserError(str(exc), hint="retry; if it persists, delete the cache (--cache-dir)") from exc
-    except LedgerError as exc:
-        raise UserError(f"reading the ledger at {ctx.contract} failed: {exc}") from exc
-    except Exception as exc:  # a contract that is not a FederationLedger fails to decode its views
-        if type(exc).__module__.startswith("web3"):
-            raise UserError(f"{ctx.contract} on {ctx.rpc} does not look like a FederationLedger ({type(exc).__name__})",
-                            hint="check --contract") from exc
-        raise
-    return ledger, history
-
-
-@app.callback()
-def main(
-    typer_ctx: typer.Context,
-    rpc: Annotated[str, typer.Option("--rpc", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
-    contract: Annotated[Optional[str], typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
-                                                    help="FederationLedger address.")] = None,
-    ipfs: Annotated[str, typer.Option("--ipfs", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
-                                                      help="Event cache directory (default ~/.cache/fedledger).")] = None,
-) -> None:
-    typer_ctx.obj = AuditContext(rpc, contract, ipfs, cache_dir)
-
-
 def _short(value: bytes | str, n: int = 10) -> str:
-    from ledger_tools.audit import short
+    from ledger_tools.history import short
 
     return short(value, n)
 
@@ -116,19 +42,19 @@ def _round_json(rec) -> dict[str, Any]:
     return {
         "round": rec.round, "status": rec.status.value, "start": rec.start,
         "commit_deadline": rec.commit_deadline, "vote_deadline": rec.vote_deadline,
-        "commits": [{"peer": c.peer, "update_hash": "0x" + c.update_hash.hex(), "cid": c.cid,
-                     "num_samples": c.num_samples, "epsilon": c.epsilon, "delta": c.delta, "tx": c.tx,
+        "commits": [{"peer": c.member, "update_hash": "0x" + c.update_hash.hex(), "cid": c.cid,
+                     "num_samples": c.num_samples, "epsilon": c.epsilon, "delta": c.delta, "tx": c.tx_hash,
                      "gas_used": c.gas_used} for c in rec.commits],
-        "votes": [{"voter": v.voter, "digest": "0x" + v.digest.hex(), "aggregate_hash": "0x" + v.aggregate_hash.hex(),
+        "votes": [{"voter": v.member, "digest": "0x" + v.digest.hex(), "aggregate_hash": "0x" + v.aggregate_hash.hex(),
                    "aggregate_cid": v.aggregate_cid, "rewards_root": "0x" + v.rewards_root.hex(),
-                   "rewards_cid": v.rewards_cid, "excluded": list(v.excluded), "weight": v.weight, "tx": v.tx,
+                   "rewards_cid": v.rewards_cid, "excluded": list(v.excluded), "weight": v.weight, "tx": v.tx_hash,
                    "gas_used": v.gas_used} for v in rec.votes],
         "votes_per_digest": {"0x" + d.hex(): {"votes": c, "weight": w} for d, (c, w) in rec.votes_per_digest().items()},
         "finalized": None if f is None else {
             "digest": "0x" + f.digest.hex(), "aggregate_hash": "0x" + f.aggregate_hash.hex(),
             "aggregate_cid": f.aggregate_cid, "rewards_root": "0x" + f.rewards_root.hex(),
             "rewards_cid": f.rewards_cid, "excluded": list(f.excluded), "weight_for": f.weight_for,
-            "total_weight": f.total_weight, "pool_wei": str(f.pool), "block": f.block},
+            "total_weight": f.total_weight, "pool_wei": str(f.pool_wei), "block": f.block_number},
         "failed_by": rec.failed_by, "gas_used": rec.gas_used,
     }
 
@@ -139,7 +65,7 @@ def rounds(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every round: status, commits, votes per digest, finalized aggregate, excluded set, pool, gas."""
-    _, history = load(ctx.obj)
+    _, history = ctx.obj.load()
     if as_json:
         typer.echo(json.dumps([_round_json(history.rounds[r]) for r in sorted(history.rounds)]))
         return
@@ -154,7 +80,7 @@ def rounds(
         style = {"finalized": "green", "failed": "red"}.get(rec.status.value, "yellow")
         table.add_row(str(r), f"[{style}]{rec.status.value}[/]", str(len(rec.commits)), tally,
                       _short(f.aggregate_hash) if f else "", (f.aggregate_cid[:16] + "…") if f else "",
-                      ", ".join(_short(a, 6) for a in f.excluded) if f else "", _eth(f.pool) if f else "",
+                      ", ".join(_short(a, 6) for a in f.excluded) if f else "", _eth(f.pool_wei) if f else "",
                       str(rec.gas_used))
     console.print(table)
 
@@ -166,7 +92,7 @@ def round_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """One round in detail: every commitment and vote, and the finalization."""
-    _, history = load(ctx.obj)
+    _, history = ctx.obj.load()
     rec = history.rounds.get(number)
     if rec is None:
         last = max(history.rounds) if history.rounds else 0
@@ -179,8 +105,8 @@ def round_(
     t = Table(title="commitments (canonical order)")
     for col in ("peer", "update hash", "CID", "samples", "ε", "δ", "gas"):
         t.add_column(col, overflow="fold")
-    for c in sorted(rec.commits, key=lambda c: int(c.peer, 16)):
-        t.add_row(c.peer, _short(c.update_hash, 16), c.cid, str(c.num_samples),
+    for c in sorted(rec.commits, key=lambda c: int(c.member, 16)):
+        t.add_row(c.member, _short(c.update_hash, 16), c.cid, str(c.num_samples),
                   "-" if c.epsilon is None else f"{c.epsilon:.3f}", f"{c.delta:.1e}", str(c.gas_used))
     console.print(t)
     f = rec.finalization
@@ -189,31 +115,25 @@ def round_(
         t.add_column(col, overflow="fold")
     for v in rec.votes:
         agrees = "" if f is None else ("[green]yes[/]" if v.digest == f.digest else "[red]no[/]")
-        t.add_row(v.voter, _short(v.digest), _short(v.aggregate_hash), _short(v.rewards_root),
+        t.add_row(v.member, _short(v.digest), _short(v.aggregate_hash), _short(v.rewards_root),
                   ", ".join(_short(a, 6) for a in v.excluded), str(v.weight), agrees)
     console.print(t)
     if f is not None:
         console.print(f"finalized digest {'0x' + f.digest.hex()}\n  aggregate {'0x' + f.aggregate_hash.hex()} "
                       f"at {f.aggregate_cid}\n  rewards root {'0x' + f.rewards_root.hex()} at {f.rewards_cid or '-'}"
-                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, pool {_eth(f.pool)} ETH")
+                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, pool {_eth(f.pool_wei)} ETH")
     elif rec.status.value == "failed":
         console.print(f"[red]failed[/] (closed by {rec.failed_by})")
 
 
-def _rewards_by_round(history, store, account: str | None = None) -> tuple[dict[int, dict[str, int]], list[str]]:
-    """round -> account -> wei from the published reward trees (checked against the chain); and problems."""
-    from ledger_tools.rewards import RewardTreeError, load_reward_tree
+def _rewards_by_round(history, store) -> dict[int, dict[str, int]]:
+    """round -> account -> wei from the published reward trees (checked against the chain); problems printed."""
+    from ledger_tools.rewards import reward_trees
 
-    out, problems = {}, []
-    for rec in history.finalized():
-        f = rec.finalization
-        try:
-            tree = load_reward_tree(store, rec.round, f.rewards_cid, f.rewards_root)
-        except RewardTreeError as exc:
-            problems.append(str(exc))
-            continue
-        out[rec.round] = dict(tree.values)
-    return out, problems
+    trees, problems = reward_trees(history, store)
+    for p in problems:
+        console.print(f"[yellow]warning: {p.reason}[/]")
+    return {r: dict(tree.values) for r, tree in trees.items()}
 
 
 @app.command()
@@ -224,17 +144,19 @@ def peer(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A member's history: commits, votes (agreement with the final digest), exclusions, rewards, privacy spent."""
-    _, history = load(ctx.obj)
+    _, history = ctx.obj.load()
     rewards = None
     if not no_ipfs:
-        by_round, _ = _rewards_by_round(history, ctx.obj.store())
+        by_round = _rewards_by_round(history, ctx.obj.store())
         rewards = {r: next((x for a, x in amounts.items() if a.lower() == address.lower()), 0)
                    for r, amounts in by_round.items()}
-    ph = history.peer_history(address, rewards)
+    from ledger_tools.queries import peer_history
+
+    ph = peer_history(history, address, rewards)
     if not ph.is_member and not ph.rounds:
         raise UserError(f"{address} is not a member of federation {history.address}",
                         hint="list members with `fedledger audit export --format json`")
-    earned = sum(r.reward or 0 for r in ph.rounds)
+    earned = ph.earned
     if as_json:
         typer.echo(json.dumps({
             "address": ph.address, "member": ph.is_member, "commits": ph.commits, "votes": ph.votes,
@@ -285,13 +207,7 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
             raise UserError(f"{key_file} does not hold a 32-byte hex X25519 private key",
                             hint="or pass --state-dir DIR with an identity made by `fedledger peer init`") from exc
     else:
-        from fedledger.peer_cmd import read_password
-        from peer.identity import IdentityError, PeerIdentity
-
-        try:
-            identity = PeerIdentity.load(state_dir, read_password(password_file, confirm=False))
-        except IdentityError as exc:
-            raise UserError(str(exc)) from exc
+        identity = unlock_identity(state_dir, password_file)
         private, address = identity.enc_private_key, identity.address
     public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     registered = {**history.member_keys, **history.auditors}
@@ -315,7 +231,7 @@ def _evidence(directory: Path | None, history):
     """Signed gossip envelopes saved by peers (*.env / *.bin): verified, turned into SignedClaims."""
     if directory is None:
         return []
-    from ledger_tools.audit import SignedClaim
+    from ledger_tools.verification import SignedClaim
     from peer.envelope import Envelope, EnvelopeError
 
     claims = []
@@ -345,7 +261,8 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Re-derive every finalized round from chain + IPFS and compare with what the chain finalized."""
-    from ledger_tools.audit import RoundRange, Severity, verify_history
+    from ledger_tools.history import RoundRange
+    from ledger_tools.verification import Severity, verify_history
 
     selection = None
     if rounds_:
@@ -353,7 +270,7 @@ def verify(
             selection = RoundRange.parse(rounds_)
         except ValueError as exc:
             raise UserError(str(exc), exit_code=2) from exc
-    _, history = load(ctx.obj)
+    _, history = ctx.obj.load()
     unseal, who = _auditor_unseal(history, key_file, state_dir, password_file)
     store = ctx.obj.store()
     selected = history.round_numbers(selection)
@@ -366,6 +283,9 @@ def verify(
             return
         if res.verified is None:
             console.print(f"round {res.round}: {res.status.value} (nothing to verify)")
+        elif res.status.value == "failed":
+            console.print(f"round {res.round}: failed, " + ("[green]no finalization, no claims[/]" if res.verified
+                                                            else "[red]MISMATCH[/]"))
         else:
             console.print(f"round {res.round}: " + ("[green]verified[/]" if res.verified else "[red]MISMATCH[/]"))
         for f in res.findings:
@@ -374,22 +294,33 @@ def verify(
 
     report = verify_history(history, store=store, unseal=unseal, rounds=selection,
                             evidence=_evidence(evidence, history), progress=progress)
-    checked = [r for r in report.rounds if r.verified is not None]
+    checked = [r for r in report.rounds if r.verified is not None and r.status.value == "finalized"]
+    failed = [r for r in report.rounds if r.verified is not None and r.status.value == "failed"]
     if as_json:
         typer.echo(json.dumps({"ok": report.ok, "auditor": who, "rounds_checked": [r.round for r in checked],
+                               "failed_rounds_checked": [r.round for r in failed],
                                "findings": [f.to_json() for f in report.findings]}))
     if report.mismatches:
         if not as_json:
-            console.print(f"[bold red]{len(report.mismatches)} mismatch(es) in "
-                          f"{sum(1 for r in checked if not r.verified)} of {len(checked)} finalized round(s)[/]")
+            bad = sum(1 for r in checked + failed if not r.verified)
+            console.print(f"[bold red]{len(report.mismatches)} mismatch(es) in {bad} of "
+                          f"{len(checked) + len(failed)} checked round(s)[/]")
         raise typer.Exit(1)
     if not as_json:
         warn = len(report.findings)
         console.print(f"[bold green]all {len(checked)} finalized round(s) verified[/]"
+                      + (f", {len(failed)} failed round(s) without finalization or claims" if failed else "")
                       + (f" ({warn} warning(s) on record)" if warn else ""))
 
 
 # ------------------------------------------------------------------------------------------ export / report
+
+
+def _params_json(p) -> dict[str, Any]:
+    """The federation parameters with hashes in hex and wei as strings (JSON-safe)."""
+    out = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in dataclasses.asdict(p).items()}
+    out["reward_per_round_wei"] = str(p.reward_per_round_wei)
+    return out
 
 
 @app.command()
@@ -401,16 +332,16 @@ def export(
     """Export the whole history (json: everything; csv: one row per commitment/vote/finalization)."""
     if fmt not in ("json", "csv"):
         raise UserError(f"unknown format {fmt!r}", hint="use --format json or --format csv", exit_code=2)
-    _, history = load(ctx.obj)
+    _, history = ctx.obj.load()
     if fmt == "json":
         text = json.dumps({
-            "chain_id": history.chain_id, "contract": history.address, "params": history.params.to_json(),
+            "chain_id": history.chain_id, "contract": history.address, "params": _params_json(history.params),
             "members": [{"address": a, "admitted_block": b, "enc_key": "0x" + history.member_keys[a].hex()}
                         for a, b in history.members.items()],
             "auditors": [{"address": a, "enc_key": "0x" + k.hex()} for a, k in history.auditors.items()],
             "rounds": [_round_json(history.rounds[r]) for r in sorted(history.rounds)],
             "claims": [{"account": c.account, "rounds": list(c.rounds), "amounts": [str(x) for x in c.amounts],
-                        "total_wei": str(c.total), "tx": c.tx, "gas_used": c.gas_used} for c in history.claims],
+                        "total_wei": str(c.total_wei), "tx": c.tx_hash, "gas_used": c.gas_used} for c in history.claims],
         }, indent=1)
     else:
         buf = io.StringIO()
@@ -420,20 +351,20 @@ def export(
         for r in sorted(history.rounds):
             rec = history.rounds[r]
             for c in rec.commits:
-                w.writerow([r, "commit", c.peer, "0x" + c.update_hash.hex(), c.cid, "", "", "", c.num_samples,
-                            "" if c.epsilon is None else c.epsilon, c.gas_used, c.tx])
+                w.writerow([r, "commit", c.member, "0x" + c.update_hash.hex(), c.cid, "", "", "", c.num_samples,
+                            "" if c.epsilon is None else c.epsilon, c.gas_used, c.tx_hash])
             for v in rec.votes:
-                w.writerow([r, "vote", v.voter, "0x" + v.aggregate_hash.hex(), v.aggregate_cid, "0x" + v.digest.hex(),
-                            " ".join(v.excluded), "", "", "", v.gas_used, v.tx])
+                w.writerow([r, "vote", v.member, "0x" + v.aggregate_hash.hex(), v.aggregate_cid, "0x" + v.digest.hex(),
+                            " ".join(v.excluded), "", "", "", v.gas_used, v.tx_hash])
             f = rec.finalization
             if f is not None:
                 w.writerow([r, "finalized", "", "0x" + f.aggregate_hash.hex(), f.aggregate_cid, "0x" + f.digest.hex(),
-                            " ".join(f.excluded), f.pool, "", "", "", ""])
+                            " ".join(f.excluded), f.pool_wei, "", "", "", f.tx_hash])
             elif rec.status.value == "failed":
                 w.writerow([r, "failed", rec.failed_by or "", "", "", "", "", "", "", "", rec.close_gas, ""])
         for c in history.claims:
             for r, amount in zip(c.rounds, c.amounts):
-                w.writerow([r, "claim", c.account, "", "", "", "", amount, "", "", c.gas_used, c.tx])
+                w.writerow([r, "claim", c.account, "", "", "", "", amount, "", "", c.gas_used, c.tx_hash])
         text = buf.getvalue()
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -453,13 +384,11 @@ def report(
     """Write a self-contained HTML report (plots embedded): contributions, rewards, exclusions, gas, accuracy."""
     from ledger_tools.report import ReportData, render_html
 
-    _, history = load(ctx.obj)
+    _, history = ctx.obj.load()
     data = ReportData(history)
     if not no_ipfs:
         store = ctx.obj.store()
-        data.rewards, problems = _rewards_by_round(history, store)
-        for p in problems:
-            console.print(f"[yellow]warning: {p}[/]")
+        data.rewards = _rewards_by_round(history, store)
         if task:
             data.metrics = _evaluate(history, store, task)
     try:

@@ -12,26 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.audit_cmd import DEFAULT_IPFS, DEFAULT_RPC, AuditContext, load
+from fedledger.endpoints import Endpoints, endpoint_options, unlock_identity
 from fedledger.errors import UserError
 
 app = typer.Typer(help="See and claim your rewards (Merkle proofs from the published reward trees).",
-                  no_args_is_help=True)
+                  no_args_is_help=True, callback=endpoint_options)
 console = Console()
 ETH = 10**18
-
-
-@app.callback()
-def main(
-    typer_ctx: typer.Context,
-    rpc: Annotated[str, typer.Option("--rpc", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
-    contract: Annotated[Optional[str], typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
-                                                    help="FederationLedger address.")] = None,
-    ipfs: Annotated[str, typer.Option("--ipfs", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
-                                                      help="Event cache directory.")] = None,
-) -> None:
-    typer_ctx.obj = AuditContext(rpc, contract, ipfs, cache_dir)
 
 
 def _account(state_dir: Path | None, key_env: str | None, password_file: Path | None, *, need_key: bool):
@@ -52,23 +39,15 @@ def _account(state_dir: Path | None, key_env: str | None, password_file: Path | 
             return json.loads(public.read_text())["address"], None
         except (OSError, ValueError, KeyError):
             pass  # fall through: unlock the keystore instead
-    from fedledger.peer_cmd import read_password
-    from peer.identity import IdentityError, PeerIdentity, WrongPassword
-
-    try:
-        identity = PeerIdentity.load(state_dir, read_password(password_file, confirm=False))
-    except WrongPassword as exc:
-        raise UserError(f"wrong key password: {exc}", hint="check --password-file / FEDLEDGER_PASSWORD") from exc
-    except IdentityError as exc:
-        raise UserError(str(exc)) from exc
+    identity = unlock_identity(state_dir, password_file)
     return identity.address, identity.account
 
 
-def _view(ctx: AuditContext, address: str, rounds: Optional[str]):
-    from ledger_tools.audit import RoundRange
+def _view(ctx: Endpoints, address: str, rounds: Optional[str]):
+    from ledger_tools.history import RoundRange
     from ledger_tools.rewards import rewards_of
 
-    ledger, history = load(ctx)
+    ledger, history = ctx.load()
     wanted = None
     if rounds:
         try:

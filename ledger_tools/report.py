@@ -14,7 +14,9 @@ import matplotlib
 matplotlib.use("Agg")  # headless: the report is rendered to bytes, never shown
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ledger_tools.audit import LedgerHistory, RoundStatus, VerificationReport, short  # noqa: E402
+from ledger_tools.history import LedgerHistory, RoundStatus, short  # noqa: E402
+from ledger_tools.queries import peer_history  # noqa: E402
+from ledger_tools.verification import VerificationReport  # noqa: E402
 
 GWEI = 10**9
 ETH = 10**18
@@ -171,7 +173,7 @@ def render_html(data: ReportData) -> str:
         f = rec.finalization
         rows.append([r, rec.status.value, len(rec.commits), len(rec.votes), len(rec.votes_per_digest()),
                      short(f.aggregate_hash) if f else "", ", ".join(_label(x) for x in f.excluded) if f else "",
-                     f"{f.pool / ETH:.4f}" if f else "", rec.gas_used,
+                     f"{f.pool_wei / ETH:.4f}" if f else "", rec.gas_used,
                      f"{data.metrics[r]['accuracy']:.3f}" if r in data.metrics and "accuracy" in data.metrics[r] else ""])
     parts.append(_table(["round", "status", "commits", "votes", "digests", "aggregate", "excluded", "pool (ETH)",
                          "gas", "accuracy"], rows))
@@ -183,7 +185,7 @@ def render_html(data: ReportData) -> str:
     mrows = []
     excl = exclusions(h)
     for m in h.members:
-        ph = h.peer_history(m)
+        ph = peer_history(h, m)
         mrows.append([m, ph.commits, ph.votes, ph.agreements, excl.get(m, 0), f"{earned.get(m, 0) / ETH:.4f}",
                       f"{ph.total_claimed / ETH:.4f}",
                       "" if ph.epsilon_total is None else f"{ph.epsilon_total:.2f}"])

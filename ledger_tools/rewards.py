@@ -93,16 +93,16 @@ class RewardsView:
         return sum(e.amount for e in self.claimable)
 
 
-def rewards_of(history, store, account: str, *, rounds: Iterable[int] | None = None,
-               trees: dict[int, "consensus.RewardTree"] | None = None) -> RewardsView:
-    """Reward per finalized round for `account` (from the published trees), with proofs and claim status.
+def reward_trees(history, store, *, rounds: Iterable[int] | None = None,
+                 trees: dict[int, "consensus.RewardTree"] | None = None,
+                 ) -> tuple[dict[int, "consensus.RewardTree"], list[RewardProblem]]:
+    """The checked reward tree of every finalized round (of `rounds`, when given), and the rounds that have none.
 
-    `trees` caches loaded trees across calls (round -> tree). Claim status comes from the `Claimed` events.
+    `trees` caches loaded trees across calls (round -> tree) and is filled in place.
     """
     trees = {} if trees is None else trees
-    claimed = history.claimed_rounds(account)
     wanted = None if rounds is None else set(rounds)
-    entries, problems = [], []
+    found, problems = {}, []
     for rec in history.finalized():
         if wanted is not None and rec.round not in wanted:
             continue
@@ -113,11 +113,20 @@ def rewards_of(history, store, account: str, *, rounds: Iterable[int] | None = N
             except RewardTreeError as exc:
                 problems.append(RewardProblem(rec.round, str(exc)))
                 continue
-        tree = trees[rec.round]
-        amount = tree.amount_of(account)
-        if amount == 0:
-            continue
-        entries.append(RewardEntry(rec.round, amount, tuple(tree.proof(account)), rec.round in claimed))
+        found[rec.round] = trees[rec.round]
+    return found, problems
+
+
+def rewards_of(history, store, account: str, *, rounds: Iterable[int] | None = None,
+               trees: dict[int, "consensus.RewardTree"] | None = None) -> RewardsView:
+    """Reward per finalized round for `account` (from the published trees), with proofs and claim status.
+
+    Claim status comes from the `Claimed` events.
+    """
+    claimed = history.claimed_rounds(account)
+    found, problems = reward_trees(history, store, rounds=rounds, trees=trees)
+    entries = [RewardEntry(r, tree.amount_of(account), tuple(tree.proof(account)), r in claimed)
+               for r, tree in found.items() if tree.amount_of(account) > 0]
     return RewardsView(account, tuple(entries), tuple(problems))
 
 

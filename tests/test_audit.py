@@ -108,10 +108,10 @@ def test_replaced_blob_on_ipfs_names_peer_and_round(make, tmp_path):
         h.run_round()
     hist, _ = load_history(h.owner, cache_dir=tmp_path / "cache")
     victim = hist.rounds[1].commits[3]
-    store = LyingStore(h.store, victim.cid, h.sealed(h.random_update(), victim.peer, 1))
+    store = LyingStore(h.store, victim.cid, h.sealed(h.random_update(), victim.member, 1))
     report = verify_history(hist, store=store, unseal=h.auditor_unseal())
     assert not report.ok
-    named = [f for f in report.mismatches if f.peer == victim.peer]
+    named = [f for f in report.mismatches if f.peer == victim.member]
     assert (named[0].round, named[0].kind) == (1, "blob-cid-mismatch")
     assert {f.round for f in report.mismatches} == {1}
     assert report.rounds[1].verified  # round 2 is checked from the chain's model, independently
