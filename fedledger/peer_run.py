@@ -15,53 +15,69 @@ from fedledger.peer_cmd import app, read_password
 
 
 def build_node(config, password: str, *, json_log: bool = False, start_gossip: bool = True):
-    """Wire a PeerNode from its config: identity, chain, IPFS, gossip, adversary. Returns (node, gossip)."""
-    from ledger_tools.blobstore import IpfsBlobStore
-    from peer.identity import IdentityError, PeerIdentity
-    from peer.node import ChainPort, NodeLog, PeerNode, gossip_seed
+    """Wire a PeerNode from its config: task + data, identity, chain, IPFS, gossip, adversary.
 
+    Local inputs (the task and the institution's own data) are checked first, so a bad CSV file is reported
+    before any network endpoint is contacted. Returns (node, gossip); gossip is not started yet."""
+    from ledger_tools.blobstore import IpfsBlobStore
+    from ledger_tools.chain import FederationLedger, LedgerError
+    from peer.identity import IdentityError, PeerIdentity
+    from peer.local_data import load_training_data
+    from peer.node import NodeLog, PeerNode, gossip_seed
+    from peer.state import StateError
+    from peer.tasks import TaskError, get_task
+
+    adversary = _adversary(config)
+    try:
+        task = get_task(config.task)
+        data = load_training_data(config.data, task, adversary)  # the institution's data: fail now, clearly
+    except TaskError as exc:
+        raise UserError(str(exc), hint="check --data / --label (or --task)", exit_code=2) from exc
     try:
         identity = PeerIdentity.load(config.state_dir, password)
     except IdentityError as exc:
         raise UserError(str(exc), hint="run `fedledger peer init --state-dir DIR` first") from exc
     nlog = NodeLog(identity.address, config.name, json_mode=json_log)
-    chain = ChainPort(config.rpc_url, config.contract, identity.account, from_block=config.from_block)
+    ledger = FederationLedger(config.rpc_url, config.contract, identity.account, deploy_block=config.from_block)
     try:
-        if not chain.w3.eth.get_code(chain.address):
-            raise UserError(f"no contract at {config.contract} on {config.rpc_url}",
-                            hint="check --contract / --rpc-url (is the devnet up? `fedledger devnet status`)")
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"chain RPC {config.rpc_url} unreachable: {exc}",
-                        hint="start the devnet (`fedledger devnet up`) or fix --rpc-url") from exc
+        ledger.check()
+    except LedgerError as exc:
+        raise UserError(str(exc), hint="check --contract / --rpc-url (is the devnet up? `fedledger devnet status`)"
+                        ) from exc
     blobstore = IpfsBlobStore(config.ipfs_api, retries=4, backoff=0.5)
-    adversary = None
-    if config.adversary.attack:
-        from peer.adversary import Adversary
-
-        spec = config.adversary.attack
-        if config.adversary.params:
-            spec += ":" + ",".join(f"{k}={v}" for k, v in config.adversary.params.items())
-        try:
-            adversary = Adversary.parse(spec, seed=config.adversary.seed)
-        except ValueError as exc:
-            raise UserError(str(exc)) from exc
-    node = PeerNode(config, identity, chain=chain, blobstore=blobstore, nlog=nlog, adversary=adversary)
+    try:
+        node = PeerNode(config, identity, ledger=ledger, blobstore=blobstore, task=task, nlog=nlog,
+                        adversary=adversary, training_data=data)
+    except StateError as exc:
+        raise UserError(str(exc)) from exc
     gossip = None
     if config.gossip and start_gossip:
         from peer.envelope import EnvelopeValidator
         from peer.gossip import GossipNode
 
-        validator = EnvelopeValidator(
-            federation=chain.address, chain_id=chain.chain_id, is_member=node.is_member,
-            current_round=lambda: node.current_round or chain.current_round(),
-        )
+        # The validator runs on the gossip thread: it reads the node's membership cache, never the chain.
+        validator = EnvelopeValidator(federation=ledger.address, chain_id=ledger.chain_id,
+                                      is_member=node.membership.is_member,
+                                      current_round=node.membership.current_round)
         gossip = GossipNode(validator=validator, listen_host=config.gossip_host,
                             listen_port=config.gossip_port or None, bootstrap=config.bootstrap,
                             seed=gossip_seed(config.state_dir))
         node.gossip = gossip
     return node, gossip
+
+
+def _adversary(config):
+    if not config.adversary.attack:
+        return None
+    from peer.adversary import Adversary
+
+    spec = config.adversary.attack
+    if config.adversary.params:
+        spec += ":" + ",".join(f"{k}={v}" for k, v in config.adversary.params.items())
+    try:
+        return Adversary.parse(spec, seed=config.adversary.seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 @app.command("run")
@@ -149,6 +165,7 @@ def run(
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        node.check_startup()  # also fills the membership cache the gossip validator reads
         if gossip is not None:
             try:
                 addr = gossip.start()

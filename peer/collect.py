@@ -37,6 +37,7 @@ class CollectReport:
 
     source: dict[str, str] = field(default_factory=dict)      # peer -> "gossip" | "ipfs" | "local"
     rejected: dict[str, str] = field(default_factory=dict)    # peer -> reason
+    equivocations: dict[str, str] = field(default_factory=dict)  # peer -> gossiped update hash (hex) ≠ committed
     seconds: float = 0.0
 
     @property
@@ -56,6 +57,23 @@ def _try_unseal(unseal: Unseal, sealed: bytes, c: Commitment, round: int) -> tup
     if hashlib.sha256(update).digest() != c.update_hash:
         return None, "unsealed bytes do not match the committed update hash"
     return update, ""
+
+
+def gossip_equivocations(round: int, commitments: Sequence[Commitment], gossip) -> dict[str, str]:
+    """Committed peers that signed a gossip envelope for `round` naming another update hash than their
+    commitment: evidence of equivocation (the signed envelope is kept by the gossip node). Only the on-chain
+    commitment counts, so these peers' updates are still fetched by their committed hash."""
+    committed = {c.peer: c.update_hash for c in commitments}
+    found: dict[str, str] = {}
+    try:
+        envelopes = gossip.envelopes(round)
+    except Exception:  # a dead gossip node: no evidence, nothing else changes
+        return found
+    for env in envelopes:
+        want = committed.get(env.sender)
+        if want is not None and env.update_hash != want:
+            found[env.sender] = "0x" + env.update_hash.hex()
+    return found
 
 
 def collect_updates(
@@ -85,6 +103,9 @@ def collect_updates(
             report.source[c.peer] = "local"
         else:
             pending.append(c)
+
+    if gossip is not None:
+        report.equivocations = gossip_equivocations(round, commitments, gossip)
 
     if gossip is not None and pending:
         def gossip_copy(c: Commitment) -> bytes | None:

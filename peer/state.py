@@ -73,6 +73,7 @@ class RoundRecord:
     aggregate_cid: str | None = None
     rewards_cid: str | None = None
     excluded: list[str] = field(default_factory=list)
+    equivocations: dict[str, str] = field(default_factory=dict)  # peer -> update hash it gossiped ≠ committed
     vote_tx: str | None = None
     vote_gas: int | None = None
     close_tx: str | None = None

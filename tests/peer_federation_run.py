@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from devnet.anvil import start_anvil  # noqa: E402
 from devnet.ipfs import start_ipfs  # noqa: E402
 from fedledger.bootstrap import create_local_federation  # noqa: E402
-from peer.node import ChainPort  # noqa: E402
+from ledger_tools.chain import FederationLedger  # noqa: E402
 from peer_proc import PeerProcess  # noqa: E402
 
 PHASES = ("train", "seal", "ipfs", "gossip", "chain_commit", "collect", "aggregate", "ipfs_results", "chain_vote")
@@ -40,7 +40,7 @@ def run(peers: int, rounds: int, *, rule: str = "fedavg", f: int = 0, alpha: flo
         procs = [PeerProcess(p.config_path, "--max-rounds", str(rounds)).start() for p in fed.peers]
         codes = [p.wait(timeout=120 + rounds * (commit_period + vote_period)) for p in procs]
         wall = time.monotonic() - started
-        chain = ChainPort(fed.rpc_url, fed.contract, from_block=fed.deploy_block)
+        chain = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
         finalized = {r: chain.finalization(r) is not None for r in range(1, rounds + 1)}
         records = [json.loads((p.state_dir / "node" / "state.json").read_text())["rounds"] for p in fed.peers]
         accuracy = {r: records[0].get(str(r), {}).get("accuracy") for r in range(1, rounds + 1)}

@@ -12,7 +12,7 @@ from ledger_tools.blobstore import InMemoryBlobStore
 from ledger_tools.round_outcome import compute_round_outcome
 from peer.collect import Commitment, collect_updates
 from peer.identity import PeerIdentity
-from peer.node import ChainPort
+from ledger_tools.chain import FederationLedger
 from peer.seal import seal, unseal
 from peer.state import Phase, PeerState
 from peer_proc import PeerProcess
@@ -26,7 +26,7 @@ def _records(fed, peer):
 
 
 def _finalized(fed, rounds):
-    chain = ChainPort(fed.rpc_url, fed.contract, from_block=fed.deploy_block)
+    chain = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
     return {r: chain.finalization(r) for r in rounds}, chain
 
 
@@ -53,14 +53,13 @@ def test_honest_peers_finalize_and_a_killed_peer_resumes(local_federation):
     assert all(fins[r] is not None for r in (1, 2, 3)), "every round finalized"
     for r in (1, 2, 3):
         commits = chain.commitments(r)
-        assert len(commits) == len({c.peer for c in commits}) == 3
+        assert len(commits) == len({c.member for c in commits}) == 3
         digests = {_records(fed, p)[r].get("digest") for p in fed.peers} - {None}
         assert digests == {fins[r].digest.hex()}, f"round {r}: every peer computed the finalized digest"
     # the restarted peer committed exactly the update it had trained before the kill
-    mine = next(c for c in chain.commitments(2) if c.peer == fed.peers[1].address)
+    mine = next(c for c in chain.commitments(2) if c.member == fed.peers[1].address)
     assert mine.update_hash.hex() == persisted["update_hash"]
-    votes = chain.votes(2)
-    assert list(votes).count(fed.peers[1].address) <= 1
+    assert [v.member for v in chain.votes(2)].count(fed.peers[1].address) <= 1
     assert restarted.find(lambda e: e.get("level") == "error") is None, restarted.tail()
     for p in fed.peers:
         recs = _records(fed, p)

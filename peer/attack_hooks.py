@@ -1,0 +1,95 @@
+"""Where the opt-in Byzantine behaviours (`peer.adversary`) plug into the round loop; honest nodes skip this.
+
+Kept apart from the honest steps so that reading `peer.commit_step` / `peer.vote_step` shows the protocol,
+and every deviation from it is in this one file.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import consensus
+from peer.context import NodeContext
+
+log = logging.getLogger("fedledger.attack")
+
+
+def encode_update(ctx: NodeContext, tensors: Any) -> bytes:
+    """Canonical bytes at the federation's scale (an adversary may hand over raw garbage bytes instead)."""
+    if isinstance(tensors, (bytes, bytearray)):
+        return bytes(tensors)
+    return consensus.encode(tensors, scale_bits=ctx.params.scale_bits)
+
+
+def poison(ctx: NodeContext, r: int, update: dict) -> Any:
+    """The update this node publishes: `update` itself for an honest node, else the attack's version."""
+    adv = ctx.adversary
+    if adv is None:
+        return update
+    if adv.sends_garbage:
+        return adv.garbage_blob(round=r)
+    if not adv.poisons_update:
+        return update
+    n, f = len(ctx.membership.members), ctx.params.f
+    others = visible_updates(ctx, r) if adv.attack.needs_other_updates else []
+    try:
+        poisoned = adv.poison_update(update, round=r, honest=others, n=n, f=f)
+    except ValueError:
+        # ALIE without any other update in sight: estimate the spread from our own update.
+        estimate = (update, {k: v.abs() for k, v in update.items()})
+        poisoned = adv.attack.apply(update, estimate=estimate, n=n, f=f, **dict(adv.params))
+    ctx.nlog.event(r, "attack", adv.attack.value, message=f"poisoned update ({len(others)} others seen)")
+    return poisoned
+
+
+def visible_updates(ctx: NodeContext, r: int, timeout: float = 8.0) -> list[dict]:
+    """Other members' round-r updates this (Byzantine) node can unseal from gossip: a rushing attacker."""
+    gossip = ctx.gossip
+    if gossip is None:
+        return []
+    others = len(ctx.membership.members) - 1
+    info = ctx.ledger.round_info(r)
+    timeout = max(0.0, min(timeout, info.commit_deadline - time.time() - ctx.cfg.commit_margin - 3))
+
+    def senders() -> set[str]:
+        return {e.sender for e in gossip.envelopes(r) if e.sender != ctx.me and gossip.blob(e.update_hash) is not None}
+
+    gossip.wait_for(lambda: len(senders()) >= others, timeout)
+    seen = []
+    for env in gossip.envelopes(r):
+        if env.sender == ctx.me:
+            continue
+        try:
+            seen.append(consensus.decode(ctx.unseal(gossip.blob(env.update_hash), env.sender, r)))
+        except Exception:  # an unusable copy is simply not seen
+            continue
+    return seen
+
+
+def equivocating_blob(ctx: NodeContext, r: int, update_hash: bytes, sealed: bytes) -> tuple[bytes, bytes]:
+    """(update hash, sealed blob) to gossip: the committed ones, or for an equivocator a different update."""
+    if ctx.adversary is None or not ctx.adversary.equivocates:
+        return update_hash, sealed
+    try:
+        committed = consensus.decode(ctx.state.read_artefact(r, "update.bin"))
+        other = encode_update(ctx, ctx.adversary.equivocation_update(committed, round=r))
+    except Exception as exc:
+        log.warning("equivocation failed: %s", exc)
+        return update_hash, sealed
+    ctx.nlog.event(r, "attack", "equivocate", message="gossiping a different update than committed")
+    return hashlib.sha256(other).digest(), ctx.seal(r, other)
+
+
+def wrong_aggregate_hash(ctx: NodeContext, r: int, aggregate_hash: bytes) -> bytes:
+    """The aggregate hash to vote. The contract recomputes the digest from the vote's arguments, so a wrong
+    voter has to lie about the aggregate itself."""
+    if ctx.adversary is None or not ctx.adversary.votes_wrong:
+        return aggregate_hash
+    ctx.nlog.event(r, "attack", "wrong_vote", message="voting a wrong aggregate hash")
+    return ctx.adversary.vote_digest(aggregate_hash, round=r)
+
+
+def is_silent(ctx: NodeContext) -> bool:
+    return ctx.adversary is not None and ctx.adversary.silent

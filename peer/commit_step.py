@@ -1,0 +1,181 @@
+"""Steps 2-5 of round r: train on M(r-1), encode, seal, publish (IPFS + gossip), commit on chain.
+
+Restart safety: the trained update and its sealed blob are persisted before anything leaves the machine and
+re-used on restart (an honest peer never publishes two different updates for one round); the chain is
+asked before training and again right before the commit transaction, because a commit may have been mined
+after the node's last write.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import consensus
+from ledger_tools.chain import (AlreadyCommitted, CommitClosed, Commitment as ChainCommitment, NO_DP,
+                                RoundNotOpen)
+from peer import attack_hooks
+from peer.context import NodeContext
+from peer.log import Timer, round_
+from peer.retry import Stopped
+from peer.state import Phase, RoundRecord
+
+
+def privacy_to_chain(epsilon: float | None, delta: float | None) -> tuple[int, int]:
+    """(epsilonE6, deltaE18) of a commitment; NO_DP when the update was trained without DP."""
+    from peer.privacy import privacy_to_chain as to_fixed_point
+
+    if epsilon is None:
+        return NO_DP, 0
+    return to_fixed_point(epsilon, delta or 0.0)
+
+
+def my_commitment(ctx: NodeContext, r: int) -> ChainCommitment | None:
+    for c in ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r):
+        if c.member == ctx.me:
+            return c
+    return None
+
+
+def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, model_hash: bytes) -> None:
+    mine = my_commitment(ctx, r)
+    if mine is not None:
+        ctx.state.advance(rec, Phase.COMMITTED, update_hash=mine.update_hash.hex(), cid=mine.cid)
+        ctx.nlog.event(r, "commit", "recovered", message="commitment already on chain")
+        return
+    if attack_hooks.is_silent(ctx):
+        ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + ["silent (attack)"])
+        ctx.nlog.event(r, "commit", "silent", message="attack: silent, no commit")
+        return
+    if not ctx.commit_window_open(r):
+        _skip(ctx, r, rec, "commit window closed before this node could commit; will still vote")
+        return
+
+    update = ctx.state.read_artefact(r, "update.bin") if rec.phase.order >= Phase.TRAINED.order else None
+    if update is None or rec.model_hash != model_hash.hex():
+        update = train_update(ctx, r, rec, model, model_hash)
+    update_hash = hashlib.sha256(update).digest()
+    sealed = _sealed(ctx, r, rec, update)
+    cid = publish(ctx, r, rec, update_hash, sealed)
+
+    # re-check the chain right before sending
+    if my_commitment(ctx, r) is not None:
+        ctx.state.advance(rec, Phase.COMMITTED)
+        return
+    if not ctx.commit_window_open(r):
+        _skip(ctx, r, rec, "commit window closed before the commit transaction")
+        return
+    send_commit(ctx, r, rec, update_hash, cid)
+
+
+def _skip(ctx: NodeContext, r: int, rec: RoundRecord, why: str) -> None:
+    ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + [why])
+    ctx.nlog.event(r, "commit", "skipped", level="warning", message=why)
+
+
+def train_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, model_hash: bytes) -> bytes:
+    """Local training on M(r-1); the canonical update `w_local - M(r-1)` (possibly poisoned), persisted."""
+    from peer.training import train_local
+
+    t = Timer()
+    global_state = consensus.decode(model)
+    tc, pc = ctx.cfg.training, ctx.cfg.privacy
+    dp = None
+    if pc.enabled:
+        from peer.privacy import DPConfig
+
+        dp = DPConfig(noise_multiplier=pc.noise_multiplier, max_grad_norm=pc.clip_norm, delta=pc.delta)
+    history = [tuple(x) for x in ctx.state.meta.get("privacy_history", [])]
+    result = train_local(
+        ctx.task, global_state, ctx.training_data(), epochs=tc.local_epochs, batch_size=tc.batch_size,
+        lr=tc.lr, momentum=tc.momentum, prox_mu=tc.mu if tc.algorithm == "fedprox" else 0.0, dp=dp,
+        prior_privacy=history, seed=tc.seed * 1_000_003 + r,
+    )
+    update = attack_hooks.encode_update(ctx, attack_hooks.poison(ctx, r, result.update(global_state)))
+    train_s = t.elapsed
+    ctx.state.write_artefact(r, "update.bin", update)
+    ctx.state.meta["privacy_history"] = [list(x) for x in result.privacy_history]
+    rec.timings["train"] = train_s
+    epsilon = None if math.isinf(result.epsilon) else result.epsilon
+    ctx.state.advance(rec, Phase.TRAINED, model_hash=model_hash.hex(), update_hash=hashlib.sha256(update).hexdigest(),
+                      num_samples=result.num_samples, epsilon=epsilon, delta=result.delta)
+    ctx.nlog.event(r, "train", "done", elapsed=train_s, loss=round_(result.train_loss, 4), samples=result.num_samples,
+                   epsilon=None if epsilon is None else round_(epsilon, 3))
+    return update
+
+
+def _sealed(ctx: NodeContext, r: int, rec: RoundRecord, update: bytes) -> bytes:
+    sealed = ctx.state.read_artefact(r, "sealed.bin") if rec.phase.order >= Phase.SEALED.order else None
+    if sealed is not None:
+        return sealed
+    t = Timer()
+    sealed = ctx.seal(r, update)
+    ctx.state.write_artefact(r, "sealed.bin", sealed)
+    rec.timings["seal"] = t.elapsed
+    ctx.state.advance(rec, Phase.SEALED, sealed_sha256=hashlib.sha256(sealed).hexdigest())
+    ctx.nlog.event(r, "seal", "done", elapsed=t.elapsed,
+                   message=f"{len(sealed)} bytes for {len(ctx.membership.recipients())} recipients")
+    return sealed
+
+
+def publish(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, sealed: bytes) -> str:
+    """Add the sealed blob to IPFS (idempotent: same bytes, same CID), then gossip it; returns the CID."""
+    t = Timer()
+    cid = ctx.retry("ipfs add", lambda: ctx.blobstore.add(sealed), round=r)
+    rec.timings["ipfs"] = t.elapsed
+    ctx.nlog.event(r, "ipfs", "added", elapsed=t.elapsed, cid=cid)
+    gossip_update(ctx, r, rec, update_hash, cid, sealed)
+    ctx.state.advance(rec, Phase.PUBLISHED, cid=cid)
+    return cid
+
+
+def gossip_update(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, cid: str, sealed: bytes) -> None:
+    """Signed envelope + sealed blob to the federation's topic. Best effort: IPFS + chain stay the source of
+    truth, so a gossip failure is logged, never fatal."""
+    if ctx.gossip is None:
+        return
+    from peer.envelope import Envelope
+    from peer.seal import parse_header
+
+    t = Timer()
+    try:
+        header_len = parse_header(sealed).header_len
+    except Exception:  # a garbage blob (attack) has no seal header
+        header_len = 0
+    update_hash, blob = attack_hooks.equivocating_blob(ctx, r, update_hash, sealed)
+    try:
+        envelope = Envelope.create(
+            ctx.identity.account, federation=ctx.ledger.address, chain_id=ctx.ledger.chain_id, round=r,
+            update_hash=update_hash, cid=cid, wrapped_keys=sealed[:min(header_len, 60_000)],
+            blob_sha256=hashlib.sha256(blob).digest(), blob_size=len(blob),
+        )
+        ctx.gossip.publish_envelope(envelope)
+        chunks = ctx.gossip.publish_blob(envelope, blob, ctx.identity.account)
+    except Exception as exc:
+        ctx.nlog.event(r, "gossip", "failed", level="warning", elapsed=t.elapsed, message=str(exc))
+        return
+    rec.timings["gossip"] = t.elapsed
+    ctx.nlog.event(r, "gossip", "published", elapsed=t.elapsed, chunks=chunks,
+                   peers=len(ctx.gossip.peers()) if hasattr(ctx.gossip, "peers") else None)
+
+
+def send_commit(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, cid: str) -> None:
+    eps_e6, delta_e18 = privacy_to_chain(rec.epsilon, rec.delta)
+    samples = min(int(rec.num_samples or 0), 2**32 - 1)
+    t = Timer()
+    try:
+        receipt = ctx.retry("commit tx", lambda: ctx.ledger.commit(r, update_hash, cid, samples, eps_e6, delta_e18),
+                            round=r)
+    except Stopped:
+        raise
+    except AlreadyCommitted:
+        ctx.state.advance(rec, Phase.COMMITTED)
+        ctx.nlog.event(r, "commit", "recovered", message="already committed")
+        return
+    except (CommitClosed, RoundNotOpen) as exc:
+        ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + [f"commit rejected: {exc}"])
+        ctx.nlog.event(r, "commit", "rejected", level="warning", message=str(exc))
+        return
+    rec.timings["chain_commit"] = t.elapsed
+    ctx.state.advance(rec, Phase.COMMITTED, commit_tx=receipt.tx_hash, commit_gas=receipt.gas_used)
+    ctx.nlog.event(r, "commit", "mined", elapsed=t.elapsed, gas=receipt.gas_used, tx=receipt.tx_hash,
+                   update_hash="0x" + update_hash.hex()[:16])

@@ -1,0 +1,73 @@
+"""What every step of the round loop works with: one peer's collaborators, wired once by `PeerNode`.
+
+The steps (`peer.commit_step`, `peer.vote_step`, `peer.settle`) are plain functions of a `NodeContext`, so
+each can be read — and tested — without the rest of the loop, and none of them owns a connection.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger_tools.chain import FederationLedger, LedgerParams
+from ledger_tools.chain import Phase as ChainPhase
+from peer.config import PeerConfig
+from peer.identity import PeerIdentity
+from peer.log import NodeLog
+from peer.membership import MembershipCache
+from peer.model_store import ModelStore
+from peer.retry import Retrier
+from peer.round_clock import commit_window_open, judge_phase
+from peer.state import PeerState
+from peer.tasks import Task, TaskData
+
+
+@dataclass
+class NodeContext:
+    cfg: PeerConfig
+    identity: PeerIdentity
+    ledger: FederationLedger
+    blobstore: Any                      # ledger_tools.blobstore.BlobStore
+    task: Task
+    state: PeerState
+    nlog: NodeLog
+    retry: Retrier
+    membership: MembershipCache
+    models: ModelStore
+    training_data: Callable[[], TaskData]
+    gossip: Any = None                  # peer.gossip.GossipNode, or None (IPFS only)
+    adversary: Any = None               # peer.adversary.Adversary; None for an honest node
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.time
+    _params: LedgerParams | None = field(default=None, repr=False)
+
+    @property
+    def me(self) -> str:
+        return self.identity.address
+
+    @property
+    def params(self) -> LedgerParams:
+        """The federation's parameters (immutable on chain: read once)."""
+        if self._params is None:
+            self._params = self.retry("read parameters", self.ledger.params)
+        return self._params
+
+    def round_phase(self, r: int) -> ChainPhase:
+        info = self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
+        return judge_phase(info, len(self.membership.members), self.clock())
+
+    def commit_window_open(self, r: int) -> bool:
+        info = self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
+        return commit_window_open(info, len(self.membership.members), self.clock(), self.cfg.commit_margin)
+
+    def seal(self, r: int, update: bytes) -> bytes:
+        from peer.seal import seal
+
+        return seal(update, self.membership.recipients(), federation=self.ledger.address, round=r, sender=self.me)
+
+    def unseal(self, sealed: bytes, sender: str, r: int) -> bytes:
+        from peer.seal import unseal
+
+        return unseal(sealed, self.me, self.identity.enc_private_key, federation=self.ledger.address, round=r,
+                      sender=sender)

@@ -1,0 +1,67 @@
+"""Retry with backoff for transient RPC / IPFS failures, and nothing else.
+
+A contract revert or a programming error is never retried: repeating it cannot help and would hide it.
+The retry loop also watches the node's stop flag, so SIGTERM is honoured between attempts.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from peer.log import NodeLog
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The node was asked to stop (SIGTERM / Ctrl-C); everything done so far is persisted."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Network-level failures worth retrying: an unreachable chain RPC or IPFS API, a timeout."""
+    from ledger_tools.blobstore import BlobStoreUnavailable
+    from ledger_tools.chain import LedgerUnavailable
+
+    if isinstance(exc, (BlobStoreUnavailable, LedgerUnavailable, ConnectionError, TimeoutError)):
+        return True
+    try:
+        import requests
+
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return type(exc).__name__ in ("ProviderConnectionError", "TimeExhausted", "ClientConnectorError",
+                                  "RemoteDisconnected")
+
+
+class Retrier:
+    """`retrier(what, fn)` = `fn()`, retried with exponential backoff while it fails transiently."""
+
+    def __init__(self, nlog: NodeLog, *, sleep: Callable[[float], None], should_stop: Callable[[], bool],
+                 attempts: int = 8, base_delay: float = 0.5, max_delay: float = 10.0) -> None:
+        self.nlog = nlog
+        self.sleep = sleep
+        self.should_stop = should_stop
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def __call__(self, what: str, fn: Callable[[], T], *, round: int | None = None,
+                 attempts: int | None = None) -> T:
+        attempts = attempts or self.attempts
+        delay = self.base_delay
+        for attempt in range(1, attempts + 1):
+            if self.should_stop():
+                raise Stopped()
+            try:
+                return fn()
+            except Exception as exc:
+                if not is_transient(exc) or attempt == attempts:
+                    raise
+                self.nlog.event(round, "retry", "retry", level="warning",
+                                message=f"{what} failed ({type(exc).__name__}: {exc}); "
+                                        f"retry {attempt} in {delay:.1f}s")
+                self.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+        raise AssertionError("unreachable")

@@ -1,0 +1,116 @@
+"""Waiting steps of the round loop: for the commit phase to end, for the round to settle (finalized, or
+closed as failed by anyone after the vote deadline), and for rounds this node left unsettled earlier."""
+from __future__ import annotations
+
+from ledger_tools.chain import Phase as ChainPhase
+from ledger_tools.chain import RoundNotOpen, VoteDeadlineNotReached, VotingClosed
+from peer.context import NodeContext
+from peer.log import Timer
+from peer.retry import Stopped
+from peer.round_clock import CLOSE_GAS, send_time_dependent
+from peer.state import Phase, RoundRecord
+
+
+class RoundNotOpened(Exception):
+    """The loop was asked about a round the chain has not opened (a bug, or a different chain)."""
+
+
+def wait_commit_phase_end(ctx: NodeContext, r: int, should_stop) -> None:
+    t = Timer()
+    announced = False
+    while not should_stop() and ctx.round_phase(r) == ChainPhase.COMMIT:
+        if not announced:
+            ctx.nlog.event(r, "wait", "commits", message="waiting for the commit phase to end")
+            announced = True
+        ctx.sleep(ctx.cfg.poll_interval)
+    if announced:
+        ctx.nlog.event(r, "wait", "done", elapsed=t.elapsed)
+
+
+def await_settled(ctx: NodeContext, r: int, rec: RoundRecord, should_stop) -> None:
+    """Until round r is finalized or failed; closes it as failed once its vote deadline has passed."""
+    t = Timer()
+    while not should_stop():
+        phase = ctx.round_phase(r)
+        if phase == ChainPhase.FINALIZED:
+            _record_finalized(ctx, r, rec, t)
+            return
+        if phase == ChainPhase.FAILED:
+            ctx.state.advance(rec, Phase.FAILED)
+            ctx.nlog.event(r, "failed", "done", level="warning", elapsed=t.elapsed,
+                           message="round closed without a majority; the model stays")
+            return
+        if phase == ChainPhase.EXPIRED:
+            close_failed_round(ctx, r, rec)
+            continue
+        if phase == ChainPhase.NONE:
+            raise RoundNotOpened(f"round {r} is not open on chain")
+        ctx.sleep(ctx.cfg.poll_interval)
+
+
+def _record_finalized(ctx: NodeContext, r: int, rec: RoundRecord, t: Timer) -> None:
+    fin = ctx.retry("read finalization", lambda: ctx.ledger.finalization(r), round=r)
+    accuracy = None
+    if fin is not None:
+        try:
+            model, _ = ctx.models.current(r + 1)
+            accuracy = evaluate(ctx, model)
+        except Stopped:
+            raise
+        except Exception as exc:  # the accuracy is informative; the round is settled either way
+            ctx.nlog.event(r, "model", "unavailable", level="warning", message=str(exc))
+    agreed = fin is not None and rec.digest is not None and fin.digest.hex() == rec.digest
+    ctx.state.advance(rec, Phase.FINALIZED, accuracy=accuracy)
+    ctx.nlog.event(r, "finalized", "done", elapsed=t.elapsed, accuracy=accuracy,
+                   agreed=agreed if rec.digest else None,
+                   excluded=list(fin.excluded) if fin is not None and fin.excluded else None)
+
+
+def close_failed_round(ctx: NodeContext, r: int, rec: RoundRecord) -> None:
+    try:
+        receipt = ctx.retry("closeFailedRound tx", lambda: send_time_dependent(
+            lambda gas: ctx.ledger.close_failed_round(r, gas=gas), CLOSE_GAS), round=r)
+    except Stopped:
+        raise
+    except VoteDeadlineNotReached:
+        ctx.sleep(1.0)  # the chain's clock lags ours
+        return
+    except (RoundNotOpen, VotingClosed):
+        return  # someone else closed or finalized it first
+    ctx.state.update(rec, close_tx=receipt.tx_hash)
+    ctx.nlog.event(r, "close", "mined", gas=receipt.gas_used, tx=receipt.tx_hash)
+
+
+def evaluate(ctx: NodeContext, model: bytes) -> float | None:
+    """Accuracy of `model` on the task's test split (informative only; None when disabled or failing)."""
+    if not ctx.cfg.evaluate:
+        return None
+    import consensus
+
+    try:
+        return float(ctx.task.evaluate(consensus.decode(model)).accuracy)
+    except Exception as exc:
+        ctx.nlog.event(None, "evaluate", "failed", level="warning", message=str(exc))
+        return None
+
+
+def settle_earlier(ctx: NodeContext, r: int) -> None:
+    """Rounds this node left before they settled (crash, error, late vote): record how they ended."""
+    for rec in list(ctx.state):
+        if rec.round >= r or rec.phase.settled:
+            continue
+        phase = ctx.round_phase(rec.round)
+        if phase in (ChainPhase.FINALIZED, ChainPhase.FAILED):
+            finalized = phase == ChainPhase.FINALIZED
+            ctx.state.advance(rec, Phase.FINALIZED if finalized else Phase.FAILED)
+            ctx.nlog.event(rec.round, "finalized" if finalized else "failed", "recorded",
+                           message="settled while this node was busy or away")
+
+
+def wait_round_closed(ctx: NodeContext, r: int, should_stop) -> None:
+    while not should_stop():
+        current = ctx.retry("read current round", ctx.ledger.current_round)
+        ctx.membership.set_round(current)
+        if current > r:
+            return
+        ctx.sleep(ctx.cfg.poll_interval)

@@ -1,0 +1,145 @@
+"""Steps 6-8 of round r, after the commit phase: collect every committed update, compute the round outcome,
+publish the new model and the reward tree on IPFS, vote.
+
+The chain is asked whether this member already voted before anything else and again right before the vote
+transaction, so a restarted peer never double-votes (the contract would also refuse: AlreadyVoted).
+"""
+from __future__ import annotations
+
+from ledger_tools.chain import AlreadyVoted, RoundNotOpen, VoteDeadlineNotReached, VotingClosed, VotingNotOpen
+from ledger_tools.chain import Phase as ChainPhase
+from ledger_tools.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
+from peer import attack_hooks
+from peer.collect import Commitment, collect_updates
+from peer.context import NodeContext
+from peer.log import Timer
+from peer.retry import Stopped
+from peer.round_clock import send_time_dependent, vote_gas
+from peer.state import Phase, RoundRecord
+
+TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up
+
+
+class VoteNeverAccepted(Exception):
+    """The chain kept refusing the vote as too early (its clock is far behind ours)."""
+
+
+def already_voted(ctx: NodeContext, r: int) -> bool:
+    return ctx.retry("read vote", lambda: ctx.ledger.member_info(ctx.me), round=r).last_vote_round == r
+
+
+def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> None:
+    if already_voted(ctx, r):
+        ctx.state.advance(rec, Phase.VOTED)
+        ctx.nlog.event(r, "vote", "recovered", message="vote already on chain")
+        return
+    if attack_hooks.is_silent(ctx):
+        ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["silent (attack)"])
+        return
+    phase = ctx.round_phase(r)
+    if phase != ChainPhase.VOTE:
+        why = f"vote window not open (phase {phase.name.lower()})"
+        ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [why])
+        ctx.nlog.event(r, "vote", "skipped", level="warning", message=why)
+        return
+    updates = collect(ctx, r, rec)
+    outcome = aggregate(ctx, r, rec, model, updates)
+    if outcome is None:
+        return
+    send_vote(ctx, r, rec, outcome)
+
+
+def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]:
+    """Every committed update in canonical order (gossip first, IPFS fallback); `None` for unusable ones."""
+    t = Timer()
+    on_chain = ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r)
+    commitments = [Commitment(c.member, c.update_hash, c.cid, c.num_samples) for c in on_chain]
+    own = ctx.state.read_artefact(r, "update.bin")
+    updates, report = collect_updates(
+        r, commitments, unseal=ctx.unseal, blobstore=ctx.blobstore, gossip=ctx.gossip,
+        local={ctx.me: own} if own is not None else None, gossip_wait=ctx.cfg.gossip_wait,
+    )
+    rec.timings["collect"] = t.elapsed
+    ctx.nlog.event(r, "collect", "done", elapsed=t.elapsed,
+                   message=f"{len(commitments)} commitments: {report.from_gossip} gossip, "
+                           f"{report.from_ipfs} ipfs, {len(report.rejected)} invalid",
+                   rejected={k[:10]: v[:80] for k, v in report.rejected.items()} or None)
+    if report.equivocations:
+        ctx.nlog.event(r, "collect", "equivocation", level="warning",
+                       message="gossiped update differs from the committed one; the commitment counts",
+                       equivocators=sorted(report.equivocations))
+    ctx.state.advance(rec, Phase.COLLECTED, equivocations=dict(report.equivocations))
+    return updates
+
+
+def aggregate(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes,
+              updates: list[CommittedUpdate]) -> RoundOutcome | None:
+    """The round's outcome by the federation's rule, f and codec scale; None (abstain) if not aggregatable."""
+    p = ctx.params
+    t = Timer()
+    try:
+        outcome = compute_round_outcome(
+            round=r, previous_model=model, updates=updates, rule=p.rule, rule_param=p.rule_param, f=p.f,
+            reward_pool=ctx.retry("read reward pool", ctx.ledger.next_reward_pool, round=r),
+            sample_cap=p.sample_cap, scale_bits=p.scale_bits,
+        )
+    except RoundNotAggregatable as exc:
+        ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [str(exc)])
+        ctx.nlog.event(r, "aggregate", "abstain", level="warning", elapsed=t.elapsed, message=str(exc))
+        return None
+    rec.timings["aggregate"] = t.elapsed
+    ctx.models.cache(outcome.new_model)
+    ctx.nlog.event(r, "aggregate", "done", elapsed=t.elapsed, rule=p.rule, excluded=list(outcome.excluded) or None,
+                   digest="0x" + outcome.digest.hex())
+    return outcome
+
+
+def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome) -> None:
+    """Publish M(r) and the reward tree on IPFS (their CIDs travel with the vote), then vote."""
+    import consensus
+
+    t = Timer()
+    model_cid = ctx.retry("ipfs add model", lambda: ctx.blobstore.add(outcome.new_model), round=r)
+    tree_json = outcome.reward_tree.to_json()
+    tree_bytes = tree_json.encode() if isinstance(tree_json, str) else bytes(tree_json)
+    rewards_cid = ctx.retry("ipfs add rewards", lambda: ctx.blobstore.add(tree_bytes), round=r)
+    rec.timings["ipfs_results"] = t.elapsed
+
+    aggregate_hash = attack_hooks.wrong_aggregate_hash(ctx, r, outcome.aggregate_hash)
+    rewards_root = outcome.rewards_root
+    excluded = sorted(outcome.excluded, key=lambda a: int(a, 16))
+    digest = consensus.vote_digest(aggregate_hash, rewards_root, excluded)
+    ctx.state.update(rec, digest=digest.hex(), aggregate_hash=aggregate_hash.hex(), aggregate_cid=model_cid,
+                     rewards_cid=rewards_cid, excluded=excluded)
+    if already_voted(ctx, r):
+        ctx.state.advance(rec, Phase.VOTED)
+        return
+
+    def vote(gas: int | None):
+        return ctx.ledger.vote(r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest=digest,
+                               gas=gas)
+
+    t = Timer()
+    for _ in range(TOO_EARLY_RETRIES):
+        try:
+            receipt = ctx.retry("vote tx", lambda: send_time_dependent(vote, vote_gas(len(excluded))), round=r)
+            break
+        except Stopped:
+            raise
+        except (VotingNotOpen, VoteDeadlineNotReached):
+            ctx.sleep(1.0)  # even the transaction's own block was too early: the chain's clock lags ours
+        except AlreadyVoted:
+            ctx.state.advance(rec, Phase.VOTED)
+            return
+        except (VotingClosed, RoundNotOpen) as exc:
+            late = isinstance(exc, RoundNotOpen)
+            ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["vote too late" if late else "vote window closed"])
+            ctx.nlog.event(r, "vote", "late" if late else "closed", level="info" if late else "warning",
+                           message="round already settled by the others' votes" if late else "vote window closed")
+            return
+    else:
+        raise VoteNeverAccepted(f"round {r}: the chain kept refusing the vote as too early")
+    rec.timings["chain_vote"] = t.elapsed
+    ctx.state.advance(rec, Phase.VOTED, vote_tx=receipt.tx_hash, vote_gas=receipt.gas_used)
+    ctx.nlog.event(r, "vote", "mined", elapsed=t.elapsed, gas=receipt.gas_used, tx=receipt.tx_hash,
+                   digest="0x" + digest.hex())
