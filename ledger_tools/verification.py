@@ -165,9 +165,8 @@ def verify_round(
     out = RoundVerification(r, rec.status, None)
     _flag_dissent(rec, out)
     _flag_claims(history, rec, out)
-    if rec.failed_by is not None:
+    if rec.failed_by is not None:  # closed as failed: nothing to re-derive, whatever else the log claims
         _check_failed(rec, out)
-    if rec.status is RoundStatus.FAILED:
         out.verified = not _has_mismatch(out)
         return out, None
     fin = rec.finalization

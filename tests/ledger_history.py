@@ -76,6 +76,8 @@ class LedgerHistory:
     config: FederationConfig
     model: bytes
     rng: np.random.Generator
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(SHAPES))
+    extra_recipients: dict[str, bytes] = field(default_factory=dict)  # auditors registered later: address -> key
     outcomes: dict[int, RoundOutcome] = field(default_factory=dict)
     round: int = 1
 
@@ -89,6 +91,7 @@ class LedgerHistory:
     def recipients(self) -> dict[str, bytes]:
         keys = {m.address: _public(m.enc_key) for m in self.members}
         keys[self.auditor.address] = _public(self.auditor.enc_key)
+        keys.update(self.extra_recipients)
         return keys
 
     def auditor_unseal(self) -> Callable[[bytes, str, int], bytes]:
@@ -98,7 +101,7 @@ class LedgerHistory:
         return _unseal
 
     def random_update(self) -> bytes:
-        tensors = {name: self.rng.normal(0.0, 0.05, size=shape) for name, shape in SHAPES.items()}
+        tensors = {name: self.rng.normal(0.0, 0.05, size=shape) for name, shape in self.shapes.items()}
         return consensus.encode(tensors, scale_bits=self.config.scale_bits)
 
     def sealed(self, update: bytes, sender: str, round_: int) -> bytes:
@@ -162,6 +165,24 @@ class LedgerHistory:
 
     _lied_model: bytes = b""
 
+    def fail_round(self, *, committers: Sequence[Member] | None = None) -> list[bytes]:
+        """Members commit (blobs on the store), nobody votes; after the vote deadline the round is closed as failed.
+
+        Returns the committed canonical updates.
+        """
+        from devnet.anvil import increase_time
+
+        r = self.round
+        updates = []
+        for m in (self.members if committers is None else committers):
+            update = self.random_update()
+            m.ledger.commit(r, hashlib.sha256(update).digest(), self.store.add(self.sealed(update, m.address, r)), 10)
+            updates.append(update)
+        increase_time(self.rpc_url, 2 * 3600 + 60)
+        self.owner.close_failed_round(r)
+        self.round += 1
+        return updates
+
 
 def _fake_cid(data: bytes) -> str:
     from ledger_tools.blobstore import raw_cid
@@ -203,14 +224,25 @@ def make_history(
     seed: int = 0,
     account_seed: str = "ledger-history",
     use_store: bool = True,
+    task=None,
 ) -> LedgerHistory:
-    """Deploy a federation of `n_members` fresh accounts (plus one registered auditor) with a real genesis model."""
+    """Deploy a federation of `n_members` fresh accounts (plus one registered auditor) with a real genesis model.
+
+    `task` (a `peer.tasks.Task`) makes the model that task's (its genesis weights and spec), so the finalized
+    models can be evaluated; by default a tiny two-tensor model.
+    """
     accounts = extra_accounts(rpc_url, n_members + 1, seed=f"{account_seed}/{seed}")
     member_accounts, auditor_account = accounts[:n_members], accounts[n_members]
     keys = [_x25519(f"{account_seed}/{seed}/{a.address}".encode()) for a in accounts]
     rng = np.random.default_rng(seed)
-    genesis = consensus.encode({name: rng.normal(0.0, 0.3, size=shape) for name, shape in SHAPES.items()})
-    spec = consensus.ModelSpec(SHAPES)
+    if task is None:
+        shapes = dict(SHAPES)
+        genesis = consensus.encode({name: rng.normal(0.0, 0.3, size=shape) for name, shape in shapes.items()})
+        spec = consensus.ModelSpec(shapes)
+    else:
+        state = task.genesis_state()
+        shapes = {name: tuple(t.shape) for name, t in state.items()}
+        genesis, spec = consensus.encode(state), task.model_spec()
     genesis_cid = store.add(genesis) if use_store else _fake_cid(genesis)
     config = FederationConfig.from_data({
         "members": [{"address": a.address, "enc_key": "0x" + _public(k).hex()}
@@ -228,4 +260,24 @@ def make_history(
     })
     owner = deploy_federation(rpc_url, config, deployer_key)
     members = [Member(a, k, owner.with_account(a.private_key)) for a, k in zip(member_accounts, keys)]
-    return LedgerHistory(rpc_url, owner, members, Auditor(auditor_account, keys[-1]), store, config, genesis, rng)
+    return LedgerHistory(rpc_url, owner, members, Auditor(auditor_account, keys[-1]), store, config, genesis, rng,
+                         shapes=shapes)
+
+
+def write_identity(state_dir, private_key: str, enc_key: X25519PrivateKey, password: str) -> None:
+    """Store an existing account + X25519 key as a peer identity directory (what `fedledger peer init` writes)."""
+    import json
+    from pathlib import Path
+
+    from eth_account import Account
+
+    from peer import identity as ident
+
+    d = Path(state_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    account = Account.from_key(private_key)
+    n = 2**4  # tests only: a cheap scrypt
+    (d / ident.KEYSTORE_FILE).write_text(json.dumps(Account.encrypt(account.key, password, kdf="scrypt", iterations=n)))
+    (d / ident.X25519_FILE).write_text(json.dumps(ident._encrypt_x25519(enc_key, account.address, password, n)))
+    (d / ident.PUBLIC_FILE).write_text(json.dumps({"address": account.address,
+                                                    "enc_public_key": "0x" + _public(enc_key).hex()}))

@@ -174,3 +174,57 @@ def test_cache_is_incremental_and_survives_a_new_chain(make, tmp_path):
     assert second.from_block == first.to_block + 1 and not second.rebuilt
     assert len(hist.finalized()) == 2
     assert hist.rounds[1].commits == load_history(h.owner, cache_dir=tmp_path / "fresh")[0].rounds[1].commits
+
+
+def _envelope(h, member, round_: int, update_hash: bytes, cid: str) -> bytes:
+    from eth_account import Account
+
+    from peer.envelope import Envelope
+
+    env = Envelope.create(Account.from_key(member.account.private_key), federation=h.address,
+                          chain_id=h.owner.w3.eth.chain_id, round=round_, update_hash=update_hash, cid=cid,
+                          wrapped_keys=b"", blob_sha256=update_hash, blob_size=1, timestamp=1)
+    return env.to_bytes()
+
+
+def test_failed_round_state_dir_auditor_and_equivocation_evidence(make, tmp_path):
+    """An auditor identity (--state-dir) registered on chain verifies; a failed round with commitments is listed
+    and checked; a signed envelope contradicting a commitment is flagged; a wrong identity is one clear line."""
+    from peer.identity import PeerIdentity
+
+    h = make(n_members=3)
+    password = tmp_path / "pw"
+    password.write_text("audit-pw")
+    auditor = PeerIdentity.create(tmp_path / "auditor", "audit-pw", scrypt_n=2**4)
+    h.owner.register_auditor(auditor.address, auditor.enc_public_key)
+    h.extra_recipients[auditor.address] = auditor.enc_public_key
+    h.run_round()
+    h.fail_round()
+    h.run_round()
+
+    cheat = h.members[1]
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "other.env").write_bytes(_envelope(h, cheat, 1, b"\x42" * 32, "bafkreiotherblob"))
+    (evidence / "garbage.env").write_bytes(b"not an envelope")
+    args = ["verify", "--state-dir", str(tmp_path / "auditor"), "--password-file", str(password)]
+    res = _cli(h, tmp_path, *args, "--evidence", str(evidence))
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # rich wraps long lines
+    assert "round 2: failed, no finalization, no claims" in text
+    assert "all 2 finalized round(s) verified, 1 failed round(s) without finalization or claims" in text
+    assert f"round 1 peer {cheat.address}: equivocation: gossiped update 0x42424242" in text
+    assert "ignoring evidence garbage.env" in text
+    report = json.loads(_cli(h, tmp_path, *args, "--json").output)
+    assert (report["auditor"], report["failed_rounds_checked"]) == (auditor.address, [2])
+    rounds = json.loads(_cli(h, tmp_path, "rounds", "--json").output)
+    assert rounds[1]["status"] == "failed" and len(rounds[1]["commits"]) == 3 and rounds[1]["finalized"] is None
+
+    stranger = PeerIdentity.create(tmp_path / "stranger", "audit-pw", scrypt_n=2**4)
+    res = _cli(h, tmp_path, "verify", "--state-dir", str(tmp_path / "stranger"), "--password-file", str(password))
+    assert isinstance(res.exception, UserError)
+    assert res.exception.message == (f"{stranger.address} is not an auditor or member of federation {h.address}; "
+                                     "its blobs can't be unsealed")
+    password.write_text("wrong")
+    res = _cli(h, tmp_path, *args)
+    assert isinstance(res.exception, UserError) and res.exception.message.startswith("wrong key password")

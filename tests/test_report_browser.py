@@ -9,8 +9,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import consensus
 from fedledger.cli import app
+from fedledger.errors import UserError
 from ledger_history import make_history
+from peer.tasks import get_task
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
@@ -19,22 +22,32 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 def test_report_renders_in_headless_chromium(anvil, ipfs_store, dev_keys, tmp_path):
-    h = make_history(anvil.rpc_url, ipfs_store, dev_keys[0].private_key, n_members=4, seed=7, account_seed="report")
+    task = get_task("breast_cancer")
+    h = make_history(anvil.rpc_url, ipfs_store, dev_keys[0].private_key, n_members=4, seed=7, account_seed="report",
+                     task=task)
     for _ in range(3):
         h.run_round()
     out = tmp_path / "report.html"
-    res = CliRunner().invoke(app, ["audit", "--rpc", h.rpc_url, "--contract", h.address, "--ipfs",
-                                   h.store.api_url, "--cache-dir", str(tmp_path / "cache"), "report", "--out", str(out)])
+    base = ["audit", "--rpc", h.rpc_url, "--contract", h.address, "--ipfs", h.store.api_url,
+            "--cache-dir", str(tmp_path / "cache"), "report", "--out", str(out)]
+    res = CliRunner().invoke(app, [*base, "--task", "digits"])
+    assert isinstance(res.exception, UserError) and "builds another model" in res.exception.message
+    res = CliRunner().invoke(app, [*base, "--task", "breast_cancer"])
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained
-    assert text.count("data:image/png;base64,") == 4  # contribution, rewards, exclusions, gas
+    assert text.count("data:image/png;base64,") == 5  # accuracy/loss, contribution, rewards, exclusions, gas
+    assert "id='plot-metrics'" in text
+    for r in (1, 3):  # the accuracy column is the finalized model's, evaluated on the task's test split
+        accuracy = task.evaluate(consensus.decode(h.outcomes[r].new_model)).accuracy
+        row = text.split(f"<tr><td>{r}</td><td>finalized</td>")[1].split("</tr>")[0]
+        assert row.endswith(f"<td>{accuracy:.3f}</td>")
 
     profile = tmp_path / "profile"
     dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", out.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert 'data-plots-loaded="4"' in dom.stdout  # every embedded PNG decoded
+    assert 'data-plots-loaded="5"' in dom.stdout  # every embedded PNG decoded
     assert "Uncaught" not in dom.stderr
 
     shot = tmp_path / "shot.png"

@@ -1,13 +1,15 @@
 """Contributors: rewards from the published trees, one claim for all rounds, paid exactly once, forgeries rejected."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
 from devnet.anvil import increase_time
 from fedledger.cli import app
 from fedledger.errors import UserError
-from ledger_history import make_history
+from ledger_history import make_history, write_identity
 from ledger_tools.audit import load_history
 from ledger_tools.chain import AlreadyClaimed, InvalidProof, NotFinalized
 from ledger_tools.rewards import build_claim, rewards_of
@@ -84,3 +86,24 @@ def test_failed_round_and_strangers_get_clear_errors(history, tmp_path):
         h.members[0].ledger.claim([r], [1], [[]])
     res = _rewards(h, tmp_path, "claim", "--key", h.auditor.account.private_key)
     assert isinstance(res.exception, UserError) and "nothing to claim" in res.exception.message
+
+
+def test_claim_with_state_dir_keystore(history, tmp_path):
+    h = history
+    m = h.members[3]
+    state = tmp_path / "peer"
+    write_identity(state, m.account.private_key, m.enc_key, "s3cret")
+    password = tmp_path / "pw"
+    password.write_text("wrong")
+    res = _rewards(h, tmp_path, "claim", "--state-dir", str(state), "--password-file", str(password))
+    assert isinstance(res.exception, UserError) and res.exception.message.startswith("wrong key password")
+    res = _rewards(h, tmp_path, "show", "--state-dir", str(state), "--json")  # public identity.json: no password
+    shown = json.loads(res.output)
+    expected = sum(dict(zip(o.peers, o.amounts))[m.address] for o in h.outcomes.values())
+    assert shown["account"] == m.address and int(shown["claimable_wei"]) == expected > 0
+    password.write_text("s3cret")
+    res = _rewards(h, tmp_path, "claim", "--state-dir", str(state), "--password-file", str(password))
+    assert res.exit_code == 0, res.output
+    assert all(m.ledger.is_claimed(m.address, r) for r in h.outcomes)
+    res = _rewards(h, tmp_path, "claim", "--state-dir", str(tmp_path / "nobody"), "--password-file", str(password))
+    assert isinstance(res.exception, UserError) and "no peer identity" in res.exception.message
