@@ -84,7 +84,11 @@ class LocalFederation:
         return cls(peers=peers, auditors=auditors, **doc)
 
 
-def _partition_for(partition: str, n: int, i: int, alpha: float, seed: int) -> dict[str, Any]:
+def _partition_for(partition: str, n: int, i: int, alpha: float, seed: int, task: str) -> dict[str, Any]:
+    if task.startswith("csv:"):
+        # a CSV federation: every local peer reads the task's table (an institution overrides it with --data)
+        path, _, label = task[4:].rpartition(":")
+        return {"partition": "csv", "csv_path": path, "label": label}
     if partition in ("iid", "dirichlet"):
         return {"partition": partition, "alpha": alpha, "num_partitions": n, "partition_index": i, "seed": seed}
     return {"partition": partition}
@@ -207,7 +211,7 @@ def create_local_federation(
             "state_dir": state_dir, "contract": ledger.address, "name": name, "rpc_url": rpc_url,
             "ipfs_api": ipfs_api, "password_file": password_file, "gossip": gossip, "gossip_host": gossip_host,
             "gossip_port": ports[i], "bootstrap": [a for j, a in enumerate(addrs) if j != i], "task": task,
-            "data": _partition_for(partition, n_peers, i, alpha, seed),
+            "data": _partition_for(partition, n_peers, i, alpha, seed, task),
             "from_block": int(ledger.deploy_block),
             **(peer_overrides or {}),
         })
