@@ -94,6 +94,16 @@ class PeerProcess:
         self.log.close()
 
 
+def _attack_spec(attack: str) -> str:
+    """The Byzantine peer's `--attack`, with the robustness bench's strengths unless given (`name:key=value`)."""
+    from fedledger.sim_engine import SCALE_FACTOR, SIGN_FLIP_FACTOR
+
+    if ":" in attack:
+        return attack
+    return {"sign_flip": f"sign_flip:factor={SIGN_FLIP_FACTOR:g}",
+            "scaled": f"scaled:factor={SCALE_FACTOR:g}"}.get(attack, attack)
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fedledger.cli", *args]
 
@@ -228,7 +238,7 @@ def demo(
             for i, (p, view) in enumerate(zip(fed.peers, views)):
                 args = _cli("peer", "run", "--config", str(p.config_path), "--json", "--max-rounds", str(rounds))
                 if view.byzantine:
-                    args += ["--attack", attack]
+                    args += ["--attack", _attack_spec(attack)]
                 procs.append(PeerProcess(view, args, root / f"{p.name}.log", on_event))
 
             title = f"fedledger demo — {rule}, {peers} peers"
