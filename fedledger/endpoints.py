@@ -76,10 +76,10 @@ class Endpoints:
 
 def endpoint_options(
     typer_ctx: typer.Context,
-    rpc: Annotated[str, typer.Option("--rpc", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
+    rpc: Annotated[str, typer.Option("--rpc", "--rpc-url", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
     contract: Annotated[Optional[str], typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
                                                     help="FederationLedger address.")] = None,
-    ipfs: Annotated[str, typer.Option("--ipfs", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
+    ipfs: Annotated[str, typer.Option("--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
                                                       help="Event cache directory (default ~/.cache/fedledger).")] = None,
 ) -> None:

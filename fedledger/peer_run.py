@@ -84,9 +84,9 @@ def _adversary(config):
 def run(
     config_file: Path | None = typer.Option(None, "--config", help="peer.toml (flags override its values)."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="The peer's state directory."),
-    contract: str | None = typer.Option(None, "--contract", help="FederationLedger address."),
-    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Ethereum JSON-RPC URL."),
-    ipfs_api: str | None = typer.Option(None, "--ipfs-api", help="IPFS (Kubo RPC) API URL or multiaddr."),
+    contract: str | None = typer.Option(None, "--contract", envvar="FEDLEDGER_CONTRACT", help="FederationLedger address."),
+    rpc_url: str | None = typer.Option(None, "--rpc", "--rpc-url", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL."),
+    ipfs_api: str | None = typer.Option(None, "--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL or multiaddr."),
     from_block: int | None = typer.Option(None, "--from-block", help="The ledger's deploy block."),
     password_file: Path | None = typer.Option(None, "--password-file", help="Keystore password file."),
     name: str | None = typer.Option(None, "--name", help="Label in log lines."),
