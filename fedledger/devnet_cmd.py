@@ -186,3 +186,52 @@ def deploy(
     auditors = getattr(federation, "auditors", None) or []
     table.add_row("auditors", str(len(auditors)))
     console.print(table)
+
+
+@app.command()
+def genesis(
+    task: Annotated[str, typer.Option(help="digits | breast_cancer | csv:PATH:LABEL")] = "digits",
+    ipfs: Annotated[Optional[str], typer.Option("--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS",
+                                                help="IPFS API (default: the running devnet's node).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the genesis weights.")] = 0,
+    scale_bits: Annotated[int, typer.Option(help="Codec scale 2^-scale_bits (must match the config).")] = 20,
+    state_dir: StateDir = _DEFAULT_STATE_DIR,
+) -> None:
+    """Build the task's genesis model, add it to IPFS and print the config fields that pin it on chain.
+
+    Prints `model_spec_hash`, `genesis_model_hash` and `genesis_model_cid` as JSON, ready to paste into the
+    federation config that `fedledger devnet deploy` reads.
+    """
+    import json
+
+    import consensus
+    from ledger_tools.blobstore import BlobStoreError, IpfsBlobStore
+    from peer.tasks import TaskError, get_task
+
+    try:
+        the_task = get_task(task)
+    except TaskError as exc:
+        raise UserError(str(exc), hint="tasks: digits, breast_cancer, csv:PATH:LABEL") from exc
+    if ipfs is None:
+        services = _services()
+        try:
+            running = services.read_services(state_dir)
+        except services.DevnetError:
+            running = None
+        if running is None:
+            raise UserError("no IPFS API given and no local devnet running",
+                            hint="start one with `fedledger devnet up -d` or pass --ipfs URL")
+        ipfs = running.ipfs_api_url
+    model = consensus.encode(the_task.genesis_state(seed=seed), scale_bits=scale_bits)
+    try:
+        cid = IpfsBlobStore(ipfs).add(model)
+    except BlobStoreError as exc:
+        raise UserError(f"could not add the genesis model to IPFS at {ipfs}: {exc}",
+                        hint="check that the IPFS (Kubo RPC) API is reachable") from exc
+    print(json.dumps({
+        "task": the_task.task_id,
+        "model_spec_hash": "0x" + the_task.model_spec().spec_hash().hex(),
+        "genesis_model_hash": "0x" + consensus.update_hash(model).hex(),
+        "genesis_model_cid": cid,
+        "scale_bits": scale_bits,
+    }, indent=2))
