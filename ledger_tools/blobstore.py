@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import warnings
 from typing import Callable, Iterable, Protocol, TypeVar, runtime_checkable
@@ -228,6 +229,9 @@ class IpfsBlobStore:
 
     Transient failures (connection refused/reset, timeouts, 5xx without a usable answer) are retried
     `retries` times with exponential backoff (`backoff`, doubling), then `BlobStoreUnavailable` is raised.
+
+    Safe to share between threads: an ipfshttpclient `Client` (one requests session) is not thread-safe, so
+    every thread gets a client of its own, created on its first call and closed by `close()`.
     """
 
     def __init__(self, api_url: str, timeout: float = 30, retries: int = 3, backoff: float = 0.5) -> None:
@@ -238,11 +242,26 @@ class IpfsBlobStore:
         self.backoff = backoff
         self.timeout = timeout
         self._errors = ipfshttpclient.exceptions
-        # Client(addr), not connect(): connect() insists on a go-ipfs version and js-ipfs reports 0.18.
-        self._client = ipfshttpclient.Client(to_multiaddr(api_url), timeout=timeout)
+        self._client_class = ipfshttpclient.Client
+        self._multiaddr = to_multiaddr(api_url)
+        self._per_thread = threading.local()
+        self._clients: list = []
+        self._clients_lock = threading.Lock()
+        self._client  # noqa: B018 - fail on a malformed address now, not on the first call
 
     def __repr__(self) -> str:
         return f"IpfsBlobStore({self.api_url!r})"
+
+    @property
+    def _client(self):
+        client = getattr(self._per_thread, "client", None)
+        if client is None:
+            # Client(addr), not connect(): connect() insists on a go-ipfs version and js-ipfs reports 0.18.
+            client = self._client_class(self._multiaddr, timeout=self.timeout)
+            self._per_thread.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         transient = (self._errors.ConnectionError, self._errors.TimeoutError, self._errors.ProtocolError)
@@ -298,7 +317,11 @@ class IpfsBlobStore:
         return str(self._call("id", lambda: self._client.id())["ID"])
 
     def close(self) -> None:
-        self._client.close()
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._per_thread = threading.local()
 
 
 def _pinned_keys(answer: object) -> Iterable[str]:

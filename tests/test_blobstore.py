@@ -168,3 +168,17 @@ def test_restart_keeps_pinned_blob(tmp_path) -> None:
         store = IpfsBlobStore(node.api_url)
         assert store.has(cid)
         assert store.cat(cid) == data
+
+
+def test_one_store_shared_by_threads(ipfs_store: IpfsBlobStore) -> None:
+    """Collectors fetch a round's blobs concurrently through one store: each thread gets its own client."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = [os.urandom(CHUNK_SIZE * 2 + i) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        cids = list(pool.map(ipfs_store.add, blobs))
+        assert list(pool.map(ipfs_store.cat, cids)) == blobs
+    assert cids == [unixfs_cid(b) for b in blobs]
+    assert len(ipfs_store._clients) >= 2
+    ipfs_store.close()
+    assert ipfs_store.cat(cids[0]) == blobs[0]  # a closed store opens a fresh client on the next call
