@@ -26,3 +26,11 @@ def test_genesis_without_any_ipfs_is_one_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["devnet", "genesis", "--state-dir", str(tmp_path)])
     assert result.exit_code != 0
     assert "no IPFS API given" in str(result.exception) or "no IPFS API given" in result.output
+
+
+def test_documented_example_config_is_valid() -> None:
+    """The README points owners at this file: it must load as a FederationConfig."""
+    from ledger_tools.config import FederationConfig
+
+    config = FederationConfig.load(Path(__file__).resolve().parent.parent / "docs" / "federation.example.json")
+    assert config.rule == "multi_krum" and config.f == 1 and len(config.members) == 5
