@@ -9,6 +9,11 @@ pragma solidity ^0.8.28;
 ///      (CIDs, excluded sets, privacy spent, ...) travels in events. Per-member state is one packed slot; the open
 ///      round lives in the packed global `state` slot, so commits and votes touch O(1) slots and finalization is
 ///      O(1) in the number of members. Reputation is updated lazily in the member's own next commit or vote.
+///      Late votes: a member may still vote for a round that others already finalized, until that round's
+///      original vote deadline. A late vote is checked like any vote and recorded (`Voted` with `late = true`),
+///      but never touches the tally, the finalized result or the round sequence; it only settles the voter's
+///      reputation for that round (outcome 1 iff it voted the finalized digest and did not exclude itself), so
+///      an honest member is not penalised for being slower than the majority.
 ///      Member admission is by the owner (the deployer): a federation is a consortium whose membership is agreed
 ///      off chain (contracts, regulation), and an owner-only path keeps admission auditable via events without
 ///      a second voting protocol on chain.
@@ -63,12 +68,13 @@ contract FederationLedger {
         uint32 finalizedCount;
     }
 
-    /// @dev Written once when a round closes (finalized or failed), one slot (160 bits).
+    /// @dev Written once when a round closes (finalized or failed), one slot (192 bits).
     struct RoundRecord {
         uint8 status;
         bytes10 digestPrefix; // first 10 bytes of the finalized digest
         uint40 start;
         uint32 commitCount;
+        uint32 finIndex; // rounds finalized before this one (state.finalizedCount before it); finalized rounds only
     }
 
     /// @dev What `claim` needs of a finalized round, in one slot so a claim reads one cold slot per round:
@@ -115,6 +121,11 @@ contract FederationLedger {
     error VotingNotOpen(uint256 round);
     error VotingClosed(uint256 round);
     error AlreadyVoted(uint256 round, address member);
+    /// @notice A late vote for `round` after the member already voted in the later round `lastVoteRound`.
+    error VoteOutOfOrder(uint256 round, uint256 lastVoteRound);
+    /// @notice A late vote for `round` from a member whose reputation is already settled past it: it was admitted
+    ///         after the round finalized, or it committed two rounds later without voting `round`.
+    error AlreadySettled(uint256 round, address member);
     error ExcludedNotSorted(uint256 index);
     error DigestMismatch(bytes32 expected, bytes32 given);
     error VoteDeadlineNotReached(uint256 round, uint256 voteDeadline);
@@ -141,6 +152,9 @@ contract FederationLedger {
         uint64 epsilonE6,
         uint64 deltaE18
     );
+    /// @notice A vote. `weight` is what it added to the round's tally; a late vote (cast after the round was
+    ///         finalized, before its vote deadline) has `late = true` and `weight = 0`: it only moves the voter's
+    ///         reputation.
     event Voted(
         uint256 indexed round,
         address indexed member,
@@ -150,7 +164,8 @@ contract FederationLedger {
         bytes32 rewardsRoot,
         string rewardsCid,
         address[] excluded,
-        uint64 weight
+        uint64 weight,
+        bool late
     );
     event RoundFinalized(
         uint256 indexed round,
@@ -320,7 +335,7 @@ contract FederationLedger {
         if (block.timestamp >= uint256(s.roundStart) + commitPeriod || s.commitCount >= s.memberCount) {
             revert CommitClosed(round);
         }
-        _settle(m, s, msg.sender);
+        _settleForCommit(m, s, round);
         m.lastCommitRound = uint32(round);
         s.commitCount += 1;
         memberState[msg.sender] = m;
@@ -330,7 +345,10 @@ contract FederationLedger {
 
     /// @notice Vote for the round's outcome after the commit phase; the vote that lifts one digest's weight
     ///         above quorumBps/10000 of the total weight finalizes the round and opens the next one.
-    /// @param round the open round
+    ///         A vote for a round that is already finalized is a *late vote*, accepted until the round's original
+    ///         vote deadline: checked like an on-time vote, recorded with `late = true`, never counted in the
+    ///         tally; it settles the voter's reputation for that round like an on-time vote would.
+    /// @param round the open round, or (late vote) a finalized round whose vote deadline has not passed
     /// @param digest keccak256(abi.encodePacked(aggregateHash, rewardsRoot, keccak256(abi.encodePacked(excluded))))
     /// @param aggregateHash sha256 of the new global model's canonical bytes
     /// @param aggregateCid IPFS CID of the new global model
@@ -349,7 +367,10 @@ contract FederationLedger {
         MemberState memory m = memberState[msg.sender];
         if (m.flags & FLAG_MEMBER == 0) revert NotMember(msg.sender);
         State memory s = state;
-        if (round != s.currentRound) revert RoundNotOpen(round);
+        if (round != s.currentRound) {
+            _lateVote(m, s, round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded);
+            return;
+        }
         uint256 commitDeadline = uint256(s.roundStart) + commitPeriod;
         if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) revert VotingNotOpen(round);
         if (block.timestamp >= commitDeadline + votePeriod) revert VotingClosed(round);
@@ -359,7 +380,7 @@ contract FederationLedger {
         bytes32 expected = keccak256(abi.encodePacked(aggregateHash, rewardsRoot, excludedHash));
         if (expected != digest) revert DigestMismatch(expected, digest);
 
-        _settle(m, s, msg.sender);
+        _settle(m, s, s.finalizedCount, msg.sender);
         m.lastVoteRound = uint32(round);
         m.voteDigestPrefix = bytes10(digest);
         m.flags = (m.flags & FLAG_MEMBER) | FLAG_VOTE_PENDING | (selfExcluded ? FLAG_SELF_EXCLUDED : 0);
@@ -367,7 +388,9 @@ contract FederationLedger {
 
         uint256 weightFor = tally[round][digest] + m.weight;
         tally[round][digest] = weightFor;
-        emit Voted(round, msg.sender, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, m.weight);
+        emit Voted(
+            round, msg.sender, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, m.weight, false
+        );
 
         if (weightFor * BPS > uint256(quorumBps) * s.totalWeight) {
             uint256 available = address(this).balance - reserved;
@@ -380,7 +403,8 @@ contract FederationLedger {
                 status: STATUS_FINALIZED,
                 digestPrefix: bytes10(digest),
                 start: s.roundStart,
-                commitCount: s.commitCount
+                commitCount: s.commitCount,
+                finIndex: s.finalizedCount
             });
             emit RoundFinalized(
                 round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, weightFor, s.totalWeight, pool
@@ -400,7 +424,11 @@ contract FederationLedger {
         uint256 voteDeadline = uint256(s.roundStart) + commitPeriod + votePeriod;
         if (block.timestamp < voteDeadline) revert VoteDeadlineNotReached(round, voteDeadline);
         roundRecord[round] = RoundRecord({
-            status: STATUS_FAILED, digestPrefix: bytes10(0), start: s.roundStart, commitCount: s.commitCount
+            status: STATUS_FAILED,
+            digestPrefix: bytes10(0),
+            start: s.roundStart,
+            commitCount: s.commitCount,
+            finIndex: 0
         });
         emit RoundFailed(round, msg.sender);
         _openNext(s, round);
@@ -557,7 +585,9 @@ contract FederationLedger {
         );
     }
 
-    /// @notice Weight `account` will have once its pending reputation updates are applied.
+    /// @notice Weight `account` will have once its pending reputation updates are applied, counting every
+    ///         finalized round it has not voted in as outcome 0 (a late vote, still possible until that round's
+    ///         vote deadline, would replace that outcome).
     function effectiveWeight(address account) external view returns (uint64) {
         MemberState memory m = memberState[account];
         (uint64 w,,,) = _reputation(m, state.finalizedCount);
@@ -615,18 +645,92 @@ contract FederationLedger {
         emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + votePeriod));
     }
 
-    /// @dev Apply every reputation update due since the member's last settlement (in memory; caller stores).
-    function _settle(MemberState memory m, State memory s, address account) private {
+    /// @dev A late vote for the finalized round `round` (< the open round), until its original vote deadline.
+    ///      Settles, in order, the finalized rounds before `round` (the member's pending vote first), then
+    ///      `round` itself with this vote's outcome. Finalized rounds after `round` stay unsettled: the member may
+    ///      still cast late votes for them. Tally, finalization, model and round sequence are not touched.
+    function _lateVote(
+        MemberState memory m,
+        State memory s,
+        uint256 round,
+        bytes32 digest,
+        bytes32 aggregateHash,
+        string calldata aggregateCid,
+        bytes32 rewardsRoot,
+        string calldata rewardsCid,
+        address[] calldata excluded
+    ) private {
+        if (round == 0 || round > s.currentRound) revert RoundNotOpen(round);
+        RoundRecord memory rec = roundRecord[round];
+        // a failed round is always past its vote deadline (closeFailedRound requires it)
+        if (rec.status != STATUS_FINALIZED || block.timestamp >= uint256(rec.start) + commitPeriod + votePeriod) {
+            revert VotingClosed(round);
+        }
+        if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
+        if (m.lastVoteRound > round) revert VoteOutOfOrder(round, m.lastVoteRound);
+        // finSeen > finIndex: the member's reputation already covers `round` (admitted after it finalized, or a
+        // commit two rounds later settled it as missed)
+        if (m.finSeen > rec.finIndex) revert AlreadySettled(round, msg.sender);
+
+        (bool selfExcluded, bytes32 excludedHash) = _checkExcluded(excluded);
+        bytes32 expected = keccak256(abi.encodePacked(aggregateHash, rewardsRoot, excludedHash));
+        if (expected != digest) revert DigestMismatch(expected, digest);
+
+        // settle before overwriting the pending vote: rounds finalized before `round`, pending vote first
+        _settle(m, s, rec.finIndex, msg.sender);
+        bool rewarded = rec.digestPrefix == bytes10(digest) && !selfExcluded;
+        uint64 w = _step(m.weight, rewarded);
+        if (w != m.weight) {
+            emit WeightUpdated(msg.sender, m.weight, w, round, rewarded, 0);
+            s.totalWeight = s.totalWeight - m.weight + w;
+            m.weight = w;
+        }
+        m.finSeen = rec.finIndex + 1;
+        m.lastVoteRound = uint32(round);
+        m.voteDigestPrefix = bytes10(digest);
+        m.flags = FLAG_MEMBER; // any pending vote is settled above (an unsettled one was for a failed round)
+        memberState[msg.sender] = m;
+        state = s;
+        emit Voted(round, msg.sender, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, 0, true);
+    }
+
+    /// @dev Settlement in `commit(round)`: everything due, except that the previous round stays unsettled while
+    ///      the member has not voted in it and its vote deadline has not passed (a late vote may still come).
+    ///      Vote deadlines grow with the round number, so no earlier round can still take a late vote then
+    ///      unless it is a round the member already voted after.
+    function _settleForCommit(MemberState memory m, State memory s, uint256 round) private {
         if (m.finSeen == s.finalizedCount) return;
-        (uint64 w, uint256 voteRound, bool rewarded, uint256 missed) = _reputation(m, s.finalizedCount);
-        // A round finalized since the last settlement implies the pending vote's round is closed.
+        uint32 upTo = s.finalizedCount;
+        uint256 prev = round - 1;
+        if (prev > m.lastVoteRound) {
+            RoundRecord memory rec = roundRecord[prev];
+            if (rec.status == STATUS_FINALIZED && block.timestamp < uint256(rec.start) + commitPeriod + votePeriod) {
+                upTo = rec.finIndex; // = finalizedCount - 1 >= finSeen
+            }
+        }
+        _settle(m, s, upTo, msg.sender);
+    }
+
+    /// @dev Apply the reputation updates of the first `upTo` finalized rounds not yet settled (in memory; caller
+    ///      stores).
+    function _settle(MemberState memory m, State memory s, uint32 upTo, address account) private {
+        if (m.finSeen >= upTo) return;
+        (uint64 w, uint256 voteRound, bool rewarded, uint256 missed) = _reputation(m, upTo);
+        // A finalized round settled here implies the pending vote's round is closed (it came before it).
         m.flags &= ~(FLAG_VOTE_PENDING | FLAG_SELF_EXCLUDED);
-        m.finSeen = s.finalizedCount;
+        m.finSeen = upTo;
         if (w != m.weight) {
             emit WeightUpdated(account, m.weight, w, voteRound, rewarded, missed);
             s.totalWeight = s.totalWeight - m.weight + w;
             m.weight = w;
         }
+    }
+
+    /// @dev One finalized round's update w <- w + alpha * (outcome - w), rounding toward the old weight.
+    function _step(uint64 w, bool rewarded) private view returns (uint64) {
+        if (!rewarded) return uint64((uint256(w) * (BPS - alphaBps)) / BPS);
+        if (w <= WEIGHT_ONE) return w + uint64((uint256(WEIGHT_ONE - w) * alphaBps) / BPS);
+        return w - uint64((uint256(w - WEIGHT_ONE) * alphaBps) / BPS);
     }
 
     /// @dev Rounds finalized since `m.finSeen`: the member's pending vote round comes first (all earlier rounds
@@ -646,18 +750,7 @@ contract FederationLedger {
                 voteRound = m.lastVoteRound;
                 missed -= 1;
                 rewarded = rec.digestPrefix == m.voteDigestPrefix && m.flags & FLAG_SELF_EXCLUDED == 0;
-                uint256 step;
-                if (rewarded) {
-                    if (w <= WEIGHT_ONE) {
-                        step = (uint256(WEIGHT_ONE - w) * alphaBps) / BPS;
-                        w += uint64(step);
-                    } else {
-                        step = (uint256(w - WEIGHT_ONE) * alphaBps) / BPS;
-                        w -= uint64(step);
-                    }
-                } else {
-                    w = uint64((uint256(w) * (BPS - alphaBps)) / BPS);
-                }
+                w = _step(w, rewarded);
             }
         }
         if (missed > 0 && w > 0) {

@@ -86,6 +86,9 @@ AlreadyCommitted = _revert("AlreadyCommitted", "{member} already committed in ro
 VotingNotOpen = _revert("VotingNotOpen", "round {round} is still in its commit phase")
 VotingClosed = _revert("VotingClosed", "the vote deadline of round {round} has passed")
 AlreadyVoted = _revert("AlreadyVoted", "{member} already voted in round {round}")
+VoteOutOfOrder = _revert("VoteOutOfOrder", "a late vote for round {round} after voting in round {lastVoteRound}")
+AlreadySettled = _revert("AlreadySettled", "the reputation of {member} is already settled past round {round} "
+                         "(admitted after it, or committed two rounds later): no late vote")
 ExcludedNotSorted = _revert("ExcludedNotSorted", "excluded addresses must be strictly ascending (index {index})")
 DigestMismatch = _revert("DigestMismatch", "the digest does not match the vote's contents")
 VoteDeadlineNotReached = _revert("VoteDeadlineNotReached", "round {round} can be closed only after {voteDeadline}")
@@ -101,7 +104,8 @@ ERRORS: dict[str, type[ContractRevert]] = {
     cls.solidity_name: cls
     for cls in (
         NotMember, AlreadyMember, AlreadyAuditor, Unauthorized, InvalidParameter, RoundNotOpen, CommitClosed,
-        AlreadyCommitted, VotingNotOpen, VotingClosed, AlreadyVoted, ExcludedNotSorted, DigestMismatch,
+        AlreadyCommitted, VotingNotOpen, VotingClosed, AlreadyVoted, VoteOutOfOrder, AlreadySettled,
+        ExcludedNotSorted, DigestMismatch,
         VoteDeadlineNotReached, LengthMismatch, NotFinalized, AlreadyClaimed, InvalidProof, PoolExceeded,
         TransferFailed, ReentrantCall,
     )
@@ -180,8 +184,9 @@ class TxReceipt:
 @dataclass(frozen=True)
 class VoteReceipt(TxReceipt):
     digest: bytes
-    weight: int
+    weight: int  # weight added to the tally (0 for a late vote)
     finalized: bool
+    late: bool = False  # cast after the round was finalized (before its vote deadline): reputation only
 
 
 @dataclass(frozen=True)
@@ -271,17 +276,18 @@ class Vote:
     rewards_root: bytes
     rewards_cid: str
     excluded: tuple[str, ...]
-    weight: int
+    weight: int  # weight added to the round's tally (0 for a late vote)
     block_number: int
     tx_hash: str
     gas_used: int = 0
+    late: bool = False  # cast after the round was finalized, before its vote deadline: moves reputation only
 
     @classmethod
     def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str, gas_used: int = 0) -> "Vote":
-        """From a `Voted` event."""
+        """From a `Voted` event (`late` absent in logs of older contract versions: an on-time vote)."""
         return cls(int(args["round"]), args["member"], _b32(args["digest"]), _b32(args["aggregateHash"]),
                    args["aggregateCid"], _b32(args["rewardsRoot"]), args["rewardsCid"], tuple(args["excluded"]),
-                   int(args["weight"]), block_number, tx_hash, gas_used)
+                   int(args["weight"]), block_number, tx_hash, gas_used, bool(args.get("late", False)))
 
 
 @dataclass(frozen=True)
@@ -614,6 +620,8 @@ class FederationLedger:
              excluded: Sequence[str] = (), digest: bytes | None = None, *, gas: int | None = None) -> VoteReceipt:
         """Vote for (aggregate, rewards root, excluded set); `excluded` must be sorted ascending.
         The digest is computed when not given. `.finalized` tells whether this vote finalized the round.
+        A vote for a round already finalized (until its vote deadline) is a late vote (`.late`): recorded, not
+        tallied, it settles this member's reputation for that round.
         `gas`: a fixed gas limit instead of an estimate (see `_send`)."""
         excluded = [to_checksum_address(a) for a in excluded]
         if digest is None:
@@ -625,8 +633,9 @@ class FederationLedger:
         )
         voted = self.contract.events.Voted().process_receipt(raw, errors=_DISCARD)
         finalized = bool(self.contract.events.RoundFinalized().process_receipt(raw, errors=_DISCARD))
+        args = voted[0]["args"] if voted else {}
         return VoteReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used, bytes(digest),
-                           voted[0]["args"]["weight"] if voted else 0, finalized)
+                           int(args.get("weight", 0)), finalized, bool(args.get("late", False)))
 
     def close_failed_round(self, round_: int, *, gas: int | None = None) -> TxReceipt:
         """Close `round_` as failed after its vote deadline (anyone may); the next round opens.
@@ -659,7 +668,7 @@ class FederationLedger:
         return sorted(out, key=lambda c: int(c.member, 16))
 
     def votes(self, round_: int) -> list[Vote]:
-        """The round's votes in chain order."""
+        """The round's votes in chain order, late votes (`.late`, cast after finalization) included."""
         return [_record(Vote, e) for e in self._logs("Voted", {"round": round_})]
 
     def finalization(self, round_: int) -> Finalization | None:

@@ -59,11 +59,99 @@ def test_close_failed_round_too_early_or_wrong_round(federation):
         fed.members[0].close_failed_round(2)
 
 
-def test_vote_after_finalization(federation):
+def _ledger_snapshot(fed, r: int, digests) -> dict:
+    """Everything a late vote for round `r` must leave untouched."""
+    lg = fed.ledger
+    return {"model": lg.model(), "round": lg.current_round(), "info": lg.round_info(r), "fin": lg.finalization(r),
+            "finalized": len(lg.finalizations()), "reserved": lg.reserved(), "balance": lg.balance(),
+            "tally": [lg.tally(r, d) for d in digests], "next": lg.round_info(r + 1)}
+
+
+def test_vote_after_finalization_is_a_late_vote(federation):
+    """A vote arriving after the majority finalized is recorded and moves only the voter's reputation."""
+    fed = federation
+    m = fed.members
+    fed.run_round(1)  # members 0-2 finalize (3 of 5)
+    good, other = vote_digest(AGG, ZERO, []), vote_digest(b"\x66" * 32, ZERO, [])
+    before = _ledger_snapshot(fed, 1, [good, other])
+
+    receipt = m[4].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)  # the finalized digest, just late
+    assert receipt.late and not receipt.finalized and receipt.weight == 0
+    dissent = m[3].vote(1, b"\x66" * 32, CID_AGG, ZERO, CID_REWARDS)  # another digest, late
+    assert dissent.late and not dissent.finalized
+    assert _ledger_snapshot(fed, 1, [good, other]) == before  # no tally, no second finalization, same model
+
+    votes = fed.ledger.votes(1)
+    assert [v.late for v in votes] == [False, False, False, True, True]
+    assert (votes[3].member, votes[3].digest, votes[3].weight) == (m[4].account.address, good, 0)
+    assert (votes[4].member, votes[4].digest) == (m[3].account.address, other)
+    # reputation: the late agreeing vote keeps 1.0, the late dissent is settled at once as outcome 0
+    a3, a4 = m[3].account.address, m[4].account.address
+    assert fed.ledger.member_info(a4).weight == fed.ledger.member_info(a4).effective_weight == chain.WEIGHT_ONE
+    assert fed.ledger.member_info(a3).weight == 900_000
+    [update] = fed.ledger.weight_updates(a3)
+    assert (update.vote_round, update.rewarded, update.missed_rounds) == (1, False, 0)
+    assert fed.ledger.total_weight() == 4 * chain.WEIGHT_ONE + 900_000
+
+    with pytest.raises(chain.AlreadyVoted):  # once per round, late or not
+        m[4].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    with pytest.raises(chain.AlreadyVoted):
+        m[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    fed.commit_all(2)  # round 2 is unaffected: it opened at the finalization and runs as usual
+    assert fed.ledger.round_info(2).commit_count == 5
+
+
+def test_late_vote_is_checked_like_a_vote(federation):
     fed = federation
     fed.run_round(1)
+    a = sorted((x.address for x in fed.accounts), key=lambda s: int(s, 16))
+    late = fed.members[4]
+    with pytest.raises(chain.DigestMismatch):
+        late.vote(1, AGG, CID_AGG, ZERO, CID_REWARDS, [], digest=b"\x77" * 32)
+    with pytest.raises(chain.ExcludedNotSorted):
+        late.vote(1, AGG, CID_AGG, ZERO, CID_REWARDS, [a[1], a[0]])
+    outsider = fed.owner.with_account(fed.outsiders[0].private_key)
+    with pytest.raises(chain.NotMember):
+        outsider.vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    with pytest.raises(chain.RoundNotOpen):  # a future round
+        late.vote(3, AGG, CID_AGG, ZERO, CID_REWARDS)
     with pytest.raises(chain.RoundNotOpen):
-        fed.members[4].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+        late.vote(0, AGG, CID_AGG, ZERO, CID_REWARDS)
+    assert [v.member for v in fed.ledger.votes(1)] == [m.account.address for m in fed.members[:3]]
+
+
+def test_late_vote_after_the_vote_deadline_or_on_a_failed_round(federation):
+    fed = federation
+    # round 1 fails: a vote for it afterwards is rejected
+    fed.commit_all(1)
+    fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    fed.advance(250)
+    fed.members[0].close_failed_round(1)
+    with pytest.raises(chain.VotingClosed) as err:
+        fed.members[1].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    assert err.value.round == 1
+    # round 2 finalizes; once its original vote deadline (start + 100 + 100) passed, late votes are rejected
+    fed.run_round(2)
+    fed.advance(250)
+    with pytest.raises(chain.VotingClosed):
+        fed.members[4].vote(2, AGG, CID_AGG, ZERO, CID_REWARDS)
+    assert len(fed.ledger.votes(1)) == 1 and len(fed.ledger.votes(2)) == 3
+
+
+def test_late_vote_after_voting_a_later_round_or_joining_later(federation):
+    fed = federation
+    m = fed.members
+    fed.run_round(1)
+    fed.commit_all(2)
+    m[4].vote(2, AGG, CID_AGG, ZERO, CID_REWARDS)  # on time in round 2 (not finalizing)
+    with pytest.raises(chain.VoteOutOfOrder) as err:
+        m[4].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    assert (err.value.round, err.value.lastVoteRound) == (1, 2)
+    newcomer = fed.outsiders[0]
+    fed.owner.admit_member(newcomer.address, b"\x09" * 32)
+    with pytest.raises(chain.AlreadySettled):  # was not a member when round 1 was decided
+        fed.owner.with_account(newcomer.private_key).vote(1, AGG, CID_AGG, ZERO, CID_REWARDS)
+    assert all(not v.late for v in fed.ledger.votes(1))
 
 
 def test_digest_mismatch_and_unsorted_excluded(federation):
