@@ -95,16 +95,36 @@ def evaluate(ctx: NodeContext, model: bytes) -> float | None:
 
 
 def settle_earlier(ctx: NodeContext, r: int) -> None:
-    """Rounds this node left before they settled (crash, error, late vote): record how they ended."""
+    """Rounds this node left before they settled (crash, error): record how they ended. A finalized round this
+    node has not voted in yet gets its late vote first while the round's vote deadline has not passed (before
+    the node commits in round r), so a restart does not cost the member reputation."""
     for rec in list(ctx.state):
         if rec.round >= r or rec.phase.settled:
             continue
         phase = ctx.round_phase(rec.round)
+        if phase == ChainPhase.FINALIZED and rec.phase.order < Phase.VOTED.order:
+            _late_vote(ctx, rec)
         if phase in (ChainPhase.FINALIZED, ChainPhase.FAILED):
             finalized = phase == ChainPhase.FINALIZED
             ctx.state.advance(rec, Phase.FINALIZED if finalized else Phase.FAILED)
             ctx.nlog.event(rec.round, "finalized" if finalized else "failed", "recorded",
                            message="settled while this node was busy or away")
+
+
+def _late_vote(ctx: NodeContext, rec: RoundRecord) -> None:
+    """Vote on the finalized round `rec.round` if its vote deadline has not passed and the model this node
+    started the round from, M(r-1), is still in its cache (it is what the outcome is computed from)."""
+    from peer import vote_step
+
+    model = ctx.models.cached(bytes.fromhex(rec.model_hash)) if rec.model_hash else None
+    if model is None or not vote_step.late_vote_open(ctx, rec.round):
+        return
+    try:
+        vote_step.vote_on_round(ctx, rec.round, rec, model)
+    except Stopped:
+        raise
+    except Exception as exc:  # the round is settled either way; the late vote only spares our reputation
+        ctx.nlog.event(rec.round, "vote", "late-failed", level="warning", message=f"{type(exc).__name__}: {exc}")
 
 
 def wait_round_closed(ctx: NodeContext, r: int, should_stop) -> None:

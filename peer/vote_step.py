@@ -3,10 +3,23 @@ publish the new model and the reward tree on IPFS, vote.
 
 The chain is asked whether this member already voted before anything else and again right before the vote
 transaction, so a restarted peer never double-votes (the contract would also refuse: AlreadyVoted).
+
+A round the others finalized before this peer's vote is still voted on until the round's vote deadline: the
+contract records such a *late vote* without counting it, and settles this member's reputation by it, so an
+honest peer that is merely slower than the majority keeps its weight.
 """
 from __future__ import annotations
 
-from ledger_tools.chain import AlreadyVoted, RoundNotOpen, VoteDeadlineNotReached, VotingClosed, VotingNotOpen
+from ledger_tools.chain import (
+    AlreadySettled,
+    AlreadyVoted,
+    RoundNotOpen,
+    RoundStatus,
+    VoteDeadlineNotReached,
+    VoteOutOfOrder,
+    VotingClosed,
+    VotingNotOpen,
+)
 from ledger_tools.chain import Phase as ChainPhase
 from ledger_tools.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from peer import attack_hooks
@@ -28,6 +41,23 @@ def already_voted(ctx: NodeContext, r: int) -> bool:
     return ctx.retry("read vote", lambda: ctx.ledger.member_info(ctx.me), round=r).last_vote_round == r
 
 
+def late_vote_open(ctx: NodeContext, r: int) -> bool:
+    """Round r is finalized but its vote deadline has not passed: a (late) vote still counts for reputation."""
+    info = ctx.retry("read round info", lambda: ctx.ledger.round_info(r), round=r)
+    return info.status == RoundStatus.FINALIZED and ctx.clock() < info.vote_deadline
+
+
+def reward_pool(ctx: NodeContext, r: int) -> int:
+    """The pool round r's reward tree splits: what finalizing it would reserve now, or — once the round is
+    finalized (a late vote) — what its finalization did reserve (the open round's pool may differ by then)."""
+    pool = ctx.retry("read reward pool", ctx.ledger.next_reward_pool, round=r)
+    if ctx.retry("read current round", ctx.ledger.current_round, round=r) > r:
+        fin = ctx.retry("read finalization", lambda: ctx.ledger.finalization(r), round=r)
+        if fin is not None:
+            return fin.pool_wei
+    return pool
+
+
 def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> None:
     if already_voted(ctx, r):
         ctx.state.advance(rec, Phase.VOTED)
@@ -37,7 +67,9 @@ def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> N
         ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["silent (attack)"])
         return
     phase = ctx.round_phase(r)
-    if phase != ChainPhase.VOTE:
+    if phase == ChainPhase.FINALIZED and late_vote_open(ctx, r):
+        ctx.nlog.event(r, "vote", "late", message="round finalized by the others' votes; sending a late vote")
+    elif phase != ChainPhase.VOTE:
         why = f"vote window not open (phase {phase.name.lower()})"
         ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [why])
         ctx.nlog.event(r, "vote", "skipped", level="warning", message=why)
@@ -80,7 +112,7 @@ def aggregate(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes,
     try:
         outcome = compute_round_outcome(
             round=r, previous_model=model, updates=updates, rule=p.rule, rule_param=p.rule_param, f=p.f,
-            reward_pool=ctx.retry("read reward pool", ctx.ledger.next_reward_pool, round=r),
+            reward_pool=reward_pool(ctx, r),
             sample_cap=p.sample_cap, scale_bits=p.scale_bits,
         )
     except RoundNotAggregatable as exc:
@@ -131,15 +163,14 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
         except AlreadyVoted:
             ctx.state.advance(rec, Phase.VOTED)
             return
-        except (VotingClosed, RoundNotOpen) as exc:
-            late = isinstance(exc, RoundNotOpen)
-            ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["vote too late" if late else "vote window closed"])
-            ctx.nlog.event(r, "vote", "late" if late else "closed", level="info" if late else "warning",
-                           message="round already settled by the others' votes" if late else "vote window closed")
+        except (VotingClosed, RoundNotOpen, VoteOutOfOrder, AlreadySettled) as exc:
+            # the vote deadline passed (or the round failed) before our vote, finalized or not
+            ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [f"vote window closed ({type(exc).__name__})"])
+            ctx.nlog.event(r, "vote", "closed", level="warning", message=f"vote window closed: {exc}")
             return
     else:
         raise VoteNeverAccepted(f"round {r}: the chain kept refusing the vote as too early")
     rec.timings["chain_vote"] = t.elapsed
     ctx.state.advance(rec, Phase.VOTED, vote_tx=receipt.tx_hash, vote_gas=receipt.gas_used)
     ctx.nlog.event(r, "vote", "mined", elapsed=t.elapsed, gas=receipt.gas_used, tx=receipt.tx_hash,
-                   digest="0x" + digest.hex())
+                   digest="0x" + digest.hex(), late=receipt.late or None)

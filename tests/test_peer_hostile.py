@@ -3,7 +3,8 @@
 Two federation runs cover several behaviours each (peer processes are the expensive part):
 - 5 peers, Multi-Krum f=1: an equivocator (gossip ≠ commit), a wrong voter and an ALIE attacker beside two
   honest peers → the round finalizes, every peer that voted honestly computed the finalized digest, the
-  equivocation is recorded, the wrong vote is on record and costs reputation.
+  equivocation is recorded, the wrong vote is on record and costs reputation; peers whose vote arrives after
+  the majority finalized still vote (late) and keep their weight.
 - 3 peers on a CSV task: one brings its own table via `--data FILE --label COL`, one trains with DP, one is
   silent → the round finalizes after the commit deadline without the silent peer, whose weight drops; ε and δ
   are in the DP peer's on-chain commitment.
@@ -68,10 +69,14 @@ def test_equivocation_wrong_vote_and_alie_under_multi_krum(local_federation):
     votes = {v.member: v for v in ledger.votes(1)}
     assert votes[wrong_voter.address].digest != fin.digest
     assert ledger.member_info(wrong_voter.address).effective_weight < WEIGHT_ONE
-    # a member that voted the finalized digest and was not excluded keeps its weight (a late honest voter,
-    # whose vote came after the majority had finalized, counts as "did not vote": outcome 0, by design)
+    # every peer voted, on time or late (after the majority had finalized, before the vote deadline), and every
+    # member that voted the finalized digest and was not excluded keeps its weight, late or not
+    assert set(votes) == {p.address for p in fed.peers}
+    assert all(votes[p.address].digest == fin.digest for p in honest)
     kept = [m for m, v in votes.items() if v.digest == fin.digest and m not in fin.excluded]
-    assert kept and all(ledger.member_info(m).effective_weight == WEIGHT_ONE for m in kept)
+    assert {p.address for p in honest} <= set(kept)
+    assert all(ledger.member_info(m).effective_weight == WEIGHT_ONE for m in kept)
+    assert all(v.weight == 0 for v in votes.values() if v.late)
 
 
 def _write_csv(path: Path, rows: int, seed: int, *, label: str = "outcome") -> Path:
