@@ -225,6 +225,16 @@ class ChainTransport:
     unseals and checks it; after aggregation the new model and the reward tree go to IPFS and the peers vote
     until the contract finalizes the round. Byzantine peers vote a wrong digest.
 
+    The observer fetches + unseals the other peers' blobs on `peer.collect.FETCH_THREADS` threads, as a real
+    peer does, and starts each fetch as soon as that peer's commitment is on chain (while the other peers are
+    still sealing and committing). Its own update it already holds.
+
+    `detail=True` (bench/overhead) runs the peers' seal/add/commit one after another, so each step's time is
+    clean, records them per peer in `detail[round]`, and measures the observer's collection twice after the
+    commit phase, without overlap: every blob from IPFS (`collect_ipfs`) and every blob from gossip copies
+    (`collect_gossip`: unseal only, the transfer being the gossip exchange). The second measurement's time
+    is kept out of the round's wall time (`bench_only_seconds`).
+
     `rpc_url` must be a devnet that supports `anvil_setBalance` (peer accounts are funded that way).
     """
 
@@ -238,7 +248,9 @@ class ChainTransport:
         self.threads = max(1, threads)
         self.gas_by_round: dict[int, int] = {}
         self.threads = 1 if detail else self.threads  # per-step timings need the steps not to overlap
-        self.detail: dict[int, dict[str, float]] = {}
+        self.measure_detail = detail
+        self.detail: dict[int, dict] = {}
+        self.bench_only_seconds: dict[int, float] = {}
         self._gossip_cache: dict[str, bytes] = {}
 
     def start(self, engine: "SimEngine", genesis_model: bytes) -> None:
@@ -282,7 +294,8 @@ class ChainTransport:
         self.bindings = {p.address: self.ledger.with_account("0x" + p.private_key.hex()) for p in engine.peers}
         self.observer = next(p for p in engine.peers if not p.byzantine)
 
-    def _seal_add_commit(self, round: int, address: str, blob: bytes, samples: int) -> tuple[float, float, float, int]:
+    def _seal_add_commit(self, round: int, address: str, blob: bytes,
+                         samples: int) -> tuple[float, float, float, int, str]:
         from peer.seal import seal
 
         t0 = time.perf_counter()
@@ -292,57 +305,108 @@ class ChainTransport:
         self._gossip_cache[cid] = sealed
         t2 = time.perf_counter()
         receipt = self.bindings[address].commit(round, consensus.update_hash(blob), cid, samples)
-        return t1 - t0, t2 - t1, time.perf_counter() - t2, receipt.gas_used
+        return t1 - t0, t2 - t1, time.perf_counter() - t2, receipt.gas_used, cid
+
+    def _fetch_unseal(self, round: int, sender: str, cid: str, *, gossip: bool) -> tuple[bytes | None, float, float]:
+        """The observer's work for one committed blob: (update or None, fetch seconds, unseal seconds)."""
+        from peer.seal import SealError, unseal
+
+        t0 = time.perf_counter()
+        try:
+            sealed = self._gossip_cache[cid] if gossip and cid in self._gossip_cache else self.store.cat(cid)
+        except Exception:  # noqa: BLE001 - an unavailable blob is an excluded contribution
+            return None, time.perf_counter() - t0, 0.0
+        t1 = time.perf_counter()
+        me = self.observer.address
+        try:
+            update = unseal(sealed, me, self.enc_keys[me], federation=self.ledger.address, round=round, sender=sender)
+        except SealError:
+            update = None
+        return update, t1 - t0, time.perf_counter() - t1
+
+    def _collect(self, round: int, commitments, own: bytes | None, pool, started: Mapping[str, object], *,
+                 gossip: bool) -> tuple[list[CommittedUpdate], float, float, float]:
+        """Every commitment's update as the observer gets it (jobs already `started` are reused);
+        returns (updates, wall seconds, summed fetch seconds, summed unseal seconds)."""
+        t0 = time.perf_counter()
+        me = self.observer.address
+        jobs = {}
+        for c in commitments:
+            if c.member == me and own is not None and consensus.update_hash(own) == c.update_hash:
+                continue
+            job = started.get(c.member)
+            if job is None or job[0] != c.cid:
+                job = (c.cid, pool.submit(self._fetch_unseal, round, c.member, c.cid, gossip=gossip))
+            jobs[c.member] = job[1]
+        out, fetch, unseal = [], 0.0, 0.0
+        for c in commitments:
+            if c.member in jobs:
+                update, f, u = jobs[c.member].result()
+                fetch, unseal = fetch + f, unseal + u
+            else:
+                update = own
+            out.append(CommittedUpdate(peer=c.member, update_hash=c.update_hash, num_samples=c.num_samples,
+                                       update=update))
+        return out, time.perf_counter() - t0, fetch, unseal
 
     def publish(self, round: int, blobs: Mapping[str, tuple[bytes, int]], clock: PhaseClock) -> list[CommittedUpdate]:
         from concurrent.futures import ThreadPoolExecutor
 
         from devnet.anvil import increase_time
-        from peer.seal import SealError, unseal
+        from peer.collect import FETCH_THREADS
 
-        gas = 0
-        started = time.perf_counter()
-        # Peers work in parallel in a real federation; here threads overlap their I/O waits. Phase times are
-        # the per-peer sums scaled to the wall time this step really took.
-        with ThreadPoolExecutor(self.threads) as pool:
-            parts = list(pool.map(lambda item: self._seal_add_commit(round, item[0], *item[1]), blobs.items()))
-        wall = time.perf_counter() - started
-        total = sum(a + b + c for a, b, c, _ in parts) or 1.0
-        for i, phase in enumerate(("seal", "ipfs", "chain")):
-            clock.seconds[phase] += wall * sum(p[i] for p in parts) / total
-        gas += sum(p[3] for p in parts)
-        t_read = time.perf_counter()
-        with clock.phase("chain"):
-            if len(blobs) < len(self.engine.peers):
-                increase_time(self.rpc_url, self.commit_period)  # the commit deadline must pass
-            commitments = self.ledger.commitments(round)
-        detail = self.detail.setdefault(round, {})
-        detail.update(seal_own=sum(p[0] for p in parts), ipfs_add=sum(p[1] for p in parts),
-                      commit=sum(p[2] for p in parts), read_commitments=time.perf_counter() - t_read,
-                      fetch=0.0, unseal=0.0)
-        out = []
         me = self.observer.address
-        for c in commitments:
-            t_fetch = time.perf_counter()
-            with clock.phase("ipfs"):
-                try:
-                    sealed = self._gossip_cache[c.cid] if self.gossip and c.cid in self._gossip_cache \
-                        else self.store.cat(c.cid)
-                except Exception:  # noqa: BLE001 - an unavailable blob is an excluded contribution
-                    sealed = None
-            detail["fetch"] += time.perf_counter() - t_fetch
-            t_unseal = time.perf_counter()
-            update = None
-            if sealed is not None:
-                with clock.phase("seal"):
-                    try:
-                        update = unseal(sealed, me, self.enc_keys[me], federation=self.ledger.address,
-                                        round=round, sender=c.member)
-                    except SealError:
-                        update = None
-            detail["unseal"] += time.perf_counter() - t_unseal
-            out.append(CommittedUpdate(peer=c.member, update_hash=c.update_hash, num_samples=c.num_samples,
-                                       update=update))
+        prefetch = not self.measure_detail
+        started_jobs: dict[str, tuple[str, object]] = {}
+        with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="observer-fetch") as fetch_pool:
+
+            def peer_publishes(item) -> tuple[float, float, float, int, str]:
+                address, (blob, samples) = item
+                part = self._seal_add_commit(round, address, blob, samples)
+                if prefetch and address != me:  # the commitment is on chain: the observer starts fetching
+                    started_jobs[address] = (part[4], fetch_pool.submit(
+                        self._fetch_unseal, round, address, part[4], gossip=self.gossip))
+                return part
+
+            t_publish = time.perf_counter()
+            # Peers work in parallel in a real federation; here threads overlap their I/O waits. Phase times
+            # are the per-peer sums scaled to the wall time this step really took.
+            with ThreadPoolExecutor(self.threads) as pool:
+                parts = list(pool.map(peer_publishes, blobs.items()))
+            wall = time.perf_counter() - t_publish
+            total = sum(a + b + c for a, b, c, _, _ in parts) or 1.0
+            for i, phase in enumerate(("seal", "ipfs", "chain")):
+                clock.seconds[phase] += wall * sum(p[i] for p in parts) / total
+            gas = sum(p[3] for p in parts)
+            t_read = time.perf_counter()
+            with clock.phase("chain"):
+                if len(blobs) < len(self.engine.peers):
+                    increase_time(self.rpc_url, self.commit_period)  # the commit deadline must pass
+                commitments = self.ledger.commitments(round)
+            read_seconds = time.perf_counter() - t_read
+            own = blobs.get(me, (None, 0))[0]
+            out, collect_wall, fetch, unseal = self._collect(round, commitments, own, fetch_pool, started_jobs,
+                                                             gossip=self.gossip)
+            # Collection time split between fetching and unsealing in proportion to the summed job times.
+            share = fetch / ((fetch + unseal) or 1.0)
+            clock.seconds["ipfs"] += collect_wall * share
+            clock.seconds["seal"] += collect_wall * (1 - share)
+            if self.measure_detail:
+                t_other = time.perf_counter()
+                _, other_wall, other_fetch, other_unseal = self._collect(round, commitments, own, fetch_pool, {},
+                                                                         gossip=not self.gossip)
+                self.bench_only_seconds[round] = time.perf_counter() - t_other
+                by_source = {self.gossip: (collect_wall, fetch, unseal), not self.gossip: (other_wall, other_fetch,
+                                                                                          other_unseal)}
+                self.detail[round] = {
+                    "per_peer": {a: {"seal": p[0], "ipfs_add": p[1], "commit": p[2]} for a, p in zip(blobs, parts)},
+                    "seal_own": sum(p[0] for p in parts), "ipfs_add": sum(p[1] for p in parts),
+                    "commit": sum(p[2] for p in parts), "read_commitments": read_seconds,
+                    "collect_ipfs": by_source[False][0], "fetch_ipfs_sum": by_source[False][1],
+                    "unseal_sum": by_source[False][2], "collect_gossip": by_source[True][0],
+                    "fetched_blobs": sum(1 for c in commitments if c.member != me),
+                    "fetch_threads": FETCH_THREADS,
+                }
         self.gas_by_round[round] = gas
         return out
 
@@ -365,22 +429,26 @@ class ChainTransport:
         finalized, votes = False, 0
         peers = self.engine.peers
         order = peers[round % len(peers):] + peers[: round % len(peers)]  # who is quickest rotates
+        vote_seconds: list[float] = []
         with clock.phase("vote"):
             for p in order:
                 binding = self.bindings[p.address]
                 agg_hash = outcome.aggregate_hash
                 if p.byzantine:
                     agg_hash = adversary.wrong_digest(outcome.aggregate_hash, seed=p.index)
+                t_vote = time.perf_counter()
                 try:
                     receipt = binding.vote(round, agg_hash, aggregate_cid, outcome.rewards_root, rewards_cid,
                                            list(outcome.excluded))
                 except LedgerError:
                     break
+                vote_seconds.append(time.perf_counter() - t_vote)
                 gas += receipt.gas_used
                 votes += 1
                 if receipt.finalized:
                     finalized = True
                     break
+        self.detail.setdefault(round, {})["vote_tx"] = vote_seconds
         self.gas_by_round[round] = gas
         return finalized, gas, votes
 
@@ -553,6 +621,9 @@ class SimEngine:
         self.genesis_model = consensus.encode(self.task.genesis_state(config.seed), scale_bits=config.scale_bits)
         self.spec = self.task.model_spec()
         self.model = self.genesis_model
+        #: round -> peer address -> seconds of its own local training + encoding (sequential training only):
+        #: in a deployment peers do this in parallel, so the slowest peer gates the round.
+        self.peer_seconds: dict[int, dict[str, float]] = {}
 
     def _local_updates(self, round: int, global_state: StateDict, clock: PhaseClock) -> dict[str, StateDict]:
         cfg = self.config
@@ -570,6 +641,7 @@ class SimEngine:
                         floats[p.address] = {k: (v - global_state[k]).contiguous() for k, v in st.items()}
             for p in self.peers if not cfg.batched_training else ():
                 data = adversary.label_flip(p.data, self.task.num_classes) if p.attack == "label_flip" else p.data
+                t_peer = time.perf_counter()
                 try:
                     result = train_local(
                         self.task, global_state, data, epochs=cfg.local_epochs, batch_size=cfg.batch_size,
@@ -578,6 +650,7 @@ class SimEngine:
                 except FloatingPointError:
                     continue  # this peer's training diverged from a poisoned model: it commits nothing
                 floats[p.address] = result.update(global_state)
+                self.peer_seconds.setdefault(round, {})[p.address] = time.perf_counter() - t_peer
             honest = [u for a, u in floats.items() if not self.by_address[a].byzantine]
             for p in self.peers:
                 if p.byzantine and p.address in floats:
@@ -587,19 +660,22 @@ class SimEngine:
                     )
         return floats
 
-    def _encode(self, floats: Mapping[str, StateDict], clock: PhaseClock) -> dict[str, tuple[bytes, int]]:
+    def _encode(self, round: int, floats: Mapping[str, StateDict], clock: PhaseClock) -> dict[str, tuple[bytes, int]]:
+        out = {}
         with clock.phase("encode"):
-            return {
-                a: (consensus.encode(u, scale_bits=self.config.scale_bits), len(self.by_address[a].data))
-                for a, u in floats.items()
-            }
+            for a, u in floats.items():
+                t_peer = time.perf_counter()
+                out[a] = (consensus.encode(u, scale_bits=self.config.scale_bits), len(self.by_address[a].data))
+                spent = self.peer_seconds.setdefault(round, {})
+                spent[a] = spent.get(a, 0.0) + time.perf_counter() - t_peer
+        return out
 
     def run_round(self, round: int) -> RoundRecord:
         cfg = self.config
         clock = PhaseClock()
         started = time.perf_counter()
         global_state = consensus.decode(self.model, spec=self.spec)
-        blobs = self._encode(self._local_updates(round, global_state, clock), clock)
+        blobs = self._encode(round, self._local_updates(round, global_state, clock), clock)
         committed = self.transport.publish(round, blobs, clock)
         outcome: RoundOutcome | None
         with clock.phase("aggregate"):
@@ -614,7 +690,7 @@ class SimEngine:
         finalized, gas, votes = self.transport.finalize(round, outcome, clock)
         if finalized and outcome is not None:
             self.model = outcome.new_model
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started - getattr(self.transport, "bench_only_seconds", {}).get(round, 0.0)
         ev = self.task.evaluate(consensus.decode(self.model, spec=self.spec))
         excluded = list(outcome.excluded) if outcome else []
         byz = sum(self.by_address[a].byzantine for a in excluded)

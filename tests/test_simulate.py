@@ -82,3 +82,22 @@ def test_on_chain_run_finalizes_every_round(anvil, ipfs) -> None:
     assert finals[-1].aggregate_hash.hex() == result.final_model_hash
     # the chain's trajectory is the ledger-free one: same code, same bytes
     assert SimEngine(config).run().final_model_hash == result.final_model_hash
+
+
+def test_bench_detail_measures_one_peer_path(anvil, ipfs) -> None:
+    """`ChainTransport(detail=True)` (bench/overhead): per-peer seal/add/commit, the observer's concurrent
+    collection from IPFS and from gossip copies, one time per vote; the extra measurement is kept out of the
+    round's wall time and the trajectory is the ledger-free one."""
+    config = SimConfig(**{**SMALL, "peers": 4, "rounds": 1})
+    transport = ChainTransport(anvil.rpc_url, ipfs.api_url, detail=True)
+    engine = SimEngine(config, transport)
+    result = engine.run()
+    rec = result.rounds[0]
+    detail = transport.detail[1]
+    assert rec.finalized and set(detail["per_peer"]) == {p.address for p in engine.peers}
+    assert all(v["seal"] > 0 and v["ipfs_add"] > 0 and v["commit"] > 0 for v in detail["per_peer"].values())
+    assert detail["fetched_blobs"] == 3 and detail["collect_ipfs"] > 0 and detail["collect_gossip"] > 0
+    assert len(detail["vote_tx"]) == rec.votes and detail["publish_results"] > 0
+    assert set(engine.peer_seconds[1]) == {p.address for p in engine.peers}
+    assert 0 < transport.bench_only_seconds[1] < rec.wall_seconds + transport.bench_only_seconds[1]
+    assert SimEngine(config).run().final_model_hash == result.final_model_hash
