@@ -228,13 +228,19 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
 
 
 def _evidence(directory: Path | None, history):
-    """Signed gossip envelopes saved by peers (*.env / *.bin): verified, turned into SignedClaims."""
+    """Signed gossip envelopes saved by peers (*.env / *.bin), turned into SignedClaims.
+
+    An envelope counts only under the same rules as on the gossip topic: well-formed, signed by its sender,
+    for this federation *and* chain (an envelope of a same-address contract on another chain is a replay),
+    and sent by a member of the federation. The same signed envelope saved twice counts once.
+    """
     if directory is None:
         return []
     from ledger_tools.verification import SignedClaim
     from peer.envelope import Envelope, EnvelopeError
 
-    claims = []
+    members = {m.lower() for m in history.members}
+    claims, seen = [], set()
     for path in sorted(directory.glob("*")):
         if not path.is_file():
             continue
@@ -244,9 +250,17 @@ def _evidence(directory: Path | None, history):
         except (EnvelopeError, OSError) as exc:
             console.print(f"[yellow]ignoring evidence {path.name}: {exc}[/]")
             continue
-        if env.federation.lower() != history.address.lower():
+        if env.federation.lower() != history.address.lower() or env.chain_id != history.chain_id:
+            why = f"envelope of federation {env.federation} on chain {env.chain_id}, not this one"
+        elif env.sender.lower() not in members:
+            why = f"sender {env.sender} is not a member of the federation"
+        elif env.body_id() in seen:
+            why = "duplicate of an envelope already read"
+        else:
+            seen.add(env.body_id())
+            claims.append(SignedClaim(env.round, env.sender, env.update_hash, env.cid, path.name))
             continue
-        claims.append(SignedClaim(env.round, env.sender, env.update_hash, env.cid, path.name))
+        console.print(f"[yellow]ignoring evidence {path.name}: {why}[/]")
     return claims
 
 
