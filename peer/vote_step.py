@@ -10,6 +10,8 @@ honest peer that is merely slower than the majority keeps its weight.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ledger_tools.chain import (
     AlreadySettled,
     AlreadyVoted,
@@ -17,6 +19,7 @@ from ledger_tools.chain import (
     RoundStatus,
     VoteDeadlineNotReached,
     VoteOutOfOrder,
+    VoteReceipt,
     VotingClosed,
     VotingNotOpen,
 )
@@ -126,6 +129,22 @@ def aggregate(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes,
     return outcome
 
 
+def vote_tx(ledger, r: int, aggregate_hash: bytes, model_cid: str, rewards_root: bytes, rewards_cid: str,
+            excluded: list[str], digest: bytes) -> Callable[[int | None], VoteReceipt]:
+    """`send(gas)` for `send_time_dependent`: the vote transaction, always with a gas limit that covers a
+    finalizing vote. Never an estimate: whether this vote finalizes the round depends on the votes mined
+    before it, not on the state the estimate ran against — when peers vote at the same moment (as they do
+    when the chain comes back after an outage) a vote estimated as non-finalizing lands as the finalizing
+    one and would run out of gas. A revert is still decoded from the receipt's block (`_send`)."""
+    limit = vote_gas(len(excluded))
+
+    def send(gas: int | None) -> VoteReceipt:
+        return ledger.vote(r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest=digest,
+                           gas=max(gas or 0, limit))
+
+    return send
+
+
 def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome) -> None:
     """Publish M(r) and the reward tree on IPFS (their CIDs travel with the vote), then vote."""
     import consensus
@@ -147,10 +166,7 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
         ctx.state.advance(rec, Phase.VOTED)
         return
 
-    def vote(gas: int | None):
-        return ctx.ledger.vote(r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest=digest,
-                               gas=gas)
-
+    vote = vote_tx(ctx.ledger, r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest)
     t = Timer()
     for _ in range(TOO_EARLY_RETRIES):
         try:

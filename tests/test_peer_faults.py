@@ -1,0 +1,190 @@
+"""Infrastructure restarts under a running federation: the IPFS node and the devnet restart mid-run.
+
+One federation of 3 real `fedledger peer run` processes, with its own IPFS node (fixed port, persistent repo)
+and its own anvil (fixed port, state file), runs 4 rounds:
+- round 2: the IPFS node is stopped (SIGTERM) right after the first commit of the round — the others are
+  still publishing, every peer is about to collect and publish the round's model + reward tree — and
+  restarted on the same port once a peer has reported retrying;
+- round 3: anvil is stopped gracefully (SIGTERM: it dumps its state file) right after the first commit of
+  the round and restarted on the same port from that file once a peer has reported retrying.
+Every round still finalizes, every peer computed the finalized digest, there is exactly one commitment and
+at most one vote per member per round, no peer crashed or logged an error, and blobs added before the IPFS
+restart are still pinned after it.
+
+Regression (found by that run): peers that come back from a chain outage vote at the same moment; a vote
+whose gas was estimated while it was not the finalizing one, mined as the finalizing one, ran out of gas
+(a generic `TransactionFailed`, the round resumed as an error, the on-time vote became a late one).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devnet.anvil import AnvilProcess, _rpc, dev_accounts, start_anvil
+from devnet.deploy import deploy_federation
+from devnet.ipfs import IpfsProcess, start_ipfs
+from devnet.ports import free_port, port_in_use
+from fedledger.bootstrap import create_local_federation
+from ledger_tools.blobstore import IpfsBlobStore
+from ledger_tools.chain import FederationLedger, vote_digest
+from peer.round_clock import send_time_dependent, vote_gas
+from peer.state import Phase
+from peer.vote_step import vote_tx
+from peer_proc import PeerProcess
+from fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
+
+ROUNDS = 4
+
+
+def _records(peer) -> dict[int, dict]:
+    doc = json.loads((peer.state_dir / "node" / "state.json").read_text())
+    return {int(r): v for r, v in doc["rounds"].items()}
+
+
+def _wait_any(procs: list[PeerProcess], pred: Callable[[dict], bool], timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            found = p.find(pred)
+            if found is not None:
+                return found
+        dead = [p for p in procs if p.proc is not None and p.proc.poll() is not None]
+        if dead:
+            raise AssertionError(f"waiting for {what}: peer {dead[0].config_path.parent.name} exited "
+                                 f"({dead[0].proc.returncode}):\n{dead[0].tail()}")
+        time.sleep(0.1)
+    tails = "\n---\n".join(p.tail(15) for p in procs)
+    raise AssertionError(f"no peer reported {what} within {timeout:.0f}s; log tails:\n{tails}")
+
+
+def _wait_port_free(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while port_in_use(port):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"port {port} still taken {timeout:.0f}s after the service stopped")
+        time.sleep(0.1)
+
+
+def _is_commit_mined(r: int) -> Callable[[dict], bool]:
+    return lambda e: e.get("round") == r and e.get("phase") == "commit" and e.get("event") == "mined"
+
+
+def _is_retry(needle: str, since: float) -> Callable[[dict], bool]:
+    return lambda e: (e.get("phase") == "retry" and needle in e.get("message", "").lower()
+                      and e.get("ts", 0) >= since)
+
+
+@pytest.fixture
+def services(tmp_path: Path):
+    """Own anvil (state file) and IPFS node (persistent repo) on fixed ports; restarted by the test."""
+    box: dict[str, AnvilProcess | IpfsProcess] = {}
+    box["anvil"] = start_anvil(port=free_port(), state_file=tmp_path / "chain" / "state.json",
+                               log_path=tmp_path / "chain" / "anvil.log")
+    box["ipfs"] = start_ipfs(api_port=free_port(), repo_dir=tmp_path / "ipfs", offline=True)
+    try:
+        yield box
+    finally:
+        box["ipfs"].stop()
+        box["anvil"].stop()
+
+
+def test_ipfs_and_devnet_restart_mid_run(services, tmp_path):
+    anvil, ipfs = services["anvil"], services["ipfs"]
+    fed = create_local_federation(tmp_path / "fed", 3, rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url,
+                                  rule="fedavg", commit_period=60, vote_period=40, scrypt_n=2**12)
+    procs = [PeerProcess(p.config_path, "--max-rounds", str(ROUNDS)).start() for p in fed.peers]
+    store = IpfsBlobStore(ipfs.api_url, timeout=10, retries=1, backoff=0.2)
+    try:
+        # ---- round 2: the IPFS node goes away right after the round's first commit
+        _wait_any(procs, _is_commit_mined(2), 120, "a commit mined in round 2")
+        ledger = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
+        fin1 = ledger.finalization(1)
+        assert fin1 is not None
+        before = [fed.genesis_cid, fin1.aggregate_cid, fin1.rewards_cid, *(c.cid for c in ledger.commitments(1))]
+        stopped = time.time()
+        ipfs.stop()
+        _wait_port_free(ipfs.api_port)
+        _wait_any(procs, _is_retry("ipfs", stopped), 60, "an IPFS retry while the node was down")
+        services["ipfs"] = ipfs = start_ipfs(api_port=ipfs.api_port, repo_dir=ipfs.repo_dir, offline=True)
+        missing = [cid for cid in before if not store.has(cid)]
+        assert not missing, f"blobs pinned before the IPFS restart are gone after it: {missing}"
+
+        # ---- round 3: the devnet goes away (graceful: state dumped) right after the round's first commit
+        _wait_any(procs, _is_commit_mined(3), 120, "a commit mined in round 3")
+        stopped = time.time()
+        anvil.stop()
+        _wait_port_free(anvil.port)
+        _wait_any(procs, _is_retry("", stopped), 60, "a chain retry while anvil was down")
+        services["anvil"] = anvil = start_anvil(port=anvil.port, state_file=anvil.state_file,
+                                                log_path=tmp_path / "chain" / "anvil2.log")
+
+        for p in procs:
+            assert p.wait(timeout=150) == 0, p.tail()
+    finally:
+        store.close()
+        for p in procs:
+            p.kill()
+
+    for p in procs:
+        errors = [e for e in p.events if e.get("level") == "error"]
+        assert not errors, f"{p.config_path.parent.name} logged errors: {errors}\n{p.tail()}"
+
+    ledger = FederationLedger(anvil.rpc_url, fed.contract, deploy_block=fed.deploy_block)
+    members = {p.address for p in fed.peers}
+    for r in range(1, ROUNDS + 1):
+        fin = ledger.finalization(r)
+        assert fin is not None, f"round {r} was not finalized"
+        commits = [c.member for c in ledger.commitments(r)]
+        assert sorted(commits) == sorted(members), f"round {r}: one commitment per member, got {commits}"
+        voters = [v.member for v in ledger.votes(r)]
+        assert len(voters) == len(set(voters)) and set(voters) <= members, f"round {r}: double vote {voters}"
+        assert fin.excluded == [] or list(fin.excluded) == [], f"round {r}: honest peers excluded {fin.excluded}"
+        for p in fed.peers:
+            rec = _records(p)[r]
+            assert rec["phase"] == Phase.FINALIZED.value, (p.name, r, rec["phase"])
+            assert rec.get("digest") == fin.digest.hex(), f"round {r}: {p.name} computed another digest"
+    assert ledger.current_round() == ROUNDS + 1
+
+
+def test_simultaneous_votes_the_finalizing_one_has_enough_gas(tmp_path):
+    """Two of three members send their votes before either is mined (anvil's automine off, one block for both):
+    both were estimated against a state without the other vote, so the one mined second finalizes the round
+    against the estimate. With the peer's vote transaction both are mined and the round finalizes."""
+    keys = dev_accounts()
+    with start_anvil(log_path=tmp_path / "anvil.log") as node:
+        owner = deploy_federation(node.rpc_url, _config(keys[1:4]), keys[0].private_key)
+        members = [FederationLedger(node.rpc_url, owner.address, k.private_key, deploy_block=owner.deploy_block)
+                   for k in keys[1:4]]
+        for i, m in enumerate(members):
+            m.commit(1, bytes([i + 1]) * 32, f"bafkreiupdate{i}", 10)
+        root = b"\x01" * 32
+        digest = vote_digest(AGG, root, [])
+        results: dict[int, object] = {}
+
+        def vote(i: int) -> None:
+            try:
+                results[i] = send_time_dependent(vote_tx(members[i], 1, AGG, CID_AGG, root, CID_REWARDS, [], digest),
+                                                 vote_gas(0))
+            except Exception as exc:  # reported below
+                results[i] = exc
+
+        _rpc(node.rpc_url, "evm_setAutomine", [False])
+        threads = [threading.Thread(target=vote, args=(i,), daemon=True) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while int(_rpc(node.rpc_url, "txpool_status", [])["pending"], 16) < 2:
+            assert time.monotonic() < deadline, f"both votes should be pending; results so far: {results}"
+            time.sleep(0.05)
+        _rpc(node.rpc_url, "evm_mine", [])
+        for t in threads:
+            t.join(30)
+        receipts = [results.get(i) for i in (0, 1)]
+        assert not [r for r in receipts if isinstance(r, Exception) or r is None], receipts
+        assert sum(r.finalized for r in receipts) == 1
+        assert members[0].finalization(1) is not None
