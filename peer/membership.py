@@ -11,7 +11,20 @@ import threading
 from types import MappingProxyType
 from typing import Mapping
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from ledger_tools.chain import FederationLedger
+
+_PROBE = X25519PrivateKey.from_private_bytes(b"\x01" * 32)
+
+
+def usable_x25519_key(key: bytes) -> bool:
+    """Whether a registered encryption key can be sealed to: 32 bytes and not a low-order point (e.g. all zeros)."""
+    try:
+        _PROBE.exchange(X25519PublicKey.from_public_bytes(bytes(key)))
+    except ValueError:
+        return False
+    return True
 
 
 class MembershipCache:
@@ -55,5 +68,10 @@ class MembershipCache:
         return self._auditors
 
     def recipients(self) -> dict[str, bytes]:
-        """Everyone a sealed update must be readable by: every member and every registered auditor."""
-        return {**self._auditors, **self._members}
+        """Everyone a sealed update must be readable by: every member and every registered auditor.
+
+        A registered key that cannot be sealed to (the contract accepts any bytes32 for a member, e.g. zero or
+        another low-order point) is left out: that member could never read a blob anyway, and including it
+        would make every honest peer's seal fail, i.e. one bad admission would halt the federation.
+        """
+        return {a: k for a, k in {**self._auditors, **self._members}.items() if usable_x25519_key(k)}

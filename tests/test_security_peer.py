@@ -212,3 +212,23 @@ def test_blob_chunks_are_bound_to_round_federation_chain_and_a_member_sender():
     assert v.check(chunk_of(member, chain_id=1).to_bytes()).reason is DropReason.WRONG_FEDERATION
     assert v.check(chunk_of(member, round=9).to_bytes()).reason is DropReason.WRONG_ROUND
     assert v.check(chunk_of(outsider).to_bytes()).reason is DropReason.NON_MEMBER
+
+
+def test_a_member_admitted_with_an_unusable_key_cannot_halt_sealing():
+    """An applicant hands the convener an all-zero (or other low-order) X25519 key; the contract accepts any
+    bytes32 for a member. Honest peers must still be able to seal for everyone else."""
+
+    class BadKeyLedger(FakeLedger):
+        def member_keys(self):
+            return {**super().member_keys(), PEERS[4].address: bytes(32), PEERS[5].address: b"\x01" + bytes(31)}
+
+    cache = MembershipCache()
+    cache.refresh(BadKeyLedger(), round=5)
+    assert cache.is_member(PEERS[4].address) and cache.is_member(PEERS[5].address)  # still members
+    recipients = cache.recipients()
+    assert set(recipients) == {p.address for p in PEERS[:4]}
+    with pytest.raises(ValueError, match="invalid X25519"):  # what every peer did before: no commit, ever
+        seal(b"update", {**recipients, PEERS[4].address: bytes(32)}, federation=FEDERATION, round=5,
+             sender=ME.address)
+    sealed = seal(b"update", recipients, federation=FEDERATION, round=5, sender=PEERS[1].address)
+    assert _my_unseal(sealed, PEERS[1].address, 5) == b"update"
