@@ -237,3 +237,19 @@ def test_a_replayed_envelope_from_another_chain_cannot_frame_a_member(ledger, tm
     h = ledger.history()
     report = verify_history(h, store=ledger.store, unseal=_auditor_unseal, evidence=_evidence(evidence, h))
     assert report.ok and not report.findings
+
+
+def test_models_are_checked_against_their_chain_hashes_not_their_cids(ledger):
+    """The previous model and the finalized model are used/accepted only if their bytes hash to the chain's hash."""
+    other_cid = ledger.store.add(b"some other model bytes")
+    params = dataclasses.replace(ledger.params, genesis_model_cid=other_cid)
+    h = LedgerHistory.from_events(ledger.events, params, chain_id=CHAIN_ID, address=FEDERATION)
+    result, model = verify_round(h, 1, store=ledger.store, unseal=_auditor_unseal)
+    assert result.verified is False and model is None
+    assert [(f.kind, f.severity) for f in result.findings] == [("previous-model-unavailable", Severity.MISMATCH)]
+
+    events = list(ledger.events)
+    events[-1] = dataclasses.replace(events[-1], args={**events[-1].args, "aggregateCid": other_cid})
+    h = LedgerHistory.from_events(events, ledger.params, chain_id=CHAIN_ID, address=FEDERATION)
+    result, _ = verify_round(h, 1, store=ledger.store, unseal=_auditor_unseal)
+    assert result.verified is False and [f.kind for f in result.findings] == ["aggregate-cid"]
