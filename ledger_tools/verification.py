@@ -198,6 +198,13 @@ def verify_round(
             update = None
         updates.append(CommittedUpdate(c.member, c.update_hash, c.num_samples, update))
     _flag_duplicates(rec, out)
+    twice = sorted({c.member for c in rec.commits if sum(d.member.lower() == c.member.lower() for d in rec.commits) > 1})
+    if twice:  # the contract accepts one commitment per member and round: this ledger broke that promise
+        out.findings.extend(_escalate(blob_findings))
+        for member in twice:
+            mismatch("double-commit", "the ledger records more than one commitment of this member for the round; "
+                                      "the round cannot be re-derived", member)
+        return out, None
 
     try:
         outcome = compute_round_outcome(

@@ -253,3 +253,32 @@ def test_models_are_checked_against_their_chain_hashes_not_their_cids(ledger):
     h = LedgerHistory.from_events(events, ledger.params, chain_id=CHAIN_ID, address=FEDERATION)
     result, _ = verify_round(h, 1, store=ledger.store, unseal=_auditor_unseal)
     assert result.verified is False and [f.kind for f in result.findings] == ["aggregate-cid"]
+
+
+def _with_commits(ledger, change) -> LedgerHistory:
+    events = list(ledger.events)
+    commits = [e for e in events if e.name == "Committed"]
+    events = change(events, commits)
+    return LedgerHistory.from_events(events, ledger.params, chain_id=CHAIN_ID, address=FEDERATION)
+
+
+def test_copied_update_and_double_commit_on_record_are_named_never_a_crash(ledger):
+    copier = MEMBERS[2].address
+    # a member commits another member's update hash and CID (free-riding): flagged, and its blob names the
+    # original sender, so it is unusable for the copier
+    copied = _with_commits(ledger, lambda ev, c: [
+        e for e in ev if e is not c[2]][:-1] + [_ev(5, "Committed", **{**c[0].args, "member": copier}), ev[-1]])
+    result, _ = verify_round(copied, 1, store=ledger.store, unseal=_auditor_unseal)
+    kinds = {(f.kind, f.peer) for f in result.findings}
+    assert {("duplicate-update", copier), ("duplicate-update", MEMBERS[0].address)} <= kinds
+    assert ("unseal-failed", copier) in kinds and result.verified is False  # the finalized outcome paid it
+    assert "WrongSender" in next(f.detail for f in result.findings if f.kind == "unseal-failed")
+
+    # the log records a member committing twice in one round (a broken ledger): a mismatch, not a ValueError
+    twice = _with_commits(ledger, lambda ev, c: ev[:-1] + [_ev(6, "Committed", **c[1].args), ev[-1]])
+    result, model = verify_round(twice, 1, store=ledger.store, unseal=_auditor_unseal)
+    assert result.verified is False and model is None
+    assert [(f.kind, f.severity, f.peer) for f in result.findings if f.kind == "double-commit"] == [
+        ("double-commit", Severity.MISMATCH, MEMBERS[1].address)]
+    report = verify_history(twice, store=ledger.store, unseal=_auditor_unseal)
+    assert not report.ok
