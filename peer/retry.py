@@ -65,3 +65,48 @@ class Retrier:
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
         raise AssertionError("unreachable")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The IPFS node refused or dropped the connection (down, restarting) — not a timeout, which an IPFS node
+    also gives for a CID it does not hold (a faulty peer's blob): that must stay an exclusion, not a wait."""
+    from ledger_tools.blobstore import BlobStoreUnavailable
+
+    if not isinstance(exc, BlobStoreUnavailable):
+        return False
+    try:
+        import ipfshttpclient.exceptions as ipfs_errors
+
+        return isinstance(exc.__cause__, (ipfs_errors.ConnectionError, ipfs_errors.ProtocolError))
+    except ImportError:  # pragma: no cover
+        return False
+
+
+class ReachableBlobStore:
+    """A blob store whose `cat` waits (with the node's Retrier) while the IPFS node is unreachable, so a
+    restarting node delays the collection instead of turning honest peers' blobs into exclusions (which
+    would make this peer vote another digest than the peers that had gossip copies). Any other failure —
+    unknown CID, timeout, bad bytes — is raised at once, as `BlobStoreError`, for the collector to exclude."""
+
+    def __init__(self, store, retry: Retrier, *, round: int | None = None) -> None:
+        self.store = store
+        self.retry = retry
+        self.round = round
+
+    def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
+        from ledger_tools.blobstore import BlobStoreError
+
+        def once() -> bytes:
+            try:
+                return self.store.cat(cid, expected_sha256=expected_sha256)
+            except Exception as exc:
+                if is_unreachable(exc):
+                    raise  # transient: the Retrier waits and tries again
+                if is_transient(exc):  # e.g. a timeout: not worth waiting for
+                    raise BlobStoreError(str(exc)) from exc
+                raise
+
+        return self.retry(f"ipfs cat {cid}", once, round=self.round)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)

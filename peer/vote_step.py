@@ -29,7 +29,7 @@ from peer import attack_hooks
 from peer.collect import Commitment, collect_updates
 from peer.context import NodeContext
 from peer.log import Timer
-from peer.retry import Stopped
+from peer.retry import ReachableBlobStore, Stopped
 from peer.round_clock import send_time_dependent, vote_gas
 from peer.state import Phase, RoundRecord
 
@@ -91,7 +91,8 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
     commitments = [Commitment(c.member, c.update_hash, c.cid, c.num_samples) for c in on_chain]
     own = ctx.state.read_artefact(r, "update.bin")
     updates, report = collect_updates(
-        r, commitments, unseal=ctx.unseal, blobstore=ctx.blobstore, gossip=ctx.gossip,
+        r, commitments, unseal=ctx.unseal, blobstore=ReachableBlobStore(ctx.blobstore, ctx.retry, round=r),
+        gossip=ctx.gossip,
         local={ctx.me: own} if own is not None else None, gossip_wait=ctx.cfg.gossip_wait,
     )
     rec.timings["collect"] = t.elapsed

@@ -14,6 +14,8 @@ restart are still pinned after it.
 Regression (found by that run): peers that come back from a chain outage vote at the same moment; a vote
 whose gas was estimated while it was not the finalizing one, mined as the finalizing one, ran out of gas
 (a generic `TransactionFailed`, the round resumed as an error, the on-time vote became a late one).
+And: a peer without a gossip copy of a blob excluded its honest sender when the IPFS node was down at collect
+time (so it would vote another digest than the peers that had the copy); it now waits for the node.
 """
 from __future__ import annotations
 
@@ -188,3 +190,55 @@ def test_simultaneous_votes_the_finalizing_one_has_enough_gas(tmp_path):
         assert not [r for r in receipts if isinstance(r, Exception) or r is None], receipts
         assert sum(r.finalized for r in receipts) == 1
         assert members[0].finalization(1) is not None
+
+
+def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path):
+    """Without a gossip copy, a committed blob is fetched from IPFS. While the node is down (restarting) the
+    collector waits for it (retry with backoff) instead of excluding an honest peer — which would make this
+    peer vote another digest than the peers that had gossip copies. A CID the (live) node does not hold still
+    becomes an exclusion without waiting."""
+    import hashlib
+    import io
+
+    from peer.collect import Commitment, collect_updates
+    from peer.log import NodeLog
+    from peer.retry import ReachableBlobStore, Retrier
+
+    lines = io.StringIO()
+    retry = Retrier(NodeLog("0x" + "00" * 20, json_mode=True, stream=lines), sleep=time.sleep,
+                    should_stop=lambda: False, base_delay=0.2, max_delay=1.0, attempts=30)
+    node = start_ipfs(api_port=free_port(), repo_dir=tmp_path / "ipfs", offline=True)
+    restarted: list[IpfsProcess] = []
+    try:
+        raw = IpfsBlobStore(node.api_url, timeout=3, retries=1, backoff=0.1)
+        blob = b"sealed update of an honest peer"
+        commit = Commitment("0x" + "11" * 20, hashlib.sha256(blob).digest(), raw.add(blob), 10)
+        node.stop()
+        _wait_port_free(node.api_port)
+
+        def restart_after_first_retry() -> None:
+            deadline = time.monotonic() + 30
+            while '"phase": "retry"' not in lines.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            restarted.append(start_ipfs(api_port=node.api_port, repo_dir=node.repo_dir, offline=True))
+
+        helper = threading.Thread(target=restart_after_first_retry, daemon=True)
+        helper.start()
+        updates, report = collect_updates(1, [commit], unseal=lambda sealed, sender, r: sealed,
+                                          blobstore=ReachableBlobStore(raw, retry, round=1))
+        helper.join(40)
+        assert restarted, "the helper did not restart the node"
+        assert updates[0].update == blob, f"honest blob excluded while IPFS restarted: {report.rejected}"
+        assert report.source == {commit.peer: "ipfs"}
+
+        missing = Commitment("0x" + "22" * 20, b"\x00" * 32, "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti", 1)
+        started = time.monotonic()
+        updates, report = collect_updates(1, [missing], unseal=lambda sealed, sender, r: sealed,
+                                          blobstore=ReachableBlobStore(raw, retry, round=1))
+        assert updates[0].update is None and missing.peer in report.rejected
+        assert time.monotonic() - started < 15, "a CID the node does not hold must not be retried for long"
+        raw.close()
+    finally:
+        node.stop()
+        for n in restarted:
+            n.stop()
