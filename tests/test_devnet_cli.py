@@ -5,6 +5,7 @@ import json
 import os
 import re
 import socket
+import time
 import subprocess
 import sys
 import urllib.request
@@ -49,6 +50,17 @@ def _services(state: Path) -> dict:
     return json.loads((state / "services.json").read_text())
 
 
+def _receipt(rpc_url: str, tx: str, timeout: float = 10.0) -> dict:
+    """anvil mines asynchronously: the receipt may be null right after eth_sendTransaction returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        receipt = rpc(rpc_url, "eth_getTransactionReceipt", tx)
+        if receipt is not None:
+            return receipt
+        assert time.monotonic() < deadline, f"no receipt for {tx} after {timeout} s"
+        time.sleep(0.05)
+
+
 def test_up_status_deploy_down_up_keeps_chain_and_blobs(state_dir: Path, tmp_path: Path) -> None:
     chain_port, ipfs_port = free_port(), free_port()
     up = fedledger("devnet", "up", "--chain-port", str(chain_port), "--ipfs-port", str(ipfs_port),
@@ -68,7 +80,7 @@ def test_up_status_deploy_down_up_keeps_chain_and_blobs(state_dir: Path, tmp_pat
 
     # Put something on chain and in IPFS, then restart the devnet and find it again.
     tx = rpc(rpc_url, "eth_sendTransaction", {"from": DEV_ACCOUNT_0, "data": INIT_CODE, "gas": hex(100_000)})
-    contract = rpc(rpc_url, "eth_getTransactionReceipt", tx)["contractAddress"]
+    contract = _receipt(rpc_url, tx)["contractAddress"]
     from ledger_tools.blobstore import IpfsBlobStore
 
     blob = os.urandom(4096)
