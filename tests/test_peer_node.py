@@ -37,14 +37,14 @@ def test_honest_peers_finalize_and_a_killed_peer_resumes(local_federation):
     procs = [PeerProcess(p.config_path, "--max-rounds", "3").start() for p in fed.peers]
     try:
         victim = procs[1]
-        victim.wait_for(lambda e: e.get("round") == 2 and e.get("phase") == "seal", timeout=150)
+        victim.wait_for(lambda e: e.get("round") == 2 and e.get("phase") == "seal", timeout=300)
         victim.kill()
         persisted = _records(fed, fed.peers[1])[2]
         assert persisted["phase"] in ("sealed", "published", "committed")
         restarted = PeerProcess(fed.peers[1].config_path, "--max-rounds", "3").start()
         procs[1] = restarted
         for p in procs:
-            assert p.wait(timeout=150) == 0, p.tail()
+            assert p.wait(timeout=300) == 0, p.tail()
     finally:
         for p in procs:
             p.kill()
@@ -81,7 +81,7 @@ def test_byzantine_peer_gets_nothing(local_federation, ipfs, attack, rule):
     procs.append(PeerProcess(byz.config_path, "--max-rounds", "1", "--attack", attack).start())
     try:
         for p in procs:
-            assert p.wait(timeout=180) == 0, p.tail()
+            assert p.wait(timeout=300) == 0, p.tail()
     finally:
         for p in procs:
             p.kill()
