@@ -617,7 +617,8 @@ class FederationLedger:
                                                          delta_e18))
 
     def vote(self, round_: int, aggregate_hash: bytes, aggregate_cid: str, rewards_root: bytes, rewards_cid: str,
-             excluded: Sequence[str] = (), digest: bytes | None = None, *, gas: int | None = None) -> VoteReceipt:
+             excluded: Sequence[str] = (), digest: bytes | None = None, *, gas: int | None = None,
+             min_gas: int | None = None) -> VoteReceipt:
         """Vote for (aggregate, rewards root, excluded set); `excluded` must be sorted ascending.
         The digest is computed when not given. `.finalized` tells whether this vote finalized the round.
         A vote for a round already finalized (until its vote deadline) is a late vote (`.late`): recorded, not
@@ -629,7 +630,7 @@ class FederationLedger:
         receipt, raw = self._send(
             self.contract.functions.vote(round_, _b32(digest), _b32(aggregate_hash), aggregate_cid,
                                          _b32(rewards_root), rewards_cid, excluded),
-            return_raw=True, gas=gas,
+            return_raw=True, gas=gas, min_gas=min_gas,
         )
         voted = self.contract.events.Voted().process_receipt(raw, errors=_DISCARD)
         finalized = bool(self.contract.events.RoundFinalized().process_receipt(raw, errors=_DISCARD))
@@ -701,14 +702,18 @@ class FederationLedger:
     # ---------------------------------------------------------------- plumbing
 
     @_rpc_guard
-    def _send(self, fn: Any, *, value: int = 0, return_raw: bool = False, gas: int | None = None) -> Any:
+    def _send(self, fn: Any, *, value: int = 0, return_raw: bool = False, gas: int | None = None,
+              min_gas: int | None = None) -> Any:
         """Sign, send, wait for the receipt; a revert becomes its `ContractRevert` subclass.
 
         `gas` = a fixed gas limit, skipping estimation. For transactions that only become valid with time
         (a vote after the commit deadline, closeFailedRound after the vote deadline): estimation runs against
         the latest block, whose timestamp can be minutes old on a chain that mines on demand, while the block
         that will include the transaction carries the current time. A revert still surfaces as its custom
-        error (replayed from the receipt's block)."""
+        error (replayed from the receipt's block).
+
+        `min_gas` = estimate (so a revert is reported without spending gas) but never send less than this:
+        a vote estimated as non-finalizing may be mined as the finalizing one when peers vote together."""
         if self.account is None:
             raise LedgerError("this binding is read-only: pass account= (a LocalAccount or private key)")
         with self._lock:
@@ -723,7 +728,7 @@ class FederationLedger:
             except (ContractLogicError, Web3RPCError) as exc:
                 raise self._decode(exc) from None
             if gas is None:
-                tx["gas"] = int(tx["gas"] * 1.25) + 20_000
+                tx["gas"] = max(int(tx["gas"] * 1.25) + 20_000, int(min_gas or 0))
             signed = self.account.sign_transaction(tx)
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)

@@ -133,15 +133,19 @@ def aggregate(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes,
 def vote_tx(ledger, r: int, aggregate_hash: bytes, model_cid: str, rewards_root: bytes, rewards_cid: str,
             excluded: list[str], digest: bytes) -> Callable[[int | None], VoteReceipt]:
     """`send(gas)` for `send_time_dependent`: the vote transaction, always with a gas limit that covers a
-    finalizing vote. Never an estimate: whether this vote finalizes the round depends on the votes mined
-    before it, not on the state the estimate ran against — when peers vote at the same moment (as they do
-    when the chain comes back after an outage) a vote estimated as non-finalizing lands as the finalizing
-    one and would run out of gas. A revert is still decoded from the receipt's block (`_send`)."""
+    finalizing vote. Whether this vote finalizes the round depends on the votes mined before it, not on the
+    state the estimate ran against — when peers vote at the same moment (as they do when the chain comes
+    back after an outage) a vote estimated as non-finalizing lands as the finalizing one and would run out
+    of gas. So: estimate first (a vote that would revert costs nothing) but send at least `vote_gas`; with
+    a fixed `gas` (stale-clock fallback) send at least that much too."""
     limit = vote_gas(len(excluded))
 
     def send(gas: int | None) -> VoteReceipt:
+        if gas is None:
+            return ledger.vote(r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest=digest,
+                               min_gas=limit)
         return ledger.vote(r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest=digest,
-                           gas=max(gas or 0, limit))
+                           gas=max(gas, limit))
 
     return send
 

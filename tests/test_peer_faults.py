@@ -33,7 +33,7 @@ from devnet.ipfs import IpfsProcess, start_ipfs
 from devnet.ports import free_port, port_in_use
 from fedledger.bootstrap import create_local_federation
 from ledger_tools.blobstore import IpfsBlobStore
-from ledger_tools.chain import FederationLedger, vote_digest
+from ledger_tools.chain import AlreadyVoted, FederationLedger, vote_digest
 from peer.round_clock import send_time_dependent, vote_gas
 from peer.state import Phase
 from peer.vote_step import vote_tx
@@ -242,3 +242,24 @@ def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path)
         node.stop()
         for n in restarted:
             n.stop()
+
+
+def test_a_vote_that_would_revert_is_refused_before_sending(tmp_path):
+    """The vote is estimated first (with `vote_gas` as a floor), so a doomed vote — here a second vote of the
+    same member — surfaces as its contract error without a mined, gas-paying failed transaction."""
+    keys = dev_accounts()
+    with start_anvil(log_path=tmp_path / "anvil.log") as node:
+        owner = deploy_federation(node.rpc_url, _config(keys[1:4]), keys[0].private_key)
+        members = [FederationLedger(node.rpc_url, owner.address, k.private_key, deploy_block=owner.deploy_block)
+                   for k in keys[1:4]]
+        for i, m in enumerate(members):
+            m.commit(1, bytes([i + 1]) * 32, f"bafkreiupdate{i}", 10)
+        root = b"\x01" * 32
+        digest = vote_digest(AGG, root, [])
+        send = vote_tx(members[0], 1, AGG, CID_AGG, root, CID_REWARDS, [], digest)
+        first = send_time_dependent(send, vote_gas(0))
+        assert first.finalized is False
+        nonce = members[0].w3.eth.get_transaction_count(keys[1].address)
+        with pytest.raises(AlreadyVoted):
+            send_time_dependent(send, vote_gas(0))
+        assert members[0].w3.eth.get_transaction_count(keys[1].address) == nonce, "no transaction was sent"
