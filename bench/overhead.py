@@ -225,9 +225,9 @@ class _GossipProcess:
             self.proc.wait(5)
 
 
-def gossip_exchange(*, size: int = SEALED_BLOB_BYTES, reps: int = 3, all_to_all: int = 4) -> dict:
+def gossip_exchange(*, size: int = SEALED_BLOB_BYTES, reps: int = 5, all_to_all: int = 4) -> dict:
     """Seconds from the start of a publish (envelope + sealed blob) to the blob reassembled and verified at a
-    receiver, over real libp2p GossipSub between two processes (median of `reps`); and one all-to-all exchange
+    receiver, over real libp2p GossipSub between two processes (shortest of `reps`); and one all-to-all exchange
     among `all_to_all` processes (every one publishes one blob; until every one holds all the others')."""
     out: dict = {"blob_bytes": size}
     procs = [_GossipProcess(i, max(2, all_to_all)) for i in range(max(2, all_to_all))]
@@ -249,7 +249,8 @@ def gossip_exchange(*, size: int = SEALED_BLOB_BYTES, reps: int = 3, all_to_all:
             receiver.proc.stdin.flush()
             item = sender.request("publish", round=1, blob_size=size, update_hash=h)
             one_way.append(receiver.read()["arrivals"][h]["blob"] - item["t_envelope"])
-        out["one_blob_seconds"] = round(statistics.median(one_way), 3)
+        # the shortest sample: the least disturbed by other work on the machine, and the shortest baseline
+        out["one_blob_seconds"] = round(min(one_way), 3)
         out["one_blob_samples"] = [round(x, 3) for x in one_way]
         small = []
         for _ in range(reps):  # the scale curve's 4,810-parameter update (~19 KB sealed): one chunk
@@ -260,7 +261,7 @@ def gossip_exchange(*, size: int = SEALED_BLOB_BYTES, reps: int = 3, all_to_all:
             item = procs[0].request("publish", round=1, blob_size=SMALL_BLOB_BYTES, update_hash=h)
             small.append(procs[1].read()["arrivals"][h]["blob"] - item["t_envelope"])
         out["small_blob_bytes"] = SMALL_BLOB_BYTES
-        out["small_blob_seconds"] = round(statistics.median(small), 3)
+        out["small_blob_seconds"] = round(min(small), 3)
         # all-to-all: every process publishes (blocking its command loop for the pacing), then collects.
         hashes = [os.urandom(32).hex() for _ in procs]
         for p, h in zip(procs, hashes):
@@ -395,6 +396,13 @@ def _doc(doc: dict) -> None:
         "plot `bench/results/overhead.png`. Model: digits MLP 64→13333→10 (999,985 parameters, 4 MB canonical update),",
         "Multi-Krum; every figure is round 2 of a 2-round run (round 1 pays one-off warm-ups).",
         "",
+    ]
+    if max(meta["load_avg_start"], meta["load_avg_end"]) > 3:
+        L += ["**Load:** other engineers' test suites were running on this 2-core machine (load average above 3 after",
+              "waiting ~10 min for it to settle). Both rounds of every comparison come from the same run (the gossip",
+              "exchange is the shortest of several samples), but absolute times — learning and the ledger's additions",
+              "alike — are inflated; see the spread over repeated runs below.", ""]
+    L += [
         "## What is compared",
         "",
         "A federation without a ledger still ships every update to every peer, so the baseline includes that",
@@ -413,7 +421,7 @@ def _doc(doc: dict) -> None:
         "transactions waits for a block (≈2 s on an L2, 12 s on L1), and the commit/vote deadlines are configuration.",
         "",
         f"**Gossip exchange** (measured, real `GossipNode` processes over libp2p on loopback): one {g['blob_bytes']:,}-byte",
-        f"sealed blob takes **{g['one_blob_seconds']:.2f} s** from publish to reassembled-and-verified at a receiver",
+        f"sealed blob takes **{g['one_blob_seconds']:.2f} s** (shortest sample) from publish to reassembled-and-verified at a receiver",
         f"(samples {g['one_blob_samples']}; it is paced by gossip's 8 messages/s publish limit: envelope + 8 × 512 KiB",
         "chunks). That is the lower bound of any all-to-all exchange and is what the baseline uses (a shorter baseline",
         "only makes the ledger's share larger). For scale, a full all-to-all exchange among "
@@ -516,16 +524,20 @@ def _verdict_text(ten: list[dict], grid: list[dict]) -> str:
 def _ipfs_text(ipfs: dict) -> str:
     add = ipfs["add_MBps"]
     used = next(k for k in add if k.startswith("in use"))
-    best = max(add, key=add.get)
+    nopin = next(k for k in add if "no pin" in k)
     one, four = ipfs["store_cat_9_blobs_1_threads_s"], ipfs["store_cat_9_blobs_4_threads_s"]
-    return (f"The option set in use adds at {add[used]} MB/s (≈{4.0 / add[used]:.3f} s per 4 MB blob); the fastest was "
-            f"“{best}” at {add[best]} MB/s. Pinning and raw leaves cost little; bigger chunks are somewhat faster but "
-            "change the DAG layout, which `blobstore.unixfs_cid` must rebuild exactly to verify a blob without "
-            "trusting the node — and the own-blob add is only a few hundredths of a second of the round — so the "
-            "in-use set (CIDv1, raw leaves, 256 KiB chunks, pinned) stays. The client does not copy the blob (`bytes(b)` "
-            "of bytes is the same object); the local CID rebuild costs one sha256 pass per add and per cat. "
-            f"Fetching 9 blobs: {one:.3f} s on one thread, {four:.3f} s on 4 (one HTTP client per thread); the single "
-            "js-ipfs node (one Node.js event loop) on 2 cores caps the gain, a peer fetching from remote nodes gains more.")
+    per_blob = lambda k: 4.0 / add[k]  # noqa: E731
+    return (f"The option set in use adds at {add[used]} MB/s (≈{per_blob(used):.3f} s per 4 MB blob). Not pinning "
+            f"measured {add[nopin]} MB/s (≈{per_blob(nopin):.3f} s; between equal and ~50 % faster across runs on this "
+            "machine), but an unpinned sealed update may be garbage-collected before auditors re-verify the round, so "
+            "pinning stays. Bigger chunks change the DAG layout, which `blobstore.unixfs_cid` must rebuild exactly to "
+            "verify a blob without trusting the node; raw leaves are not slower. So the in-use set (CIDv1, raw leaves, "
+            "256 KiB chunks, pinned) stays: the own-blob add is a few hundredths of a second of the round either way. "
+            "The client does not copy the blob (`bytes(b)` of bytes is the same object); the local CID rebuild costs one "
+            f"sha256 pass per add and per cat. Fetching 9 blobs from the node: {one:.3f} s on one thread, {four:.3f} s on "
+            "4 (one HTTP client per thread) — a single local js-ipfs node (one Node.js event loop) on 2 busy cores "
+            "gives concurrency little to overlap; it pays off against remote nodes, where each fetch waits on the "
+            "network, and it overlaps unsealing with fetching.")
 
 
 def rewrite_doc() -> None:
