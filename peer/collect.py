@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ledger_tools.round_outcome import CommittedUpdate
+from peer.retry import Stopped
 
 log = logging.getLogger("fedledger.collect")
 
@@ -135,6 +136,8 @@ def _from_ipfs(unseal: Unseal, blobstore, c: Commitment, round: int) -> tuple[by
         return None, "", "no gossip copy and no blob store"
     try:
         sealed = blobstore.cat(c.cid)
+    except Stopped:
+        raise  # the node is shutting down (its retrier gave up waiting): not a faulty peer's blob
     except Exception as exc:  # unreachable node, unknown CID, bytes that don't match the CID
         return None, "", f"IPFS {c.cid}: {type(exc).__name__}: {exc}"
     update, why = _try_unseal(unseal, sealed, c, round)

@@ -124,3 +124,18 @@ def test_dead_gossip_missing_blob_and_no_store_are_rejections_not_errors():
     assert got[1].update is None and "IPFS" in report.rejected[commits[1].peer]
     got, report = collect_updates(1, commits, unseal=_fake_unseal)
     assert all(u.update is None for u in got) and len(report.rejected) == 3
+
+
+def test_node_stopping_during_a_fetch_propagates_instead_of_excluding():
+    import pytest
+
+    from peer.retry import Stopped
+
+    class StoppingStore(InMemoryBlobStore):
+        def cat(self, cid, expected_sha256=None):
+            raise Stopped()
+
+    store = StoppingStore()
+    _, commits = _round(3, store)
+    with pytest.raises(Stopped):
+        collect_updates(1, commits, unseal=_fake_unseal, blobstore=store)
