@@ -609,6 +609,8 @@ contract FederationLedger {
     function _admit(State memory s, address account, bytes32 encKey, uint64 weight) private {
         if (account == address(0)) revert InvalidParameter("account");
         if (memberState[account].flags & FLAG_MEMBER != 0) revert AlreadyMember(account);
+        // A member nobody can seal to would make every honest peer's seal fail: refuse it at admission.
+        if (encKey == bytes32(0)) revert InvalidParameter("encKey");
         memberState[account] = MemberState({
             weight: weight,
             lastCommitRound: 0,

@@ -276,3 +276,15 @@ def test_unauthorized_admin_calls(federation):
     with pytest.raises(chain.AlreadyAuditor):
         fed.owner.register_auditor(newcomer, b"\2" * 32)
     assert newcomer not in fed.ledger.members()
+
+
+def test_member_without_a_usable_encryption_key_is_refused(federation):
+    """A member nobody can seal to would make every honest peer's seal fail (found in the security review):
+    the contract refuses an all-zero X25519 key at admission, as it does for auditors."""
+    fed = federation
+    newcomer = fed.outsiders[0].address
+    with pytest.raises(chain.InvalidParameter):
+        fed.owner.admit_member(newcomer, b"\0" * 32)
+    with pytest.raises(chain.InvalidParameter):
+        fed.owner.register_auditor(newcomer, b"\0" * 32)
+    assert newcomer not in fed.ledger.members()
