@@ -54,7 +54,7 @@ def visible_updates(ctx: NodeContext, r: int, timeout: float = 8.0) -> list[dict
     timeout = max(0.0, min(timeout, info.commit_deadline - time.time() - ctx.cfg.commit_margin - 3))
 
     def senders() -> set[str]:
-        return {e.sender for e in gossip.envelopes(r) if e.sender != ctx.me and gossip.blob(e.update_hash) is not None}
+        return {e.sender for e in gossip.envelopes(r) if e.sender != ctx.me and gossip.blob(e.update_hash, sender=e.sender) is not None}
 
     gossip.wait_for(lambda: len(senders()) >= others, timeout)
     seen = []
@@ -62,7 +62,7 @@ def visible_updates(ctx: NodeContext, r: int, timeout: float = 8.0) -> list[dict
         if env.sender == ctx.me:
             continue
         try:
-            seen.append(consensus.decode(ctx.unseal(gossip.blob(env.update_hash), env.sender, r)))
+            seen.append(consensus.decode(ctx.unseal(gossip.blob(env.update_hash, sender=env.sender), env.sender, r)))
         except Exception:  # an unusable copy is simply not seen
             continue
     return seen

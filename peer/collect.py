@@ -159,7 +159,7 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
         if gossip is not None:
             def gossip_copy(c: Commitment) -> bytes | None:
                 try:
-                    return gossip.blob(c.update_hash)
+                    return gossip.blob(c.update_hash, sender=c.peer)
                 except Exception:  # a gossip node that died must not stop the round: IPFS is the fallback
                     return None
 

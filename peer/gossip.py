@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 import multiaddr
 import trio
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
@@ -78,7 +79,9 @@ class _RoundStore:
         self.envelopes: dict[int, dict[str, list[Envelope]]] = defaultdict(dict)
         self.assemblies: dict[tuple[str, bytes, bytes], BlobAssembly] = {}
         self.assemblies_per_sender: dict[tuple[str, int], int] = defaultdict(int)
-        self.blobs: dict[bytes, dict[bytes, tuple[int, bytes]]] = defaultdict(dict)  # update_hash -> sha -> (round, blob)
+        # (sender, update_hash) -> blob sha256 -> (round, blob): keyed by the signed sender too, so a member
+        # cannot shadow another member's blob by gossiping garbage under that member's update hash.
+        self.blobs: dict[tuple[str, bytes], dict[bytes, tuple[int, bytes]]] = defaultdict(dict)
 
 
 class GossipNode:
@@ -220,10 +223,19 @@ class GossipNode:
             by_sender = self._store.envelopes.get(round, {})
             return [env for sender in sorted(by_sender) for env in by_sender[sender]]
 
-    def blob(self, update_hash: bytes, blob_sha256: bytes | None = None) -> bytes | None:
-        """A complete sealed blob with this update hash (and blob sha256, if given), verified; else None."""
+    def blob(self, update_hash: bytes, blob_sha256: bytes | None = None, *, sender: str | None = None) -> bytes | None:
+        """A complete sealed blob with this update hash (and blob sha256, if given), verified; else None.
+
+        With `sender`, only blobs whose chunks that member signed count (what a collector wants: the blob of
+        the member that committed this hash); without it, any sender's."""
         with self._lock:
-            candidates = self._store.blobs.get(update_hash, {})
+            if sender is not None:
+                candidates = self._store.blobs.get((to_checksum_address(sender), update_hash), {})
+            else:
+                candidates = {}
+                for (_, h), by_sha in self._store.blobs.items():
+                    if h == update_hash:
+                        candidates.update(by_sha)
             if blob_sha256 is not None:
                 found = candidates.get(blob_sha256)
                 return found[1] if found else None
@@ -458,7 +470,7 @@ class GossipNode:
         if not assembly.add(chunk):
             return False
         if assembly.blob is not None:
-            store.blobs[chunk.update_hash][chunk.blob_sha256] = (chunk.round, assembly.blob)
+            store.blobs[(chunk.sender, chunk.update_hash)][chunk.blob_sha256] = (chunk.round, assembly.blob)
             self._counts["blobs_completed"] += 1
         elif assembly.failed:
             self._counts["blobs_failed"] += 1

@@ -52,7 +52,7 @@ class FakeGossip:
             raise RuntimeError("gossip node is gone")
         return []
 
-    def blob(self, update_hash):
+    def blob(self, update_hash, blob_sha256=None, *, sender=None):
         if self.dead:
             raise RuntimeError("gossip node is gone")
         return self.blobs.get(update_hash)

@@ -63,7 +63,7 @@ class Gossip:
     def envelopes(self, round):
         return [e for e in self._envelopes if e.round == round]
 
-    def blob(self, update_hash, blob_sha256=None):
+    def blob(self, update_hash, blob_sha256=None, *, sender=None):
         return self.blobs.get(update_hash)
 
     def wait_for(self, predicate, timeout):
