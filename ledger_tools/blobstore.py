@@ -263,8 +263,10 @@ class IpfsBlobStore:
                 self._clients.append(client)
         return client
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], *, retry_timeouts: bool = True) -> T:
         transient = (self._errors.ConnectionError, self._errors.TimeoutError, self._errors.ProtocolError)
+        if not retry_timeouts:
+            transient = (self._errors.ConnectionError, self._errors.ProtocolError)
         delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
@@ -292,8 +294,13 @@ class IpfsBlobStore:
         return expected
 
     def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
+        # A node that answers but stays silent on `cat` is searching for content nobody provides (a faulty
+        # peer can commit such a CID): one timeout is the answer. Retrying would multiply the stall by
+        # `retries` and could push every honest collector past the vote deadline.
         try:
-            data = self._call(f"cat {cid}", lambda: self._client.cat(cid))
+            data = self._call(f"cat {cid}", lambda: self._client.cat(cid), retry_timeouts=False)
+        except self._errors.TimeoutError as exc:
+            raise BlobNotFound(f"IPFS node at {self.api_url} found no provider for {cid} within {self.timeout:g}s") from exc
         except self._errors.ErrorResponse as exc:
             raise BlobNotFound(f"IPFS node at {self.api_url} cannot serve {cid}: {exc}") from exc
         verify_blob(cid, data, expected_sha256)

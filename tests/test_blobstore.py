@@ -182,3 +182,45 @@ def test_one_store_shared_by_threads(ipfs_store: IpfsBlobStore) -> None:
     assert len(ipfs_store._clients) >= 2
     ipfs_store.close()
     assert ipfs_store.cat(cids[0]) == blobs[0]  # a closed store opens a fresh client on the next call
+
+
+def test_cat_of_content_nobody_provides_costs_one_timeout_not_retries() -> None:
+    """A faulty member can commit a CID nobody holds; the node then stays silent on `cat`. The collector must
+    learn that after one timeout (BlobNotFound → excluded), not after `retries` timeouts and backoffs, or a
+    single such commitment pushes every honest peer past the vote deadline (was ~157 s per blob)."""
+    import socket
+    import threading
+    import time
+
+    from ledger_tools.blobstore import BlobNotFound, IpfsBlobStore
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    try:
+        store = IpfsBlobStore(f"/ip4/127.0.0.1/tcp/{port}/http", timeout=0.5, retries=4, backoff=0.5)
+        started = time.monotonic()
+        with pytest.raises(BlobNotFound):
+            store.cat("bafkreiba45w4umje7hhduy5pnq5r5i4qs5ehdt3oa3tgbevt23ptsk2yhu")
+        assert time.monotonic() - started < 2.0, "one timeout, no retries"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        listener.close()
