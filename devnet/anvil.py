@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from devnet.processes import pid_alive, pid_runs
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import tool_path
 
@@ -73,28 +74,9 @@ def rpc_answers(rpc_url: str, timeout: float = 1.0) -> int | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited already
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True
-
-
 def is_anvil_pid(pid: int) -> bool:
     """True when `pid` is alive and is an anvil process (guards against signalling a recycled pid)."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        return b"anvil" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    return pid_runs(pid, b"anvil")
 
 
 @dataclass
@@ -137,7 +119,7 @@ class AnvilProcess:
                 return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(self.pid):
+            if not pid_alive(self.pid):
                 return True
             time.sleep(0.05)
         return False

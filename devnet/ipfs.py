@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devnet.processes import pid_alive, pid_runs
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import NODE_MODULES, TOOLS_DIR, ToolMissing
 
@@ -47,28 +48,9 @@ class IpfsRepoInUse(IpfsStartError):
     """Another live node already serves this repo directory."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True
-
-
 def is_ipfs_node_pid(pid: int) -> bool:
     """True when `pid` is alive and runs our node script (guards against signalling a recycled pid)."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        return b"ipfs_node.mjs" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    return pid_runs(pid, b"ipfs_node.mjs")
 
 
 @dataclass
@@ -131,7 +113,7 @@ class IpfsProcess:
                 return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(self.pid):
+            if not pid_alive(self.pid):
                 return True
             time.sleep(0.05)
         return False
