@@ -314,7 +314,8 @@ def demo(
                          "--password-file", str(fed.password_file)),
                     capture_output=True, text=True, timeout=120,
                 )
-                line = (res.stdout.strip().splitlines() or res.stderr.strip().splitlines() or [""])[-1]
+                # the claim command's own message, unwrapped (rich wraps it at 80 columns in a pipe)
+                line = " ".join((res.stdout if res.returncode == 0 else res.stderr).split())
                 claims_ok &= res.returncode == 0
                 console.print(f"  claim {p.name}: {'[green]paid[/]' if res.returncode == 0 else '[red]failed[/]'}  {line}")
 
