@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from devnet.processes import pid_alive, pid_runs
+from devnet.processes import pid_runs, wait_for_exit
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import tool_path
 
@@ -111,18 +111,7 @@ class AnvilProcess:
             pass
 
     def _wait(self, timeout: float) -> bool:
-        if self._popen is not None:
-            try:
-                self._popen.wait(timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not pid_alive(self.pid):
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_for_exit(self.pid, self._popen, timeout)
 
     def __enter__(self) -> "AnvilProcess":
         return self

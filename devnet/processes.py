@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -31,3 +33,22 @@ def pid_runs(pid: int, marker: bytes) -> bool:
         return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def wait_for_exit(pid: int, popen: subprocess.Popen | None, timeout: float) -> bool:
+    """Wait up to `timeout` s for a service process to exit; True if it did.
+
+    Our own child is reaped through its Popen; a re-attached process (started by an earlier command) is polled.
+    """
+    if popen is not None:
+        try:
+            popen.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
