@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.endpoints import endpoint_options, unlock_identity
+from fedledger.endpoints import endpoint_options, parse_round_range, unlock_identity
 from fedledger.errors import UserError
 
 app = typer.Typer(help="Audit a federation: rounds, members, independent re-verification, reports.",
@@ -275,15 +275,9 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Re-derive every finalized round from chain + IPFS and compare with what the chain finalized."""
-    from ledger_tools.history import RoundRange
     from ledger_tools.verification import Severity, verify_history
 
-    selection = None
-    if rounds_:
-        try:
-            selection = RoundRange.parse(rounds_)
-        except ValueError as exc:
-            raise UserError(str(exc), exit_code=2) from exc
+    selection = parse_round_range(rounds_)
     _, history = ctx.obj.load()
     unseal, who = _auditor_unseal(history, key_file, state_dir, password_file)
     store = ctx.obj.store()

@@ -98,3 +98,15 @@ def unlock_identity(state_dir: Path, password_file: Path | None):
         raise UserError(f"wrong key password: {exc}", hint="check --password-file / FEDLEDGER_PASSWORD") from exc
     except IdentityError as exc:
         raise UserError(str(exc), hint="pass the --state-dir made by `fedledger peer init`") from exc
+
+
+def parse_round_range(text: str | None):
+    """`--rounds N|A..B|A..|..B` as a `RoundRange` (None when not given); a malformed range is a usage error."""
+    from ledger_tools.history import RoundRange
+
+    if not text:
+        return None
+    try:
+        return RoundRange.parse(text)
+    except ValueError as exc:
+        raise UserError(str(exc), exit_code=2) from exc

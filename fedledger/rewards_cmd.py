@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.endpoints import Endpoints, endpoint_options, unlock_identity
+from fedledger.endpoints import Endpoints, endpoint_options, parse_round_range, unlock_identity
 from fedledger.errors import UserError
 
 app = typer.Typer(help="See and claim your rewards (Merkle proofs from the published reward trees).",
@@ -44,16 +44,12 @@ def _account(state_dir: Path | None, key_env: str | None, password_file: Path | 
 
 
 def _view(ctx: Endpoints, address: str, rounds: Optional[str]):
-    from ledger_tools.history import RoundRange
     from ledger_tools.rewards import rewards_of
 
     ledger, history = ctx.load()
     wanted = None
-    if rounds:
-        try:
-            rng = RoundRange.parse(rounds)
-        except ValueError as exc:
-            raise UserError(str(exc), exit_code=2) from exc
+    rng = parse_round_range(rounds)
+    if rng is not None:
         wanted = history.round_numbers(rng)
         bad = [r for r in wanted if history.rounds[r].status.value == "failed"]
         if bad and len(bad) == len(wanted):
