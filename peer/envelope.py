@@ -119,8 +119,30 @@ class _Reader:
         return fmt.unpack(self.take(fmt.size, what))
 
 
+class _SignedMessage:
+    """Signature handling shared by both gossip message kinds (each provides `signing_bytes`, `sender`,
+    `signature` and a `LABEL` used in error messages)."""
+
+    LABEL: ClassVar[str]
+
+    def recover_signer(self) -> str:
+        if not self.signature:
+            raise SignatureError(f"{self.LABEL} is not signed")
+        return _recover(self.signing_bytes(), self.signature)
+
+    def verify(self) -> None:
+        """Raise ``SignatureError`` unless the signature recovers to ``sender``."""
+        signer = self.recover_signer()
+        if signer != self.sender:
+            raise SignatureError(f"{self.LABEL} claims sender {self.sender} but is signed by {signer}")
+
+    def body_id(self) -> bytes:
+        """Identity of the signed content (signature excluded), used for de-duplication."""
+        return hashlib.sha256(self.signing_bytes()).digest()
+
+
 @dataclass(frozen=True)
-class Envelope:
+class Envelope(_SignedMessage):
     """A member's signed announcement of its sealed update for one round."""
 
     federation: str
@@ -136,6 +158,7 @@ class Envelope:
     signature: bytes = field(default=b"", repr=False)
 
     KIND: ClassVar[int] = KIND_ENVELOPE
+    LABEL: ClassVar[str] = "envelope"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "federation", _address(self.federation, "federation"))
@@ -210,24 +233,10 @@ class Envelope:
             raise EnvelopeError("message is a blob chunk, not an envelope")
         return message
 
-    def recover_signer(self) -> str:
-        if not self.signature:
-            raise SignatureError("envelope is not signed")
-        return _recover(self.signing_bytes(), self.signature)
-
-    def verify(self) -> None:
-        """Raise ``SignatureError`` unless the signature recovers to ``sender``."""
-        signer = self.recover_signer()
-        if signer != self.sender:
-            raise SignatureError(f"envelope claims sender {self.sender} but is signed by {signer}")
-
-    def body_id(self) -> bytes:
-        """Identity of the signed content (signature excluded), used for de-duplication."""
-        return hashlib.sha256(self.signing_bytes()).digest()
 
 
 @dataclass(frozen=True)
-class BlobChunk:
+class BlobChunk(_SignedMessage):
     """One signed piece of a member's sealed blob (chunk ``index`` of ``count``)."""
 
     federation: str
@@ -243,6 +252,7 @@ class BlobChunk:
     signature: bytes = field(default=b"", repr=False)
 
     KIND: ClassVar[int] = KIND_CHUNK
+    LABEL: ClassVar[str] = "chunk"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "federation", _address(self.federation, "federation"))
@@ -283,18 +293,6 @@ class BlobChunk:
             raise EnvelopeError("chunk is not signed")
         return self.signing_bytes() + self.signature
 
-    def recover_signer(self) -> str:
-        if not self.signature:
-            raise SignatureError("chunk is not signed")
-        return _recover(self.signing_bytes(), self.signature)
-
-    def verify(self) -> None:
-        signer = self.recover_signer()
-        if signer != self.sender:
-            raise SignatureError(f"chunk claims sender {self.sender} but is signed by {signer}")
-
-    def body_id(self) -> bytes:
-        return hashlib.sha256(self.signing_bytes()).digest()
 
 
 GossipMessage = Union[Envelope, BlobChunk]
