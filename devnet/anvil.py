@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -18,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from devnet.processes import pid_runs, wait_for_exit
+from devnet.processes import pid_runs, terminate
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import tool_path
 
@@ -101,17 +99,8 @@ class AnvilProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM and wait, so anvil dumps `--state`; SIGKILL only if it does not exit within `timeout`."""
-        try:
-            if self.alive():
-                os.kill(self.pid, signal.SIGTERM)
-                if not self._wait(timeout):
-                    os.kill(self.pid, signal.SIGKILL)
-                    self._wait(5.0)
-        except ProcessLookupError:
-            pass
-
-    def _wait(self, timeout: float) -> bool:
-        return wait_for_exit(self.pid, self._popen, timeout)
+        if self.alive():
+            terminate(self.pid, self._popen, timeout)
 
     def __enter__(self) -> "AnvilProcess":
         return self

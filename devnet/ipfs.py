@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -18,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devnet.processes import pid_runs, wait_for_exit
+from devnet.processes import pid_runs, terminate
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import NODE_MODULES, TOOLS_DIR, ToolMissing
 
@@ -93,19 +92,11 @@ class IpfsProcess:
         """SIGTERM (the node stops its API, then itself, closing the repo), wait; SIGKILL after `timeout`."""
         try:
             if self.alive():
-                os.kill(self.pid, signal.SIGTERM)
-                if not self._wait(timeout):
-                    os.kill(self.pid, signal.SIGKILL)
-                    self._wait(5.0)
-        except ProcessLookupError:
-            pass
+                terminate(self.pid, self._popen, timeout)
         finally:
             if self._temp_root is not None:
                 shutil.rmtree(self._temp_root, ignore_errors=True)
                 self._temp_root = None
-
-    def _wait(self, timeout: float) -> bool:
-        return wait_for_exit(self.pid, self._popen, timeout)
 
     def __enter__(self) -> "IpfsProcess":
         return self

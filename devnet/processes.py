@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -52,3 +53,14 @@ def wait_for_exit(pid: int, popen: subprocess.Popen | None, timeout: float) -> b
             return True
         time.sleep(0.05)
     return False
+
+
+def terminate(pid: int, popen: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM and wait up to `timeout` s (services save their state on SIGTERM); SIGKILL if still running."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if not wait_for_exit(pid, popen, timeout):
+            os.kill(pid, signal.SIGKILL)
+            wait_for_exit(pid, popen, 5.0)
+    except ProcessLookupError:
+        pass
