@@ -58,25 +58,15 @@ def canonical_order(peers: Sequence[str]) -> list[str]:
     return sorted(peers, key=lambda a: int(a, 16))
 
 
-def rule_params(rule: str, rule_param: int, f: int, n: int) -> dict[str, int]:
+def rule_params(rule: str, rule_param: int) -> dict[str, int]:
     """Turn the on-chain (rule, ruleParam) into keyword arguments of `consensus.aggregate`.
 
-    ruleParam is Multi-Krum's m (0 means the default n - f, n counting the *usable* updates, so a garbage
-    blob does not make the default m impossible); other rules take no extra parameter.
+    ruleParam is Multi-Krum's m; 0 leaves m to the rule's own default, n − f over the updates consensus
+    finds usable (so a garbage blob never makes the default impossible). Other rules take no parameter.
     """
-    base = rule.split("+")[-1]
-    if base == "multi_krum":
-        return {"m": rule_param if rule_param > 0 else max(1, n - f)}
+    if rule.split("+")[-1] == "multi_krum" and rule_param > 0:
+        return {"m": rule_param}
     return {}
-
-
-def _decodes(update: bytes, spec: "consensus.ModelSpec | None", scale_bits: int | None) -> bool:
-    """A blob is usable only if the strict codec accepts it (against the federation's spec when known)."""
-    try:
-        consensus.decode_ints(update, spec=spec, scale_bits=scale_bits)
-    except consensus.CodecError:
-        return False
-    return True
 
 
 def compute_round_outcome(
@@ -103,7 +93,7 @@ def compute_round_outcome(
     blobs: list[bytes | None] = []
     for item in ordered:
         ok = item.update is not None and hashlib.sha256(item.update).digest() == item.update_hash
-        blobs.append(item.update if ok and _decodes(item.update, spec, scale_bits) else None)
+        blobs.append(item.update if ok else None)
     weights = [max(0, min(u.num_samples, sample_cap) if sample_cap > 0 else u.num_samples) for u in ordered]
     try:
         result = consensus.aggregate(
@@ -113,7 +103,7 @@ def compute_round_outcome(
             weights=weights,
             spec=spec,
             scale_bits=scale_bits,
-            **rule_params(rule, rule_param, f, sum(b is not None for b in blobs)),
+            **rule_params(rule, rule_param),
         )
     except consensus.AggregationError as exc:
         raise RoundNotAggregatable(f"round {round}: {exc}") from exc
@@ -122,7 +112,8 @@ def compute_round_outcome(
     scores = tuple(int(s) for s in result.scores)
     # The protocol's excluded set: unusable blobs (consensus' own `excluded`) plus valid updates the rule
     # gave no weight at all (e.g. not selected by Multi-Krum) — they earn nothing and lose reputation.
-    excluded_idx = set(result.excluded) | {i for i, score in enumerate(scores) if score == 0}
+    unusable = set(result.excluded)  # missing, hash mismatch, undecodable or off-spec: consensus decides
+    excluded_idx = unusable | {i for i, score in enumerate(scores) if score == 0}
     excluded = tuple(peers[i] for i in sorted(excluded_idx))
     amounts = tuple(int(a) for a in consensus.split_rewards(reward_pool, scores))
     tree = consensus.RewardTree.build(round, list(peers), list(amounts))
@@ -130,7 +121,7 @@ def compute_round_outcome(
     return RoundOutcome(
         round=round,
         peers=peers,
-        valid=tuple(b is not None for b in blobs),
+        valid=tuple(i not in unusable for i in range(len(peers))),
         scores=scores,
         excluded=excluded,
         amounts=amounts,
