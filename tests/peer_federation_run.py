@@ -1,7 +1,7 @@
 """Run a whole local federation of peer processes and report accuracy per round and per-phase timings.
 
     python tests/peer_federation_run.py --peers 3 --rounds 10            # accuracy (digits, Dirichlet 0.5)
-    python tests/peer_federation_run.py --peers 5 --rounds 1 --timings   # per-phase timings of one round
+    python tests/peer_federation_run.py --peers 5 --rounds 2              # per-phase timings (round 2 = steady)
 
 Starts its own anvil and IPFS node (stopped at the end), bootstraps a federation, runs
 `fedledger peer run --json` per peer, and prints a JSON summary on the last line.
