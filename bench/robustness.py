@@ -4,7 +4,7 @@ Grid: settings {digits α=0.5, digits α=1.0, breast_cancer α=1.0} × Byzantine
 attacks {sign_flip, gaussian, scaled, label_flip, alie, ipm} × rules {fedavg, krum, multi_krum, trimmed_mean,
 median, bulyan, nnm+trimmed_mean}. The clean (0 %) run of each (setting, rule) is shared by every attack.
 
-Every cell is a ledger-free `fedledger.sim_engine` run: the protocol's own canonical codec and exact
+Every cell is a ledger-free `simulation.engine` run: the protocol's own canonical codec and exact
 aggregation (`compute_round_outcome`), in-memory transport. Runs are spread over a process pool.
 
     python -m bench.robustness            # full grid  → bench/results/robustness.{json,png}, docs/robustness.md
@@ -56,7 +56,8 @@ def _cell(args: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from fedledger.sim_engine import SimConfig, SimEngine
+    from simulation.config import SimConfig
+    from simulation.engine import SimEngine
 
     byzantine = int(round(fraction * PEERS))
     cfg = SimConfig(
@@ -190,11 +191,11 @@ def write_doc(cells, settings, fractions, meta, claim) -> None:
         "",
         "## Set-up (and what was shrunk to fit the time budget)",
         "",
-        "- Every run goes through the protocol's own code path (`fedledger/sim_engine.py`, ledger-free transport):",
+        "- Every run goes through the protocol's own code path (`simulation/engine.py`, ledger-free transport):",
         "  local SGD per peer (the same algorithm as `peer.training.train_local` — seeded shuffles, mini-batch SGD with",
-        "  momentum — run for all peers at once with `torch.func.vmap`, `sim_engine.train_batched`; ~9× faster, same",
+        "  momentum — run for all peers at once with `torch.func.vmap`, `peer.training.train_batched`; ~9× faster, same",
         "  accuracy curve up to float rounding), canonical fixed-point encoding (`consensus.encode`),",
-        "  exact integer aggregation and exclusion via `ledger_tools.round_outcome.compute_round_outcome`.",
+        "  exact integer aggregation and exclusion via `consensus.round_outcome.compute_round_outcome`.",
         "- Data: scikit-learn `load_digits` (MLP 64→64→10) with a Dirichlet(α) label-skewed split of the train part",
         "  over 20 peers, and `load_breast_cancer` (logistic regression), Dirichlet(1.0). Test accuracy on the fixed",
         "  20 % held-out split.",
@@ -292,10 +293,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed, "peers": PEERS, "clean_f": CLEAN_F,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "settings": [s.__dict__ for s in settings]}
-    from fedledger import sim_engine
+    from simulation import attacks
 
-    meta["attack_strengths"] = {"sign_flip_factor": sim_engine.SIGN_FLIP_FACTOR, "scale_factor": sim_engine.SCALE_FACTOR,
-                                "gaussian_std": sim_engine.GAUSSIAN_STD, "ipm_epsilon": sim_engine.IPM_EPSILON}
+    meta["attack_strengths"] = {"sign_flip_factor": attacks.SIGN_FLIP_FACTOR, "scale_factor": attacks.SCALE_FACTOR,
+                                "gaussian_std": attacks.GAUSSIAN_STD, "ipm_epsilon": attacks.IPM_EPSILON}
     claim = claims(cells)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "robustness_quick" if args.quick else "robustness"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ledger_tools.round_outcome import CommittedUpdate
+from consensus.round_outcome import CommittedUpdate
 from peer.retry import Stopped
 
 log = logging.getLogger("fedledger.collect")

@@ -24,7 +24,7 @@ from ledger_tools.chain import (
     VotingNotOpen,
 )
 from ledger_tools.chain import Phase as ChainPhase
-from ledger_tools.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
+from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from peer import attack_hooks
 from peer.collect import Commitment, collect_updates
 from peer.context import NodeContext

@@ -21,7 +21,7 @@ from devnet.anvil import DevAccount, extra_accounts
 from devnet.deploy import deploy_federation
 from ledger_tools.chain import FederationLedger
 from ledger_tools.config import FederationConfig
-from ledger_tools.round_outcome import CommittedUpdate, RoundOutcome, compute_round_outcome
+from consensus.round_outcome import CommittedUpdate, RoundOutcome, compute_round_outcome
 from peer.seal import seal, unseal
 
 SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}

@@ -9,7 +9,7 @@ import pytest
 
 import consensus
 from ledger_tools.blobstore import InMemoryBlobStore
-from ledger_tools.round_outcome import compute_round_outcome
+from consensus.round_outcome import compute_round_outcome
 from peer.collect import Commitment, collect_updates
 from peer.identity import PeerIdentity
 from ledger_tools.chain import FederationLedger

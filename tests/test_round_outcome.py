@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import consensus
-from ledger_tools.round_outcome import CommittedUpdate, RoundNotAggregatable, compute_round_outcome
+from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, compute_round_outcome
 
 SPEC = consensus.ModelSpec([("w", (8,))])
 POOL = 10**18

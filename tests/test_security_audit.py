@@ -21,11 +21,11 @@ import consensus
 from fedledger.audit_cmd import _evidence
 from ledger_tools.blobstore import InMemoryBlobStore
 from ledger_tools.chain import NO_DP, LedgerParams
-from ledger_tools.history import LedgerHistory
+from ledger_tools.audit.history import LedgerHistory
 from ledger_tools.ledger_cache import LedgerEvent
-from ledger_tools.rewards import RewardTreeError, load_reward_tree, rewards_of
-from ledger_tools.round_outcome import CommittedUpdate, compute_round_outcome
-from ledger_tools.verification import Severity, verify_history, verify_round
+from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree, rewards_of
+from consensus.round_outcome import CommittedUpdate, compute_round_outcome
+from ledger_tools.audit.verification import Severity, verify_history, verify_round
 from peer.envelope import Envelope
 from peer.seal import seal, unseal
 
