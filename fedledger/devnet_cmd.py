@@ -47,11 +47,14 @@ def up(
     ipfs_port: Annotated[int, typer.Option(help="IPFS RPC API port (0 = any free port).")] = 5001,
     state_dir: StateDir = _DEFAULT_STATE_DIR,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Start in the background and return.")] = False,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address anvil and the IPFS node (API and swarm) bind, e.g. this machine's LAN IP so "
+                       "other machines can reach them; the recorded URLs use it.")] = "127.0.0.1",
 ) -> None:
-    """Start anvil and the IPFS node on loopback; the chain and pinned blobs persist in --state-dir."""
+    """Start anvil and the IPFS node (on loopback unless --host); the chain and pinned blobs persist in --state-dir."""
     services = _services()
     try:
-        started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port)
+        started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host)
     except (services.DevnetError, OSError) as exc:
         raise _devnet_user_error(exc) from exc
     except Exception as exc:  # ToolMissing and friends: still one line
@@ -186,6 +189,28 @@ def deploy(
     auditors = getattr(federation, "auditors", None) or []
     table.add_row("auditors", str(len(auditors)))
     console.print(table)
+
+
+@app.command()
+def fund(
+    addresses: Annotated[list[str], typer.Argument(help="Addresses to fund (e.g. the ones `peer init` printed).")],
+    eth: Annotated[float, typer.Option("--eth", help="ETH to send to each address.")] = 10.0,
+    rpc: Annotated[Optional[str], typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
+    state_dir: StateDir = _DEFAULT_STATE_DIR,
+) -> None:
+    """Send --eth ETH from an anvil dev account to each address (devnet only), so members can pay gas."""
+    from decimal import Decimal
+
+    from devnet.funding import WEI_PER_ETH, FundingError, fund as fund_addresses
+
+    wei = int(Decimal(str(eth)) * WEI_PER_ETH)
+    rpc_url = rpc or _default_rpc(state_dir)
+    try:
+        funded = fund_addresses(rpc_url, addresses, wei)
+    except FundingError as exc:
+        raise UserError(exc.message, hint=exc.hint) from exc
+    for item in funded:
+        print(f"{item.address}  balance {Decimal(item.balance_wei) / WEI_PER_ETH:f} ETH  (tx {item.tx_hash})")
 
 
 @app.command()
