@@ -56,7 +56,8 @@ SMALL_BLOB_BYTES = 20_000            # the 4,810-parameter update (19,240 bytes)
 
 
 def _run(n: int, *, hidden: int | None, ledger, rounds: int, epochs: int):
-    from fedledger.sim_engine import SimConfig, SimEngine
+    from simulation.config import SimConfig
+    from simulation.engine import SimEngine
 
     cfg = SimConfig(task="digits", peers=n, rounds=rounds, alpha=1.0, local_epochs=epochs, hidden=hidden,
                     rule="multi_krum", f=max(1, n // 5))
@@ -106,7 +107,7 @@ def round_model(engine, rec, detail: dict, exchange: float) -> dict:
 
 
 def _ledger_row(anvil, node, n: int, epochs: int, exchange: float, *, hidden: int | None = HIDDEN_1M) -> dict:
-    from fedledger.sim_engine import ChainTransport
+    from simulation.chain_transport import ChainTransport
 
     transport = ChainTransport(anvil.rpc_url, node.api_url, detail=True)
     engine, res = _run(n, hidden=hidden, ledger=transport, rounds=2, epochs=epochs)
@@ -382,7 +383,7 @@ def _verdict(d: dict) -> str:
 
 
 def _doc(doc: dict) -> None:
-    from fedledger.sim_engine import PHASES
+    from simulation.config import PHASES
 
     meta, g, ipfs = doc["meta"], doc["gossip"], doc["ipfs"]
     led = [r for r in doc["rows"] if r["mode"] == "ledger"]

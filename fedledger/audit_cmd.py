@@ -28,7 +28,7 @@ ETH = 10**18
 
 
 def _short(value: bytes | str, n: int = 10) -> str:
-    from ledger_tools.history import short
+    from ledger_tools.audit.history import short
 
     return short(value, n)
 
@@ -128,7 +128,7 @@ def round_(
 
 def _rewards_by_round(history, store) -> dict[int, dict[str, int]]:
     """round -> account -> wei from the published reward trees (checked against the chain); problems printed."""
-    from ledger_tools.rewards import reward_trees
+    from ledger_tools.audit.rewards import reward_trees
 
     trees, problems = reward_trees(history, store)
     for p in problems:
@@ -150,7 +150,7 @@ def peer(
         by_round = _rewards_by_round(history, ctx.obj.store())
         rewards = {r: next((x for a, x in amounts.items() if a.lower() == address.lower()), 0)
                    for r, amounts in by_round.items()}
-    from ledger_tools.queries import peer_history
+    from ledger_tools.audit.queries import peer_history
 
     ph = peer_history(history, address, rewards)
     if not ph.is_member and not ph.rounds:
@@ -236,7 +236,7 @@ def _evidence(directory: Path | None, history):
     """
     if directory is None:
         return []
-    from ledger_tools.verification import SignedClaim
+    from ledger_tools.audit.verification import SignedClaim
     from peer.envelope import Envelope, EnvelopeError
 
     members = {m.lower() for m in history.members}
@@ -275,7 +275,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Re-derive every finalized round from chain + IPFS and compare with what the chain finalized."""
-    from ledger_tools.verification import Severity, verify_history
+    from ledger_tools.audit.verification import Severity, verify_history
 
     selection = parse_round_range(rounds_)
     _, history = ctx.obj.load()
@@ -390,7 +390,7 @@ def report(
     no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no reward trees, no evaluation.")] = False,
 ) -> None:
     """Write a self-contained HTML report (plots embedded): contributions, rewards, exclusions, gas, accuracy."""
-    from ledger_tools.report import ReportData, render_html
+    from ledger_tools.audit.report import ReportData, render_html
 
     _, history = ctx.obj.load()
     data = ReportData(history)

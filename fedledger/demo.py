@@ -96,7 +96,7 @@ class PeerProcess:
 
 def _attack_spec(attack: str) -> str:
     """The Byzantine peer's `--attack`, with the robustness bench's strengths unless given (`name:key=value`)."""
-    from fedledger.sim_engine import SCALE_FACTOR, SIGN_FLIP_FACTOR
+    from simulation.attacks import SCALE_FACTOR, SIGN_FLIP_FACTOR
 
     if ":" in attack:
         return attack
@@ -160,7 +160,7 @@ def demo(
     if rounds < 1:
         raise UserError("--rounds must be >= 1")
     byzantine = 0 if attack == "none" else 1
-    from fedledger.sim_engine import clamp_f
+    from simulation.config import clamp_f
 
     if rule == "auto":
         rule = "multi_krum" if clamp_f("multi_krum", peers, byzantine) == byzantine else "trimmed_mean"
@@ -194,7 +194,7 @@ def demo(
                 raise UserError(f"cannot start the local services: {exc}", hint="run scripts/setup.sh first") from None
             console.print(f"devnet {anvil.rpc_url}   IPFS {node.api_url}")
 
-            from fedledger.bootstrap import create_local_federation
+            from devnet.bootstrap import create_local_federation
 
             fed = create_local_federation(
                 root / "federation", peers, rpc_url=anvil.rpc_url, ipfs_api=node.api_url, task=dataset, rule=rule,

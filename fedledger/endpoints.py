@@ -52,7 +52,7 @@ class Endpoints:
     def load(self):
         """(ledger, history): the event cache synced and the history rebuilt from it."""
         from ledger_tools.chain import LedgerError, LedgerUnavailable
-        from ledger_tools.history import load_history
+        from ledger_tools.audit.history import load_history
         from ledger_tools.ledger_cache import LedgerCacheError
 
         ledger = self.ledger()
@@ -102,7 +102,7 @@ def unlock_identity(state_dir: Path, password_file: Path | None):
 
 def parse_round_range(text: str | None):
     """`--rounds N|A..B|A..|..B` as a `RoundRange` (None when not given); a malformed range is a usage error."""
-    from ledger_tools.history import RoundRange
+    from ledger_tools.audit.history import RoundRange
 
     if not text:
         return None

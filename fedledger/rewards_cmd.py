@@ -44,7 +44,7 @@ def _account(state_dir: Path | None, key_env: str | None, password_file: Path | 
 
 
 def _view(ctx: Endpoints, address: str, rounds: Optional[str]):
-    from ledger_tools.rewards import rewards_of
+    from ledger_tools.audit.rewards import rewards_of
 
     ledger, history = ctx.load()
     wanted = None
@@ -110,7 +110,7 @@ def claim(
 ) -> None:
     """Claim every unclaimed reward (of finalized rounds) in one transaction."""
     from ledger_tools.chain import LedgerError
-    from ledger_tools.rewards import NothingToClaim, build_claim
+    from ledger_tools.audit.rewards import NothingToClaim, build_claim
 
     address, account = _account(state_dir, key, password_file, need_key=True)
     ledger, history, view = _view(ctx.obj, address, rounds)

@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fedledger.errors import UserError
-from fedledger.sim_engine import ATTACKS, PHASES, RoundRecord, SimConfig, SimError, SimResult
+from simulation.config import ATTACKS, PHASES, SimConfig, SimError
+from simulation.records import RoundRecord, SimResult
 
 
 def _plots(result: SimResult, out: Path) -> list[Path]:
@@ -108,7 +109,8 @@ def simulate(
             f"gas {record.gas_used:,}  {record.wall_seconds:.2f} s"
         )
 
-    from fedledger.sim_engine import ChainTransport, SimEngine
+    from simulation.chain_transport import ChainTransport
+    from simulation.engine import SimEngine
 
     started = time.perf_counter()
     with ExitStack() as stack:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devnet.anvil import AnvilProcess, start_anvil
-from fedledger.bootstrap import LocalFederation, create_local_federation
+from devnet.bootstrap import LocalFederation, create_local_federation
 
 
 @pytest.fixture(scope="session")

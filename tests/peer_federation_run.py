@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from devnet.anvil import start_anvil  # noqa: E402
 from devnet.ipfs import start_ipfs  # noqa: E402
-from fedledger.bootstrap import create_local_federation  # noqa: E402
+from devnet.bootstrap import create_local_federation  # noqa: E402
 from ledger_tools.chain import FederationLedger  # noqa: E402
 from peer_proc import PeerProcess  # noqa: E402
 

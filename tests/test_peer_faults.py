@@ -31,7 +31,7 @@ from devnet.anvil import AnvilProcess, _rpc, dev_accounts, start_anvil
 from devnet.deploy import deploy_federation
 from devnet.ipfs import IpfsProcess, start_ipfs
 from devnet.ports import free_port, port_in_use
-from fedledger.bootstrap import create_local_federation
+from devnet.bootstrap import create_local_federation
 from ledger_tools.blobstore import IpfsBlobStore
 from ledger_tools.chain import AlreadyVoted, FederationLedger, vote_digest
 from peer.round_clock import send_time_dependent, vote_gas

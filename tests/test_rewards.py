@@ -12,7 +12,7 @@ from fedledger.errors import UserError
 from ledger_history import make_history, write_identity
 from ledger_tools.audit import load_history
 from ledger_tools.chain import AlreadyClaimed, InvalidProof, NotFinalized
-from ledger_tools.rewards import build_claim, rewards_of
+from ledger_tools.audit.rewards import build_claim, rewards_of
 
 runner = CliRunner()
 

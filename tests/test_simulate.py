@@ -8,7 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 from fedledger.cli import app
-from fedledger.sim_engine import ChainTransport, SimConfig, SimEngine, SimError, train_batched
+from peer.training import train_batched
+from simulation.chain_transport import ChainTransport
+from simulation.config import SimConfig, SimError
+from simulation.engine import SimEngine
 from peer.tasks import get_task
 from peer.training import train_local
 

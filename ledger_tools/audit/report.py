@@ -14,9 +14,9 @@ import matplotlib
 matplotlib.use("Agg")  # headless: the report is rendered to bytes, never shown
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ledger_tools.history import LedgerHistory, RoundStatus, short  # noqa: E402
-from ledger_tools.queries import peer_history  # noqa: E402
-from ledger_tools.verification import VerificationReport  # noqa: E402
+from ledger_tools.audit.history import LedgerHistory, RoundStatus, short  # noqa: E402
+from ledger_tools.audit.queries import peer_history  # noqa: E402
+from ledger_tools.audit.verification import VerificationReport  # noqa: E402
 
 GWEI = 10**9
 ETH = 10**18

@@ -20,8 +20,8 @@ from typing import Any
 import consensus
 
 from ledger_tools.chain import Commitment, Finalization
-from ledger_tools.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, short
-from ledger_tools.round_outcome import CommittedUpdate, RoundNotAggregatable, compute_round_outcome
+from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, short
+from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, compute_round_outcome
 
 #: unseal(sealed_blob, sender, round) -> canonical update bytes; raises on anything wrong.
 Unseal = Callable[[bytes, str, int], bytes]
@@ -127,7 +127,7 @@ def _fetch_model(store, cid: str, expected: bytes) -> bytes:
 
 
 def _fetch_reward_tree(store, fin: Finalization) -> "consensus.RewardTree":
-    from ledger_tools.rewards import RewardTreeError, load_reward_tree
+    from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree
 
     try:
         return load_reward_tree(store, fin.round, fin.rewards_cid, fin.rewards_root)

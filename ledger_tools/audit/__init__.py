@@ -2,9 +2,9 @@
 independent re-verification from chain + IPFS (`verification`). Each concern lives in its own module."""
 from __future__ import annotations
 
-from ledger_tools.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, load_history, short
-from ledger_tools.queries import PeerHistory, PeerRound, peer_history
-from ledger_tools.verification import (
+from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, load_history, short
+from ledger_tools.audit.queries import PeerHistory, PeerRound, peer_history
+from ledger_tools.audit.verification import (
     Finding,
     RoundVerification,
     Severity,

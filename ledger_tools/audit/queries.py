@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger_tools.history import LedgerHistory
+from ledger_tools.audit.history import LedgerHistory
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""What a simulation runs: the federation's parameters (`SimConfig`), the attacks and rules it accepts, and the
+largest f a rule tolerates for n inputs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from peer.tasks import DigitsTask, Task, get_task
+
+ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm")
+RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "nnm+trimmed_mean")
+PHASES = ("train", "encode", "seal", "ipfs", "chain", "aggregate", "vote")
+
+
+class SimError(Exception):
+    """A simulation cannot be configured or run (bad flags, too many Byzantine peers for the rule, ...)."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated federation. `alpha=None` means an IID split; `f=None` means f = number of Byzantine peers."""
+
+    task: str = "digits"
+    peers: int = 20
+    byzantine: int = 0
+    attack: str = "none"
+    rule: str = "fedavg"
+    f: int | None = None
+    rounds: int = 10
+    alpha: float | None = 1.0
+    local_epochs: int = 1
+    batch_size: int = 16
+    lr: float = 0.05
+    momentum: float = 0.9
+    hidden: int | None = None          # digits only: MLP width (64 default; ~1000 gives a ~1M-param model)
+    scale_bits: int = 20
+    batched_training: bool = False     # vectorised equivalent of train_local (ledger-free benches)
+    reward_per_round: int = 10**18
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.attack not in ATTACKS:
+            raise SimError(f"unknown attack {self.attack!r}; expected one of {', '.join(ATTACKS)}")
+        if self.peers < 2:
+            raise SimError("a federation needs at least 2 peers")
+        if not 0 <= self.byzantine < self.peers:
+            raise SimError(f"byzantine must be in [0, peers); got {self.byzantine} of {self.peers}")
+        if self.byzantine and self.attack == "none":
+            raise SimError("Byzantine peers need an attack (--attack)")
+        if self.rounds < 1:
+            raise SimError("rounds must be >= 1")
+
+    @property
+    def effective_f(self) -> int:
+        return self.byzantine if self.f is None else self.f
+
+    def build_task(self) -> Task:
+        if self.hidden is not None:
+            if self.task != "digits":
+                raise SimError("--hidden applies to the digits task only")
+            return DigitsTask(hidden=self.hidden)
+        return get_task(self.task)
+
+
+def clamp_f(rule: str, n: int, f: int) -> int:
+    """Largest f ≤ the requested one that `rule` accepts for n inputs (Krum n > 2f+2, Bulyan n ≥ 4f+3,
+    trimmed mean / median n > 2f); the bench reports the f actually used."""
+    base = rule.split("+")[-1]
+    if base in ("krum", "multi_krum"):
+        bound = (n - 3) // 2
+    elif base == "bulyan":
+        bound = (n - 3) // 4
+    elif base in ("trimmed_mean", "median"):
+        bound = (n - 1) // 2
+    else:
+        bound = n
+    return max(0, min(f, bound))
+
+def with_fraction(config: SimConfig, fraction: float) -> SimConfig:
+    """`config` with round(fraction · peers) Byzantine peers."""
+    return replace(config, byzantine=int(round(fraction * config.peers)))
