@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from consensus.merkle import RewardTree
 from devnet.anvil import extra_accounts, start_anvil
 from devnet.compile import SETTINGS, SOLC_VERSION
 from devnet.deploy import deploy_federation
-from ledger_tools.chain import FederationLedger, reward_leaf
+from ledger_tools.chain import FederationLedger
 from ledger_tools.config import FederationConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,29 +30,6 @@ COMMAND = ".venv/bin/python -m bench.gas"
 TARGETS = {"commit_avg": 50_000, "vote_avg": 60_000, "finalizing_vote_max": 150_000, "claim_10_rounds": 200_000}
 ROUNDS = 11
 ETH = 10**18
-
-
-def _tree(round_: int, amounts: dict[str, int]) -> tuple[bytes, dict[str, list[bytes]]]:
-    """OpenZeppelin StandardMerkleTree layout; returns (root, proof per account)."""
-    from web3 import Web3
-
-    leaves = sorted((reward_leaf(round_, a, v), a) for a, v in amounts.items())
-    size = 2 * len(leaves) - 1
-    tree = [b""] * size
-    where = {}
-    for i, (leaf, account) in enumerate(leaves):
-        tree[size - 1 - i], where[account] = leaf, size - 1 - i
-    for i in range(size - 1 - len(leaves), -1, -1):
-        a, b = tree[2 * i + 1], tree[2 * i + 2]
-        tree[i] = bytes(Web3.keccak(min(a, b) + max(a, b)))
-    proofs = {}
-    for account, i in where.items():
-        proof = []
-        while i > 0:
-            proof.append(tree[i - 1 if i % 2 == 0 else i + 1])
-            i = (i - 1) // 2
-        proofs[account] = proof
-    return tree[0], proofs
 
 
 def _stats(values: Sequence[int]) -> dict[str, Any]:
@@ -77,12 +55,11 @@ def measure(n: int) -> dict[str, Any]:
             for i, b in enumerate(bindings):
                 commits.append(b.commit(r, (r * 1000 + i).to_bytes(32, "big"), cid, 500 + i, 2_500_000, 10**13)
                                .gas_used)
-            amounts = {m.address: ETH // n for m in members}
-            root, proofs = _tree(r, amounts)
-            proofs_by_round[r] = proofs
+            tree = RewardTree.build(r, [m.address for m in members], [ETH // n] * n)
+            proofs_by_round[r] = {m.address: tree.proof(m.address) for m in members}
             excluded = sorted((m.address for m in members[: config.f]), key=lambda a: int(a, 16))
             for b in bindings:
-                receipt = b.vote(r, r.to_bytes(32, "big"), cid, root, cid, excluded)
+                receipt = b.vote(r, r.to_bytes(32, "big"), cid, tree.root, cid, excluded)
                 if receipt.late:
                     late.append(receipt.gas_used)
                 elif receipt.finalized:

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IFederationLedger} from "./IFederationLedger.sol";
+import {ReputationMath} from "./ReputationMath.sol";
+
 /// @title FederationLedger
 /// @notice The on-chain ledger of one decentralized federated-learning federation: membership, parameters,
 ///         per-round commitments of model updates, reputation-weighted votes on the aggregate, finalization,
@@ -17,36 +21,8 @@ pragma solidity ^0.8.28;
 ///      Member admission is by the owner (the deployer): a federation is a consortium whose membership is agreed
 ///      off chain (contracts, regulation), and an owner-only path keeps admission auditable via events without
 ///      a second voting protocol on chain.
-contract FederationLedger {
+contract FederationLedger is IFederationLedger {
     // ------------------------------------------------------------------ types
-
-    /// @notice Federation parameters fixed at deployment.
-    struct Params {
-        string rule; // aggregation rule, e.g. "multi_krum"
-        uint16 ruleParam; // rule parameter (e.g. m for Multi-Krum); 0 = rule default
-        uint16 f; // tolerated Byzantine members
-        uint16 quorumBps; // finalize when tally * 10000 > quorumBps * totalWeight
-        uint32 commitPeriod; // seconds from round start
-        uint32 votePeriod; // seconds after the commit deadline
-        uint256 rewardPerRound; // wei
-        bytes32 modelSpecHash;
-        bytes32 genesisModelHash;
-        string genesisModelCid;
-        uint8 scaleBits; // codec fixed-point scale
-        uint16 alphaBps; // reputation step alpha, in basis points
-        uint32 sampleCap; // aggregators use min(numSamples, sampleCap); 0 = no cap (applied off chain)
-    }
-
-    struct MemberInit {
-        address account;
-        bytes32 encKey; // X25519 public key
-        uint64 weight; // initial voting weight, WEIGHT_ONE = 1.0
-    }
-
-    struct AuditorInit {
-        address account;
-        bytes32 encKey;
-    }
 
     /// @dev One slot per member (248 bits).
     struct MemberState {
@@ -100,92 +76,12 @@ contract FederationLedger {
     uint8 public constant PHASE_FAILED = 5;
 
     /// @notice Fixed-point unit of voting weight (1.0); reputation converges to it for always-agreeing members.
-    uint64 public constant WEIGHT_ONE = 1_000_000;
+    uint64 public constant WEIGHT_ONE = ReputationMath.WEIGHT_ONE;
 
     uint8 private constant FLAG_MEMBER = 1;
     uint8 private constant FLAG_VOTE_PENDING = 2;
     uint8 private constant FLAG_SELF_EXCLUDED = 4;
-    uint256 private constant BPS = 10_000;
-    uint256 private constant WAD = 1e18;
-
-    // ------------------------------------------------------------------ errors
-
-    error NotMember(address account);
-    error AlreadyMember(address account);
-    error AlreadyAuditor(address account);
-    error Unauthorized(address caller);
-    error InvalidParameter(string name);
-    error RoundNotOpen(uint256 round);
-    error CommitClosed(uint256 round);
-    error AlreadyCommitted(uint256 round, address member);
-    error VotingNotOpen(uint256 round);
-    error VotingClosed(uint256 round);
-    error AlreadyVoted(uint256 round, address member);
-    /// @notice A late vote for `round` after the member already voted in the later round `lastVoteRound`.
-    error VoteOutOfOrder(uint256 round, uint256 lastVoteRound);
-    /// @notice A late vote for `round` from a member whose reputation is already settled past it: it was admitted
-    ///         after the round finalized, or it committed two rounds later without voting `round`.
-    error AlreadySettled(uint256 round, address member);
-    error ExcludedNotSorted(uint256 index);
-    error DigestMismatch(bytes32 expected, bytes32 given);
-    error VoteDeadlineNotReached(uint256 round, uint256 voteDeadline);
-    error LengthMismatch();
-    error NotFinalized(uint256 round);
-    error AlreadyClaimed(uint256 round, address account);
-    error InvalidProof(uint256 round);
-    error PoolExceeded(uint256 round, uint256 amount, uint256 unclaimed);
-    error TransferFailed(address to, uint256 amount);
-    error ReentrantCall();
-
-    // ------------------------------------------------------------------ events
-
-    event MemberAdmitted(address indexed member, bytes32 encKey, uint64 weight, uint256 totalWeight);
-    event AuditorRegistered(address indexed auditor, bytes32 encKey);
-    event Funded(address indexed from, uint256 amount, uint256 balance);
-    event RoundOpened(uint256 indexed round, uint64 start, uint64 commitDeadline, uint64 voteDeadline);
-    event Committed(
-        uint256 indexed round,
-        address indexed member,
-        bytes32 updateHash,
-        string cid,
-        uint32 numSamples,
-        uint64 epsilonE6,
-        uint64 deltaE18
-    );
-    /// @notice A vote. `weight` is what it added to the round's tally; a late vote (cast after the round was
-    ///         finalized, before its vote deadline) has `late = true` and `weight = 0`: it only moves the voter's
-    ///         reputation.
-    event Voted(
-        uint256 indexed round,
-        address indexed member,
-        bytes32 indexed digest,
-        bytes32 aggregateHash,
-        string aggregateCid,
-        bytes32 rewardsRoot,
-        string rewardsCid,
-        address[] excluded,
-        uint64 weight,
-        bool late
-    );
-    event RoundFinalized(
-        uint256 indexed round,
-        bytes32 indexed digest,
-        bytes32 aggregateHash,
-        string aggregateCid,
-        bytes32 rewardsRoot,
-        string rewardsCid,
-        address[] excluded,
-        uint256 weightFor,
-        uint256 totalWeight,
-        uint256 pool
-    );
-    event RoundFailed(uint256 indexed round, address closedBy);
-    /// @notice Lazy reputation update: `voteRound` (0 = none) was finalized with outcome `rewarded`, then
-    ///         `missedRounds` further finalized rounds counted as outcome 0.
-    event WeightUpdated(
-        address indexed member, uint64 oldWeight, uint64 newWeight, uint256 voteRound, bool rewarded, uint256 missedRounds
-    );
-    event Claimed(address indexed account, uint256[] rounds, uint256[] amounts, uint256 total);
+    uint256 private constant BPS = ReputationMath.BPS;
 
     // ------------------------------------------------------------------ storage
 
@@ -283,24 +179,19 @@ contract FederationLedger {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Admit a new member (owner only). It takes part from the current round on.
-    /// @param account member address (signs commits and votes)
-    /// @param encKey X25519 public key update blobs are sealed to
-    /// @param weight initial voting weight (WEIGHT_ONE = 1.0)
+    /// @inheritdoc IFederationLedger
     function admitMember(address account, bytes32 encKey, uint64 weight) external onlyOwner {
         State memory s = state;
         _admit(s, account, encKey, weight);
         state = s;
     }
 
-    /// @notice Register an auditor who can unseal every update blob (owner only).
-    /// @param account auditor address
-    /// @param encKey X25519 public key
+    /// @inheritdoc IFederationLedger
     function registerAuditor(address account, bytes32 encKey) external onlyOwner {
         _register(account, encKey);
     }
 
-    /// @notice Add ETH to the reward pool (anyone).
+    /// @inheritdoc IFederationLedger
     function fund() external payable {
         emit Funded(msg.sender, msg.value, address(this).balance);
     }
@@ -312,13 +203,7 @@ contract FederationLedger {
 
     // ------------------------------------------------------------------ protocol
 
-    /// @notice Commit this member's model update for `round` before the commit deadline.
-    /// @param round the open round
-    /// @param updateHash sha256 of the canonical update bytes
-    /// @param cid IPFS CID of the sealed update blob
-    /// @param numSamples local training samples (aggregators cap it at sampleCap)
-    /// @param epsilonE6 DP epsilon spent * 1e6 (type(uint64).max = no DP)
-    /// @param deltaE18 DP delta * 1e18
+    /// @inheritdoc IFederationLedger
     function commit(
         uint256 round,
         bytes32 updateHash,
@@ -343,18 +228,7 @@ contract FederationLedger {
         emit Committed(round, msg.sender, updateHash, cid, numSamples, epsilonE6, deltaE18);
     }
 
-    /// @notice Vote for the round's outcome after the commit phase; the vote that lifts one digest's weight
-    ///         above quorumBps/10000 of the total weight finalizes the round and opens the next one.
-    ///         A vote for a round that is already finalized is a *late vote*, accepted until the round's original
-    ///         vote deadline: checked like an on-time vote, recorded with `late = true`, never counted in the
-    ///         tally; it settles the voter's reputation for that round like an on-time vote would.
-    /// @param round the open round, or (late vote) a finalized round whose vote deadline has not passed
-    /// @param digest keccak256(abi.encodePacked(aggregateHash, rewardsRoot, keccak256(abi.encodePacked(excluded))))
-    /// @param aggregateHash sha256 of the new global model's canonical bytes
-    /// @param aggregateCid IPFS CID of the new global model
-    /// @param rewardsRoot Merkle root of the round's reward leaves (0 for no rewards)
-    /// @param rewardsCid IPFS CID of the reward tree's leaves
-    /// @param excluded excluded member addresses, strictly ascending
+    /// @inheritdoc IFederationLedger
     function vote(
         uint256 round,
         bytes32 digest,
@@ -415,9 +289,7 @@ contract FederationLedger {
         state = s;
     }
 
-    /// @notice Close the open round as failed once its vote deadline passed without finalization (anyone).
-    ///         The global model stays; the next round opens.
-    /// @param round the open round
+    /// @inheritdoc IFederationLedger
     function closeFailedRound(uint256 round) external {
         State memory s = state;
         if (round != s.currentRound) revert RoundNotOpen(round);
@@ -435,10 +307,7 @@ contract FederationLedger {
         state = s;
     }
 
-    /// @notice Claim rewards of any number of finalized rounds; pays msg.sender.
-    /// @param rounds finalized rounds, each at most once per account
-    /// @param amounts wei per round, as in the round's reward tree
-    /// @param proofs sorted-pair Merkle proof per round for leaf keccak256(keccak256(abi.encode(round, msg.sender, amount)))
+    /// @inheritdoc IFederationLedger
     function claim(uint256[] calldata rounds, uint256[] calldata amounts, bytes32[][] calldata proofs)
         external
         nonReentrant
@@ -457,7 +326,7 @@ contract FederationLedger {
             uint256 word = claimedBits[msg.sender][r >> 8];
             if (word & bit != 0) revert AlreadyClaimed(r, msg.sender);
             bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(r, msg.sender, amount))));
-            if (bytes20(_processProof(proofs[i], leaf)) != p.rootHigh) revert InvalidProof(r);
+            if (bytes20(MerkleProof.processProofCalldata(proofs[i], leaf)) != p.rootHigh) revert InvalidProof(r);
             if (amount > p.unclaimed) revert PoolExceeded(r, amount, p.unclaimed);
             claimedBits[msg.sender][r >> 8] = word | bit;
             payout[r] = Payout({rootHigh: p.rootHigh, unclaimed: p.unclaimed - uint96(amount)});
@@ -471,7 +340,7 @@ contract FederationLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Federation parameters.
+    /// @inheritdoc IFederationLedger
     function parameters() external view returns (Params memory p) {
         p = Params({
             rule: rule,
@@ -490,19 +359,18 @@ contract FederationLedger {
         });
     }
 
-    /// @notice The open round.
+    /// @inheritdoc IFederationLedger
     function currentRound() external view returns (uint256) {
         return state.currentRound;
     }
 
-    /// @notice Membership totals: (memberCount, totalWeight, finalizedCount).
+    /// @inheritdoc IFederationLedger
     function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount) {
         State memory s = state;
         return (s.memberCount, s.totalWeight, s.finalizedCount);
     }
 
-    /// @notice Status, timing and payout state of round `r` (all zero for rounds not opened yet); `rootHigh` is
-    ///         the high 160 bits of a finalized round's rewards root (the full root is in RoundFinalized).
+    /// @inheritdoc IFederationLedger
     function roundInfo(uint256 r)
         external
         view
@@ -534,7 +402,7 @@ contract FederationLedger {
         voteDeadline = commitDeadline + votePeriod;
     }
 
-    /// @notice Phase of round `r` now: PHASE_NONE, _COMMIT, _VOTE, _EXPIRED, _FINALIZED or _FAILED.
+    /// @inheritdoc IFederationLedger
     function phase(uint256 r) external view returns (uint8) {
         State memory s = state;
         if (r == 0 || r > s.currentRound) return PHASE_NONE;
@@ -545,17 +413,17 @@ contract FederationLedger {
         return PHASE_EXPIRED;
     }
 
-    /// @notice All member addresses in admission order.
+    /// @inheritdoc IFederationLedger
     function members() external view returns (address[] memory) {
         return memberList;
     }
 
-    /// @notice All auditor addresses in registration order.
+    /// @inheritdoc IFederationLedger
     function auditors() external view returns (address[] memory) {
         return auditorList;
     }
 
-    /// @notice Stored state of `account`; `weight` is the stored (settled) weight, see `effectiveWeight`.
+    /// @inheritdoc IFederationLedger
     function memberInfo(address account)
         external
         view
@@ -585,21 +453,19 @@ contract FederationLedger {
         );
     }
 
-    /// @notice Weight `account` will have once its pending reputation updates are applied, counting every
-    ///         finalized round it has not voted in as outcome 0 (a late vote, still possible until that round's
-    ///         vote deadline, would replace that outcome).
+    /// @inheritdoc IFederationLedger
     function effectiveWeight(address account) external view returns (uint64) {
         MemberState memory m = memberState[account];
         (uint64 w,,,) = _reputation(m, state.finalizedCount);
         return w;
     }
 
-    /// @notice The current global model: sha256 of its canonical bytes and the round that produced it (0 = genesis).
+    /// @inheritdoc IFederationLedger
     function model() external view returns (bytes32 hash, uint256 round) {
         return (modelHash, modelRound);
     }
 
-    /// @notice Whether `account` already claimed its reward of `round`.
+    /// @inheritdoc IFederationLedger
     function isClaimed(address account, uint256 round) external view returns (bool) {
         return claimedBits[account][round >> 8] & (1 << (round & 255)) != 0;
     }
@@ -681,7 +547,7 @@ contract FederationLedger {
         // settle before overwriting the pending vote: rounds finalized before `round`, pending vote first
         _settle(m, s, rec.finIndex, msg.sender);
         bool rewarded = rec.digestPrefix == bytes10(digest) && !selfExcluded;
-        uint64 w = _step(m.weight, rewarded);
+        uint64 w = ReputationMath.step(m.weight, rewarded, alphaBps);
         if (w != m.weight) {
             emit WeightUpdated(msg.sender, m.weight, w, round, rewarded, 0);
             s.totalWeight = s.totalWeight - m.weight + w;
@@ -728,13 +594,6 @@ contract FederationLedger {
         }
     }
 
-    /// @dev One finalized round's update w <- w + alpha * (outcome - w), rounding toward the old weight.
-    function _step(uint64 w, bool rewarded) private view returns (uint64) {
-        if (!rewarded) return uint64((uint256(w) * (BPS - alphaBps)) / BPS);
-        if (w <= WEIGHT_ONE) return w + uint64((uint256(WEIGHT_ONE - w) * alphaBps) / BPS);
-        return w - uint64((uint256(w - WEIGHT_ONE) * alphaBps) / BPS);
-    }
-
     /// @dev Rounds finalized since `m.finSeen`: the member's pending vote round comes first (all earlier rounds
     ///      were settled when it voted); outcome 1 iff its digest is the finalized one and it did not exclude
     ///      itself. Every other finalized round is outcome 0, applied in closed form w * (1 - alpha)^k.
@@ -752,21 +611,11 @@ contract FederationLedger {
                 voteRound = m.lastVoteRound;
                 missed -= 1;
                 rewarded = rec.digestPrefix == m.voteDigestPrefix && m.flags & FLAG_SELF_EXCLUDED == 0;
-                w = _step(w, rewarded);
+                w = ReputationMath.step(w, rewarded, alphaBps);
             }
         }
         if (missed > 0 && w > 0) {
-            w = uint64((uint256(w) * _rpow((BPS - alphaBps) * 1e14, missed)) / WAD);
-        }
-    }
-
-    /// @dev x^n for WAD fixed point x, rounding down at every step (exponentiation by squaring).
-    function _rpow(uint256 x, uint256 n) private pure returns (uint256 z) {
-        z = WAD;
-        while (n > 0) {
-            if (n & 1 != 0) z = (z * x) / WAD;
-            n >>= 1;
-            if (n > 0) x = (x * x) / WAD;
+            w = ReputationMath.decay(w, alphaBps, missed);
         }
     }
 
@@ -793,22 +642,5 @@ contract FederationLedger {
             hash := keccak256(ptr, len)
         }
         if (bad != 0) revert ExcludedNotSorted(bad - 1);
-    }
-
-    /// @dev OpenZeppelin MerkleProof.processProof: sorted-pair keccak256.
-    function _processProof(bytes32[] calldata proof, bytes32 leaf) private pure returns (bytes32 computed) {
-        computed = leaf;
-        for (uint256 i = 0; i < proof.length; ++i) {
-            bytes32 p = proof[i];
-            computed = computed < p ? _hashPair(computed, p) : _hashPair(p, computed);
-        }
-    }
-
-    function _hashPair(bytes32 a, bytes32 b) private pure returns (bytes32 value) {
-        assembly ("memory-safe") {
-            mstore(0x00, a)
-            mstore(0x20, b)
-            value := keccak256(0x00, 0x40)
-        }
     }
 }

@@ -1,8 +1,9 @@
 // Minimal `solc` command-line facade over npm solc-js, for py-solc-x's compile_standard:
 // `--version` prints "Version: <long version>"; `--standard-json` reads JSON on stdin and writes
 // only the compiler's JSON on stdout (solcjs's own CLI prints a warning line first).
-// Other flags py-solc-x may pass (--base-path, --allow-paths) are accepted and ignored: the shim
-// supports only self-contained sources given inline in the JSON input.
+// Other flags py-solc-x may pass (--base-path, --allow-paths) are accepted and ignored: every source,
+// imports included (our interface and library, @openzeppelin/contracts from .tools/node_modules), comes
+// inline in the JSON input; devnet/compile.py resolves the imports, so solc-js never reads a file.
 'use strict';
 const path = require('path');
 

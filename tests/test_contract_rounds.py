@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
 
-from ledger_tools.chain import Phase, RoundStatus, vote_digest
+from ledger_tools.chain import Phase, RoundStatus
+from consensus.digest import vote_digest
 
 
 def test_several_rounds_then_claim_all(federation):
