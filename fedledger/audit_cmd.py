@@ -6,13 +6,10 @@ peer's unsealing and identity code into the auditor (`ledger_tools` may not impo
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -37,37 +34,17 @@ def _eth(wei: int) -> str:
     return f"{wei / ETH:.6f}"
 
 
-def _round_json(rec) -> dict[str, Any]:
-    f = rec.finalization
-    return {
-        "round": rec.round, "status": rec.status.value, "start": rec.start,
-        "commit_deadline": rec.commit_deadline, "vote_deadline": rec.vote_deadline,
-        "commits": [{"peer": c.member, "update_hash": "0x" + c.update_hash.hex(), "cid": c.cid,
-                     "num_samples": c.num_samples, "epsilon": c.epsilon, "delta": c.delta, "tx": c.tx_hash,
-                     "gas_used": c.gas_used} for c in rec.commits],
-        "votes": [{"voter": v.member, "digest": "0x" + v.digest.hex(), "aggregate_hash": "0x" + v.aggregate_hash.hex(),
-                   "aggregate_cid": v.aggregate_cid, "rewards_root": "0x" + v.rewards_root.hex(),
-                   "rewards_cid": v.rewards_cid, "excluded": list(v.excluded), "weight": v.weight, "tx": v.tx_hash,
-                   "gas_used": v.gas_used} for v in rec.votes],
-        "votes_per_digest": {"0x" + d.hex(): {"votes": c, "weight": w} for d, (c, w) in rec.votes_per_digest().items()},
-        "finalized": None if f is None else {
-            "digest": "0x" + f.digest.hex(), "aggregate_hash": "0x" + f.aggregate_hash.hex(),
-            "aggregate_cid": f.aggregate_cid, "rewards_root": "0x" + f.rewards_root.hex(),
-            "rewards_cid": f.rewards_cid, "excluded": list(f.excluded), "weight_for": f.weight_for,
-            "total_weight": f.total_weight, "pool_wei": str(f.pool_wei), "block": f.block_number},
-        "failed_by": rec.failed_by, "gas_used": rec.gas_used,
-    }
-
-
 @app.command()
 def rounds(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every round: status, commits, votes per digest, finalized aggregate, excluded set, pool, gas."""
+    from ledger_tools.audit.export import round_json
+
     _, history = ctx.obj.load()
     if as_json:
-        typer.echo(json.dumps([_round_json(history.rounds[r]) for r in sorted(history.rounds)]))
+        typer.echo(json.dumps([round_json(history.rounds[r]) for r in sorted(history.rounds)]))
         return
     table = Table(title=f"federation {history.address} (chain {history.chain_id}, rule {history.params.rule})")
     for col in ("round", "status", "commits", "votes per digest", "aggregate", "CID", "excluded", "pool ETH", "gas"):
@@ -92,13 +69,15 @@ def round_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """One round in detail: every commitment and vote, and the finalization."""
+    from ledger_tools.audit.export import round_json
+
     _, history = ctx.obj.load()
     rec = history.rounds.get(number)
     if rec is None:
         last = max(history.rounds) if history.rounds else 0
         raise UserError(f"round {number} does not exist on this ledger", hint=f"rounds are 1..{last}")
     if as_json:
-        typer.echo(json.dumps(_round_json(rec)))
+        typer.echo(json.dumps(round_json(rec)))
         return
     console.print(f"[bold]round {number}[/]: {rec.status.value}; commit deadline {rec.commit_deadline}, "
                   f"vote deadline {rec.vote_deadline}; gas {rec.gas_used}")
@@ -128,12 +107,13 @@ def round_(
 
 def _rewards_by_round(history, store) -> dict[int, dict[str, int]]:
     """round -> account -> wei from the published reward trees (checked against the chain); problems printed."""
+    from ledger_tools.audit.report import rewards_from_trees
     from ledger_tools.audit.rewards import reward_trees
 
     trees, problems = reward_trees(history, store)
     for p in problems:
         console.print(f"[yellow]warning: {p.reason}[/]")
-    return {r: dict(tree.values) for r, tree in trees.items()}
+    return rewards_from_trees(trees)
 
 
 @app.command()
@@ -190,6 +170,7 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+    from ledger_tools.audit.auditor_key import UnregisteredKey, key_owner
     from peer.seal import unseal
 
     if (key_file is None) == (state_dir is None):
@@ -210,16 +191,12 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
         identity = unlock_identity(state_dir, password_file)
         private, address = identity.enc_private_key, identity.address
     public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    registered = {**history.member_keys, **history.auditors}
-    if address is None:
-        address = next((a for a, k in registered.items() if k == public), None)
-        if address is None:
-            raise UserError(f"the X25519 key in {key_file} belongs to no auditor or member of {history.address}",
-                            hint="wrong key: use the key registered for your auditor address")
-    elif registered.get(address) != public:
-        known = "registered with another key" if address in registered else "not an auditor or member"
-        raise UserError(f"{address} is {known} of federation {history.address}; its blobs can't be unsealed",
-                        hint="wrong key: use the identity whose key was registered on chain")
+    try:
+        address = key_owner(history, public, address, key_source=f"the X25519 key in {key_file}")
+    except UnregisteredKey as exc:
+        hint = ("wrong key: use the key registered for your auditor address" if key_file is not None
+                else "wrong key: use the identity whose key was registered on chain")
+        raise UserError(str(exc), hint=hint) from None
 
     def _unseal(blob: bytes, sender: str, round_: int) -> bytes:
         return unseal(blob, address, private, federation=history.address, round=round_, sender=sender)
@@ -228,39 +205,14 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
 
 
 def _evidence(directory: Path | None, history):
-    """Signed gossip envelopes saved by peers (*.env / *.bin), turned into SignedClaims.
-
-    An envelope counts only under the same rules as on the gossip topic: well-formed, signed by its sender,
-    for this federation *and* chain (an envelope of a same-address contract on another chain is a replay),
-    and sent by a member of the federation. The same signed envelope saved twice counts once.
-    """
+    """Signed gossip envelopes saved by peers, admitted under the gossip topic's rules (`peer.evidence`)."""
     if directory is None:
         return []
-    from ledger_tools.audit.verification import SignedClaim
-    from peer.envelope import Envelope, EnvelopeError
+    from peer.evidence import load_evidence
 
-    members = {m.lower() for m in history.members}
-    claims, seen = [], set()
-    for path in sorted(directory.glob("*")):
-        if not path.is_file():
-            continue
-        try:
-            env = Envelope.from_bytes(path.read_bytes())
-            env.verify()
-        except (EnvelopeError, OSError) as exc:
-            console.print(f"[yellow]ignoring evidence {path.name}: {exc}[/]")
-            continue
-        if env.federation.lower() != history.address.lower() or env.chain_id != history.chain_id:
-            why = f"envelope of federation {env.federation} on chain {env.chain_id}, not this one"
-        elif env.sender.lower() not in members:
-            why = f"sender {env.sender} is not a member of the federation"
-        elif env.body_id() in seen:
-            why = "duplicate of an envelope already read"
-        else:
-            seen.add(env.body_id())
-            claims.append(SignedClaim(env.round, env.sender, env.update_hash, env.cid, path.name))
-            continue
-        console.print(f"[yellow]ignoring evidence {path.name}: {why}[/]")
+    claims, ignored = load_evidence(directory, history)
+    for item in ignored:
+        console.print(f"[yellow]ignoring evidence {item.source}: {item.reason}[/]")
     return claims
 
 
@@ -324,13 +276,6 @@ def verify(
 # ------------------------------------------------------------------------------------------ export / report
 
 
-def _params_json(p) -> dict[str, Any]:
-    """The federation parameters with hashes in hex and wei as strings (JSON-safe)."""
-    out = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in dataclasses.asdict(p).items()}
-    out["reward_per_round_wei"] = str(p.reward_per_round_wei)
-    return out
-
-
 @app.command()
 def export(
     ctx: typer.Context,
@@ -340,40 +285,10 @@ def export(
     """Export the whole history (json: everything; csv: one row per commitment/vote/finalization)."""
     if fmt not in ("json", "csv"):
         raise UserError(f"unknown format {fmt!r}", hint="use --format json or --format csv", exit_code=2)
+    from ledger_tools.audit.export import history_csv, history_json
+
     _, history = ctx.obj.load()
-    if fmt == "json":
-        text = json.dumps({
-            "chain_id": history.chain_id, "contract": history.address, "params": _params_json(history.params),
-            "members": [{"address": a, "admitted_block": b, "enc_key": "0x" + history.member_keys[a].hex()}
-                        for a, b in history.members.items()],
-            "auditors": [{"address": a, "enc_key": "0x" + k.hex()} for a, k in history.auditors.items()],
-            "rounds": [_round_json(history.rounds[r]) for r in sorted(history.rounds)],
-            "claims": [{"account": c.account, "rounds": list(c.rounds), "amounts": [str(x) for x in c.amounts],
-                        "total_wei": str(c.total_wei), "tx": c.tx_hash, "gas_used": c.gas_used} for c in history.claims],
-        }, indent=1)
-    else:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["round", "kind", "address", "hash", "cid", "digest", "excluded", "amount_wei", "num_samples",
-                    "epsilon", "gas_used", "tx"])
-        for r in sorted(history.rounds):
-            rec = history.rounds[r]
-            for c in rec.commits:
-                w.writerow([r, "commit", c.member, "0x" + c.update_hash.hex(), c.cid, "", "", "", c.num_samples,
-                            "" if c.epsilon is None else c.epsilon, c.gas_used, c.tx_hash])
-            for v in rec.votes:
-                w.writerow([r, "vote", v.member, "0x" + v.aggregate_hash.hex(), v.aggregate_cid, "0x" + v.digest.hex(),
-                            " ".join(v.excluded), "", "", "", v.gas_used, v.tx_hash])
-            f = rec.finalization
-            if f is not None:
-                w.writerow([r, "finalized", "", "0x" + f.aggregate_hash.hex(), f.aggregate_cid, "0x" + f.digest.hex(),
-                            " ".join(f.excluded), f.pool_wei, "", "", "", f.tx_hash])
-            elif rec.status.value == "failed":
-                w.writerow([r, "failed", rec.failed_by or "", "", "", "", "", "", "", "", rec.close_gas, ""])
-        for c in history.claims:
-            for r, amount in zip(c.rounds, c.amounts):
-                w.writerow([r, "claim", c.account, "", "", "", "", amount, "", "", c.gas_used, c.tx_hash])
-        text = buf.getvalue()
+    text = json.dumps(history_json(history), indent=1) if fmt == "json" else history_csv(history)
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
@@ -407,26 +322,18 @@ def report(
 
 
 def _evaluate(history, store, task_spec: str) -> dict[int, dict[str, float]]:
-    import consensus
-    from ledger_tools.blobstore import BlobStoreError
+    from ledger_tools.audit.evaluation import ModelSpecMismatch, evaluate_models
     from peer.tasks import TaskError, get_task
 
     try:
         task = get_task(task_spec)
     except (TaskError, ValueError) as exc:
         raise UserError(f"unknown task {task_spec!r}: {exc}") from exc
-    if task.model_spec().spec_hash() != history.params.model_spec_hash:
+    try:
+        metrics, problems = evaluate_models(history, store, task)
+    except ModelSpecMismatch:
         raise UserError(f"task {task_spec!r} builds another model than this federation's (model spec hash differs)",
-                        hint="pass the federation's task")
-    models = [(0, history.params.genesis_model_hash, history.params.genesis_model_cid)]
-    models += [(rec.round, rec.finalization.aggregate_hash, rec.finalization.aggregate_cid)
-               for rec in history.finalized()]
-    metrics = {}
-    for r, digest, cid in models:
-        try:
-            result = task.evaluate(consensus.decode(store.cat(cid, expected_sha256=digest)))
-        except (BlobStoreError, consensus.CodecError) as exc:
-            console.print(f"[yellow]warning: model of round {r} not evaluated: {exc}[/]")
-            continue
-        metrics[r] = {"accuracy": result.accuracy, "loss": result.loss}
+                        hint="pass the federation's task") from None
+    for problem in problems:
+        console.print(f"[yellow]warning: {problem}[/]")
     return metrics
