@@ -209,8 +209,8 @@ def create_local_federation(
         name = names[i] if names is not None else f"peer{i}"
         cfg = PeerConfig.model_validate({
             "state_dir": state_dir, "contract": ledger.address, "name": name, "rpc_url": rpc_url,
-            "ipfs_api": ipfs_api, "password_file": password_file, "gossip": gossip, "gossip_host": gossip_host,
-            "gossip_port": ports[i], "bootstrap": [a for j, a in enumerate(addrs) if j != i], "task": task,
+            "ipfs_api": ipfs_api, "password_file": password_file, "gossip": gossip,
+            "listen": f"/ip4/{gossip_host}/tcp/{ports[i]}", "bootstrap": [a for j, a in enumerate(addrs) if j != i], "task": task,
             "data": _partition_for(partition, n_peers, i, alpha, seed, task),
             "from_block": int(ledger.deploy_block),
             **(peer_overrides or {}),

@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
     from ledger_tools.chain import FederationLedger, LedgerError
     from peer.identity import IdentityError, PeerIdentity
     from peer.local_data import load_training_data
-    from peer.node import NodeLog, PeerNode, gossip_seed
+    from peer.gossip_key import gossip_seed
+    from peer.node import NodeLog, PeerNode
     from peer.state import StateError
     from peer.tasks import TaskError, get_task
 
@@ -59,11 +61,91 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
         validator = EnvelopeValidator(federation=ledger.address, chain_id=ledger.chain_id,
                                       is_member=node.membership.is_member,
                                       current_round=node.membership.current_round)
-        gossip = GossipNode(validator=validator, listen_host=config.gossip_host,
-                            listen_port=config.gossip_port or None, bootstrap=config.bootstrap,
-                            seed=gossip_seed(config.state_dir))
+        gossip = GossipNode(validator=validator, listen=config.listen, announce=config.announce,
+                            bootstrap=config.bootstrap, seed=gossip_seed(config.state_dir))
         node.gossip = gossip
     return node, gossip
+
+
+def _config_error(exc) -> UserError:
+    """A config validation error as one line; a bad gossip address also gets the hint that fixes it."""
+    from ledger_tools.config import format_validation_error
+    from peer.gossip_addr import ANNOUNCE_HINT, GossipAddressError
+
+    address_errors = [e["ctx"]["error"] for e in exc.errors()
+                      if isinstance(e.get("ctx", {}).get("error"), GossipAddressError)]
+    if address_errors:
+        return UserError(str(address_errors[0]), hint=ANNOUNCE_HINT, exit_code=2)
+    return UserError(f"invalid peer config: {format_validation_error(exc)}", exit_code=2)
+
+
+class _GossipToNodeLog(logging.Handler):
+    """The gossip node's warnings (and its records that carry an `event`) as lines of the peer's own log."""
+
+    def __init__(self, nlog) -> None:
+        super().__init__(logging.INFO)
+        self.nlog = nlog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if event is None and record.levelno < logging.WARNING:
+            return
+        level = "warning" if record.levelno >= logging.WARNING else "info"
+        message = record.getMessage().removeprefix("gossip: ")
+        self.nlog.event(None, "gossip", event or "warning", level=level, message=message,
+                        peers=getattr(record, "peers", None))
+
+
+def _gossip_log_to(nlog, verbose: bool) -> None:
+    logger = logging.getLogger("fedledger.gossip")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.addHandler(_GossipToNodeLog(nlog))
+    logger.propagate = verbose  # else the same warning would also reach stderr in logging's raw format
+
+
+#: gas limits the node sends with: a commit (~42k used, docs/gas.md; estimate x 1.25 + 20k, rounded up) and a
+#: vote (at least `peer.round_clock.vote_gas`, which covers a finalizing vote)
+COMMIT_GAS_LIMIT = 100_000
+FEE_MARGIN = 2  # web3's default max fee is 2 x base fee + tip; a node pays for the limit up front
+
+
+def gas_money_needed(node) -> tuple[int, int]:
+    """(balance, wei needed for the next commit + vote at the current gas price, with margin)."""
+    from peer.round_clock import vote_gas
+
+    ctx = node.ctx
+    w3 = ctx.ledger.w3
+    needed = (COMMIT_GAS_LIMIT + vote_gas(ctx.params.f)) * int(w3.eth.gas_price) * FEE_MARGIN
+    return int(w3.eth.get_balance(node.me)), needed
+
+
+def wait_for_gas_money(node, stopping: threading.Event, poll: float = 2.0) -> None:
+    """Say ONCE (address, balance, need) when the account cannot pay its next transactions; wait until it can.
+
+    Without this, every commit fails with "insufficient funds" and is retried with no hint of whom to fund."""
+    from web3.exceptions import Web3Exception
+
+    warned = False
+    while not stopping.is_set():
+        try:
+            balance, needed = gas_money_needed(node)
+        except (OSError, Web3Exception):  # the round loop reports an unreachable chain itself
+            return
+        if balance >= needed:
+            if warned:
+                node.nlog.event(None, "funds", "ok", message=f"{node.me} now holds {_eth(balance)} ETH")
+            return
+        if not warned:
+            node.nlog.event(None, "funds", "insufficient", level="warning",
+                            message=f"{node.me} holds {_eth(balance)} ETH, its next commit + vote need about "
+                                    f"{_eth(needed)} ETH at the current gas price: send it ETH (on the devnet: "
+                                    f"`fedledger devnet fund {node.me}`); waiting for it")
+            warned = True
+        stopping.wait(poll)
+
+
+def _eth(wei: int) -> str:
+    return f"{wei / 10**18:.6g}"
 
 
 def _adversary(config):
@@ -90,7 +172,13 @@ def run(
     from_block: int | None = typer.Option(None, "--from-block", help="The ledger's deploy block."),
     password_file: Path | None = typer.Option(None, "--password-file", help="Keystore password file."),
     name: str | None = typer.Option(None, "--name", help="Label in log lines."),
-    gossip_port: int | None = typer.Option(None, "--gossip-port", help="libp2p listen port (0 = any)."),
+    listen: str | None = typer.Option(
+        None, "--listen", help="Multiaddr the gossip (libp2p) host binds, e.g. /ip4/0.0.0.0/tcp/4001 "
+                               "(default /ip4/127.0.0.1/tcp/0: loopback, any free port)."),
+    announce: str | None = typer.Option(
+        None, "--announce", help="Multiaddr the other peers dial, e.g. /ip4/192.0.2.10/tcp/4001; never 0.0.0.0. "
+                                 "Default: the --listen address; required when --listen binds 0.0.0.0 "
+                                 "(a wildcard --listen without it is refused, not guessed)."),
     bootstrap: list[str] | None = typer.Option(None, "--bootstrap", help="Gossip peer multiaddr (repeatable)."),
     no_gossip: bool = typer.Option(False, "--no-gossip", help="Use IPFS only (no libp2p)."),
     task: str | None = typer.Option(None, "--task", help="digits | breast_cancer | csv:PATH:LABEL."),
@@ -116,7 +204,11 @@ def run(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads for local training."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run the round loop: train, seal, publish, commit, aggregate, vote — every round, until stopped."""
+    """Run the round loop: train, seal, publish, commit, aggregate, vote — every round, until stopped.
+
+    Needs the keystore password chosen at `peer init` (--password-file, $FEDLEDGER_PASSWORD, or a prompt),
+    and ETH for gas (on the devnet: `fedledger devnet fund ADDRESS`).
+    """
     from pydantic import ValidationError
 
     from peer.config import PeerConfig
@@ -128,7 +220,8 @@ def run(
         logging.getLogger("libp2p").setLevel(logging.CRITICAL)
     overrides: dict[str, Any] = {
         "state_dir": state_dir, "contract": contract, "rpc_url": rpc_url, "ipfs_api": ipfs_api,
-        "from_block": from_block, "password_file": password_file, "name": name, "gossip_port": gossip_port,
+        "from_block": from_block, "password_file": password_file, "name": name, "listen": listen,
+        "announce": announce,
         "bootstrap": bootstrap or None, "gossip": False if no_gossip else None, "task": task,
         "max_rounds": max_rounds,
         "data": {"partition": "csv" if data is not None and partition is None else partition, "alpha": alpha,
@@ -150,9 +243,7 @@ def run(
     except FileNotFoundError as exc:
         raise UserError(f"config file not found: {config_file}") from exc
     except ValidationError as exc:
-        from ledger_tools.config import format_validation_error
-
-        raise UserError(f"invalid peer config: {format_validation_error(exc)}", exit_code=2) from exc
+        raise _config_error(exc) from exc
 
     password = read_password(config.password_file, confirm=False)
     import torch
@@ -160,16 +251,22 @@ def run(
     torch.set_num_threads(max(1, threads))  # several peers often share a machine's cores
     node, gossip = build_node(config, password, json_log=json_log)
 
+    stopping = threading.Event()
+
     def _terminate(signum, frame):  # finish the current step, persist, exit cleanly
+        stopping.set()
         node.stop()
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
         node.check_startup()  # also fills the membership cache the gossip validator reads
+        wait_for_gas_money(node, stopping)
         if gossip is not None:
+            _gossip_log_to(node.nlog, verbose)
             try:
                 addr = gossip.start()
-                node.nlog.event(None, "gossip", "listening", message=addr)
+                node.nlog.event(None, "gossip", "listening", message=f"{addr} (bound {gossip.listen})",
+                                peers=gossip.peer_count)
             except Exception as exc:
                 node.gossip = None
                 node.nlog.event(None, "gossip", "disabled", level="warning", message=f"{exc}; IPFS only")

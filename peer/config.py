@@ -10,7 +10,8 @@ Example `peer.toml`::
     rpc_url = "http://127.0.0.1:8545"
     contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     ipfs_api = "http://127.0.0.1:5001"
-    gossip_port = 4101
+    listen = "/ip4/0.0.0.0/tcp/4101"           # what the libp2p host binds
+    announce = "/ip4/192.0.2.10/tcp/4101"      # what the other peers dial (never 0.0.0.0)
     bootstrap = ["/ip4/127.0.0.1/tcp/4100/p2p/16Uiu2..."]
     task = "digits"
 
@@ -34,6 +35,8 @@ from typing import Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from peer.gossip_addr import DEFAULT_LISTEN, check_announce, check_listen, check_pair
 
 CONFIG_FILE = "peer.toml"
 
@@ -109,8 +112,8 @@ class PeerConfig(_Strict):
     password_file: Path | None = None
 
     gossip: bool = True
-    gossip_host: str = "127.0.0.1"
-    gossip_port: int = Field(0, ge=0, le=65535)  # 0 = any free port
+    listen: str = DEFAULT_LISTEN                 # libp2p bind multiaddr; may be /ip4/0.0.0.0/tcp/PORT
+    announce: str | None = None                  # what others dial; default: listen, if it is not a wildcard
     bootstrap: list[str] = Field(default_factory=list)
     gossip_wait: float = Field(3.0, ge=0)         # how long to wait for gossip copies before IPFS
 
@@ -124,6 +127,22 @@ class PeerConfig(_Strict):
     poll_interval: float = Field(0.5, gt=0)
     commit_margin: float = Field(1.0, ge=0)        # don't start a commit tx closer than this to the deadline
     evaluate: bool = True                          # accuracy of each global model on the task's test split
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_listen(value)
+
+    @field_validator("announce")
+    @classmethod
+    def _announce(cls, value: str | None) -> str | None:
+        return None if value is None else check_announce(value)
+
+    @model_validator(mode="after")
+    def _dialable(self) -> "PeerConfig":
+        if self.gossip:
+            check_pair(self.listen, self.announce)
+        return self
 
     @field_validator("contract")
     @classmethod

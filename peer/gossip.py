@@ -37,6 +37,8 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from peer.chunking import DEFAULT_CHUNK_SIZE, BlobAssembly, split_blob
 from peer.envelope import BlobChunk, DropReason, Envelope, EnvelopeValidator
+from peer.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
+from peer.gossip_dial import DialPolicy, keep_connected
 
 log = logging.getLogger("fedledger.gossip")
 
@@ -91,8 +93,8 @@ class GossipNode:
         self,
         *,
         validator: EnvelopeValidator,
-        listen_host: str = "127.0.0.1",
-        listen_port: int | None = None,
+        listen: str = DEFAULT_LISTEN,
+        announce: str | None = None,
         topic: str | None = None,
         bootstrap: Sequence[str] = (),
         seed: bytes | None = None,
@@ -102,6 +104,7 @@ class GossipNode:
         heartbeat_interval: int = 1,
         max_envelopes_per_sender_round: int = 4,
         max_blobs_per_sender_round: int = 4,
+        dial_policy: DialPolicy = DialPolicy(),
     ) -> None:
         if seed is not None and len(seed) != 32:
             raise ValueError("seed must be 32 bytes (an Ed25519 private key seed)")
@@ -111,8 +114,10 @@ class GossipNode:
             raise ValueError("chunk_size leaves no room for the chunk header under max_message_bytes")
         self.validator = validator
         self.topic = topic or validator.topic
-        self.listen_host = listen_host
-        self.listen_port = listen_port or 0
+        check_listen(listen)
+        check_pair(listen, None if announce is None else check_announce(announce))
+        self.listen = listen
+        self.announce = announce
         self.bootstrap = list(bootstrap)
         self.chunk_size = chunk_size
         self.rate_limit = rate_limit
@@ -120,6 +125,7 @@ class GossipNode:
         self.heartbeat_interval = heartbeat_interval
         self.max_envelopes_per_sender_round = max_envelopes_per_sender_round
         self.max_blobs_per_sender_round = max_blobs_per_sender_round
+        self.dial_policy = dial_policy
         self._key_pair = create_new_key_pair(seed)
         self.peer_id = ID.from_pubkey(self._key_pair.public_key)
 
@@ -136,12 +142,14 @@ class GossipNode:
         self._host = None
         self._pubsub: Pubsub | None = None
         self._publish_times: deque[float] = deque()
+        self._peer_count = 0
+        self._warned_no_peers = False
         self.multiaddr: str | None = None
 
     # ---------------------------------------------------------------- lifecycle (caller's thread)
 
     def start(self, timeout: float = 15.0) -> str:
-        """Start listening; returns this node's multiaddr (with ``/p2p/<id>``). Bootstrap dials run in background."""
+        """Start listening; returns the multiaddr others dial (announce + ``/p2p/<id>``). Bootstrap dials run in background."""
         if self._thread is not None:
             raise GossipError("gossip node already started")
         self._thread = threading.Thread(target=self._thread_main, name=f"gossip-{self.peer_id}", daemon=False)
@@ -187,6 +195,12 @@ class GossipNode:
     def peers(self) -> list[str]:
         """Connected peers subscribed to this federation's topic."""
         return self._call(self._topic_peers)
+
+    @property
+    def peer_count(self) -> int:
+        """Connected peers subscribed to the topic, as of the last check (twice a second); 0 when stopped."""
+        with self._lock:
+            return self._peer_count
 
     def wait_for_peers(self, count: int, timeout: float) -> bool:
         """Wait until at least ``count`` peers are connected and subscribed to the topic."""
@@ -318,7 +332,7 @@ class GossipNode:
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
         self._stop_event = trio.Event()
-        listen = multiaddr.Multiaddr(f"/ip4/{self.listen_host}/tcp/{self.listen_port}")
+        listen = multiaddr.Multiaddr(self.listen)
         host = new_host(key_pair=self._key_pair, listen_addrs=[listen])
         router = GossipSub(
             protocols=[PROTOCOL_ID], degree=6, degree_low=4, degree_high=12,
@@ -333,13 +347,16 @@ class GossipNode:
                     await pubsub.wait_until_ready()
                     pubsub.set_topic_validator(self.topic, self._validate, False)
                     subscription = await pubsub.subscribe(self.topic)
-                    self.multiaddr = str(host.get_addrs()[0])
+                    bound_port = int(host.get_addrs()[0].value_for_protocol("tcp"))
+                    self.multiaddr = with_peer_id(announced(self.listen, self.announce, bound_port), str(self.peer_id))
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._drain, subscription)
+                        nursery.start_soon(self._watch_peers)
                         for address in self.bootstrap:
-                            nursery.start_soon(self._dial_until_connected, address)
+                            nursery.start_soon(self._keep_connected, address)
                         self._ready.set()
-                        log.info("gossip listening on %s, topic %s", self.multiaddr, self.topic)
+                        log.info("gossip listening on %s (port %d), dial %s, topic %s",
+                                 self.listen, bound_port, self.multiaddr, self.topic)
                         await self._stop_event.wait()
                         nursery.cancel_scope.cancel()
         finally:
@@ -351,16 +368,36 @@ class GossipNode:
         while True:
             await subscription.get()
 
-    async def _dial_until_connected(self, address: str) -> None:
-        delay = 0.2
+    async def _keep_connected(self, address: str) -> None:
+        try:
+            peer_id = info_from_p2p_addr(multiaddr.Multiaddr(address)).peer_id
+        except (multiaddr.exceptions.Error, ValueError) as exc:
+            log.warning("gossip: bootstrap address %s is not a /p2p/ multiaddr (%s); not dialling it", address, exc,
+                        extra={"event": "bad_bootstrap", "peers": self.peer_count})
+            return
+        await keep_connected(address, peer_id, self._redial, (GossipError,), self._is_topic_peer,
+                             lambda: self.peer_count, self.dial_policy)
+
+    async def _redial(self, address: str, timeout: float) -> str:
+        # libp2p refuses to dial a peer for 60 s after all its addresses failed ("negative cache"): a peer
+        # that starts a few seconds after us would stay unreached that long. The backoff is ours instead.
+        assert self._host is not None
+        self._host.get_network().unblock_peer(info_from_p2p_addr(multiaddr.Multiaddr(address)).peer_id)
+        return await self._connect(address, timeout)
+
+    def _is_topic_peer(self, peer_id: ID) -> bool:
+        assert self._pubsub is not None
+        return peer_id in self._pubsub.peers and peer_id in self._pubsub.peer_topics.get(self.topic, set())
+
+    async def _watch_peers(self) -> None:
+        """Keep `peer_count` current; a change is an info record (the node's log shows the count)."""
         while True:
-            try:
-                await self._connect(address, 10.0)
-                return
-            except Exception as exc:
-                log.debug("bootstrap dial %s failed: %r; retrying in %.1f s", address, exc, delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            count = len(await self._topic_peers())
+            with self._lock:
+                changed, self._peer_count = count != self._peer_count, count
+            if changed:
+                log.info("gossip: %d peer(s) connected", count, extra={"event": "peers", "peers": count})
+            await trio.sleep(0.5)
 
     async def _connect(self, address: str, timeout: float) -> str:
         try:
@@ -387,6 +424,12 @@ class GossipNode:
 
     async def _publish(self, messages: list[bytes]) -> None:
         assert self._pubsub is not None
+        if await self._topic_peers():
+            self._warned_no_peers = False
+        elif not self._warned_no_peers:  # once per streak of lonely publishes
+            self._warned_no_peers = True
+            log.warning("gossip: publishing to 0 peers (none connected); the others must fetch this update "
+                        "from IPFS", extra={"event": "no_peers", "peers": 0})
         for data in messages:
             await self._pace()
             await self._pubsub.publish(self.topic, data)

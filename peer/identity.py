@@ -7,7 +7,8 @@ On disk, in the peer's state directory:
 - ``x25519.json``    — the X25519 private key, keystore-like: scrypt(password) → AES-256-GCM, with the
                        account address and the public key as associated data (the two keys can't be swapped
                        between identities without the decryption failing).
-- ``identity.json``  — the public part (address, X25519 public key hex): what an operator hands to admission.
+- ``identity.json``  — the public part (``address``, ``enc_key``: the X25519 public key as 0x-hex, the name the
+                       federation config and the contract use): what an operator hands to admission.
 
 Both secrets are protected by the same password. Files are written with mode 0600.
 """
@@ -140,7 +141,7 @@ class PeerIdentity:
 
     def public_info(self) -> dict[str, str]:
         """What an operator hands to the federation's admission."""
-        return {"address": self.address, "enc_public_key": "0x" + self.enc_public_key.hex()}
+        return {"address": self.address, "enc_key": "0x" + self.enc_public_key.hex()}
 
     @classmethod
     def generate(cls) -> "PeerIdentity":

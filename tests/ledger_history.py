@@ -280,4 +280,4 @@ def write_identity(state_dir, private_key: str, enc_key: X25519PrivateKey, passw
     (d / ident.KEYSTORE_FILE).write_text(json.dumps(Account.encrypt(account.key, password, kdf="scrypt", iterations=n)))
     (d / ident.X25519_FILE).write_text(json.dumps(ident._encrypt_x25519(enc_key, account.address, password, n)))
     (d / ident.PUBLIC_FILE).write_text(json.dumps({"address": account.address,
-                                                    "enc_public_key": "0x" + _public(enc_key).hex()}))
+                                                    "enc_key": "0x" + _public(enc_key).hex()}))

@@ -89,7 +89,8 @@ def test_cli_init_json_and_refusal(tmp_path, fast_scrypt):
     info = json.loads(result.stdout)
     loaded = PeerIdentity.load(state, "pw")
     assert info["address"] == loaded.address
-    assert info["enc_public_key"] == "0x" + loaded.enc_public_key.hex()
+    assert info["enc_key"] == "0x" + loaded.enc_public_key.hex()  # the name the federation config uses
+    assert info["multiaddr"] is None and info["peer_id"].startswith("12D3KooW")  # no --announce: no multiaddr
 
     again = runner.invoke(app, ["peer", "init", "--state-dir", str(state), "--password-file", str(pw)])
     assert again.exit_code != 0
@@ -113,3 +114,55 @@ def test_cli_init_without_password_fails(tmp_path, fast_scrypt, monkeypatch):
     result = CliRunner().invoke(app, ["peer", "init", "--state-dir", str(tmp_path / "s")])
     assert result.exit_code != 0
     assert not (tmp_path / "s" / "keystore.json").exists()
+
+
+def test_cli_init_creates_the_libp2p_key_outside_the_round_state(tmp_path, fast_scrypt, monkeypatch):
+    """`peer init --announce` prints the peer id and full multiaddr; `peer id` repeats them; the key file sits
+    next to the keystore, so deleting the round state (node/) keeps the peer id the others dial."""
+    import shutil
+
+    from fedledger.cli import app
+    from peer.gossip_key import gossip_peer_id, gossip_seed
+
+    monkeypatch.setenv("FEDLEDGER_PASSWORD", "pw")
+    state, announce = tmp_path / "s", "/ip4/192.0.2.10/tcp/4001"
+    runner = CliRunner()
+    result = runner.invoke(app, ["peer", "init", "--state-dir", str(state), "--announce", announce, "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["multiaddr"] == f"{announce}/p2p/{info['peer_id']}"
+    assert stat.S_IMODE((state / "libp2p.key").stat().st_mode) == 0o600
+    assert gossip_peer_id(gossip_seed(state)) == info["peer_id"]  # the key build_node gives the gossip node
+
+    (state / "node").mkdir()
+    (state / "node" / "state.json").write_text("{}")
+    shutil.rmtree(state / "node")  # an operator starting over
+    shown = runner.invoke(app, ["peer", "id", "--state-dir", str(state), "--announce", announce, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) == info
+
+    human = runner.invoke(app, ["peer", "id", "--state-dir", str(state), "--announce", announce],
+                          env={"COLUMNS": "200"})
+    assert info["peer_id"] in human.stdout and info["multiaddr"] in human.stdout and "enc_key" in human.stdout
+
+
+def test_cli_init_refuses_an_undialable_announce_address_before_writing(tmp_path, fast_scrypt, monkeypatch):
+    from fedledger.cli import app
+
+    monkeypatch.setenv("FEDLEDGER_PASSWORD", "pw")
+    result = CliRunner().invoke(app, ["peer", "init", "--state-dir", str(tmp_path / "s"),
+                                      "--announce", "/ip4/0.0.0.0/tcp/4001"])
+    error = result.exception  # `fedledger.cli.main` prints it as "error: ..." + "hint: ..."
+    assert error.exit_code == 2 and "not dialable" in error.message and "--announce" in error.hint
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_key_in_the_old_location_keeps_its_peer_id(tmp_path):
+    from peer.gossip_key import gossip_peer_id, gossip_seed
+
+    seed = bytes(range(32))
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "gossip.key").write_text(seed.hex())
+    assert gossip_seed(tmp_path) == seed and (tmp_path / "libp2p.key").exists()
+    assert not (tmp_path / "node" / "gossip.key").exists()
+    assert gossip_peer_id(gossip_seed(tmp_path)) == gossip_peer_id(seed)

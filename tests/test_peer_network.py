@@ -1,0 +1,65 @@
+"""`fedledger peer run` on the network side, as an operator runs it: --listen/--announce, the peer id that
+`peer id` prints, the refusal of an undialable announce address, and the one warning of an unfunded peer."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devnet.anvil import set_balance
+from peer_proc import FEDLEDGER, PeerProcess
+
+pytestmark = pytest.mark.timeout(240)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FEDLEDGER, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200", "FEDLEDGER_PASSWORD": "x"})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--listen", "/ip4/0.0.0.0/tcp/4001", "--announce", "/ip4/0.0.0.0/tcp/4001"], "is not dialable"),
+    (["--listen", "/ip4/0.0.0.0/tcp/4001"], "binds every interface"),
+])
+def test_undialable_announce_is_refused_in_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
+    result = _cli("peer", "run", "--state-dir", str(tmp_path), "--contract", "0x" + "11" * 20, *flags)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert lines[1].startswith("hint: ") and "--announce /ip4/" in lines[1]
+
+
+def test_wildcard_listen_announced_peer_id_and_unfunded_peer(local_federation, peer_anvil) -> None:
+    fed = local_federation(2)
+    p0, p1 = fed.peers
+    announce = f"/ip4/127.0.0.1/tcp/{p0.gossip_port}"
+    shown = _cli("peer", "id", "--state-dir", str(p0.state_dir), "--announce", announce, "--json")
+    assert shown.returncode == 0, shown.stderr
+    multiaddr = json.loads(shown.stdout)["multiaddr"]
+    assert multiaddr == p0.gossip_addr  # what the other peer was told to dial
+
+    set_balance(peer_anvil.rpc_url, p1.address, 0)
+    procs = [PeerProcess(p0.config_path, "--listen", f"/ip4/0.0.0.0/tcp/{p0.gossip_port}", "--announce", announce),
+             PeerProcess(p1.config_path)]
+    try:
+        for proc in procs:
+            proc.start()
+        listening = procs[0].wait_for(lambda e: e["phase"] == "gossip" and e["event"] == "listening", 90)
+        assert listening["message"].startswith(multiaddr + " ")
+        warning = procs[1].wait_for(lambda e: e["phase"] == "funds", 90)
+        assert warning["event"] == "insufficient" and warning["level"] == "warning"
+        assert p1.address in warning["message"] and "devnet fund" in warning["message"]
+
+        funded = _cli("devnet", "fund", p1.address, "--eth", "1", "--rpc", peer_anvil.rpc_url)
+        assert funded.returncode == 0, funded.stderr
+        procs[1].wait_for(lambda e: e["phase"] == "funds" and e["event"] == "ok", 30)
+        for proc in procs:  # p1 dials p0's announced address; p0 listens on every interface
+            proc.wait_for(lambda e: e["phase"] == "gossip" and e.get("peers") == 1, 60)
+        assert len([e for e in procs[1].events if e["phase"] == "funds" and e["event"] == "insufficient"]) == 1
+    finally:
+        for proc in procs:
+            proc.kill()
