@@ -109,6 +109,8 @@ def simulate(
             f"gas {record.gas_used:,}  {record.wall_seconds:.2f} s"
         )
 
+    from ledger_tools.blobstore import BlobStoreError
+    from ledger_tools.chain import LedgerError
     from simulation.chain_transport import ChainTransport
     from simulation.engine import SimEngine
 
@@ -122,13 +124,8 @@ def simulate(
             result = engine.run()
         except SimError as exc:
             raise UserError(str(exc)) from None
-        except Exception as exc:  # translate the expected service failures into one line
-            from ledger_tools.blobstore import BlobStoreError
-            from ledger_tools.chain import LedgerError
-
-            if isinstance(exc, (LedgerError, BlobStoreError)):
-                raise UserError(f"{type(exc).__name__}: {exc}", hint="is the devnet / IPFS node still running?") from None
-            raise
+        except (LedgerError, BlobStoreError) as exc:  # the expected service failures, in one line
+            raise UserError(f"{type(exc).__name__}: {exc}", hint="is the devnet / IPFS node still running?") from None
     wall = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     doc = result.to_json() | {"wall_seconds": round(wall, 2), "mode": "no-ledger" if no_ledger else "ledger"}
