@@ -9,6 +9,7 @@ from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
 from consensus.aggregators.base import check_int
 from consensus.codec import CanonicalInts, ModelSpec, decode_ints, encode_ints, update_hash
 from consensus.errors import AggregationError, CodecError
+from consensus.feasibility import split_rule
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,6 @@ def _reference_layout(decoded: list[CanonicalInts | None]) -> tuple[ModelSpec, i
     return max(counts, key=counts.__getitem__) if counts else None
 
 
-def _parse_rule(rule: str) -> tuple[list[str], str]:
-    if not isinstance(rule, str):
-        raise AggregationError(f"rule must be a string, got {rule!r}")
-    *pre, base = rule.split("+")
-    if base not in RULES or any(p not in PRE_AGGREGATORS for p in pre):
-        names = sorted(RULES) + [f"nnm+{r}" for r in sorted(RULES)]
-        raise AggregationError(f"unknown rule {rule!r}; known: {', '.join(names)}")
-    return pre, base
-
-
 def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Sequence[int] | None = None,
               spec: ModelSpec | None = None, scale_bits: int | None = None, workers: int | None = None,
               **params: Any) -> AggregationResult:
@@ -68,7 +59,7 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     `weighting`, `sample_cap`) are documented in each rule's module. Raises AggregationError when the
     rule cannot run (unknown rule or parameter, too few valid updates for f).
     """
-    pre, base = _parse_rule(rule)
+    pre, base = split_rule(rule)
     f = check_int("f", f)
     n_all = len(updates)
     if weights is None:

@@ -12,20 +12,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import consensus
-
-
-@dataclass(frozen=True)
-class CommittedUpdate:
-    """One on-chain commitment with the canonical update bytes the caller obtained for it.
-
-    `update` is None when the blob was missing, could not be unsealed, or is otherwise unusable;
-    a blob whose sha256 differs from the committed hash is also treated as missing here.
-    """
-
-    peer: str
-    update_hash: bytes
-    num_samples: int
-    update: bytes | None
+from consensus.commitment import CommittedUpdate
+from consensus.errors import RoundNotAggregatable
 
 
 @dataclass(frozen=True)
@@ -47,15 +35,6 @@ class RoundOutcome:
     @property
     def rewards_root(self) -> bytes:
         return self.reward_tree.root
-
-
-class RoundNotAggregatable(Exception):
-    """Too few valid updates for the federation's rule and f: honest peers do not vote; the round fails."""
-
-
-def canonical_order(peers: Sequence[str]) -> list[str]:
-    """The protocol's canonical peer order: addresses ascending as 160-bit numbers."""
-    return sorted(peers, key=lambda a: int(a, 16))
 
 
 def rule_params(rule: str, rule_param: int) -> dict[str, int]:
@@ -86,8 +65,8 @@ def compute_round_outcome(
 
     Raises RoundNotAggregatable when the rule cannot run on the valid updates.
     """
-    ordered = sorted(updates, key=lambda u: int(u.peer, 16))
-    peers = tuple(u.peer for u in ordered)
+    ordered = sorted(updates, key=lambda u: int(u.member, 16))
+    peers = tuple(u.member for u in ordered)
     if len(set(p.lower() for p in peers)) != len(peers):
         raise ValueError("duplicate peer in commitments")
     blobs: list[bytes | None] = []

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 from multiformats import CID, multihash
 
+from ledger_tools.errors import LedgerToolsError, Transient
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 262_144                 # default UnixFS chunker (size-262144), Kubo and js-ipfs alike
@@ -37,11 +39,11 @@ T = TypeVar("T")
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)
 
 
-class BlobStoreError(Exception):
+class BlobStoreError(LedgerToolsError):
     """Base class of every blob store failure."""
 
 
-class BlobStoreUnavailable(BlobStoreError):
+class BlobStoreUnavailable(BlobStoreError, Transient):
     """The storage node did not answer (after retries)."""
 
 

@@ -21,13 +21,16 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-WEIGHT_ONE = 1_000_000
-BASE_RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan")
+from consensus.errors import AggregationError
+from consensus.feasibility import max_f, min_valid_updates, split_rule
+from consensus.reputation import WEIGHT_ONE
+from ledger_tools.errors import LedgerToolsError
+
 _HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
-class ConfigError(ValueError):
+class ConfigError(LedgerToolsError, ValueError):
     """The federation config file is missing, unreadable or invalid; the message says what and where."""
 
 
@@ -48,9 +51,10 @@ def _address(value: str) -> str:
 
 
 def _rule(value: str) -> str:
-    base = value.removeprefix("nnm+")
-    if base not in BASE_RULES:
-        raise ValueError(f"unknown rule {value!r}; expected one of {', '.join(BASE_RULES)} (optionally 'nnm+<rule>')")
+    try:
+        split_rule(value)
+    except AggregationError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -108,6 +112,12 @@ class FederationConfig(BaseModel):
             raise ValueError("duplicate auditor address")
         if self.f >= len(self.members):
             raise ValueError(f"f={self.f} must be smaller than the number of members ({len(self.members)})")
+        need = min_valid_updates(self.rule, self.f)
+        if len(self.members) < need:
+            most = max_f(self.rule, len(self.members))
+            fix = f"f <= {most}" if most >= 0 else "another rule"
+            raise ValueError(f"rule {self.rule} with f={self.f} needs at least {need} members, this federation has "
+                             f"{len(self.members)}: no round could ever aggregate (use {fix}, or more members)")
         if sum(m.weight for m in self.members) == 0:
             raise ValueError("total member weight must be positive")
         if sum(m.weight for m in self.members) >= 2**64:

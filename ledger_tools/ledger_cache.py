@@ -23,6 +23,8 @@ from typing import Any
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
+from ledger_tools.errors import LedgerToolsError
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -32,7 +34,7 @@ LOG_WINDOW = 50_000
 RECEIPT_BATCH = 200
 
 
-class LedgerCacheError(Exception):
+class LedgerCacheError(LedgerToolsError):
     """The node could not be read (RPC error, no contract at the address)."""
 
 

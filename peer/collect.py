@@ -14,28 +14,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from consensus.round_outcome import CommittedUpdate
-from peer.retry import Stopped
+from consensus.commitment import Commitment, CommittedUpdate
+from ledger_tools.updates import Unseal, UpdateUnusable, fetch_update, open_update
 
 log = logging.getLogger("fedledger.collect")
 
 #: Worker threads fetching + unsealing one round's blobs. Fetches wait on the network and the IPFS node,
 #: AES-GCM and sha256 release the GIL, so a few threads overlap well even on 2 cores.
 FETCH_THREADS = 4
-
-#: unseal(sealed_blob, sender, round) -> canonical update bytes; raises on anything wrong.
-Unseal = Callable[[bytes, str, int], bytes]
-
-
-@dataclass(frozen=True)
-class Commitment:
-    """The part of an on-chain commitment the collector needs."""
-
-    peer: str
-    update_hash: bytes
-    cid: str
-    num_samples: int
-
 
 @dataclass
 class CollectReport:
@@ -55,21 +41,18 @@ class CollectReport:
         return sum(1 for s in self.source.values() if s == "ipfs")
 
 
-def _try_unseal(unseal: Unseal, sealed: bytes, c: Commitment, round: int) -> tuple[bytes | None, str]:
+def _open(unseal: Unseal, sealed: bytes, c: Commitment) -> tuple[bytes | None, str]:
     try:
-        update = unseal(sealed, c.peer, round)
-    except Exception as exc:  # every unseal failure means the same thing: this blob is unusable
-        return None, f"unseal failed: {type(exc).__name__}: {exc}"
-    if hashlib.sha256(update).digest() != c.update_hash:
-        return None, "unsealed bytes do not match the committed update hash"
-    return update, ""
+        return open_update(sealed, c, unseal), ""
+    except UpdateUnusable as exc:
+        return None, str(exc)
 
 
 def gossip_equivocations(round: int, commitments: Sequence[Commitment], gossip) -> dict[str, str]:
     """Committed peers that signed a gossip envelope for `round` naming another update hash than their
     commitment: evidence of equivocation (the signed envelope is kept by the gossip node). Only the on-chain
     commitment counts, so these peers' updates are still fetched by their committed hash."""
-    committed = {c.peer: c.update_hash for c in commitments}
+    committed = {c.member: c.update_hash for c in commitments}
     found: dict[str, str] = {}
     try:
         envelopes = gossip.envelopes(round)
@@ -103,15 +86,17 @@ def collect_updates(
     arrived (while the others are still awaited), and the IPFS fetches of the missing blobs run side by side.
     A gossip copy that does not unseal to the committed hash falls back to IPFS like a missing one.
     """
+    if any(c.round != round for c in commitments):
+        raise ValueError(f"collect_updates(round={round}) got a commitment of another round")
     started = time.perf_counter()
     report = CollectReport()
     result: dict[str, bytes | None] = {}
     pending: list[Commitment] = []
     for c in commitments:
-        own = (local or {}).get(c.peer)
+        own = (local or {}).get(c.member)
         if own is not None and hashlib.sha256(own).digest() == c.update_hash:
-            result[c.peer] = own
-            report.source[c.peer] = "local"
+            result[c.member] = own
+            report.source[c.member] = "local"
         else:
             pending.append(c)
 
@@ -123,32 +108,26 @@ def collect_updates(
                             gossip_wait=gossip_wait, threads=threads, result=result, report=report)
 
     report.seconds = time.perf_counter() - started
-    updates = [
-        CommittedUpdate(peer=c.peer, update_hash=c.update_hash, num_samples=c.num_samples, update=result.get(c.peer))
-        for c in commitments
-    ]
+    updates = [CommittedUpdate(c, result.get(c.member)) for c in commitments]
     return updates, report
 
 
-def _from_ipfs(unseal: Unseal, blobstore, c: Commitment, round: int) -> tuple[bytes | None, str, str]:
-    """(update, source, why not) for one commitment fetched from the blob store."""
+def _from_ipfs(unseal: Unseal, blobstore, c: Commitment) -> tuple[bytes | None, str, str]:
+    """(update, source, why not) for one commitment fetched from the blob store. A node stopping during the
+    fetch (`Stopped` from the retrying store) propagates: that is not a faulty peer's blob."""
     if blobstore is None:
         return None, "", "no gossip copy and no blob store"
     try:
-        sealed = blobstore.cat(c.cid)
-    except Stopped:
-        raise  # the node is shutting down (its retrier gave up waiting): not a faulty peer's blob
-    except Exception as exc:  # unreachable node, unknown CID, bytes that don't match the CID
-        return None, "", f"IPFS {c.cid}: {type(exc).__name__}: {exc}"
-    update, why = _try_unseal(unseal, sealed, c, round)
-    return update, "ipfs", why
+        return fetch_update(blobstore, c, unseal), "ipfs", ""
+    except UpdateUnusable as exc:
+        return None, "", f"IPFS {exc}"
 
 
-def _from_gossip(unseal: Unseal, blobstore, sealed: bytes, c: Commitment, round: int) -> tuple[bytes | None, str, str]:
-    update, _ = _try_unseal(unseal, sealed, c, round)
+def _from_gossip(unseal: Unseal, blobstore, sealed: bytes, c: Commitment) -> tuple[bytes | None, str, str]:
+    update, _ = _open(unseal, sealed, c)
     if update is not None:
         return update, "gossip", ""
-    return _from_ipfs(unseal, blobstore, c, round)  # a bad gossip copy proves nothing about the committed blob
+    return _from_ipfs(unseal, blobstore, c)  # a bad gossip copy proves nothing about the committed blob
 
 
 def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Unseal, blobstore, gossip,
@@ -159,16 +138,16 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
         if gossip is not None:
             def gossip_copy(c: Commitment) -> bytes | None:
                 try:
-                    return gossip.blob(c.update_hash, sender=c.peer)
+                    return gossip.blob(c.update_hash, sender=c.member)
                 except Exception:  # a gossip node that died must not stop the round: IPFS is the fallback
                     return None
 
             def start_arrived() -> bool:
                 for c in pending:
-                    if c.peer not in jobs:
+                    if c.member not in jobs:
                         sealed = gossip_copy(c)
                         if sealed is not None:
-                            jobs[c.peer] = pool.submit(_from_gossip, unseal, blobstore, sealed, c, round)
+                            jobs[c.member] = pool.submit(_from_gossip, unseal, blobstore, sealed, c)
                 return len(jobs) == len(pending)
 
             try:
@@ -176,12 +155,12 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
             except Exception as exc:
                 log.warning("gossip wait failed (%s); using IPFS", exc)
         for c in pending:
-            if c.peer not in jobs:
-                jobs[c.peer] = pool.submit(_from_ipfs, unseal, blobstore, c, round)
+            if c.member not in jobs:
+                jobs[c.member] = pool.submit(_from_ipfs, unseal, blobstore, c)
         for c in pending:
-            update, source, why = jobs[c.peer].result()
-            result[c.peer] = update
+            update, source, why = jobs[c.member].result()
+            result[c.member] = update
             if update is None:
-                report.rejected[c.peer] = why
+                report.rejected[c.member] = why
             else:
-                report.source[c.peer] = source
+                report.source[c.member] = source

@@ -11,7 +11,7 @@ import hashlib
 import math
 
 import consensus
-from ledger_tools.chain import (AlreadyCommitted, CommitClosed, Commitment as ChainCommitment, NO_DP,
+from ledger_tools.chain import (AlreadyCommitted, CommitClosed, Commitment, NO_DP,
                                 RoundNotOpen)
 from peer import attack_hooks
 from peer.context import NodeContext
@@ -29,7 +29,7 @@ def privacy_to_chain(epsilon: float | None, delta: float | None) -> tuple[int, i
     return to_fixed_point(epsilon, delta or 0.0)
 
 
-def my_commitment(ctx: NodeContext, r: int) -> ChainCommitment | None:
+def my_commitment(ctx: NodeContext, r: int) -> Commitment | None:
     for c in ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r):
         if c.member == ctx.me:
             return c

@@ -34,6 +34,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
+from peer.errors import PeerError
 
 MAGIC = b"FLGS"
 VERSION = 1
@@ -53,7 +54,7 @@ _HEAD = struct.Struct(">4sBB")
 _COMMON = struct.Struct(">20sQQ20s32s32sQ")  # federation chain round sender update_hash blob_sha256 blob_size
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(PeerError, ValueError):
     """A gossip message that is malformed: wrong layout, lengths, field values or trailing bytes."""
 
 

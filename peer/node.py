@@ -31,13 +31,14 @@ from peer.model_store import ModelStore
 from peer.retry import Retrier, Stopped
 from peer.state import PeerState, Phase, RoundRecord
 from peer.tasks import TaskData
+from peer.errors import PeerError
 
 log = logging.getLogger("fedledger.node")
 
 __all__ = ["ModelSpecMismatch", "NodeError", "NodeLog", "PeerNode", "Stopped", "gossip_peer_id", "gossip_seed"]
 
 
-class NodeError(Exception):
+class NodeError(PeerError):
     """The node cannot run (wrong model spec, not a member, unusable state directory)."""
 
 

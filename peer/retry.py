@@ -9,30 +9,25 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from peer.log import NodeLog
+from peer.errors import PeerError
 
 T = TypeVar("T")
 
 
-class Stopped(Exception):
+class Stopped(PeerError):
     """The node was asked to stop (SIGTERM / Ctrl-C); everything done so far is persisted."""
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Network-level failures worth retrying: an unreachable chain RPC or IPFS API, a timeout."""
-    from ledger_tools.blobstore import BlobStoreUnavailable
-    from ledger_tools.chain import LedgerUnavailable
+    """Network-level failures worth retrying: what the adapters mark `Transient` (an unreachable chain RPC or
+    IPFS API), and the raw connection errors and timeouts of the HTTP stacks underneath them."""
+    import requests
+    from web3.exceptions import ProviderConnectionError, TimeExhausted
 
-    if isinstance(exc, (BlobStoreUnavailable, LedgerUnavailable, ConnectionError, TimeoutError)):
-        return True
-    try:
-        import requests
+    from ledger_tools.errors import Transient
 
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return type(exc).__name__ in ("ProviderConnectionError", "TimeExhausted", "ClientConnectorError",
-                                  "RemoteDisconnected")
+    return isinstance(exc, (Transient, ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout,
+                            ProviderConnectionError, TimeExhausted))
 
 
 class Retrier:

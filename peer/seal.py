@@ -49,6 +49,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_utils import to_checksum_address
 
+from peer.errors import PeerError
+
 MAGIC = b"FLSB"
 VERSION = 1
 FIXED_HEADER = struct.Struct(">4sBB20sQ20s12sH")  # 68 bytes
@@ -64,8 +66,9 @@ _WRAP_AAD = b"fedledger/seal/v1/wrap"
 SealedBlob = bytes
 
 
-class SealError(Exception):
-    """Base class: the blob can't be unsealed (each reason has its own subclass)."""
+class SealError(PeerError, ValueError):
+    """Base class: the blob can't be unsealed (each reason has its own subclass); a ValueError, so the
+    adapters' `fetch_update` treats it as any malformed input."""
 
 
 class MalformedSeal(SealError):

@@ -9,9 +9,10 @@ from peer.log import Timer
 from peer.retry import Stopped
 from peer.round_clock import CLOSE_GAS, send_time_dependent
 from peer.state import Phase, RoundRecord
+from peer.errors import PeerError
 
 
-class RoundNotOpened(Exception):
+class RoundNotOpened(PeerError):
     """The loop was asked about a round the chain has not opened (a bug, or a different chain)."""
 
 

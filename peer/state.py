@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+from peer.errors import PeerError
 
 STATE_VERSION = 1
 
@@ -93,7 +94,7 @@ class RoundRecord:
         return cls(**known)
 
 
-class StateError(Exception):
+class StateError(PeerError):
     """The state directory is unusable (belongs to another federation or identity, unreadable)."""
 
 

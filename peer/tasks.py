@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+from peer.errors import PeerError
 
 #: Seed of the shared train/test split; changing it changes every peer's test set.
 SPLIT_SEED = 0
@@ -36,7 +37,7 @@ TEST_FRACTION = 0.2
 StateDict = dict[str, torch.Tensor]
 
 
-class TaskError(Exception):
+class TaskError(PeerError):
     """A task can't be built: unknown task id, unreadable or malformed data (message names the problem)."""
 
 

@@ -26,17 +26,18 @@ from ledger_tools.chain import (
 from ledger_tools.chain import Phase as ChainPhase
 from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from peer import attack_hooks
-from peer.collect import Commitment, collect_updates
+from peer.collect import collect_updates
 from peer.context import NodeContext
 from peer.log import Timer
 from peer.retry import ReachableBlobStore, Stopped
 from peer.round_clock import send_time_dependent, vote_gas
 from peer.state import Phase, RoundRecord
+from peer.errors import PeerError
 
 TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up
 
 
-class VoteNeverAccepted(Exception):
+class VoteNeverAccepted(PeerError):
     """The chain kept refusing the vote as too early (its clock is far behind ours)."""
 
 
@@ -87,8 +88,7 @@ def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> N
 def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]:
     """Every committed update in canonical order (gossip first, IPFS fallback); `None` for unusable ones."""
     t = Timer()
-    on_chain = ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r)
-    commitments = [Commitment(c.member, c.update_hash, c.cid, c.num_samples) for c in on_chain]
+    commitments = ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r)
     own = ctx.state.read_artefact(r, "update.bin")
     updates, report = collect_updates(
         r, commitments, unseal=ctx.unseal, blobstore=ReachableBlobStore(ctx.blobstore, ctx.retry, round=r),

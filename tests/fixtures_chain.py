@@ -12,7 +12,8 @@ from web3 import Web3
 
 from devnet.anvil import AnvilProcess, DevAccount, dev_accounts, extra_accounts, increase_time, start_anvil
 from devnet.deploy import deploy_federation
-from ledger_tools.chain import FederationLedger, reward_leaf
+from ledger_tools.chain import FederationLedger
+from consensus.merkle import RewardTree
 from ledger_tools.config import FederationConfig
 
 ETH = 10**18
@@ -21,44 +22,9 @@ CID_AGG = "bafkreiaggregate"
 CID_REWARDS = "bafkreirewards"
 
 
-def _hash_pair(a: bytes, b: bytes) -> bytes:
-    return bytes(Web3.keccak(min(a, b) + max(a, b)))
-
-
-@dataclass
-class OzTree:
-    """OpenZeppelin StandardMerkleTree layout (leaves sorted, array tree), built independently of consensus/."""
-
-    round: int
-    amounts: dict[str, int]
-    tree: list[bytes]
-    index: dict[str, int]  # account -> tree position of its leaf
-
-    @property
-    def root(self) -> bytes:
-        return self.tree[0] if self.tree else b"\x00" * 32
-
-    def proof(self, account: str) -> list[bytes]:
-        i, proof = self.index[account], []
-        while i > 0:
-            sibling = i - 1 if i % 2 == 0 else i + 1
-            proof.append(self.tree[sibling])
-            i = (i - 1) // 2
-        return proof
-
-
-def oz_tree(round_: int, amounts: Mapping[str, int]) -> OzTree:
-    amounts = {a: v for a, v in amounts.items() if v > 0}
-    leaves = sorted((reward_leaf(round_, a, v), a) for a, v in amounts.items())
-    n = len(leaves)
-    tree: list[bytes] = [b""] * (2 * n - 1) if n else []
-    index = {}
-    for i, (leaf, account) in enumerate(leaves):
-        tree[len(tree) - 1 - i] = leaf
-        index[account] = len(tree) - 1 - i
-    for i in range(len(tree) - 1 - n, -1, -1):
-        tree[i] = _hash_pair(tree[2 * i + 1], tree[2 * i + 2])
-    return OzTree(round_, dict(amounts), tree, index)
+def oz_tree(round_: int, amounts: Mapping[str, int]) -> RewardTree:
+    """The protocol's reward tree (OpenZeppelin StandardMerkleTree layout) for `amounts` (zero amounts left out)."""
+    return RewardTree.build(round_, list(amounts), list(amounts.values()))
 
 
 @dataclass
@@ -87,7 +53,7 @@ class Federation:
                 for i, m in enumerate(self.members if members is None else members)]
 
     def run_round(self, round_: int, rewards: Mapping[str, int] | None = None, *, aggregate: bytes = AGG,
-                  voters: Sequence[FederationLedger] | None = None, excluded: Sequence[str] = ()) -> OzTree:
+                  voters: Sequence[FederationLedger] | None = None, excluded: Sequence[str] = ()) -> RewardTree:
         """Everyone commits, then `voters` (default: all, stopping at finalization) vote the same digest."""
         self.commit_all(round_)
         tree = oz_tree(round_, rewards or {})

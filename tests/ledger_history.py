@@ -21,7 +21,8 @@ from devnet.anvil import DevAccount, extra_accounts
 from devnet.deploy import deploy_federation
 from ledger_tools.chain import FederationLedger
 from ledger_tools.config import FederationConfig
-from consensus.round_outcome import CommittedUpdate, RoundOutcome, compute_round_outcome
+from consensus.commitment import Commitment, CommittedUpdate
+from consensus.round_outcome import RoundOutcome, compute_round_outcome
 from peer.seal import seal, unseal
 
 SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}
@@ -132,7 +133,7 @@ class LedgerHistory:
                 cid = commit_cid[m.address]
             samples = 50 + 10 * i
             m.ledger.commit(r, hashlib.sha256(update).digest(), cid, samples, 2_500_000, 10**13)
-            updates.append(CommittedUpdate(m.address, hashlib.sha256(update).digest(), samples, update))
+            updates.append(CommittedUpdate(Commitment(m.address, hashlib.sha256(update).digest(), "", samples, round=r), update))
         pool = min(self.config.reward_per_round_wei, self.owner.balance() - self.owner.reserved())
         outcome = compute_round_outcome(
             round=r, previous_model=self.model, updates=updates, rule=self.config.rule,

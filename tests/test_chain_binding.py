@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from web3 import Web3
 from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
 from devnet.compile import BUILD_DIR, CONTRACTS_DIR, SHIM, compile_source, source_hash
 from devnet.ports import free_port
 from ledger_tools import chain
-from ledger_tools.chain import FederationLedger, LedgerUnavailable, excluded_hash, reward_leaf, vote_digest
+from ledger_tools.chain import FederationLedger, LedgerUnavailable
+from consensus.digest import excluded_hash, vote_digest
+from consensus.merkle import reward_leaf
 from ledger_tools.config import ConfigError, FederationConfig
 
 GOOD = {
@@ -66,14 +69,15 @@ def test_hash_helpers_match_the_contract(federation):
 
 
 def test_consensus_reward_tree_is_accepted(federation):
-    consensus = pytest.importorskip("consensus")
-    if not hasattr(consensus, "RewardTree"):
-        pytest.skip("consensus.RewardTree not available")
+    import consensus
+
     fed = federation
     accounts = [x.address for x in fed.accounts]
     amounts = [ETH // 2, ETH // 4, 0, ETH // 8, ETH // 8]
     tree = consensus.RewardTree.build(1, accounts, amounts)
-    assert consensus.reward_leaf(1, accounts[0], ETH // 2) == reward_leaf(1, accounts[0], ETH // 2)
+    # the leaf as abi.encode + double keccak, built here with web3 (independent of consensus' own packing)
+    assert reward_leaf(1, accounts[0], ETH // 2) == bytes(Web3.keccak(Web3.keccak(
+        (1).to_bytes(32, "big") + bytes.fromhex(accounts[0][2:]).rjust(32, b"\0") + (ETH // 2).to_bytes(32, "big"))))
     fed.commit_all(1)
     for m in fed.members[:3]:
         m.vote(1, AGG, CID_AGG, tree.root, CID_REWARDS)
@@ -99,9 +103,9 @@ def test_config_json_and_toml(tmp_path):
     toml = tmp_path / "fed.toml"
     toml.write_text(
         'model_spec_hash = "0x' + "01" * 32 + '"\ngenesis_model_hash = "0x' + "02" * 32 + '"\n'
-        'genesis_model_cid = "bafkreigenesis"\nrule = "nnm+krum"\n\n[[members]]\n'
+        'genesis_model_cid = "bafkreigenesis"\nrule = "nnm+median"\n\n[[members]]\n'
         'address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"\nenc_key = "' + "ab" * 32 + '"\n')
-    assert FederationConfig.load(toml).rule == "nnm+krum"
+    assert FederationConfig.load(toml).rule == "nnm+median"
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -112,6 +116,8 @@ def test_config_json_and_toml(tmp_path):
     ({"genesis_model_hash": "0x1234"}, "genesis_model_hash: must be 32 bytes"),
     ({"extra": 1}, "extra: unknown key"),
     ({"f": 1}, "f=1 must be smaller than the number of members"),
+    ({"rule": "krum"}, "rule krum with f=0 needs at least 3 members, this federation has 1"),
+    ({"rule": "nnm+bulyan"}, "no round could ever aggregate"),
 ])
 def test_config_errors_are_one_clear_line(tmp_path, change, message):
     data = {**GOOD, **change}

@@ -6,7 +6,8 @@ import threading
 import time
 
 from ledger_tools.blobstore import InMemoryBlobStore
-from peer.collect import Commitment, collect_updates
+from consensus import Commitment
+from peer.collect import collect_updates
 
 
 def _fake_seal(update: bytes, sender: str, round: int) -> bytes:
@@ -68,7 +69,7 @@ class FakeGossip:
 
 def _round(n: int, store):
     updates = {f"0x{i:040x}": bytes([i]) * 1000 for i in range(n)}
-    commits = [Commitment(p, hashlib.sha256(u).digest(), store.add(_fake_seal(u, p, 1)), 10)
+    commits = [Commitment(p, hashlib.sha256(u).digest(), store.add(_fake_seal(u, p, 1)), 10, round=1)
                for p, u in updates.items()]
     return updates, commits
 
@@ -89,7 +90,7 @@ def test_gossip_first_ipfs_only_for_missing_and_bad_copies():
     store = SlowStore(delay=0.0)
     updates, commits = _round(5, store)
     peers = list(updates)
-    copies = {c.update_hash: _fake_seal(updates[c.peer], c.peer, 1) for c in commits[:3]}
+    copies = {c.update_hash: _fake_seal(updates[c.member], c.member, 1) for c in commits[:3]}
     copies[commits[2].update_hash] = _fake_seal(updates[peers[2]], peers[2], 9)  # sealed for another round
     got, report = collect_updates(1, commits, unseal=_fake_unseal, blobstore=store, gossip=FakeGossip(copies),
                                   gossip_wait=0.2)
@@ -106,7 +107,7 @@ def test_late_gossip_copy_is_used_before_the_wait_ends():
     def arrive_late():
         time.sleep(0.1)
         for c in commits:
-            gossip.blobs[c.update_hash] = _fake_seal(updates[c.peer], c.peer, 1)
+            gossip.blobs[c.update_hash] = _fake_seal(updates[c.member], c.member, 1)
 
     threading.Thread(target=arrive_late).start()
     got, report = collect_updates(1, commits, unseal=_fake_unseal, blobstore=store, gossip=gossip, gossip_wait=5)
@@ -117,11 +118,11 @@ def test_late_gossip_copy_is_used_before_the_wait_ends():
 def test_dead_gossip_missing_blob_and_no_store_are_rejections_not_errors():
     store = SlowStore(delay=0.0)
     updates, commits = _round(3, store)
-    commits[1] = Commitment(commits[1].peer, commits[1].update_hash, "bafkreimissingmissing", 10)
+    commits[1] = Commitment(commits[1].member, commits[1].update_hash, "bafkreimissingmissing", 10, round=1)
     got, report = collect_updates(1, commits, unseal=_fake_unseal, blobstore=store, gossip=FakeGossip(dead=True), gossip_wait=0.1,
-                                  local={commits[0].peer: updates[commits[0].peer]})
-    assert report.source == {commits[0].peer: "local", commits[2].peer: "ipfs"}
-    assert got[1].update is None and "IPFS" in report.rejected[commits[1].peer]
+                                  local={commits[0].member: updates[commits[0].member]})
+    assert report.source == {commits[0].member: "local", commits[2].member: "ipfs"}
+    assert got[1].update is None and "IPFS" in report.rejected[commits[1].member]
     got, report = collect_updates(1, commits, unseal=_fake_unseal)
     assert all(u.update is None for u in got) and len(report.rejected) == 3
 

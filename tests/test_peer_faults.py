@@ -33,7 +33,8 @@ from devnet.ipfs import IpfsProcess, start_ipfs
 from devnet.ports import free_port, port_in_use
 from devnet.bootstrap import create_local_federation
 from ledger_tools.blobstore import IpfsBlobStore
-from ledger_tools.chain import AlreadyVoted, FederationLedger, vote_digest
+from ledger_tools.chain import AlreadyVoted, FederationLedger
+from consensus.digest import vote_digest
 from peer.round_clock import send_time_dependent, vote_gas
 from peer.state import Phase
 from peer.vote_step import vote_tx
@@ -200,7 +201,8 @@ def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path)
     import hashlib
     import io
 
-    from peer.collect import Commitment, collect_updates
+    from consensus import Commitment
+    from peer.collect import collect_updates
     from peer.log import NodeLog
     from peer.retry import ReachableBlobStore, Retrier
 
@@ -212,7 +214,7 @@ def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path)
     try:
         raw = IpfsBlobStore(node.api_url, timeout=3, retries=1, backoff=0.1)
         blob = b"sealed update of an honest peer"
-        commit = Commitment("0x" + "11" * 20, hashlib.sha256(blob).digest(), raw.add(blob), 10)
+        commit = Commitment("0x" + "11" * 20, hashlib.sha256(blob).digest(), raw.add(blob), 10, round=1)
         node.stop()
         _wait_port_free(node.api_port)
 
@@ -229,13 +231,13 @@ def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path)
         helper.join(40)
         assert restarted, "the helper did not restart the node"
         assert updates[0].update == blob, f"honest blob excluded while IPFS restarted: {report.rejected}"
-        assert report.source == {commit.peer: "ipfs"}
+        assert report.source == {commit.member: "ipfs"}
 
-        missing = Commitment("0x" + "22" * 20, b"\x00" * 32, "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti", 1)
+        missing = Commitment("0x" + "22" * 20, b"\x00" * 32, "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti", 1, round=1)
         started = time.monotonic()
         updates, report = collect_updates(1, [missing], unseal=lambda sealed, sender, r: sealed,
                                           blobstore=ReachableBlobStore(raw, retry, round=1))
-        assert updates[0].update is None and missing.peer in report.rejected
+        assert updates[0].update is None and missing.member in report.rejected
         assert time.monotonic() - started < 15, "a CID the node does not hold must not be retried for long"
         raw.close()
     finally:

@@ -10,7 +10,8 @@ import pytest
 import consensus
 from ledger_tools.blobstore import InMemoryBlobStore
 from consensus.round_outcome import compute_round_outcome
-from peer.collect import Commitment, collect_updates
+from consensus import Commitment
+from peer.collect import collect_updates
 from peer.identity import PeerIdentity
 from ledger_tools.chain import FederationLedger
 from peer.seal import seal, unseal
@@ -111,22 +112,22 @@ def test_tampered_and_missing_blobs_are_excluded_not_fatal():
     commits = []
     # honest
     honest_cid = store.add(seal(update, recipients, federation=FED, round=1, sender=others[0].address))
-    commits.append(Commitment(others[0].address, hashlib.sha256(update).digest(), honest_cid, 10))
+    commits.append(Commitment(others[0].address, hashlib.sha256(update).digest(), honest_cid, 10, round=1))
     # tampered: committed hash of one update, blob holds another
     other_update = consensus.encode({k: v * 2 for k, v in zero.items()})
     cid = store.add(seal(other_update, recipients, federation=FED, round=1, sender=others[1].address))
-    commits.append(Commitment(others[1].address, hashlib.sha256(update).digest(), cid, 10))
+    commits.append(Commitment(others[1].address, hashlib.sha256(update).digest(), cid, 10, round=1))
     # replayed from another round
     cid = store.add(seal(update, recipients, federation=FED, round=7, sender=others[2].address))
-    commits.append(Commitment(others[2].address, hashlib.sha256(update).digest(), cid, 10))
+    commits.append(Commitment(others[2].address, hashlib.sha256(update).digest(), cid, 10, round=1))
     # missing blob
-    commits.append(Commitment(others[3].address, hashlib.sha256(update).digest(), "bafkreimissingmissing", 10))
+    commits.append(Commitment(others[3].address, hashlib.sha256(update).digest(), "bafkreimissingmissing", 10, round=1))
 
     def my_unseal(blob, sender, r):
         return unseal(blob, me.address, me.enc_private_key, federation=FED, round=r, sender=sender)
 
     updates, report = collect_updates(1, commits, unseal=my_unseal, blobstore=store)
-    by_peer = {u.peer: u.update for u in updates}
+    by_peer = {u.member: u.update for u in updates}
     assert by_peer[others[0].address] == update
     assert all(by_peer[o.address] is None for o in others[1:])
     assert set(report.rejected) == {o.address for o in others[1:]}

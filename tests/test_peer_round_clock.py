@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
-from ledger_tools.chain import (Phase, RoundInfo, RoundStatus, VoteDeadlineNotReached, VotingNotOpen,
-                                vote_digest)
+from ledger_tools.chain import Phase, RoundInfo, RoundStatus, VoteDeadlineNotReached, VotingNotOpen
+from consensus.digest import vote_digest
 from peer.membership import MembershipCache
 from peer.round_clock import commit_window_open, judge_phase, send_time_dependent
 

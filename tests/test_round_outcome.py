@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import consensus
-from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, compute_round_outcome
+from consensus.commitment import Commitment, CommittedUpdate
+from consensus.round_outcome import RoundNotAggregatable, compute_round_outcome
 
 SPEC = consensus.ModelSpec([("w", (8,))])
 POOL = 10**18
@@ -19,7 +20,7 @@ def _update(values: np.ndarray) -> bytes:
 
 def _committed(peer: str, blob: bytes | None, *, hash_of: bytes | None = None, samples: int = 10) -> CommittedUpdate:
     source = hash_of if hash_of is not None else blob
-    return CommittedUpdate(peer=peer, update_hash=hashlib.sha256(source or b"").digest(), num_samples=samples, update=blob)
+    return CommittedUpdate(Commitment(peer, hashlib.sha256(source or b"").digest(), "", samples), blob)
 
 
 PEERS = [f"0x{i:040x}" for i in (0xA1, 0x0B, 0xC3, 0x04, 0xE5)]

@@ -24,7 +24,8 @@ from ledger_tools.chain import NO_DP, LedgerParams
 from ledger_tools.audit.history import LedgerHistory
 from ledger_tools.ledger_cache import LedgerEvent
 from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree, rewards_of
-from consensus.round_outcome import CommittedUpdate, compute_round_outcome
+from consensus.commitment import Commitment, CommittedUpdate
+from consensus.round_outcome import compute_round_outcome
 from ledger_tools.audit.verification import Severity, verify_history, verify_round
 from peer.envelope import Envelope
 from peer.seal import seal, unseal
@@ -79,7 +80,7 @@ class OneRound:
             h = hashlib.sha256(update).digest()
             self.events.append(_ev(2 + i, "Committed", round=1, member=m.address, updateHash="0x" + h.hex(),
                                    cid=self.store.add(sealed), numSamples=10 + i, epsilonE6=NO_DP, deltaE18=0))
-            updates.append(CommittedUpdate(m.address, h, 10 + i, update))
+            updates.append(CommittedUpdate(Commitment(m.address, h, "", 10 + i), update))
         out = compute_round_outcome(round=1, previous_model=genesis, updates=updates, rule="fedavg", rule_param=0,
                                     f=0, reward_pool=POOL, scale_bits=20)
         self.outcome = out

@@ -22,7 +22,8 @@ from eth_account import Account
 
 from ledger_tools.blobstore import BlobIntegrityError, InMemoryBlobStore
 from peer.chunking import split_blob
-from peer.collect import Commitment, collect_updates
+from consensus import Commitment
+from peer.collect import collect_updates
 from peer.envelope import DropReason, Envelope, EnvelopeValidator
 from peer.log import NodeLog
 from peer.membership import MembershipCache
@@ -85,18 +86,18 @@ def test_collect_keeps_only_committed_blobs_sealed_by_their_committer_for_this_r
     honest, replayed, copier, foreign, swapped, stranger, uncommitted = (p.address for p in PEERS)
     honest_blob = _seal(updates[honest], honest)
     commitments = [
-        Commitment(honest, h[honest], store.add(honest_blob), 10),
+        Commitment(honest, h[honest], store.add(honest_blob), 10, round=5),
         # gossip serves this member's blob of an earlier round under its hash; IPFS holds the right one
-        Commitment(replayed, h[replayed], store.add(_seal(updates[replayed], replayed)), 10),
+        Commitment(replayed, h[replayed], store.add(_seal(updates[replayed], replayed)), 10, round=5),
         # commits the honest member's hash and CID: the blob names the honest member as sender
-        Commitment(copier, h[honest], store.add(honest_blob), 10),
+        Commitment(copier, h[honest], store.add(honest_blob), 10, round=5),
         # its blob was sealed for another federation (a replay from a federation with the same members)
-        Commitment(foreign, h[foreign], store.add(_seal(updates[foreign], foreign, federation=OTHER_FEDERATION)), 10),
+        Commitment(foreign, h[foreign], store.add(_seal(updates[foreign], foreign, federation=OTHER_FEDERATION)), 10, round=5),
         # commits one update's hash but stores a blob of another update (equivocation on IPFS)
-        Commitment(swapped, h[swapped], store.add(_seal(os.urandom(64), swapped)), 10),
+        Commitment(swapped, h[swapped], store.add(_seal(os.urandom(64), swapped)), 10, round=5),
         # sealed without a key for us
         Commitment(stranger, h[stranger], store.add(_seal(updates[stranger], stranger, recipients={
-            a: k for a, k in RECIPIENTS.items() if a != ME.address})), 10),
+            a: k for a, k in RECIPIENTS.items() if a != ME.address})), 10, round=5),
     ]
     gossip = Gossip(
         envelopes=[_envelope(PEERS[-1], h[uncommitted]), _envelope(PEERS[0], b"\x42" * 32)],
@@ -108,12 +109,12 @@ def test_collect_keeps_only_committed_blobs_sealed_by_their_committer_for_this_r
     # our own "local" copy does not match our commitment (e.g. a stale artefact): it is not trusted
     got, report = collect_updates(5, commitments, unseal=_my_unseal, blobstore=store, gossip=gossip,
                                   local={honest: b"stale"}, gossip_wait=0.2)
-    by_peer = {u.peer: u.update for u in got}
-    assert [u.peer for u in got] == [c.peer for c in commitments]  # exactly the on-chain set, nothing else
+    by_peer = {u.member: u.update for u in got}
+    assert [u.member for u in got] == [c.member for c in commitments]  # exactly the on-chain set, nothing else
     assert by_peer[honest] == updates[honest] and report.source[honest] == "ipfs"
     assert by_peer[replayed] == updates[replayed] and report.source[replayed] == "ipfs"
     for bad, why in [(copier, "WrongSender"), (foreign, "WrongFederation"), (stranger, "NotARecipient"),
-                     (swapped, "do not match the committed update hash")]:
+                     (swapped, "update-hash-mismatch")]:
         assert by_peer[bad] is None and why in report.rejected[bad], (bad, report.rejected.get(bad))
     assert uncommitted not in by_peer
     # our signed envelope naming another hash than our commitment is on record; the commitment still counts
@@ -126,7 +127,7 @@ def test_gossip_copy_under_a_committed_hash_by_another_sender_falls_back_to_ipfs
     store = InMemoryBlobStore()
     victim, attacker = PEERS[1].address, PEERS[2].address
     update = os.urandom(100)
-    c = Commitment(victim, hashlib.sha256(update).digest(), store.add(_seal(update, victim)), 3)
+    c = Commitment(victim, hashlib.sha256(update).digest(), store.add(_seal(update, victim)), 3, round=5)
     gossip = Gossip(blobs={c.update_hash: _seal(os.urandom(100), attacker)})
     [got], report = collect_updates(5, [c], unseal=_my_unseal, blobstore=store, gossip=gossip, gossip_wait=0.2)
     assert got.update == update and report.source[victim] == "ipfs"

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from consensus.aggregators.base import RuleInput, RuleOutput, no_extra, require
+from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
 from consensus.aggregators.krum import NEIGHBOURS, krum_scores, neighbour_count
 from consensus.intmath import chunk_for, gather_t, map_chunks, round_div, sq_distances
+from consensus.feasibility import require_feasible
 
 
 def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
@@ -27,7 +28,7 @@ def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     neighbours = params.pop("neighbours", "paper")
     no_extra("bulyan", params)
     n, f = inp.n, inp.f
-    require(n >= 4 * f + 3, f"bulyan needs n >= 4f+3 valid updates (n={n}, f={f})")
+    require_feasible("bulyan", n, f)
     neighbour_count(n, f, neighbours)  # validates the name
     dist = sq_distances(inp.rows)
     remaining = list(range(n))

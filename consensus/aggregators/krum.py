@@ -21,6 +21,7 @@ from typing import Any
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra, require
 from consensus.aggregators.fedavg import weighted_mean
 from consensus.intmath import k_smallest_sum, sq_distances
+from consensus.feasibility import require_feasible
 
 NEIGHBOURS = {"paper": 2, "flower": 2, "blanchard": 2, "byzfl": 1}
 
@@ -37,7 +38,7 @@ def krum_scores(dist: list[list[int]], indices: list[int], k: int) -> list[int]:
 
 def krum_ranking(inp: RuleInput, neighbours: str) -> list[int]:
     """Indices sorted by (Krum score, index)."""
-    require(inp.n >= 2 * inp.f + 3, f"krum needs n >= 2f+3 valid updates (n={inp.n}, f={inp.f})")
+    require_feasible("krum", inp.n, inp.f)
     k = neighbour_count(inp.n, inp.f, neighbours)
     scores = krum_scores(sq_distances(inp.rows), list(range(inp.n)), k)
     return sorted(range(inp.n), key=lambda i: (scores[i], i))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from consensus.aggregators.base import RuleInput, RuleOutput, no_extra, require
+from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
 from consensus.aggregators.trimmed_mean import trimmed
+from consensus.feasibility import require_feasible
 
 
 def median(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     no_extra("median", params)
-    require(inp.n > 2 * inp.f, f"median needs n > 2f valid updates (n={inp.n}, f={inp.f})")
+    require_feasible("median", inp.n, inp.f)
     return trimmed(inp, (inp.n - 1) // 2)

@@ -8,12 +8,13 @@ ByzFL's `NNM` does the same in float (torch.topk/argsort tie order); Flower has 
 """
 from __future__ import annotations
 
-from consensus.aggregators.base import RuleInput, require
+from consensus.aggregators.base import RuleInput
 from consensus.intmath import mix_rows, sq_distances
+from consensus.feasibility import require_feasible
 
 
 def nnm(inp: RuleInput) -> RuleInput:
-    require(inp.n > inp.f, f"nnm needs n > f valid updates (n={inp.n}, f={inp.f})")
+    require_feasible("nnm", inp.n, inp.f)
     dist = sq_distances(inp.rows)
     keep = inp.n - inp.f
     groups = [sorted(range(inp.n), key=lambda j: (dist[i][j], j))[:keep] for i in range(inp.n)]

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from consensus.aggregators.base import RuleInput, RuleOutput, no_extra, require
+from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
 from consensus.intmath import chunk_for, gather_t, map_chunks, round_div
+from consensus.feasibility import require_feasible
 
 
 def trimmed(inp: RuleInput, trim: int) -> RuleOutput:
@@ -40,5 +41,5 @@ def trimmed(inp: RuleInput, trim: int) -> RuleOutput:
 
 def trimmed_mean(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     no_extra("trimmed_mean", params)
-    require(inp.n > 2 * inp.f, f"trimmed_mean needs n > 2f valid updates (n={inp.n}, f={inp.f})")
+    require_feasible("trimmed_mean", inp.n, inp.f)
     return trimmed(inp, inp.f)

@@ -1,0 +1,218 @@
+"""Typed records of the ledger: parameters, round and member views, receipts, and one record per event.
+
+Pure data (no web3 import), so the auditor's history, the cache and the tests share them. `from_event` is the
+one decoder of each event: it takes the event's arguments either as web3 decodes a log or in their JSON form
+(hex strings for bytes, as the auditor's event cache stores them). `gas_used` is the gas of the event's
+transaction when the reader fetched receipts (the event cache does), else 0. Commitments use the protocol's own
+`consensus.Commitment`.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from consensus.commitment import NO_DP, Commitment, bytes32 as _b32
+from consensus.reputation import WEIGHT_ONE
+
+__all__ = [
+    "NO_DP", "WEIGHT_ONE", "AuditorInfo", "AuditorInit", "Claim", "ClaimReceipt", "Commitment", "Finalization",
+    "GlobalModel", "LedgerParams", "MemberInfo", "MemberInit", "Phase", "RoundInfo", "RoundStatus", "TxReceipt",
+    "Vote", "VoteReceipt", "WeightUpdate",
+]
+
+
+class RoundStatus(enum.IntEnum):
+    NONE = 0  # not opened yet
+    OPEN = 1
+    FINALIZED = 2
+    FAILED = 3
+
+
+class Phase(enum.IntEnum):
+    NONE = 0  # future round
+    COMMIT = 1
+    VOTE = 2
+    EXPIRED = 3  # vote deadline passed without finalization; close_failed_round() it
+    FINALIZED = 4
+    FAILED = 5
+
+
+@dataclass(frozen=True)
+class LedgerParams:
+    """Federation parameters (constructor arguments of the contract)."""
+
+    rule: str
+    rule_param: int
+    f: int
+    quorum_bps: int
+    commit_period: int
+    vote_period: int
+    reward_per_round_wei: int
+    model_spec_hash: bytes
+    genesis_model_hash: bytes
+    genesis_model_cid: str
+    scale_bits: int
+    alpha_bps: int
+    sample_cap: int
+
+    def as_tuple(self) -> tuple:
+        return (
+            self.rule, self.rule_param, self.f, self.quorum_bps, self.commit_period, self.vote_period,
+            self.reward_per_round_wei, _b32(self.model_spec_hash), _b32(self.genesis_model_hash),
+            self.genesis_model_cid, self.scale_bits, self.alpha_bps, self.sample_cap,
+        )
+
+
+@dataclass(frozen=True)
+class MemberInit:
+    address: str
+    enc_key: bytes
+    weight: int = WEIGHT_ONE
+
+
+@dataclass(frozen=True)
+class AuditorInit:
+    address: str
+    enc_key: bytes
+
+
+@dataclass(frozen=True)
+class TxReceipt:
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class VoteReceipt(TxReceipt):
+    digest: bytes
+    weight: int  # weight added to the tally (0 for a late vote)
+    finalized: bool
+    late: bool = False  # cast after the round was finalized (before its vote deadline): reputation only
+
+
+@dataclass(frozen=True)
+class ClaimReceipt(TxReceipt):
+    total_wei: int
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round: int
+    status: RoundStatus
+    start: int
+    commit_deadline: int
+    vote_deadline: int
+    commit_count: int
+    unclaimed_wei: int
+    rewards_root: bytes | None  # None unless finalized
+    aggregate_hash: bytes | None  # None unless finalized (read from the RoundFinalized event)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    address: str
+    is_member: bool
+    enc_key: bytes
+    weight: int  # stored weight
+    effective_weight: int  # after pending lazy reputation updates
+    last_commit_round: int
+    last_vote_round: int
+    vote_pending: bool
+
+
+@dataclass(frozen=True)
+class AuditorInfo:
+    address: str
+    enc_key: bytes
+
+
+@dataclass(frozen=True)
+class GlobalModel:
+    round: int  # 0 = genesis
+    hash: bytes
+    cid: str
+
+
+@dataclass(frozen=True)
+class Vote:
+    round: int
+    member: str
+    digest: bytes
+    aggregate_hash: bytes
+    aggregate_cid: str
+    rewards_root: bytes
+    rewards_cid: str
+    excluded: tuple[str, ...]
+    weight: int  # weight added to the round's tally (0 for a late vote)
+    block_number: int
+    tx_hash: str
+    gas_used: int = 0
+    late: bool = False  # cast after the round was finalized, before its vote deadline: moves reputation only
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str, gas_used: int = 0) -> "Vote":
+        """From a `Voted` event (`late` absent in logs of older contract versions: an on-time vote)."""
+        return cls(int(args["round"]), args["member"], _b32(args["digest"]), _b32(args["aggregateHash"]),
+                   args["aggregateCid"], _b32(args["rewardsRoot"]), args["rewardsCid"], tuple(args["excluded"]),
+                   int(args["weight"]), block_number, tx_hash, gas_used, bool(args.get("late", False)))
+
+
+@dataclass(frozen=True)
+class Finalization:
+    round: int
+    digest: bytes
+    aggregate_hash: bytes
+    aggregate_cid: str
+    rewards_root: bytes
+    rewards_cid: str
+    excluded: tuple[str, ...]
+    weight_for: int
+    total_weight: int
+    pool_wei: int
+    block_number: int
+    tx_hash: str
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str) -> "Finalization":
+        """From a `RoundFinalized` event."""
+        return cls(int(args["round"]), _b32(args["digest"]), _b32(args["aggregateHash"]), args["aggregateCid"],
+                   _b32(args["rewardsRoot"]), args["rewardsCid"], tuple(args["excluded"]), int(args["weightFor"]),
+                   int(args["totalWeight"]), int(args["pool"]), block_number, tx_hash)
+
+
+@dataclass(frozen=True)
+class Claim:
+    account: str
+    rounds: tuple[int, ...]
+    amounts: tuple[int, ...]
+    total_wei: int
+    block_number: int
+    tx_hash: str
+    gas_used: int = 0
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str, gas_used: int = 0) -> "Claim":
+        """From a `Claimed` event."""
+        return cls(args["account"], tuple(int(r) for r in args["rounds"]), tuple(int(x) for x in args["amounts"]),
+                   int(args["total"]), block_number, tx_hash, gas_used)
+
+
+@dataclass(frozen=True)
+class WeightUpdate:
+    member: str
+    old_weight: int
+    new_weight: int
+    vote_round: int
+    rewarded: bool
+    missed_rounds: int
+    block_number: int
+    tx_hash: str
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str) -> "WeightUpdate":
+        """From a `WeightUpdated` event."""
+        return cls(args["member"], int(args["oldWeight"]), int(args["newWeight"]), int(args["voteRound"]),
+                   bool(args["rewarded"]), int(args["missedRounds"]), block_number, tx_hash)
