@@ -39,11 +39,12 @@ from peer.chunking import DEFAULT_CHUNK_SIZE, BlobAssembly, split_blob
 from peer.envelope import BlobChunk, DropReason, Envelope, EnvelopeValidator
 from peer.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
 from peer.gossip_dial import DialPolicy, keep_connected
+from peer.errors import PeerError
 
 log = logging.getLogger("fedledger.gossip")
 
 
-class GossipError(RuntimeError):
+class GossipError(PeerError, RuntimeError):
     """The gossip node could not start, connect or publish."""
 
 

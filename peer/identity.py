@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from peer.errors import PeerError
 
 KEYSTORE_FILE = "keystore.json"
 X25519_FILE = "x25519.json"
@@ -37,7 +38,7 @@ X25519_FORMAT = "fedledger-x25519-keystore/1"
 DEFAULT_SCRYPT_N = 2**18
 
 
-class IdentityError(Exception):
+class IdentityError(PeerError):
     """Any failure to create or load a peer identity (message says which file and why)."""
 
 

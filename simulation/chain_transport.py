@@ -6,7 +6,9 @@ import time
 from typing import TYPE_CHECKING, Mapping
 
 import consensus
-from consensus.round_outcome import CommittedUpdate, RoundOutcome
+from consensus.commitment import Commitment, CommittedUpdate
+from consensus.round_outcome import RoundOutcome
+from ledger_tools.updates import UpdateUnusable, fetch_sealed, open_update
 from peer import adversary
 from simulation.config import clamp_f
 from simulation.records import PhaseClock
@@ -106,20 +108,26 @@ class ChainTransport:
         receipt = self.bindings[address].commit(round, consensus.update_hash(blob), cid, samples)
         return t1 - t0, t2 - t1, time.perf_counter() - t2, receipt.gas_used, cid
 
-    def _fetch_unseal(self, round: int, sender: str, cid: str, *, gossip: bool) -> tuple[bytes | None, float, float]:
-        """The observer's work for one committed blob: (update or None, fetch seconds, unseal seconds)."""
-        from peer.seal import SealError, unseal
+    def _fetch_unseal(self, c: Commitment, *, gossip: bool) -> tuple[bytes | None, float, float]:
+        """The observer's work for one committed blob, through the protocol's own `fetch_sealed` + `open_update`:
+        (update or None, fetch seconds, unseal seconds)."""
+        from peer.seal import unseal
+
+        me = self.observer.address
+
+        def open_for_me(sealed: bytes, sender: str, round: int) -> bytes:
+            return unseal(sealed, me, self.enc_keys[me], federation=self.ledger.address, round=round, sender=sender)
 
         t0 = time.perf_counter()
         try:
-            sealed = self._gossip_cache[cid] if gossip and cid in self._gossip_cache else self.store.cat(cid)
-        except Exception:  # noqa: BLE001 - an unavailable blob is an excluded contribution
+            cached = self._gossip_cache.get(c.cid) if gossip else None
+            sealed = cached if cached is not None else fetch_sealed(self.store, c)
+        except UpdateUnusable:  # an unavailable blob is an excluded contribution
             return None, time.perf_counter() - t0, 0.0
         t1 = time.perf_counter()
-        me = self.observer.address
         try:
-            update = unseal(sealed, me, self.enc_keys[me], federation=self.ledger.address, round=round, sender=sender)
-        except SealError:
+            update: bytes | None = open_update(sealed, c, open_for_me)
+        except UpdateUnusable:
             update = None
         return update, t1 - t0, time.perf_counter() - t1
 
@@ -135,7 +143,7 @@ class ChainTransport:
                 continue
             job = started.get(c.member)
             if job is None or job[0] != c.cid:
-                job = (c.cid, pool.submit(self._fetch_unseal, round, c.member, c.cid, gossip=gossip))
+                job = (c.cid, pool.submit(self._fetch_unseal, c, gossip=gossip))
             jobs[c.member] = job[1]
         out, fetch, unseal = [], 0.0, 0.0
         for c in commitments:
@@ -144,8 +152,7 @@ class ChainTransport:
                 fetch, unseal = fetch + f, unseal + u
             else:
                 update = own
-            out.append(CommittedUpdate(peer=c.member, update_hash=c.update_hash, num_samples=c.num_samples,
-                                       update=update))
+            out.append(CommittedUpdate(c, update))
         return out, time.perf_counter() - t0, fetch, unseal
 
     def publish(self, round: int, blobs: Mapping[str, tuple[bytes, int]], clock: PhaseClock) -> list[CommittedUpdate]:
@@ -163,8 +170,9 @@ class ChainTransport:
                 address, (blob, samples) = item
                 part = self._seal_add_commit(round, address, blob, samples)
                 if prefetch and address != me:  # the commitment is on chain: the observer starts fetching
+                    commitment = Commitment(address, consensus.update_hash(blob), part[4], samples, round=round)
                     started_jobs[address] = (part[4], fetch_pool.submit(
-                        self._fetch_unseal, round, address, part[4], gossip=self.gossip))
+                        self._fetch_unseal, commitment, gossip=self.gossip))
                 return part
 
             t_publish = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from peer.tasks import DigitsTask, Task, get_task
+from consensus.feasibility import max_f
 
 ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm")
 RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "nnm+trimmed_mean")
@@ -62,18 +63,9 @@ class SimConfig:
 
 
 def clamp_f(rule: str, n: int, f: int) -> int:
-    """Largest f ≤ the requested one that `rule` accepts for n inputs (Krum n > 2f+2, Bulyan n ≥ 4f+3,
-    trimmed mean / median n > 2f); the bench reports the f actually used."""
-    base = rule.split("+")[-1]
-    if base in ("krum", "multi_krum"):
-        bound = (n - 3) // 2
-    elif base == "bulyan":
-        bound = (n - 3) // 4
-    elif base in ("trimmed_mean", "median"):
-        bound = (n - 1) // 2
-    else:
-        bound = n
-    return max(0, min(f, bound))
+    """Largest f ≤ the requested one that `rule` accepts for n inputs (`consensus.max_f`); the bench reports
+    the f actually used."""
+    return max(0, min(f, max_f(rule, n) if n > 0 else 0))
 
 def with_fraction(config: SimConfig, fraction: float) -> SimConfig:
     """`config` with round(fraction · peers) Byzantine peers."""

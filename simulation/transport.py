@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Mapping, Protocol
 
 import consensus
-from consensus.round_outcome import CommittedUpdate, RoundOutcome
+from consensus.commitment import Commitment, CommittedUpdate
+from consensus.round_outcome import RoundOutcome
 from simulation.records import PhaseClock
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class LocalTransport:
 
     def publish(self, round: int, blobs: Mapping[str, tuple[bytes, int]], clock: PhaseClock) -> list[CommittedUpdate]:
         return [
-            CommittedUpdate(peer=p, update_hash=consensus.update_hash(b), num_samples=n, update=b)
+            CommittedUpdate(Commitment(p, consensus.update_hash(b), "", n, round=round), b)
             for p, (b, n) in blobs.items()
         ]
 

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 import consensus
 
 from ledger_tools.blobstore import BlobStoreError
+from ledger_tools.errors import LedgerToolsError
 
 ZERO_ROOT = b"\x00" * 32
 
 
-class RewardTreeError(Exception):
+class RewardTreeError(LedgerToolsError):
     """A round's published reward tree is missing, malformed, or does not rebuild the finalized root."""
 
 
-class NothingToClaim(Exception):
+class NothingToClaim(LedgerToolsError):
     """No finalized round holds an unclaimed reward for the account."""
 
 

@@ -11,7 +11,6 @@ Unsealing is injected (`Unseal`): it lives with the peer's crypto, and the audit
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +18,13 @@ from typing import Any
 
 import consensus
 
-from ledger_tools.chain import Commitment, Finalization
+from ledger_tools.chain import Finalization
 from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, short
-from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, compute_round_outcome
+from consensus.commitment import CommittedUpdate
+from consensus.round_outcome import RoundNotAggregatable, compute_round_outcome
+from ledger_tools.updates import Unseal, UpdateUnusable, fetch_update
 
 #: unseal(sealed_blob, sender, round) -> canonical update bytes; raises on anything wrong.
-Unseal = Callable[[bytes, str, int], bytes]
 
 
 class Severity(str, enum.Enum):
@@ -92,29 +92,6 @@ class SignedClaim:
 
 class _BlobProblem(Exception):
     pass
-
-
-def _fetch_update(store, commit: Commitment, unseal: Unseal) -> bytes:
-    """The canonical update of a commitment: fetched by CID (checked), unsealed, hash-checked; _BlobProblem else."""
-    from ledger_tools.blobstore import BlobIntegrityError, BlobStoreError
-
-    try:
-        sealed = store.cat(commit.cid)
-    except BlobIntegrityError as exc:
-        raise _BlobProblem(f"blob-cid-mismatch|bytes served for {commit.cid} do not match the CID ({exc})") from exc
-    except BlobStoreError as exc:
-        raise _BlobProblem(f"blob-unavailable|cannot fetch {commit.cid}: {exc}") from exc
-    try:
-        update = unseal(sealed, commit.member, commit.round)
-    except Exception as exc:  # every unseal failure means the same: this blob is unusable
-        raise _BlobProblem(f"unseal-failed|{type(exc).__name__}: {exc}") from exc
-    got = hashlib.sha256(update).digest()
-    if got != commit.update_hash:
-        raise _BlobProblem(
-            f"update-hash-mismatch|committed {short(commit.update_hash)} but the blob at {commit.cid} "
-            f"unseals to {short(got)}"
-        )
-    return update
 
 
 def _fetch_model(store, cid: str, expected: bytes) -> bytes:
@@ -191,12 +168,11 @@ def verify_round(
     updates = []
     for c in sorted(rec.commits, key=lambda c: int(c.member, 16)):
         try:
-            update: bytes | None = _fetch_update(store, c, unseal)
-        except _BlobProblem as exc:
-            kind, _, detail = str(exc).partition("|")
-            blob_findings.append(Finding(r, Severity.WARNING, kind, detail, c.member))
+            update: bytes | None = fetch_update(store, c, unseal)
+        except UpdateUnusable as exc:
+            blob_findings.append(Finding(r, Severity.WARNING, exc.kind, exc.detail, c.member))
             update = None
-        updates.append(CommittedUpdate(c.member, c.update_hash, c.num_samples, update))
+        updates.append(CommittedUpdate(c, update))
     _flag_duplicates(rec, out)
     twice = sorted({c.member for c in rec.commits if sum(d.member.lower() == c.member.lower() for d in rec.commits) > 1})
     if twice:  # the contract accepts one commitment per member and round: this ledger broke that promise
