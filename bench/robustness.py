@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": [s.__dict__ for s in settings]}
     from simulation import attacks
 
-    meta["attack_strengths"] = {"sign_flip_factor": attacks.SIGN_FLIP_FACTOR, "scale_factor": attacks.SCALE_FACTOR,
-                                "gaussian_std": attacks.GAUSSIAN_STD, "ipm_epsilon": attacks.IPM_EPSILON}
+    meta["attack_strengths"] = asdict(attacks.STRENGTHS)
     claim = claims(cells)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "robustness_quick" if args.quick else "robustness"

@@ -96,12 +96,9 @@ class PeerProcess:
 
 def _attack_spec(attack: str) -> str:
     """The Byzantine peer's `--attack`, with the robustness bench's strengths unless given (`name:key=value`)."""
-    from simulation.attacks import SCALE_FACTOR, SIGN_FLIP_FACTOR
+    from simulation.attacks import STRENGTHS
 
-    if ":" in attack:
-        return attack
-    return {"sign_flip": f"sign_flip:factor={SIGN_FLIP_FACTOR:g}",
-            "scaled": f"scaled:factor={SCALE_FACTOR:g}"}.get(attack, attack)
+    return STRENGTHS.spec(attack)
 
 
 def _cli(*args: str) -> list[str]:

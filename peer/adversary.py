@@ -38,21 +38,55 @@ def _like(update: Update, fn: Callable[[str, torch.Tensor], torch.Tensor]) -> di
     return {k: fn(k, v.to(torch.float32)).to(torch.float32).contiguous() for k, v in update.items()}
 
 
+# --- strengths --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Strengths:
+    """How hard each update attack pushes; one attack implementation, configured per caller.
+
+    The defaults are the attacks' textbook forms (−1× sign flip, 10× boosting, N(0, 1) noise, IPM ε = 0.1),
+    which a peer started with `--attack NAME` uses; `--attack NAME:key=value` overrides one. The simulator
+    configures its own (`simulation.attacks.STRENGTHS`, documented in docs/robustness.md).
+    """
+
+    sign_flip_factor: float = 1.0
+    scale_factor: float = 10.0
+    gaussian_std: float = 1.0
+    ipm_epsilon: float = 0.1
+
+    def params(self, attack: "Attack") -> dict[str, float]:
+        """The keyword parameters of `attack` these strengths set (none for attacks without a strength)."""
+        return {Attack.SIGN_FLIP: {"factor": self.sign_flip_factor}, Attack.SCALED: {"factor": self.scale_factor},
+                Attack.GAUSSIAN: {"std": self.gaussian_std},
+                Attack.IPM: {"epsilon": self.ipm_epsilon}}.get(attack, {})
+
+    def spec(self, name: str) -> str:
+        """`name` as an `Adversary.parse` spec carrying these strengths (`"scaled"` → `"scaled:factor=20"`)."""
+        if ":" in name or name not in ATTACK_NAMES:
+            return name
+        params = self.params(Attack(name))
+        return f"{name}:" + ",".join(f"{k}={v:g}" for k, v in params.items()) if params else name
+
+
+DEFAULT_STRENGTHS = Strengths()
+
+
 # --- update poisoning -------------------------------------------------------------------------------------
 
 
-def sign_flip(update: Update, *, factor: float = 1.0) -> dict[str, torch.Tensor]:
+def sign_flip(update: Update, *, factor: float = DEFAULT_STRENGTHS.sign_flip_factor) -> dict[str, torch.Tensor]:
     """−factor · update (reverse gradient ascent direction)."""
     return _like(update, lambda _, v: -float(factor) * v)
 
 
-def gaussian(update: Update, *, std: float = 1.0, seed: int = 0) -> dict[str, torch.Tensor]:
+def gaussian(update: Update, *, std: float = DEFAULT_STRENGTHS.gaussian_std, seed: int = 0) -> dict[str, torch.Tensor]:
     """Replace the update by pure noise N(0, std²) of the same shapes (the "Gaussian attack")."""
     gen = _seeded(seed)
     return {k: torch.normal(0.0, float(std), size=tuple(v.shape), generator=gen) for k, v in update.items()}
 
 
-def scaled(update: Update, *, factor: float = 10.0) -> dict[str, torch.Tensor]:
+def scaled(update: Update, *, factor: float = DEFAULT_STRENGTHS.scale_factor) -> dict[str, torch.Tensor]:
     """factor · update (boosting / model replacement, Bagdasaryan et al. 2020)."""
     return _like(update, lambda _, v: float(factor) * v)
 
@@ -106,7 +140,8 @@ def alie(
 
 
 def ipm(
-    honest: Sequence[Update] = (), *, estimate: Update | None = None, epsilon: float = 0.1
+    honest: Sequence[Update] = (), *, estimate: Update | None = None,
+    epsilon: float = DEFAULT_STRENGTHS.ipm_epsilon,
 ) -> dict[str, torch.Tensor]:
     """Inner-product manipulation (Xie, Koyejo & Gupta, UAI 2019 "Fall of Empires"): −ε · mean(honest).
 
@@ -196,14 +231,16 @@ class Attack(str, Enum):
 
         Update attacks take their keyword parameters (`factor`, `std`, `seed`, `honest`, `estimate`, `n`, `f`,
         `z`, `epsilon`); ALIE/IPM ignore `target` except as fallback for IPM's mean when no `honest` is given.
+        Missing strengths come from `DEFAULT_STRENGTHS`.
         Protocol behaviours are not functions of an update: they return `target` unchanged (see Adversary).
         """
+        params = {**DEFAULT_STRENGTHS.params(self), **params}
         if self is Attack.SIGN_FLIP:
-            return sign_flip(target, factor=params.get("factor", 1.0))
+            return sign_flip(target, factor=params["factor"])
         if self is Attack.GAUSSIAN:
-            return gaussian(target, std=params.get("std", 1.0), seed=int(params.get("seed", 0)))
+            return gaussian(target, std=params["std"], seed=int(params.get("seed", 0)))
         if self is Attack.SCALED:
-            return scaled(target, factor=params.get("factor", 10.0))
+            return scaled(target, factor=params["factor"])
         if self is Attack.ALIE:
             n, f = params.get("n"), params.get("f")
             return alie(
@@ -218,7 +255,7 @@ class Attack(str, Enum):
             estimate = params.get("estimate")
             if not honest and estimate is None:
                 estimate = target
-            return ipm(honest, estimate=estimate, epsilon=params.get("epsilon", 0.1))
+            return ipm(honest, estimate=estimate, epsilon=params["epsilon"])
         if self is Attack.LABEL_FLIP:
             if "num_classes" not in params:
                 raise ValueError("label_flip needs num_classes=")
@@ -241,12 +278,13 @@ class Adversary:
     """A peer's configured misbehaviour, as the round loop consults it.
 
     `Adversary.parse("alie:z=1.5")`, `Adversary.parse("scaled:factor=20")`, `Adversary.parse("silent")`.
-    Randomness is deterministic in (`seed`, round).
+    Randomness is deterministic in (`seed`, round). Explicit `params` override the `strengths`.
     """
 
     attack: Attack
     params: Mapping[str, float | int] = field(default_factory=dict)
     seed: int = 0
+    strengths: Strengths = DEFAULT_STRENGTHS
 
     @classmethod
     def parse(cls, text: str, *, seed: int = 0) -> "Adversary":
@@ -312,7 +350,7 @@ class Adversary:
         """
         if not self.poisons_update:
             return dict(update)
-        params: dict = {"seed": self._round_seed(round), **self.params}
+        params: dict = {"seed": self._round_seed(round), **self.strengths.params(self.attack), **self.params}
         if self.attack is Attack.ALIE:
             params.setdefault("n", n)
             params.setdefault("f", f)
@@ -333,9 +371,11 @@ class Adversary:
 
 __all__ = [
     "ATTACK_NAMES",
+    "DEFAULT_STRENGTHS",
     "Adversary",
     "Attack",
     "AttackKind",
+    "Strengths",
     "alie",
     "alie_z",
     "equivocation_update",

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from peer import adversary
+from peer.adversary import Attack, Strengths
 from peer.tasks import StateDict
-from simulation.config import SimError
 
-#: Attack strengths (documented in docs/robustness.md). Sign flip and scaling are amplified: a plain
-#: −1× update from 20 % of peers only slows FedAvg down, the amplified ones are the classic breaking attacks.
-SIGN_FLIP_FACTOR = 4.0
-SCALE_FACTOR = 20.0
-GAUSSIAN_STD = 1.0
-IPM_EPSILON = 0.1
+#: The simulator's attack strengths (documented in docs/robustness.md). Sign flip and scaling are amplified:
+#: a plain −1× update from 20 % of peers only slows FedAvg down, the amplified ones are the classic breaking attacks.
+STRENGTHS = Strengths(sign_flip_factor=4.0, scale_factor=20.0, gaussian_std=1.0, ipm_epsilon=0.1)
 
 
 def forge_update(
@@ -24,24 +20,13 @@ def forge_update(
     f: int,
     seed: int,
 ) -> StateDict:
-    """A Byzantine peer's float update for `attack` (via `peer.adversary`), given its own honestly trained
-    update and, for the omniscient attacks ALIE and IPM, the honest peers' updates of this round (a rushing
-    member can unseal them before the commit deadline).
-
-    Strengths are module constants, documented in docs/robustness.md.
-    """
+    """A Byzantine peer's float update for `attack` (`peer.adversary.Attack.apply` at `STRENGTHS`), given its
+    own honestly trained update and, for the omniscient attacks ALIE and IPM, the honest peers' updates of this
+    round (a rushing member can unseal them before the commit deadline). Without enough honest updates to
+    estimate from (ALIE needs 2, IPM 1) the peer commits its own update."""
     if attack in ("label_flip", "none"):
         return dict(own)
-    if attack == "sign_flip":
-        return adversary.sign_flip(own, factor=SIGN_FLIP_FACTOR)
-    if attack == "scaled":
-        return adversary.scaled(own, factor=SCALE_FACTOR)
-    if attack == "gaussian":
-        return adversary.gaussian(own, std=GAUSSIAN_STD, seed=seed)
-    if attack == "alie":
-        if len(honest) < 2:
-            return dict(own)
-        return adversary.alie(honest, n=n, f=f)
-    if attack == "ipm":
-        return adversary.ipm(honest, epsilon=IPM_EPSILON) if honest else dict(own)
-    raise SimError(f"unknown attack {attack!r}")
+    kind = Attack(attack)
+    if kind.needs_other_updates and len(honest) < (2 if kind is Attack.ALIE else 1):
+        return dict(own)
+    return kind.apply(own, honest=honest, n=n, f=f, seed=seed, **STRENGTHS.params(kind))

@@ -146,3 +146,22 @@ def test_adversary_parse_and_flags():
 def test_adversary_parse_errors(text):
     with pytest.raises(ValueError):
         Adversary.parse(text)
+
+
+def test_one_implementation_configured_by_strength():
+    """Peers (textbook strengths) and the simulator (its own, docs/robustness.md) run the same attack code."""
+    from peer.adversary import DEFAULT_STRENGTHS, Strengths
+    from simulation.attacks import STRENGTHS, forge_update
+
+    u = _update()
+    assert _eq(Adversary(Attack.SIGN_FLIP).poison_update(u), {k: -v for k, v in u.items()})
+    strong = Adversary(Attack.SCALED, strengths=Strengths(scale_factor=20.0))
+    assert _eq(strong.poison_update(u), {k: 20 * v for k, v in u.items()})
+    assert _eq(Adversary.parse("scaled:factor=3").poison_update(u), {k: 3 * v for k, v in u.items()})
+    assert _eq(forge_update("sign_flip", u, [], n=5, f=1, seed=0), {k: -4 * v for k, v in u.items()})
+    assert _eq(forge_update("scaled", u, [], n=5, f=1, seed=0), {k: 20 * v for k, v in u.items()})
+    assert _eq(forge_update("gaussian", u, [], n=5, f=1, seed=7), gaussian(u, std=STRENGTHS.gaussian_std, seed=7), tol=0)
+    assert _eq(forge_update("alie", u, [_update(1)], n=5, f=1, seed=0), u, tol=0)  # too few to estimate from
+    assert STRENGTHS.spec("sign_flip") == "sign_flip:factor=4" and STRENGTHS.spec("alie") == "alie"
+    assert DEFAULT_STRENGTHS.spec("scaled:factor=2") == "scaled:factor=2"
+    assert Adversary.parse(STRENGTHS.spec("scaled")).params == {"factor": 20}
