@@ -9,7 +9,9 @@ Every inbound message passes the topic validator before libp2p delivers or forwa
 ``EnvelopeValidator`` rules (size, format, federation, round window, signature, membership), then
 de-duplication by signed content and per-sender limits. A rejected message is counted in ``stats`` and
 never forwarded; nothing a remote peer sends can raise out of the validator. Two different envelopes
-(different update hash) from one sender for one round are both kept as equivocation evidence.
+(different update hash) from one sender for one round are both kept as equivocation evidence
+(``peer.gossip_store``). Addresses: ``peer.gossip_addr`` (listen vs announce); the bootstrap peers are dialled
+and re-dialled by ``peer.gossip_dial``.
 
 Outbound messages are paced below GossipSub's spam limit (``rate_limit`` messages per second per peer and
 topic, the library default 10): above it, libp2p silently stops forwarding, including our own publishes.
@@ -19,14 +21,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 
 import multiaddr
 import trio
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
@@ -35,56 +35,17 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from peer.chunking import DEFAULT_CHUNK_SIZE, BlobAssembly, split_blob
-from peer.envelope import BlobChunk, DropReason, Envelope, EnvelopeValidator
+from peer.chunking import DEFAULT_CHUNK_SIZE, split_blob
+from peer.envelope import DropReason, Envelope, EnvelopeValidator
 from peer.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
 from peer.gossip_dial import DialPolicy, keep_connected
-from peer.errors import PeerError
+from peer.gossip_store import Equivocation, GossipStats, GossipStore
 
 log = logging.getLogger("fedledger.gossip")
 
 
-class GossipError(PeerError, RuntimeError):
+class GossipError(RuntimeError):
     """The gossip node could not start, connect or publish."""
-
-
-@dataclass(frozen=True)
-class GossipStats:
-    received: int = 0  # accepted messages from other peers (envelopes + chunks)
-    published: int = 0  # messages this node published (envelopes + chunks)
-    blobs_completed: int = 0
-    blobs_failed: int = 0  # all chunks arrived, signed by the sender, but the bytes miss blob_sha256
-    dropped_forged: int = 0
-    dropped_non_member: int = 0
-    dropped_wrong_round: int = 0
-    dropped_wrong_federation: int = 0
-    dropped_duplicate: int = 0
-    dropped_oversized: int = 0
-    dropped_malformed: int = 0
-    dropped_limit: int = 0  # per-sender caps on distinct envelopes / blobs per round
-    dropped_validator_error: int = 0  # is_member / current_round raised
-
-
-@dataclass(frozen=True)
-class Equivocation:
-    """Evidence: ``sender`` signed envelopes with different update hashes for the same ``round``."""
-
-    sender: str
-    round: int
-    envelopes: tuple[Envelope, ...]
-
-
-class _RoundStore:
-    """Everything accepted from gossip; guarded by the node's lock (written by the trio thread only)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[int, set[bytes]] = defaultdict(set)  # round -> signed-body ids
-        self.envelopes: dict[int, dict[str, list[Envelope]]] = defaultdict(dict)
-        self.assemblies: dict[tuple[str, bytes, bytes], BlobAssembly] = {}
-        self.assemblies_per_sender: dict[tuple[str, int], int] = defaultdict(int)
-        # (sender, update_hash) -> blob sha256 -> (round, blob): keyed by the signed sender too, so a member
-        # cannot shadow another member's blob by gossiping garbage under that member's update hash.
-        self.blobs: dict[tuple[str, bytes], dict[bytes, tuple[int, bytes]]] = defaultdict(dict)
 
 
 class GossipNode:
@@ -124,16 +85,13 @@ class GossipNode:
         self.rate_limit = rate_limit
         self.max_publish_rate = max_publish_rate
         self.heartbeat_interval = heartbeat_interval
-        self.max_envelopes_per_sender_round = max_envelopes_per_sender_round
-        self.max_blobs_per_sender_round = max_blobs_per_sender_round
         self.dial_policy = dial_policy
         self._key_pair = create_new_key_pair(seed)
         self.peer_id = ID.from_pubkey(self._key_pair.public_key)
 
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._store = _RoundStore()
-        self._counts: dict[str, int] = {f.name: 0 for f in fields(GossipStats)}
+        self.store = GossipStore(validator, max_envelopes_per_sender_round=max_envelopes_per_sender_round,
+                                 max_blobs_per_sender_round=max_blobs_per_sender_round)
+        self._lock = threading.Lock()  # guards _peer_count
 
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -177,8 +135,7 @@ class GossipNode:
         thread.join(timeout)
         if thread.is_alive():
             raise GossipError(f"gossip thread did not stop within {timeout} s")
-        with self._changed:
-            self._changed.notify_all()
+        self.store.wake()
 
     def __enter__(self) -> GossipNode:
         self.start()
@@ -234,73 +191,26 @@ class GossipNode:
 
     def envelopes(self, round: int) -> list[Envelope]:
         """Accepted envelopes of ``round`` (ours included), ordered by sender then arrival."""
-        with self._lock:
-            by_sender = self._store.envelopes.get(round, {})
-            return [env for sender in sorted(by_sender) for env in by_sender[sender]]
+        return self.store.envelopes(round)
 
     def blob(self, update_hash: bytes, blob_sha256: bytes | None = None, *, sender: str | None = None) -> bytes | None:
-        """A complete sealed blob with this update hash (and blob sha256, if given), verified; else None.
-
-        With `sender`, only blobs whose chunks that member signed count (what a collector wants: the blob of
-        the member that committed this hash); without it, any sender's."""
-        with self._lock:
-            if sender is not None:
-                candidates = self._store.blobs.get((to_checksum_address(sender), update_hash), {})
-            else:
-                candidates = {}
-                for (_, h), by_sha in self._store.blobs.items():
-                    if h == update_hash:
-                        candidates.update(by_sha)
-            if blob_sha256 is not None:
-                found = candidates.get(blob_sha256)
-                return found[1] if found else None
-            return next(iter(candidates.values()))[1] if candidates else None
+        """A complete, verified sealed blob with this update hash (see `GossipStore.blob`); else None."""
+        return self.store.blob(update_hash, blob_sha256, sender=sender)
 
     def equivocations(self) -> list[Equivocation]:
-        with self._lock:
-            out = []
-            for round_, by_sender in sorted(self._store.envelopes.items()):
-                for sender, envs in sorted(by_sender.items()):
-                    if len({e.update_hash for e in envs}) > 1:
-                        out.append(Equivocation(sender, round_, tuple(envs)))
-            return out
+        return self.store.equivocations()
 
     @property
     def stats(self) -> GossipStats:
-        with self._lock:
-            return GossipStats(**self._counts)
+        return self.store.stats
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Block until ``predicate()`` is true (re-checked whenever a message is accepted); False on timeout.
-
-        The predicate is called with the node's lock released, so it may use ``envelopes``/``blob``/``stats``.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            if predicate():
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._changed:
-                self._changed.wait(min(remaining, 0.5))
+        """Block until ``predicate()`` is true (re-checked whenever a message is accepted); False on timeout."""
+        return self.store.wait_for(predicate, timeout)
 
     def forget_rounds_before(self, round: int) -> None:
         """Drop state of rounds < ``round`` (the caller's memory bound; the round window rejects them anyway)."""
-        with self._lock:
-            store = self._store
-            for r in [r for r in store.seen if r < round]:
-                del store.seen[r]
-            for r in [r for r in store.envelopes if r < round]:
-                del store.envelopes[r]
-            for key in [k for k, a in store.assemblies.items() if a.round < round]:
-                del store.assemblies[key]
-            for key in [k for k in store.assemblies_per_sender if k[1] < round]:
-                del store.assemblies_per_sender[key]
-            for h in list(store.blobs):
-                store.blobs[h] = {s: v for s, v in store.blobs[h].items() if v[0] >= round}
-                if not store.blobs[h]:
-                    del store.blobs[h]
+        self.store.forget_rounds_before(round)
 
     # ---------------------------------------------------------------- internals: caller side
 
@@ -434,8 +344,7 @@ class GossipNode:
         for data in messages:
             await self._pace()
             await self._pubsub.publish(self.topic, data)
-            with self._lock:
-                self._counts["published"] += 1
+            self.store.count_published()
 
     async def _pace(self) -> None:
         window = self._publish_times
@@ -452,71 +361,9 @@ class GossipNode:
         """GossipSub topic validator: True = deliver and forward."""
         try:
             own = forwarder == self.peer_id and ID(msg.from_id) == self.peer_id
-            return self._admit(bytes(msg.data), own)
+            return self.store.admit(bytes(msg.data), own)
         except Exception:  # never let a remote message take the router down
             log.exception("unexpected error while validating a gossip message")
-            self._count(DropReason.VALIDATOR_ERROR)
+            self.store.count_drop(DropReason.VALIDATOR_ERROR)
             return False
 
-    def _count(self, reason: DropReason) -> None:
-        with self._lock:
-            self._counts[f"dropped_{reason.value}"] += 1
-
-    def _admit(self, data: bytes, own: bool) -> bool:
-        verdict = self.validator.check(data)
-        if not verdict.accepted:
-            assert verdict.reason is not None
-            log.debug("dropped gossip message: %s (%s)", verdict.reason.value, verdict.detail)
-            self._count(verdict.reason)
-            return False
-        message = verdict.message
-        body_id = message.body_id()
-        with self._changed:
-            store = self._store
-            seen = store.seen[message.round]
-            if body_id in seen:
-                if own:  # our own re-publish, for peers that joined late
-                    return True
-                self._counts["dropped_duplicate"] += 1
-                return False
-            if isinstance(message, Envelope):
-                accepted = self._admit_envelope(message, own)
-            else:
-                accepted = self._admit_chunk(message, own)
-            if not accepted:
-                self._counts["dropped_limit"] += 1
-                return False
-            seen.add(body_id)
-            if not own:
-                self._counts["received"] += 1
-            self._changed.notify_all()
-            return True
-
-    def _admit_envelope(self, envelope: Envelope, own: bool) -> bool:
-        known = self._store.envelopes[envelope.round].setdefault(envelope.sender, [])
-        if len(known) >= self.max_envelopes_per_sender_round and not own:
-            return False
-        if any(e.update_hash != envelope.update_hash for e in known):
-            log.warning("equivocation: %s sent two update hashes for round %d", envelope.sender, envelope.round)
-        known.append(envelope)
-        return True
-
-    def _admit_chunk(self, chunk: BlobChunk, own: bool) -> bool:
-        store = self._store
-        key = (chunk.sender, chunk.update_hash, chunk.blob_sha256)
-        assembly = store.assemblies.get(key)
-        if assembly is None:
-            per_sender = (chunk.sender, chunk.round)
-            if store.assemblies_per_sender[per_sender] >= self.max_blobs_per_sender_round and not own:
-                return False
-            store.assemblies_per_sender[per_sender] += 1
-            assembly = store.assemblies[key] = BlobAssembly(chunk)
-        if not assembly.add(chunk):
-            return False
-        if assembly.blob is not None:
-            store.blobs[(chunk.sender, chunk.update_hash)][chunk.blob_sha256] = (chunk.round, assembly.blob)
-            self._counts["blobs_completed"] += 1
-        elif assembly.failed:
-            self._counts["blobs_failed"] += 1
-            log.warning("blob from %s (round %d) does not match its signed sha256", chunk.sender, chunk.round)
-        return True

@@ -29,9 +29,9 @@ def test_a_blob_gossiped_under_another_members_hash_does_not_shadow_theirs() -> 
     victim_hash = os.urandom(32)
     garbage, honest = os.urandom(2500), os.urandom(2500)
     for data in _chunks(ATTACKER, garbage, victim_hash):  # the attacker's copy arrives first
-        assert node._admit(data, own=False)
+        assert node.store.admit(data, own=False)
     assert node.blob(victim_hash, sender=VICTIM.address) is None
     for data in _chunks(VICTIM, honest, victim_hash):
-        assert node._admit(data, own=False)
+        assert node.store.admit(data, own=False)
     assert node.blob(victim_hash, sender=VICTIM.address) == honest
     assert node.blob(victim_hash, sender=ATTACKER.address) == garbage
