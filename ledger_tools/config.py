@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from consensus.errors import AggregationError
 from consensus.feasibility import max_f, min_valid_updates, split_rule
 from consensus.reputation import WEIGHT_ONE
+from ledger_tools.chain.records import LedgerParams
 from ledger_tools.errors import LedgerToolsError
 
 _HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -79,13 +80,12 @@ class AuditorConfig(BaseModel):
     enc_key: Bytes32Hex
 
 
-class FederationConfig(BaseModel):
-    """Everything `deploy_federation` needs; field names match the contract's parameters in snake_case."""
+class RoundParams(BaseModel):
+    """The rules every round runs by — the contract's `Params` minus the genesis model. Declared once here, with
+    their bounds; the deploy config, the local bootstrap and the simulator all build on it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    members: Annotated[list[MemberConfig], Field(min_length=1)]
-    auditors: list[AuditorConfig] = []
     rule: Annotated[str, AfterValidator(_rule)] = "fedavg"
     rule_param: UInt16 = 0
     f: UInt16 = 0
@@ -93,13 +93,20 @@ class FederationConfig(BaseModel):
     commit_period: Annotated[int, Field(gt=0, le=2**32 - 1)] = 120
     vote_period: Annotated[int, Field(gt=0, le=2**32 - 1)] = 120
     reward_per_round_wei: Annotated[int, Field(ge=0, lt=2**96)] = 0
+    scale_bits: Annotated[int, Field(ge=1, le=62)] = 20
+    alpha_bps: Annotated[int, Field(ge=0, le=10_000)] = 1000
+    sample_cap: UInt32 = 0
+
+
+class FederationConfig(RoundParams):
+    """Everything `deploy_federation` needs; field names match the contract's parameters in snake_case."""
+
+    members: Annotated[list[MemberConfig], Field(min_length=1)]
+    auditors: list[AuditorConfig] = []
     funding_wei: Annotated[int, Field(ge=0)] = 0
     model_spec_hash: Bytes32Hex
     genesis_model_hash: Bytes32Hex
     genesis_model_cid: Annotated[str, Field(min_length=1)]
-    scale_bits: Annotated[int, Field(ge=1, le=62)] = 20
-    alpha_bps: Annotated[int, Field(ge=0, le=10_000)] = 1000
-    sample_cap: UInt32 = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> "FederationConfig":
@@ -160,6 +167,16 @@ class FederationConfig(BaseModel):
     @property
     def total_weight(self) -> int:
         return sum(m.weight for m in self.members)
+
+    def ledger_params(self) -> LedgerParams:
+        """The contract's constructor parameters."""
+        return LedgerParams(
+            rule=self.rule, rule_param=self.rule_param, f=self.f, quorum_bps=self.quorum_bps,
+            commit_period=self.commit_period, vote_period=self.vote_period,
+            reward_per_round_wei=self.reward_per_round_wei, model_spec_hash=bytes.fromhex(self.model_spec_hash[2:]),
+            genesis_model_hash=bytes.fromhex(self.genesis_model_hash[2:]), genesis_model_cid=self.genesis_model_cid,
+            scale_bits=self.scale_bits, alpha_bps=self.alpha_bps, sample_cap=self.sample_cap,
+        )
 
 
 def format_validation_error(exc: ValidationError) -> str:

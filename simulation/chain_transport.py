@@ -57,9 +57,9 @@ class ChainTransport:
     def start(self, engine: "SimEngine", genesis_model: bytes) -> None:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
         from devnet.anvil import dev_accounts, set_balance
-        from devnet.compile import load_contract
+        from devnet.deploy import deploy_federation
         from ledger_tools.blobstore import IpfsBlobStore
-        from ledger_tools.chain import FederationLedger, LedgerParams, MemberInit
+        from ledger_tools.config import FederationConfig, MemberConfig
 
         self.engine = engine
         cfg = engine.config
@@ -76,20 +76,16 @@ class ChainTransport:
         for p in engine.peers:
             set_balance(self.rpc_url, p.address, 10**21)
         genesis_cid = self.store.add(genesis_model)
-        params = LedgerParams(
-            rule=cfg.rule, rule_param=0, f=clamp_f(cfg.rule, cfg.peers, cfg.effective_f), quorum_bps=5000,
-            commit_period=self.commit_period, vote_period=self.vote_period,
-            reward_per_round_wei=cfg.reward_per_round, model_spec_hash=engine.spec.spec_hash(),
-            genesis_model_hash=consensus.update_hash(genesis_model), genesis_model_cid=genesis_cid,
-            scale_bits=cfg.scale_bits, alpha_bps=1000, sample_cap=0,
+        config = FederationConfig(
+            members=[MemberConfig(address=p.address, enc_key="0x" + raw[p.address].hex()) for p in engine.peers],
+            rule=cfg.rule, f=clamp_f(cfg.rule, cfg.peers, cfg.effective_f), commit_period=self.commit_period,
+            vote_period=self.vote_period, reward_per_round_wei=cfg.reward_per_round, scale_bits=cfg.scale_bits,
+            funding_wei=cfg.reward_per_round * cfg.rounds, model_spec_hash="0x" + engine.spec.spec_hash().hex(),
+            genesis_model_hash="0x" + consensus.update_hash(genesis_model).hex(), genesis_model_cid=genesis_cid,
         )
-        artifact = load_contract("FederationLedger")
         deployer = self.deployer_key or dev_accounts()[0].private_key
         started = time.perf_counter()
-        self.ledger = FederationLedger.deploy(
-            self.rpc_url, deployer, params, [MemberInit(p.address, raw[p.address]) for p in engine.peers],
-            funding_wei=cfg.reward_per_round * cfg.rounds, abi=artifact.abi, bytecode=artifact.bytecode,
-        )
+        self.ledger = deploy_federation(self.rpc_url, config, deployer)
         self.deploy_seconds = time.perf_counter() - started
         self.deploy_gas = self.ledger.deploy_receipt.gas_used
         self.bindings = {p.address: self.ledger.with_account("0x" + p.private_key.hex()) for p in engine.peers}
