@@ -82,6 +82,9 @@ contract FederationLedger is IFederationLedger {
     uint8 private constant FLAG_VOTE_PENDING = 2;
     uint8 private constant FLAG_SELF_EXCLUDED = 4;
     uint256 private constant BPS = ReputationMath.BPS;
+    /// @dev Longest multiaddr `announce` accepts, in bytes (a /dns4/<name>/tcp/<port>/p2p/<peer id> is ~100).
+    ///      Not a public getter: it would cost ~190 bytes of runtime code (~40k deploy gas) for a fixed number.
+    uint256 private constant MAX_MULTIADDR_LENGTH = 256;
 
     // ------------------------------------------------------------------ storage
 
@@ -336,6 +339,16 @@ contract FederationLedger is IFederationLedger {
         emit Claimed(msg.sender, rounds, amounts, total);
         (bool ok,) = msg.sender.call{value: total}("");
         if (!ok) revert TransferFailed(msg.sender, total);
+    }
+
+    // ------------------------------------------------------------------ discovery
+
+    /// @inheritdoc IFederationLedger
+    function announce(string calldata multiaddr) external {
+        if (memberState[msg.sender].flags & FLAG_MEMBER == 0) revert NotMember(msg.sender);
+        uint256 length = bytes(multiaddr).length;
+        if (length == 0 || length > MAX_MULTIADDR_LENGTH) revert InvalidMultiaddrLength(length);
+        emit MemberAnnounced(msg.sender, multiaddr);
     }
 
     // ------------------------------------------------------------------ views

@@ -90,6 +90,8 @@ interface IFederationLedger {
     error TransferFailed(address to, uint256 amount);
     /// @notice A claim re-entered the ledger.
     error ReentrantCall();
+    /// @notice An announced multiaddr of `length` bytes is empty or longer than 256 bytes.
+    error InvalidMultiaddrLength(uint256 length);
 
     // ------------------------------------------------------------------ events
 
@@ -150,6 +152,10 @@ interface IFederationLedger {
     );
     /// @notice `account` claimed `amounts` of `rounds`, `total` wei paid.
     event Claimed(address indexed account, uint256[] rounds, uint256[] amounts, uint256 total);
+    /// @notice `member` can be dialled for gossip at libp2p `multiaddr` (e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3...);
+    ///         the latest announcement of a member replaces its earlier ones. Peers discover each other from
+    ///         these events, so no single bootstrap peer is needed.
+    event MemberAnnounced(address indexed member, string multiaddr);
 
     // ------------------------------------------------------------------ admin
 
@@ -217,6 +223,14 @@ interface IFederationLedger {
     /// @param amounts wei per round, as in the round's reward tree
     /// @param proofs sorted-pair Merkle proof per round for leaf keccak256(keccak256(abi.encode(round, msg.sender, amount)))
     function claim(uint256[] calldata rounds, uint256[] calldata amounts, bytes32[][] calldata proofs) external;
+
+    // ------------------------------------------------------------------ discovery
+
+    /// @notice Publish (or replace) this member's gossip address for the other members to dial (members only).
+    ///         Nothing is stored: the `MemberAnnounced` event is the record, read by peers from the logs.
+    /// @param multiaddr libp2p multiaddr others can dial, 1 to 256 bytes (not checked further: a member can only
+    ///        hurt its own reachability)
+    function announce(string calldata multiaddr) external;
 
     // ------------------------------------------------------------------ views
 
