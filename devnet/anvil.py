@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from devnet.processes import pid_runs, terminate
+from devnet.processes import pid_runs, start_process, terminate
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import tool_path
 
@@ -137,10 +137,7 @@ def start_anvil(
         args += ["--block-time", str(block_time)]
     if log_path is None:
         log_path = Path(tempfile.gettempdir()) / f"fedledger-anvil-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
+    popen = start_process(args, log_path=log_path)
     proc = AnvilProcess(popen.pid, port, host, state_file, log_path, popen)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devnet.processes import pid_runs, terminate
+from devnet.processes import pid_runs, start_process, terminate
 from devnet.ports import free_port, port_in_use
 from devnet.toolchain import NODE_MODULES, TOOLS_DIR, ToolMissing
 
@@ -217,12 +217,8 @@ def _launch(
     if not detach:
         cmd += ["--parent-pid", str(os.getpid())]
     log_path = repo_dir / LOG_FILE
-    with open(log_path, "ab") as log:
-        log_start = log.tell()
-        popen = subprocess.Popen(
-            cmd, cwd=script.parent, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=detach,
-        )
+    log_start = log_path.stat().st_size if log_path.exists() else 0
+    popen = start_process(cmd, log_path=log_path, append=True, cwd=script.parent, new_session=detach)
     proc = IpfsProcess(pid=popen.pid, api_port=api, swarm_port=swarm, repo_dir=repo_dir, host=host,
                        log_path=log_path, _popen=popen)
     deadline = time.monotonic() + startup_timeout

@@ -60,19 +60,21 @@ class PeerProcess:
     """One `fedledger peer run --json` child in its own process group (so its children die with it)."""
 
     def __init__(self, view: PeerView, args: list[str], log_path: Path, on_event) -> None:
+        from devnet.processes import start_process
+
         self.view = view
-        self.log = open(log_path, "w")
-        self.popen = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True, bufsize=1,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        self.popen = start_process(args, log_path=log_path, stdout_pipe=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.log = open(log_path, "a")
         self.reader = threading.Thread(target=self._read, args=(on_event,), daemon=True)
         self.reader.start()
 
     def _read(self, on_event) -> None:
         assert self.popen.stdout is not None
-        for line in self.popen.stdout:
+        for raw in self.popen.stdout:
+            line = raw.decode(errors="replace")
             self.log.write(line)
+            self.log.flush()
             try:
                 record = json.loads(line)
             except ValueError:
@@ -80,16 +82,10 @@ class PeerProcess:
             on_event(self.view, record)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                    self.popen.wait(5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
+        from devnet.processes import process_alive, terminate
+
+        if process_alive(self.popen.pid, self.popen):
+            terminate(self.popen.pid, self.popen, timeout, group=True)
         self.reader.join(timeout=2)
         self.log.close()
 

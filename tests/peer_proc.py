@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from devnet.processes import kill, process_alive, start_process, terminate
 
 FEDLEDGER = [sys.executable, "-m", "fedledger.cli"]
 
@@ -26,8 +27,8 @@ class PeerProcess:
     def start(self) -> "PeerProcess":
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         cmd = [*FEDLEDGER, "peer", "run", "--config", str(self.config_path), "--json", *self.extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(self.log_path, "ab"), env=env,
-                                     cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+        self.proc = start_process(cmd, log_path=self.log_path, append=True, stdout_pipe=True, env=env,
+                                  cwd=Path(__file__).resolve().parent.parent)
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         return self
 
@@ -64,17 +65,14 @@ class PeerProcess:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        """SIGKILL the peer's process group at once: a crash."""
+        if self.proc is not None and process_alive(self.proc.pid, self.proc):
+            kill(self.proc.pid, self.proc, group=True)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """SIGTERM, wait, SIGKILL: a graceful stop."""
+        if self.proc is not None and process_alive(self.proc.pid, self.proc):
+            terminate(self.proc.pid, self.proc, 10.0, group=True)
 
     def tail(self, n: int = 30) -> str:
         try:
