@@ -40,11 +40,12 @@ from peer.envelope import DropReason, Envelope, EnvelopeValidator
 from peer.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
 from peer.gossip_dial import DialPolicy, keep_connected
 from peer.gossip_store import Equivocation, GossipStats, GossipStore
+from peer.errors import PeerError
 
 log = logging.getLogger("fedledger.gossip")
 
 
-class GossipError(RuntimeError):
+class GossipError(PeerError, RuntimeError):
     """The gossip node could not start, connect or publish."""
 
 
