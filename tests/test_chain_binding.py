@@ -142,3 +142,19 @@ def test_config_missing_key_and_bad_files(tmp_path):
     (tmp_path / "fed.yaml").write_text("a: 1")
     with pytest.raises(ConfigError, match="unsupported config format"):
         FederationConfig.load(tmp_path / "fed.yaml")
+
+
+def test_announcements_are_each_members_latest_multiaddr(federation):
+    from ledger_tools.chain import InvalidMultiaddrLength, NotMember
+
+    first, second = federation.members[0], federation.members[1]
+    first.announce("/ip4/10.0.0.1/tcp/4001/p2p/QmOld")
+    second.announce("/ip4/10.0.0.2/tcp/4001/p2p/QmTwo")
+    first.announce("/ip4/10.0.0.9/tcp/4001/p2p/QmNew")  # moved: the latest counts
+    got = {m: a.multiaddr for m, a in federation.ledger.announcements().items()}
+    assert got == {first.account.address: "/ip4/10.0.0.9/tcp/4001/p2p/QmNew",
+                   second.account.address: "/ip4/10.0.0.2/tcp/4001/p2p/QmTwo"}
+    with pytest.raises(InvalidMultiaddrLength):
+        first.announce("/ip4/" + "9" * 300)
+    with pytest.raises(NotMember):
+        federation.ledger.with_account(federation.outsiders[0].private_key).announce("/ip4/10.0.0.3/tcp/1")

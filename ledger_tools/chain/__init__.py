@@ -25,6 +25,7 @@ from ledger_tools.chain.errors import (
     NotFinalized,
     NotMember,
     PoolExceeded,
+    InvalidMultiaddrLength,
     ReentrantCall,
     RoundNotOpen,
     TransactionFailed,
@@ -38,6 +39,7 @@ from ledger_tools.chain.errors import (
 from ledger_tools.chain.records import (
     NO_DP,
     WEIGHT_ONE,
+    Announcement,
     AuditorInfo,
     AuditorInit,
     Claim,
@@ -58,10 +60,10 @@ from ledger_tools.chain.records import (
 )
 
 __all__ = [
-    "ARTIFACT_PATH", "ERRORS", "NO_DP", "WEIGHT_ONE", "AlreadyAuditor", "AlreadyClaimed", "AlreadyCommitted",
+    "ARTIFACT_PATH", "ERRORS", "NO_DP", "WEIGHT_ONE", "Announcement", "AlreadyAuditor", "AlreadyClaimed", "AlreadyCommitted",
     "AlreadyMember", "AlreadySettled", "AlreadyVoted", "AuditorInfo", "AuditorInit", "Claim", "ClaimReceipt",
     "CommitClosed", "Commitment", "ContractRevert", "DigestMismatch", "ExcludedNotSorted", "FederationLedger",
-    "Finalization", "GlobalModel", "InvalidParameter", "InvalidProof", "LedgerError", "LedgerParams",
+    "Finalization", "GlobalModel", "InvalidMultiaddrLength", "InvalidParameter", "InvalidProof", "LedgerError", "LedgerParams",
     "LedgerUnavailable", "LengthMismatch", "MemberInfo", "MemberInit", "NotFinalized", "NotMember", "Phase",
     "PoolExceeded", "ReentrantCall", "RoundInfo", "RoundNotOpen", "RoundStatus", "TransactionFailed",
     "TransferFailed", "TxReceipt", "Unauthorized", "Vote", "VoteDeadlineNotReached", "VoteOutOfOrder", "VoteReceipt",

@@ -317,6 +317,10 @@ class FederationLedger(LedgerEvents):
         """Add `value_wei` to the reward pool."""
         return self._send(self.contract.functions.fund(), value=value_wei)
 
+    def announce(self, multiaddr: str) -> TxReceipt:
+        """Member only: publish the gossip multiaddr other members dial (`MemberAnnounced`; the latest counts)."""
+        return self._send(self.contract.functions.announce(multiaddr))
+
     # ---------------------------------------------------------------- plumbing
 
     @_rpc_guard

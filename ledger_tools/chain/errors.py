@@ -71,7 +71,7 @@ InvalidProof = _revert("InvalidProof", "the Merkle proof for round {round} does 
 PoolExceeded = _revert("PoolExceeded", "round {round} has only {unclaimed} wei unclaimed")
 TransferFailed = _revert("TransferFailed", "paying {amount} wei to {to} failed")
 ReentrantCall = _revert("ReentrantCall", "reentrant call rejected")
-InvalidMultiaddrLength = _revert("InvalidMultiaddrLength", "an announced multiaddr must be 1 to 256 bytes, not {length}")
+InvalidMultiaddrLength = _revert("InvalidMultiaddrLength", "an announced multiaddr has 1 to 256 bytes, not {length}")
 
 ERRORS: dict[str, type[ContractRevert]] = {
     cls.solidity_name: cls

@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from ledger_tools.chain.records import Claim, Commitment, Finalization, Vote, WeightUpdate
+from ledger_tools.chain.records import Announcement, Claim, Commitment, Finalization, Vote, WeightUpdate
 
 
 def _hex(value: Any) -> str:
@@ -61,3 +61,10 @@ class LedgerEvents:
         """(member, enc key, initial weight) of every admission, in order."""
         return [(e.args.member, bytes(e.args.encKey), e.args.weight) for e in self._logs("MemberAdmitted", None)]
 
+    def announcements(self) -> dict[str, Announcement]:
+        """Each member's latest announced gossip multiaddr (members that never announced are absent)."""
+        latest: dict[str, Announcement] = {}
+        for e in self._logs("MemberAnnounced", None):
+            record = _record(Announcement, e)
+            latest[record.member] = record
+        return latest

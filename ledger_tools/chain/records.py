@@ -17,7 +17,7 @@ from consensus.commitment import NO_DP, Commitment, bytes32 as _b32
 from consensus.reputation import WEIGHT_ONE
 
 __all__ = [
-    "NO_DP", "WEIGHT_ONE", "AuditorInfo", "AuditorInit", "Claim", "ClaimReceipt", "Commitment", "Finalization",
+    "NO_DP", "WEIGHT_ONE", "Announcement", "AuditorInfo", "AuditorInit", "Claim", "ClaimReceipt", "Commitment", "Finalization",
     "GlobalModel", "LedgerParams", "MemberInfo", "MemberInit", "Phase", "RoundInfo", "RoundStatus", "TxReceipt",
     "Vote", "VoteReceipt", "WeightUpdate",
 ]
@@ -216,3 +216,16 @@ class WeightUpdate:
         """From a `WeightUpdated` event."""
         return cls(args["member"], int(args["oldWeight"]), int(args["newWeight"]), int(args["voteRound"]),
                    bool(args["rewarded"]), int(args["missedRounds"]), block_number, tx_hash)
+
+
+@dataclass(frozen=True)
+class Announcement:
+    member: str
+    multiaddr: str  # as the member sent it; peers check it parses before dialling
+    block_number: int
+    tx_hash: str
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str) -> "Announcement":
+        """From a `MemberAnnounced` event."""
+        return cls(args["member"], str(args["multiaddr"]), block_number, tx_hash)
