@@ -1,23 +1,22 @@
 """Exact integer building blocks shared by the aggregation rules.
 
 Everything here returns the same integers on every machine: integer numpy arithmetic is exact, and the
-only floating-point step (the Gram matrix behind pairwise distances, and the 0/1 mixing product of NNM)
-runs on integer-valued float64 operands whose partial sums are proven to stay below 2**53, so every
-partial sum is an exactly representable integer whatever the summation order, BLAS or thread count.
+only floating-point steps (the Gram matrix behind pairwise distances, and the 0/1 mixing product of NNM)
+run on integer-valued float64 operands whose partial sums are proven to stay within 2**53, so every
+partial sum is an exactly representable integer whatever the summation order, BLAS, blocking or thread
+count. Chunk sizes are derived from the magnitudes actually present (see `gram_plan`), never assumed.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 
-T = TypeVar("T")
-CHUNK = 1 << 15  # at most this many columns per block (the Gram bound below relies on it)
-BLOCK_ELEMENTS = 1 << 19  # and about this many values per block, so temporaries stay small for any n
-_EXACT = 1 << 53
+from consensus.chunks import Scratch, columns_for, map_chunks
+
+EXACT = 1 << 53  # float64 represents every integer of magnitude <= 2**53
+LIMB = 1 << 16
+SPLIT_ABOVE = 1 << 20  # rows with some |q| above this enter the Gram product as two 16-bit-scaled limbs
 
 
 def round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
@@ -46,101 +45,109 @@ def round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
     return quotient
 
 
-def chunk_for(n: int) -> int:
-    return max(256, min(CHUNK, BLOCK_ELEMENTS // max(n, 1)))
+def row_bounds(rows: Sequence[np.ndarray]) -> list[int]:
+    """max |q| of each row (0 for an empty row)."""
+    return [max(-int(r.min()), int(r.max())) if r.size else 0 for r in rows]
 
 
-def chunk_ranges(size: int, chunk: int = CHUNK) -> list[tuple[int, int]]:
-    return [(start, min(start + chunk, size)) for start in range(0, size, chunk)]
+def gram_plan(bounds: Sequence[int], d: int) -> tuple[list[int], int, int]:
+    """(rows to split into limbs, per-product bound P, columns per chunk) for the Gram product.
+
+    Exactness: every operand of the float64 product is an integer of magnitude <= sqrt(P), so each product
+    term is <= P and any partial sum over a chunk of c columns is <= c*P. With c <= 2**53 // P every partial
+    sum, in whatever order or blocking BLAS adds (FMA included: it rounds an exact integer <= 2**53), is an
+    exactly representable integer, so the chunk's Gram matrix is exact. The chunk is therefore as long as the
+    round's actual magnitudes allow, capped only by the memory budget (`columns_for`): updates with |q| <= 2**16
+    (|x| < 1/16 at scale 2**-20, the usual case) allow 2**21 columns, where a fixed bound of 2**19 allowed 2**15.
+    Rows with some |q| > SPLIT_ABOVE (one saturating attacker, say) are split q = 2**16*hi + lo with
+    0 <= lo < 2**16 and |hi| <= 2**15, so they cost one extra row each instead of forcing tiny chunks or
+    limbs on every row; then P <= max(SPLIT_ABOVE, 2**16)**2 = 2**40 and c >= 2**13.
+    """
+    split = [i for i, b in enumerate(bounds) if b > SPLIT_ABOVE]
+    whole = max((b for i, b in enumerate(bounds) if b <= SPLIT_ABOVE), default=0)
+    per_product = max(whole, LIMB - 1 if split else 0) ** 2
+    exact_columns = EXACT // per_product if per_product else d
+    if exact_columns < 1:
+        raise ValueError(f"SPLIT_ABOVE={SPLIT_ABOVE} leaves single products above 2**53")
+    chunk = max(1, min(exact_columns, columns_for(len(bounds) + len(split)), d))
+    return split, per_product, chunk
 
 
-def default_workers() -> int:
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
-def map_chunks(fn: Callable[[int, int], T], size: int, workers: int | None, chunk: int = CHUNK) -> list[T]:
-    """fn over column chunks, results in chunk order. Threads never change a result: chunks are independent."""
-    ranges = chunk_ranges(size, chunk)
-    workers = default_workers() if workers is None else workers
-    if workers <= 1 or len(ranges) <= 1:
-        return [fn(start, stop) for start, stop in ranges]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda r: fn(*r), ranges))
-
-
-def gather(rows: Sequence[np.ndarray], start: int, stop: int, dtype: type = np.int32) -> np.ndarray:
-    """Coordinates start:stop of every row as an (n, stop-start) block."""
-    block = np.empty((len(rows), stop - start), dtype=dtype)
-    for i, row in enumerate(rows):
-        block[i] = row[start:stop]
-    return block
-
-
-def gather_t(rows: Sequence[np.ndarray], start: int, stop: int) -> np.ndarray:
-    """Coordinates start:stop as a (stop-start, n) int32 block: one contiguous row per coordinate."""
-    return np.ascontiguousarray(gather(rows, start, stop).T)
-
-
-def max_abs(rows: Sequence[np.ndarray]) -> int:
-    return max((max(abs(int(r.min())), abs(int(r.max()))) for r in rows if r.size), default=0)
-
-
-def sq_distances(rows: Sequence[np.ndarray]) -> list[list[int]]:
+def sq_distances(rows: Sequence[np.ndarray], workers: int | None = None) -> list[list[int]]:
     """Exact pairwise squared Euclidean distances of int32 rows, as Python ints.
 
-    Bound: if every |q| <= B then each product term |q_a*q_b| <= B**2 and the partial sums of one chunk of
-    c coordinates stay <= c*B**2. With B <= 2**19 and c = 2**15 that is <= 2**53 (one float64 product per
-    chunk). Larger magnitudes are split into limbs q = hi*2**16 + lo with 0 <= lo < 2**16, |hi| <= 2**15,
-    so every limb product is < 2**32 and a chunk sums to < 2**15 * 2**32 = 2**47. Chunk Gram matrices are
-    exact integers; they are accumulated in int64 (bound d*B**2 < 2**62 checked) or Python ints.
+    d(i, j) = G_ii + G_jj - 2 G_ij from the Gram matrix G, computed per column chunk (see `gram_plan` for why
+    each chunk is exact) as one symmetric rank-k product X X^T of the stacked chunk (numpy hands `a @ a.T`
+    to BLAS syrk, which computes one triangle: half the multiply-adds of a general product), spread over our
+    chunk workers with BLAS on one thread. Chunk Grams are exact integers, summed in int64 when d*P < 2**62
+    (no partial sum can overflow) or Python ints otherwise; integer addition is order-free, so neither the
+    chunk size nor the thread count can change a distance.
     """
     n = len(rows)
     d = rows[0].size if n else 0
-    bound = max_abs(rows)
-    limbs = bound > 2**19
-    per_product = 2**32 if limbs else bound * bound
+    bounds = row_bounds(rows)
+    split, per_product, chunk = gram_plan(bounds, d)
+    m = n + len(split)
+    scratch = Scratch()
+
+    def work(start: int, stop: int) -> np.ndarray:
+        block = scratch.get("gram", (m, stop - start), np.float64)
+        for i, row in enumerate(rows):
+            block[i] = row[start:stop]
+        for pos, i in enumerate(split):  # row i keeps lo, row n+pos gets hi: q = lo + 2**16 * hi
+            hi = block[n + pos]
+            np.multiply(block[i], 1.0 / LIMB, out=hi)  # exact: a power of two
+            np.floor(hi, out=hi)
+            block[i] -= hi * LIMB
+        return (block @ block.T).astype(np.int64)
+
+    parts = map_chunks(work, d, workers, chunk)
     acc_dtype = np.int64 if d * per_product < 2**62 else object
-    names = ("hh", "hl", "ll") if limbs else ("g",)
-    acc = {name: np.zeros((n, n), dtype=acc_dtype) for name in names}
-    for start, stop in chunk_ranges(d, chunk_for(n)):
-        block = gather(rows, start, stop, np.float64)
-        if limbs:
-            hi = np.floor(block / 65536.0)
-            lo = block - hi * 65536.0
-            parts = {"hh": hi @ hi.T, "hl": hi @ lo.T, "ll": lo @ lo.T}
-        else:
-            parts = {"g": block @ block.T}
-        for name, part in parts.items():
-            acc[name] += part.astype(np.int64).astype(acc_dtype)
-    if limbs:
-        hh, hl, ll = (acc[name].astype(object) for name in names)
-        gram = hh * (1 << 32) + (hl + hl.T) * (1 << 16) + ll
-    else:
-        gram = acc["g"].astype(object)
-    diag = [gram[i, i] for i in range(n)]
-    return [[diag[i] + diag[j] - 2 * gram[i, j] for j in range(n)] for i in range(n)]
+    gram = np.zeros((m, m), dtype=acc_dtype)
+    for part in parts:
+        gram += part.astype(acc_dtype)
+    if split:
+        gram = _combine_limbs(gram.astype(object), n, split)
+    big = max(bounds, default=0)
+    if gram.dtype != object and 4 * d * big * big >= 2**62:
+        gram = gram.astype(object)
+    diag = np.diagonal(gram).copy()
+    return (diag[:, None] + diag[None, :] - 2 * gram).tolist()
+
+
+def _combine_limbs(stacked: np.ndarray, n: int, split: list[int]) -> np.ndarray:
+    """Gram of the original rows from the Gram of [lo-or-whole rows; hi limbs], in Python ints."""
+    m = stacked.shape[0]
+    padded = np.zeros((m + 1, m + 1), dtype=object)  # index m: a zero row for rows that were not split
+    padded[:m, :m] = stacked
+    hi = np.full(n, m)
+    hi[split] = n + np.arange(len(split))
+    lo = np.arange(n)
+    return (padded[np.ix_(lo, lo)] + (padded[np.ix_(lo, hi)] + padded[np.ix_(hi, lo)]) * LIMB
+            + padded[np.ix_(hi, hi)] * (LIMB * LIMB))
 
 
 def mix_rows(rows: Sequence[np.ndarray], groups: Sequence[Sequence[int]], workers: int | None) -> list[np.ndarray]:
     """For each group, the half-to-even rounded mean of the rows it names (NNM's mixing step).
 
     Computed as a 0/1 matrix times the rows in float64: every output partial sum is at most
-    len(group) * 2**31 < 2**53 for groups of fewer than 2**22 rows, hence exact.
+    len(group) * 2**31 < 2**53 for groups of fewer than 2**22 rows, hence exact whatever the order.
     """
     n_out = len(groups)
     d = rows[0].size
     select = np.zeros((n_out, len(rows)))
     for i, group in enumerate(groups):
         select[i, list(group)] = 1.0
-    sizes = {len(group) for group in groups}
-    (size,) = sizes
+    (size,) = {len(group) for group in groups}
     out = np.empty((n_out, d), dtype=np.int32)
+    scratch = Scratch()
 
     def work(start: int, stop: int) -> None:
-        sums = (select @ gather(rows, start, stop, np.float64)).astype(np.int64)
-        out[:, start:stop] = round_div(sums, size)
+        block = scratch.rows("mix", rows, start, stop, np.float64)
+        sums = np.matmul(select, block, out=scratch.get("mix_out", (n_out, stop - start), np.float64))
+        out[:, start:stop] = round_div(sums.astype(np.int64), size)
 
-    map_chunks(work, d, 1, chunk_for(len(rows)))  # BLAS threads itself; never call it from our workers
+    map_chunks(work, d, workers, columns_for(len(rows) + n_out))
     return list(out)
 
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
 from consensus.aggregators.krum import NEIGHBOURS, krum_scores, neighbour_count
-from consensus.intmath import chunk_for, gather_t, map_chunks, round_div, sq_distances
+from consensus.chunks import Scratch, columns_for, map_chunks
+from consensus.intmath import round_div, sq_distances
 from consensus.feasibility import require_feasible
 
 
@@ -30,7 +31,7 @@ def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     n, f = inp.n, inp.f
     require_feasible("bulyan", n, f)
     neighbour_count(n, f, neighbours)  # validates the name
-    dist = sq_distances(inp.rows)
+    dist = sq_distances(inp.rows, inp.workers)
     remaining = list(range(n))
     selected: list[int] = []
     for _ in range(n - 2 * f):
@@ -44,10 +45,13 @@ def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     beta = theta - 2 * f
     rows = [inp.rows[i] for i in selected]
     out = np.empty(inp.d, dtype=np.int32)
+    scratch = Scratch()
 
     def work(start: int, stop: int) -> np.ndarray:
-        block = gather_t(rows, start, stop)
-        ordered = np.sort(block, axis=1)
+        block = scratch.columns("block", rows, start, stop)
+        ordered = scratch.get("ordered", block.shape, np.int32)
+        ordered[...] = block
+        ordered.sort(axis=1)
         rows_idx = np.arange(len(ordered))
         centre2 = ordered[:, (theta - 1) // 2].astype(np.int64) + ordered[:, theta // 2]  # twice the median
         lo = np.zeros(len(ordered), dtype=np.int64)
@@ -65,7 +69,7 @@ def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
         high = ordered[rows_idx, hi][:, None]
         return ((block >= low) & (block <= high)).sum(axis=0, dtype=np.int64)
 
-    counts = np.sum(map_chunks(work, inp.d, inp.workers, chunk_for(theta)), axis=0)
+    counts = np.sum(map_chunks(work, inp.d, inp.workers, columns_for(theta)), axis=0)
     scores = [0] * n
     for pos, i in enumerate(selected):
         scores[i] = int(counts[pos])

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra, require
-from consensus.intmath import chunk_for, gather, map_chunks, round_div
+from consensus.chunks import Scratch, columns_for, map_chunks
+from consensus.intmath import round_div
 
 
 def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: int | None) -> np.ndarray:
@@ -34,13 +35,15 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
     picked_rows = [row for _, row in picked]
     weight_column = np.array([wi for wi, _ in picked], dtype=np.int64)[:, None]
     uniform = all(wi == 1 for wi, _ in picked)
+    scratch = Scratch()
 
     def work(start: int, stop: int) -> None:
         if direct:
-            block = gather(picked_rows, start, stop, np.int64)
+            block = scratch.rows("mean", picked_rows, start, stop, np.int64)
             if not uniform:
                 block *= weight_column
-            out[start:stop] = round_div(block.sum(axis=0), total)
+            sums = np.sum(block, axis=0, out=scratch.get("mean_sum", (stop - start,), np.int64))
+            out[start:stop] = round_div(sums, total)
             return
         # q = hi * 2**16 + lo; sum w q = 2**16 * (total*qh + rh) + sum w lo, remainder part < 2**17 * total
         hi_acc = np.zeros(stop - start, dtype=np.int64)
@@ -52,7 +55,7 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
         qh, rh = np.divmod(hi_acc, total)
         out[start:stop] = qh * 65536 + round_div(rh * 65536 + lo_acc, total)
 
-    map_chunks(work, d, workers, chunk_for(len(picked)))
+    map_chunks(work, d, workers, columns_for(len(picked)))
     return out
 
 

@@ -40,7 +40,7 @@ def krum_ranking(inp: RuleInput, neighbours: str) -> list[int]:
     """Indices sorted by (Krum score, index)."""
     require_feasible("krum", inp.n, inp.f)
     k = neighbour_count(inp.n, inp.f, neighbours)
-    scores = krum_scores(sq_distances(inp.rows), list(range(inp.n)), k)
+    scores = krum_scores(sq_distances(inp.rows, inp.workers), list(range(inp.n)), k)
     return sorted(range(inp.n), key=lambda i: (scores[i], i))
 
 

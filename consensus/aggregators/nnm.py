@@ -15,7 +15,7 @@ from consensus.feasibility import require_feasible
 
 def nnm(inp: RuleInput) -> RuleInput:
     require_feasible("nnm", inp.n, inp.f)
-    dist = sq_distances(inp.rows)
+    dist = sq_distances(inp.rows, inp.workers)
     keep = inp.n - inp.f
     groups = [sorted(range(inp.n), key=lambda j: (dist[i][j], j))[:keep] for i in range(inp.n)]
     return RuleInput(mix_rows(inp.rows, groups, inp.workers), inp.weights, inp.f, inp.workers)

@@ -15,26 +15,45 @@ from typing import Any
 import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
-from consensus.intmath import chunk_for, gather_t, map_chunks, round_div
+from consensus.chunks import Scratch, columns_for, map_chunks
+from consensus.intmath import round_div
 from consensus.feasibility import require_feasible
 
 
 def trimmed(inp: RuleInput, trim: int) -> RuleOutput:
-    """Shared by trimmed mean and median: sort each coordinate's values, average the middle n-2*trim."""
+    """Shared by trimmed mean and median: sort each coordinate's values, average the middle n-2*trim.
+
+    A full sort of each coordinate's n values, not a partial selection (np.partition): both are exact on
+    integers (ties are equal values, so any order of equal keys yields the same sums and bounds), but numpy
+    sorts short int32 rows with SIMD sorting networks and selects with a scalar introselect per row, which
+    measured 6-16x slower here for n = 50 with either f or the median as the cut.
+    """
     n, d = inp.n, inp.d
     keep = n - 2 * trim
     out = np.empty(d, dtype=np.int32)
+    scratch = Scratch()
 
     def work(start: int, stop: int) -> np.ndarray:
-        block = gather_t(inp.rows, start, stop)  # (c, n)
-        ordered = np.sort(block, axis=1)  # integers: any sort algorithm gives the same values
-        middle = ordered[:, trim:n - trim].sum(axis=1, dtype=np.int64)
+        ordered = scratch.columns("ordered", inp.rows, start, stop)  # (c, n): one row per coordinate
+        ordered.sort(axis=1)  # integers: any sort algorithm gives the same values
+        low = scratch.get("low", (stop - start,), np.int32)
+        low[...] = ordered[:, trim]
+        high = ordered[:, n - trim - 1]
+        # every kept value lies in [low, high], so keep * max(|low|, |high|) bounds the sum: int32 when it fits
+        fits = keep * max(-int(low.min()), int(high.max()), 0) < 2**31
+        middle = ordered[:, trim:n - trim].sum(axis=1, dtype=np.int32 if fits else np.int64)
         out[start:stop] = round_div(middle, keep)
-        low = ordered[:, trim:trim + 1]
-        high = ordered[:, n - trim - 1:n - trim]
-        return ((block >= low) & (block <= high)).sum(axis=0, dtype=np.int64)
+        # low <= v <= high as one unsigned comparison: (v - low) mod 2**32 <= (high - low) mod 2**32
+        span = np.subtract(high, low, out=scratch.get("span", (stop - start,), np.int32)).view(np.uint32)
+        shifted = scratch.get("shifted", (stop - start,), np.int32)
+        inside = scratch.get("inside", (stop - start,), np.bool_)
+        counts = np.empty(n, dtype=np.int64)
+        for i, row in enumerate(inp.rows):  # per peer, over contiguous memory
+            np.subtract(row[start:stop], low, out=shifted)
+            counts[i] = np.count_nonzero(np.less_equal(shifted.view(np.uint32), span, out=inside))
+        return counts
 
-    counts = map_chunks(work, d, inp.workers, chunk_for(n))
+    counts = map_chunks(work, d, inp.workers, columns_for(n))
     scores = [int(x) for x in np.sum(counts, axis=0)] if counts else [0] * n
     return RuleOutput(out, scores)
 
