@@ -17,7 +17,7 @@ and the ledger round adds only what the ledger does, one peer's own share (peers
 
 Every term is measured: the peers' own steps one at a time inside the ledger run (`ChainTransport(detail=True)`),
 so both rounds come from the same run and load drift between runs cannot fake a difference; the gossip exchange
-with real `peer.gossip.GossipNode` processes on loopback (`gossip_exchange`: one 4 MB sealed blob, sender to
+with real `peer.net.gossip.GossipNode` processes on loopback (`gossip_exchange`: one 4 MB sealed blob, sender to
 receiver, the lower bound of any all-to-all exchange — a shorter baseline makes the ledger's share larger,
 never smaller). The ledger-only additions are counted in series, without crediting the overlap a real peer gets
 (the commit tx runs while gossip is still delivering). Also reported: the same round with every blob taken from

@@ -1,5 +1,5 @@
 """Transport probes of the overhead bench: IPFS add/cat throughput per option set, and the gossip exchange of
-one sealed blob between real `peer.gossip.GossipNode` processes on loopback (the no-ledger baseline's transfer)."""
+one sealed blob between real `peer.net.gossip.GossipNode` processes on loopback (the no-ledger baseline's transfer)."""
 from __future__ import annotations
 
 import json

@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from devnet.processes import pid_runs, start_process, terminate
+from devnet.errors import DevnetError
 from devnet.ports import free_port, port_in_use
+from devnet.processes import pid_runs, start_process, terminate
 from devnet.toolchain import tool_path
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_CHAIN_ID = 31337
 
 
-class AnvilStartError(RuntimeError):
+class AnvilStartError(DevnetError):
     """anvil could not be started (tool missing, process died, RPC never answered)."""
 
 

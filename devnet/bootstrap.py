@@ -141,10 +141,10 @@ def create_local_federation(
     from devnet.ports import free_port
     from ledger_tools.blobstore import IpfsBlobStore
     from ledger_tools.config import FederationConfig
-    from peer.identity import PeerIdentity
-    from peer.node import gossip_peer_id, gossip_seed
-    from peer.state import atomic_write_bytes
-    from peer.tasks import get_task
+    from peer.crypto.identity import PeerIdentity
+    from peer.loop.node import gossip_peer_id, gossip_seed
+    from peer.loop.state import atomic_write_bytes
+    from peer.learning.tasks import get_task
     from web3 import Web3
 
     if n_peers < 1:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devnet.errors import DevnetError
 from devnet.toolchain import NODE_MODULES, REPO_ROOT, ToolMissing
 
 CONTRACTS_DIR = REPO_ROOT / "contracts"
@@ -39,7 +40,7 @@ _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _IMPORT = re.compile(r"^\s*import\s[^;]*?[\"']([^\"']+)[\"'][^;]*;", re.M)
 
 
-class CompileError(RuntimeError):
+class CompileError(DevnetError):
     """The Solidity compiler rejected a source, or could not be run."""
 
 

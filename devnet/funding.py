@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from eth_utils import is_address, to_checksum_address
 
 from devnet.anvil import ANVIL_CHAIN_ID, dev_accounts, rpc_answers
+from devnet.errors import DevnetError
 
 WEI_PER_ETH = 10**18
 
 
-class FundingError(RuntimeError):
+class FundingError(DevnetError):
     """Funding refused or failed; the message says why, `hint` what to do."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:

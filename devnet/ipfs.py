@@ -17,8 +17,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devnet.processes import pid_runs, start_process, terminate
+from devnet.errors import DevnetError
 from devnet.ports import free_port, port_in_use
+from devnet.processes import pid_runs, start_process, terminate
 from devnet.toolchain import NODE_MODULES, TOOLS_DIR, ToolMissing
 
 _HERE = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ LOG_FILE = "fedledger-node.log"   # the node's stdout/stderr, inside the repo
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)
 
 
-class IpfsStartError(RuntimeError):
+class IpfsStartError(DevnetError):
     """The IPFS node could not be started (tool missing, node crashed, API never answered)."""
 
 

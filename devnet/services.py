@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from devnet.anvil import AnvilProcess, AnvilStartError, PortInUse, is_anvil_pid, rpc_answers, start_anvil
+from devnet.errors import DevnetError
 from devnet.ipfs import IpfsPortInUse, IpfsProcess, IpfsStartError, api_answers, is_ipfs_node_pid, start_ipfs
 from devnet.ports import port_in_use
 
@@ -28,14 +29,6 @@ DEFAULT_CHAIN_PORT = 8545
 DEFAULT_IPFS_PORT = 5001
 SERVICES_FILE = "services.json"
 ANVIL_STATE_FILE = "anvil-state.json"
-
-
-class DevnetError(RuntimeError):
-    """An expected devnet failure, with a hint for the user."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.hint = message, hint
 
 
 class DevnetAlreadyRunning(DevnetError):

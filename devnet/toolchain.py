@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from devnet.errors import DevnetError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = Path(os.environ.get("FEDLEDGER_TOOLS_DIR", REPO_ROOT / ".tools"))
 NODE_MODULES = TOOLS_DIR / "node_modules"
 
 
-class ToolMissing(RuntimeError):
+class ToolMissing(DevnetError):
     """A required npm tool is not installed; the fix is always the same: run setup."""
 
 

@@ -171,7 +171,7 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from ledger_tools.audit.auditor_key import UnregisteredKey, key_owner
-    from peer.seal import unseal
+    from peer.crypto.seal import unseal
 
     if (key_file is None) == (state_dir is None):
         raise UserError("verify needs exactly one key source",
@@ -205,10 +205,10 @@ def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, pass
 
 
 def _evidence(directory: Path | None, history):
-    """Signed gossip envelopes saved by peers, admitted under the gossip topic's rules (`peer.evidence`)."""
+    """Signed gossip envelopes saved by peers, admitted under the gossip topic's rules (`peer.net.evidence`)."""
     if directory is None:
         return []
-    from peer.evidence import load_evidence
+    from peer.net.evidence import load_evidence
 
     claims, ignored = load_evidence(directory, history)
     for item in ignored:
@@ -323,7 +323,7 @@ def report(
 
 def _evaluate(history, store, task_spec: str) -> dict[int, dict[str, float]]:
     from ledger_tools.audit.evaluation import ModelSpecMismatch, evaluate_models
-    from peer.tasks import TaskError, get_task
+    from peer.learning.tasks import TaskError, get_task
 
     try:
         task = get_task(task_spec)

@@ -231,7 +231,7 @@ def genesis(
 
     import consensus
     from ledger_tools.blobstore import BlobStoreError, IpfsBlobStore
-    from peer.tasks import TaskError, get_task
+    from peer.learning.tasks import TaskError, get_task
 
     try:
         the_task = get_task(task)

@@ -90,7 +90,7 @@ def endpoint_options(
 def unlock_identity(state_dir: Path, password_file: Path | None):
     """The peer identity (Ethereum account + X25519 key) in `state_dir`, unlocked; one clear line otherwise."""
     from fedledger.peer_cmd import read_password
-    from peer.identity import IdentityError, PeerIdentity, WrongPassword
+    from peer.crypto.identity import IdentityError, PeerIdentity, WrongPassword
 
     try:
         return PeerIdentity.load(state_dir, read_password(password_file, confirm=False))

@@ -43,7 +43,7 @@ def read_password(password_file: Path | None, *, confirm: bool) -> str:
 def _check_announce(announce: str | None) -> None:
     if announce is None:
         return
-    from peer.gossip_addr import ANNOUNCE_HINT, GossipAddressError, check_announce
+    from peer.net.gossip_addr import ANNOUNCE_HINT, GossipAddressError, check_announce
 
     try:
         check_announce(announce)
@@ -53,8 +53,8 @@ def _check_announce(announce: str | None) -> None:
 
 def _gossip_identity(state_dir: Path, announce: str | None) -> dict[str, str | None]:
     """The peer id of the node's libp2p key (created if missing) and, with `announce`, the full multiaddr."""
-    from peer.gossip_addr import with_peer_id
-    from peer.gossip_key import gossip_peer_id, gossip_seed
+    from peer.net.gossip_addr import with_peer_id
+    from peer.net.gossip_key import gossip_peer_id, gossip_seed
 
     peer_id = gossip_peer_id(gossip_seed(state_dir))
     return {"peer_id": peer_id, "multiaddr": with_peer_id(announce, peer_id) if announce else None}
@@ -88,7 +88,7 @@ def init(
     choose now (prompted, or --password-file / $FEDLEDGER_PASSWORD) that `peer run` asks for again; and the
     libp2p key of the gossip node, whose peer id (and multiaddr, with --announce) the other peers dial.
     """
-    from peer.identity import IdentityError, IdentityExists, PeerIdentity
+    from peer.crypto.identity import IdentityError, IdentityExists, PeerIdentity
 
     _check_announce(announce)  # refuse a bad address before anything is written
     password = read_password(password_file, confirm=True)
@@ -119,7 +119,7 @@ def show_id(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Print an existing peer's address, enc_key, libp2p peer id and multiaddr (no password needed)."""
-    from peer.identity import PUBLIC_FILE
+    from peer.crypto.identity import PUBLIC_FILE
 
     try:
         info = json.loads((state_dir / PUBLIC_FILE).read_text())

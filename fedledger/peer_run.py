@@ -22,12 +22,12 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
     before any network endpoint is contacted. Returns (node, gossip); gossip is not started yet."""
     from ledger_tools.blobstore import IpfsBlobStore
     from ledger_tools.chain import FederationLedger, LedgerError
-    from peer.identity import IdentityError, PeerIdentity
-    from peer.local_data import load_training_data
-    from peer.gossip_key import gossip_seed
-    from peer.node import NodeLog, PeerNode
-    from peer.state import StateError
-    from peer.tasks import TaskError, get_task
+    from peer.crypto.identity import IdentityError, PeerIdentity
+    from peer.learning.local_data import load_training_data
+    from peer.net.gossip_key import gossip_seed
+    from peer.loop.node import NodeLog, PeerNode
+    from peer.loop.state import StateError
+    from peer.learning.tasks import TaskError, get_task
 
     adversary = _adversary(config)
     try:
@@ -54,8 +54,8 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
         raise UserError(str(exc)) from exc
     gossip = None
     if config.gossip and start_gossip:
-        from peer.envelope import EnvelopeValidator
-        from peer.gossip import GossipNode
+        from peer.net.admission import EnvelopeValidator
+        from peer.net.gossip import GossipNode
 
         # The validator runs on the gossip thread: it reads the node's membership cache, never the chain.
         validator = EnvelopeValidator(federation=ledger.address, chain_id=ledger.chain_id,
@@ -70,7 +70,7 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
 def _config_error(exc) -> UserError:
     """A config validation error as one line; a bad gossip address also gets the hint that fixes it."""
     from ledger_tools.config import format_validation_error
-    from peer.gossip_addr import ANNOUNCE_HINT, GossipAddressError
+    from peer.net.gossip_addr import ANNOUNCE_HINT, GossipAddressError
 
     address_errors = [e["ctx"]["error"] for e in exc.errors()
                       if isinstance(e.get("ctx", {}).get("error"), GossipAddressError)]
@@ -104,14 +104,14 @@ def _gossip_log_to(nlog, verbose: bool) -> None:
 
 
 #: gas limits the node sends with: a commit (~42k used, docs/gas.md; estimate x 1.25 + 20k, rounded up) and a
-#: vote (at least `peer.round_clock.vote_gas`, which covers a finalizing vote)
+#: vote (at least `peer.loop.round_clock.vote_gas`, which covers a finalizing vote)
 COMMIT_GAS_LIMIT = 100_000
 FEE_MARGIN = 2  # web3's default max fee is 2 x base fee + tip; a node pays for the limit up front
 
 
 def gas_money_needed(node) -> tuple[int, int]:
     """(balance, wei needed for the next commit + vote at the current gas price, with margin)."""
-    from peer.round_clock import vote_gas
+    from peer.loop.round_clock import vote_gas
 
     ctx = node.ctx
     w3 = ctx.ledger.w3
@@ -151,7 +151,7 @@ def _eth(wei: int) -> str:
 def _adversary(config):
     if not config.adversary.attack:
         return None
-    from peer.adversary import Adversary
+    from peer.byzantine.adversary import Adversary
 
     spec = config.adversary.attack
     if config.adversary.params:
@@ -212,8 +212,8 @@ def run(
     from pydantic import ValidationError
 
     from peer.config import PeerConfig
-    from peer.node import ModelSpecMismatch, NodeError
-    from peer.state import StateError
+    from peer.loop.node import ModelSpecMismatch, NodeError
+    from peer.loop.state import StateError
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # dial failures to peers that are not up yet are expected; the node logs what matters

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from peer.gossip_addr import DEFAULT_LISTEN, check_announce, check_listen, check_pair
+from peer.net.gossip_addr import DEFAULT_LISTEN, check_announce, check_listen, check_pair
 
 CONFIG_FILE = "peer.toml"
 
@@ -93,7 +93,7 @@ class PrivacyConfig(_Strict):
 
 
 class AdversaryConfig(_Strict):
-    """Opt-in Byzantine behaviour for experiments (never the default); see `peer.adversary`."""
+    """Opt-in Byzantine behaviour for experiments (never the default); see `peer.byzantine.adversary`."""
 
     attack: str | None = None
     params: dict[str, float] = Field(default_factory=dict)

@@ -1,10 +1,10 @@
-"""How a simulated Byzantine peer forges its update: `peer.adversary`'s attacks at the simulator's strengths."""
+"""How a simulated Byzantine peer forges its update: `peer.byzantine.adversary`'s attacks at the simulator's strengths."""
 from __future__ import annotations
 
 from typing import Sequence
 
-from peer.adversary import Attack, Strengths
-from peer.tasks import StateDict
+from peer.byzantine.adversary import Attack, Strengths
+from peer.learning.tasks import StateDict
 
 #: The simulator's attack strengths (documented in docs/robustness.md). Sign flip and scaling are amplified:
 #: a plain −1× update from 20 % of peers only slows FedAvg down, the amplified ones are the classic breaking attacks.
@@ -20,7 +20,7 @@ def forge_update(
     f: int,
     seed: int,
 ) -> StateDict:
-    """A Byzantine peer's float update for `attack` (`peer.adversary.Attack.apply` at `STRENGTHS`), given its
+    """A Byzantine peer's float update for `attack` (`peer.byzantine.adversary.Attack.apply` at `STRENGTHS`), given its
     own honestly trained update and, for the omniscient attacks ALIE and IPM, the honest peers' updates of this
     round (a rushing member can unseal them before the commit deadline). Without enough honest updates to
     estimate from (ALIE needs 2, IPM 1) the peer commits its own update."""

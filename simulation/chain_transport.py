@@ -9,7 +9,7 @@ import consensus
 from consensus.commitment import Commitment, CommittedUpdate
 from consensus.round_outcome import RoundOutcome
 from ledger_tools.updates import UpdateUnusable, fetch_sealed, open_update
-from peer import adversary
+from peer.byzantine import adversary
 from simulation.config import clamp_f
 from simulation.records import PhaseClock
 
@@ -26,7 +26,7 @@ class ChainTransport:
     unseals and checks it; after aggregation the new model and the reward tree go to IPFS and the peers vote
     until the contract finalizes the round. Byzantine peers vote a wrong digest.
 
-    The observer fetches + unseals the other peers' blobs on `peer.collect.FETCH_THREADS` threads, as a real
+    The observer fetches + unseals the other peers' blobs on `peer.loop.collect.FETCH_THREADS` threads, as a real
     peer does, and starts each fetch as soon as that peer's commitment is on chain (while the other peers are
     still sealing and committing). Its own update it already holds.
 
@@ -93,7 +93,7 @@ class ChainTransport:
 
     def _seal_add_commit(self, round: int, address: str, blob: bytes,
                          samples: int) -> tuple[float, float, float, int, str]:
-        from peer.seal import seal
+        from peer.crypto.seal import seal
 
         t0 = time.perf_counter()
         sealed = seal(blob, self.enc_public, federation=self.ledger.address, round=round, sender=address)
@@ -107,7 +107,7 @@ class ChainTransport:
     def _fetch_unseal(self, c: Commitment, *, gossip: bool) -> tuple[bytes | None, float, float]:
         """The observer's work for one committed blob, through the protocol's own `fetch_sealed` + `open_update`:
         (update or None, fetch seconds, unseal seconds)."""
-        from peer.seal import unseal
+        from peer.crypto.seal import unseal
 
         me = self.observer.address
 
@@ -155,7 +155,7 @@ class ChainTransport:
         from concurrent.futures import ThreadPoolExecutor
 
         from devnet.anvil import increase_time
-        from peer.collect import FETCH_THREADS
+        from peer.loop.collect import FETCH_THREADS
 
         me = self.observer.address
         prefetch = not self.measure_detail

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from peer.tasks import DigitsTask, Task, get_task
+from peer.learning.tasks import DigitsTask, Task, get_task
 from consensus.feasibility import max_f
 
 ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm")

@@ -28,10 +28,10 @@ import torch
 
 import consensus
 from consensus.round_outcome import RoundNotAggregatable, RoundOutcome, compute_round_outcome
-from peer import adversary
-from peer.partition import partition
-from peer.tasks import StateDict, Task
-from peer.training import train_batched, train_local
+from peer.byzantine import adversary
+from peer.learning.partition import partition
+from peer.learning.tasks import StateDict, Task
+from peer.learning.training import train_batched, train_local
 from simulation.attacks import forge_update
 from simulation.config import SimConfig, clamp_f
 from simulation.records import PhaseClock, RoundRecord, SimPeer, SimResult, round_

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from peer.tasks import TaskData
+from peer.learning.tasks import TaskData
 from simulation.config import PHASES
 
 

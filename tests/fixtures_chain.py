@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pytest
-from web3 import Web3
 
 from devnet.anvil import AnvilProcess, DevAccount, dev_accounts, extra_accounts, increase_time, start_anvil
 from devnet.deploy import deploy_federation

@@ -19,8 +19,10 @@ import traceback
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from peer.envelope import Envelope, EnvelopeValidator
-from peer.gossip import GossipNode
+from peer.net.envelope import Envelope
+
+from peer.net.admission import EnvelopeValidator
+from peer.net.gossip import GossipNode
 
 FEDERATION = "0x" + "fe" * 20
 CHAIN_ID = 31337

@@ -23,7 +23,7 @@ from ledger_tools.chain import FederationLedger
 from ledger_tools.config import FederationConfig
 from consensus.commitment import Commitment, CommittedUpdate
 from consensus.round_outcome import RoundOutcome, compute_round_outcome
-from peer.seal import seal, unseal
+from peer.crypto.seal import seal, unseal
 
 SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}
 
@@ -229,7 +229,7 @@ def make_history(
 ) -> LedgerHistory:
     """Deploy a federation of `n_members` fresh accounts (plus one registered auditor) with a real genesis model.
 
-    `task` (a `peer.tasks.Task`) makes the model that task's (its genesis weights and spec), so the finalized
+    `task` (a `peer.learning.tasks.Task`) makes the model that task's (its genesis weights and spec), so the finalized
     models can be evaluated; by default a tiny two-tensor model.
     """
     accounts = extra_accounts(rpc_url, n_members + 1, seed=f"{account_seed}/{seed}")
@@ -272,7 +272,7 @@ def write_identity(state_dir, private_key: str, enc_key: X25519PrivateKey, passw
 
     from eth_account import Account
 
-    from peer import identity as ident
+    from peer.crypto import identity as ident
 
     d = Path(state_dir)
     d.mkdir(parents=True, exist_ok=True)

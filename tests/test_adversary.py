@@ -6,7 +6,7 @@ import statistics
 import pytest
 import torch
 
-from peer.adversary import (
+from peer.byzantine.adversary import (
     ATTACK_NAMES,
     Adversary,
     Attack,
@@ -23,7 +23,7 @@ from peer.adversary import (
     sign_flip,
     wrong_digest,
 )
-from peer.tasks import TaskData
+from peer.learning.tasks import TaskData
 
 
 def _update(seed=0, scale=1.0):
@@ -150,7 +150,7 @@ def test_adversary_parse_errors(text):
 
 def test_one_implementation_configured_by_strength():
     """Peers (textbook strengths) and the simulator (its own, docs/robustness.md) run the same attack code."""
-    from peer.adversary import DEFAULT_STRENGTHS, Strengths
+    from peer.byzantine.adversary import DEFAULT_STRENGTHS, Strengths
     from simulation.attacks import STRENGTHS, forge_update
 
     u = _update()

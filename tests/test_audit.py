@@ -179,7 +179,7 @@ def test_cache_is_incremental_and_survives_a_new_chain(make, tmp_path):
 def _envelope(h, member, round_: int, update_hash: bytes, cid: str) -> bytes:
     from eth_account import Account
 
-    from peer.envelope import Envelope
+    from peer.net.envelope import Envelope
 
     env = Envelope.create(Account.from_key(member.account.private_key), federation=h.address,
                           chain_id=h.owner.w3.eth.chain_id, round=round_, update_hash=update_hash, cid=cid,
@@ -190,7 +190,7 @@ def _envelope(h, member, round_: int, update_hash: bytes, cid: str) -> bytes:
 def test_failed_round_state_dir_auditor_and_equivocation_evidence(make, tmp_path):
     """An auditor identity (--state-dir) registered on chain verifies; a failed round with commitments is listed
     and checked; a signed envelope contradicting a commitment is flagged; a wrong identity is one clear line."""
-    from peer.identity import PeerIdentity
+    from peer.crypto.identity import PeerIdentity
 
     h = make(n_members=3)
     password = tmp_path / "pw"

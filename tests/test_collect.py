@@ -1,4 +1,4 @@
-"""Collector (`peer.collect`): concurrent fetch + unseal, gossip first, IPFS for what gossip lacks or got wrong."""
+"""Collector (`peer.loop.collect`): concurrent fetch + unseal, gossip first, IPFS for what gossip lacks or got wrong."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +7,7 @@ import time
 
 from ledger_tools.blobstore import InMemoryBlobStore
 from consensus import Commitment
-from peer.collect import collect_updates
+from peer.loop.collect import collect_updates
 
 
 def _fake_seal(update: bytes, sender: str, round: int) -> bytes:
@@ -43,7 +43,7 @@ class SlowStore(InMemoryBlobStore):
 
 
 class FakeGossip:
-    """The part of `peer.gossip.GossipNode` the collector uses; blobs keyed by committed update hash."""
+    """The part of `peer.net.gossip.GossipNode` the collector uses; blobs keyed by committed update hash."""
 
     def __init__(self, blobs: dict[bytes, bytes] | None = None, dead: bool = False) -> None:
         self.blobs, self.dead = dict(blobs or {}), dead
@@ -130,7 +130,7 @@ def test_dead_gossip_missing_blob_and_no_store_are_rejections_not_errors():
 def test_node_stopping_during_a_fetch_propagates_instead_of_excluding():
     import pytest
 
-    from peer.retry import Stopped
+    from peer.loop.retry import Stopped
 
     class StoppingStore(InMemoryBlobStore):
         def cat(self, cid, expected_sha256=None):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fedledger.cli import app
-from peer.tasks import get_task
+from peer.learning.tasks import get_task
 
 runner = CliRunner()
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from peer.envelope import Envelope, EnvelopeValidator
-from peer.gossip import GossipError, GossipNode
+from peer.net.envelope import Envelope
+
+from peer.net.admission import EnvelopeValidator
+from peer.net.gossip import GossipError, GossipNode
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_MAIN = Path(__file__).with_name("gossip_peer_main.py")

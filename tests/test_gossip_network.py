@@ -9,11 +9,12 @@ import pytest
 from eth_account import Account
 
 from devnet.ports import free_port
-from peer.envelope import Envelope, EnvelopeValidator
-from peer.gossip import GossipNode
-from peer.gossip_addr import GossipAddressError
-from peer.gossip_dial import DialPolicy
-from peer.gossip_key import gossip_peer_id
+from peer.net.envelope import Envelope
+from peer.net.admission import EnvelopeValidator
+from peer.net.gossip import GossipNode
+from peer.net.gossip_addr import GossipAddressError
+from peer.net.gossip_dial import DialPolicy
+from peer.net.gossip_key import gossip_peer_id
 
 pytestmark = pytest.mark.timeout(90)
 FEDERATION = "0x" + "fe" * 20

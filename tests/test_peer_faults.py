@@ -35,9 +35,9 @@ from devnet.bootstrap import create_local_federation
 from ledger_tools.blobstore import IpfsBlobStore
 from ledger_tools.chain import AlreadyVoted, FederationLedger
 from consensus.digest import vote_digest
-from peer.round_clock import send_time_dependent, vote_gas
-from peer.state import Phase
-from peer.vote_step import vote_tx
+from peer.loop.round_clock import send_time_dependent, vote_gas
+from peer.loop.state import Phase
+from peer.loop.vote_step import vote_tx
 from peer_proc import PeerProcess
 from fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
 
@@ -202,9 +202,9 @@ def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path)
     import io
 
     from consensus import Commitment
-    from peer.collect import collect_updates
-    from peer.log import NodeLog
-    from peer.retry import ReachableBlobStore, Retrier
+    from peer.loop.collect import collect_updates
+    from peer.loop.log import NodeLog
+    from peer.loop.retry import ReachableBlobStore, Retrier
 
     lines = io.StringIO()
     retry = Retrier(NodeLog("0x" + "00" * 20, json_mode=True, stream=lines), sleep=time.sleep,

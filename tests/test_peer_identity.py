@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from typer.testing import CliRunner
 
-from peer.identity import (
+from peer.crypto.identity import (
     IdentityError,
     IdentityExists,
     IdentityNotFound,
@@ -72,9 +72,9 @@ def test_refuses_to_overwrite_and_missing_identity(tmp_path):
 
 @pytest.fixture
 def fast_scrypt(monkeypatch):
-    import peer.identity
+    import peer.crypto.identity
 
-    monkeypatch.setattr(peer.identity, "DEFAULT_SCRYPT_N", FAST)
+    monkeypatch.setattr(peer.crypto.identity, "DEFAULT_SCRYPT_N", FAST)
 
 
 def test_cli_init_json_and_refusal(tmp_path, fast_scrypt):
@@ -122,7 +122,7 @@ def test_cli_init_creates_the_libp2p_key_outside_the_round_state(tmp_path, fast_
     import shutil
 
     from fedledger.cli import app
-    from peer.gossip_key import gossip_peer_id, gossip_seed
+    from peer.net.gossip_key import gossip_peer_id, gossip_seed
 
     monkeypatch.setenv("FEDLEDGER_PASSWORD", "pw")
     state, announce = tmp_path / "s", "/ip4/192.0.2.10/tcp/4001"
@@ -158,7 +158,7 @@ def test_cli_init_refuses_an_undialable_announce_address_before_writing(tmp_path
 
 
 def test_a_key_in_the_old_location_keeps_its_peer_id(tmp_path):
-    from peer.gossip_key import gossip_peer_id, gossip_seed
+    from peer.net.gossip_key import gossip_peer_id, gossip_seed
 
     seed = bytes(range(32))
     (tmp_path / "node").mkdir()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 import pytest
 
@@ -11,11 +10,11 @@ import consensus
 from ledger_tools.blobstore import InMemoryBlobStore
 from consensus.round_outcome import compute_round_outcome
 from consensus import Commitment
-from peer.collect import collect_updates
-from peer.identity import PeerIdentity
+from peer.loop.collect import collect_updates
+from peer.crypto.identity import PeerIdentity
 from ledger_tools.chain import FederationLedger
-from peer.seal import seal, unseal
-from peer.state import Phase, PeerState
+from peer.crypto.seal import seal, unseal
+from peer.loop.state import Phase, PeerState
 from peer_proc import PeerProcess
 
 FED = "0x" + "ab" * 20
@@ -99,7 +98,7 @@ def test_byzantine_peer_gets_nothing(local_federation, ipfs, attack, rule):
 def test_tampered_and_missing_blobs_are_excluded_not_fatal():
     """Collector: a blob whose content does not match the committed hash, one sealed for another round,
     garbage and a missing CID all become excluded contributions; the round outcome is still computed."""
-    from peer.tasks import get_task
+    from peer.learning.tasks import get_task
 
     task = get_task("digits")
     model = consensus.encode(task.genesis_state())

@@ -8,8 +8,8 @@ from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
 from ledger_tools.chain import Phase, RoundInfo, RoundStatus, VoteDeadlineNotReached, VotingNotOpen
 from consensus.digest import vote_digest
-from peer.membership import MembershipCache
-from peer.round_clock import commit_window_open, judge_phase, send_time_dependent
+from peer.net.membership import MembershipCache
+from peer.loop.round_clock import commit_window_open, judge_phase, send_time_dependent
 
 ZERO = b"\0" * 32
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from peer.partition import dirichlet_partition, iid_partition, label_histogram
-from peer.privacy import DPConfig, epsilon_spent, privacy_from_chain, privacy_to_chain
-from peer.tasks import BreastCancerTask, CsvTask, DigitsTask, TaskError, get_task
-from peer.training import fedavg_states, train_local
+from peer.learning.partition import dirichlet_partition, iid_partition, label_histogram
+from peer.learning.privacy import DPConfig, epsilon_spent, privacy_from_chain, privacy_to_chain
+from peer.learning.tasks import BreastCancerTask, CsvTask, DigitsTask, TaskError, get_task
+from peer.learning.training import fedavg_states, train_local
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,7 +13,7 @@ import consensus
 from fedledger.cli import app
 from fedledger.errors import UserError
 from ledger_history import make_history
-from peer.tasks import get_task
+from peer.learning.tasks import get_task
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 
-from peer.seal import (
+from peer.crypto.seal import (
     FIXED_HEADER,
     WRAP,
     MalformedSeal,

@@ -27,8 +27,8 @@ from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree, reward
 from consensus.commitment import Commitment, CommittedUpdate
 from consensus.round_outcome import compute_round_outcome
 from ledger_tools.audit.verification import Severity, verify_history, verify_round
-from peer.envelope import Envelope
-from peer.seal import seal, unseal
+from peer.net.envelope import Envelope
+from peer.crypto.seal import seal, unseal
 
 FEDERATION = Account.from_key(b"\x7f" * 32).address  # any address: the contract's
 CHAIN_ID = 31337

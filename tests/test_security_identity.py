@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from peer.identity import IdentityError, PeerIdentity, WrongPassword
+from peer.crypto.identity import IdentityError, PeerIdentity, WrongPassword
 
 FAST = 2**10
 

@@ -21,15 +21,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 
 from ledger_tools.blobstore import BlobIntegrityError, InMemoryBlobStore
-from peer.chunking import split_blob
+from peer.net.chunking import split_blob
 from consensus import Commitment
-from peer.collect import collect_updates
-from peer.envelope import DropReason, Envelope, EnvelopeValidator
-from peer.log import NodeLog
-from peer.membership import MembershipCache
-from peer.model_store import ModelStore
-from peer.retry import Retrier
-from peer.seal import seal, unseal
+from peer.loop.collect import collect_updates
+from peer.net.envelope import Envelope
+from peer.net.admission import DropReason, EnvelopeValidator
+from peer.loop.log import NodeLog
+from peer.net.membership import MembershipCache
+from peer.loop.model_store import ModelStore
+from peer.loop.retry import Retrier
+from peer.crypto.seal import seal, unseal
 
 FEDERATION = Account.from_key(b"\x7f" * 32).address
 OTHER_FEDERATION = Account.from_key(b"\x7e" * 32).address
@@ -51,7 +52,7 @@ def _seal(update: bytes, sender: str, *, round_: int = 5, federation: str = FEDE
 
 
 def _my_unseal(sealed: bytes, sender: str, round_: int) -> bytes:
-    """What `peer.context.NodeContext.unseal` does: our key, our federation, the committing member as sender."""
+    """What `peer.loop.context.NodeContext.unseal` does: our key, our federation, the committing member as sender."""
     return unseal(sealed, ME.address, KEYS[ME.address], federation=FEDERATION, round=round_, sender=sender)
 
 

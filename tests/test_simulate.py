@@ -8,12 +8,12 @@ import torch
 from typer.testing import CliRunner
 
 from fedledger.cli import app
-from peer.training import train_batched
+from peer.learning.training import train_batched
 from simulation.chain_transport import ChainTransport
 from simulation.config import SimConfig, SimError
 from simulation.engine import SimEngine
-from peer.tasks import get_task
-from peer.training import train_local
+from peer.learning.tasks import get_task
+from peer.learning.training import train_local
 
 SMALL = dict(task="digits", peers=5, byzantine=1, attack="sign_flip", rule="multi_krum", rounds=2, local_epochs=1)
 

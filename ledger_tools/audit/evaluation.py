@@ -1,6 +1,6 @@
 """Accuracy of every finalized global model on a task's test set, for the auditor's report.
 
-The task is passed in (anything with `model_spec()` and `evaluate(state)`, e.g. `peer.tasks.Task`), so the
+The task is passed in (anything with `model_spec()` and `evaluate(state)`, e.g. `peer.learning.tasks.Task`), so the
 auditor needs no training code; each model blob is fetched by CID and checked against the hash the chain
 finalized before it is decoded.
 """

@@ -9,20 +9,17 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
-from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.exceptions import (
-    ContractCustomError,
     ContractLogicError,
-    ContractPanicError,
     ProviderConnectionError,
     TimeExhausted,
     Web3RPCError,
@@ -38,10 +35,7 @@ from ledger_tools.chain.records import (
     NO_DP,
     AuditorInfo,
     AuditorInit,
-    Claim,
     ClaimReceipt,
-    Commitment,
-    Finalization,
     GlobalModel,
     LedgerParams,
     MemberInfo,
@@ -50,9 +44,7 @@ from ledger_tools.chain.records import (
     RoundInfo,
     RoundStatus,
     TxReceipt,
-    Vote,
     VoteReceipt,
-    WeightUpdate,
 )
 
 ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "build" / "FederationLedger.json"
@@ -304,6 +296,17 @@ class FederationLedger(LedgerEvents):
         receipt = self._send(self.contract.functions.claim(
             list(rounds), list(amounts), [[_b32(p) for p in proof] for proof in proofs]))
         return ClaimReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used, sum(amounts))
+
+    @_rpc_guard
+    def estimate_claim(self, rounds: Sequence[int], amounts: Sequence[int], proofs: Sequence[Sequence[bytes]]) -> int:
+        """Gas `claim` would use now, sending nothing; a claim the contract would reject raises its error."""
+        if self.account is None:
+            raise LedgerError("this binding is read-only: pass account= (a LocalAccount or private key)")
+        fn = self.contract.functions.claim(list(rounds), list(amounts), [[_b32(p) for p in proof] for proof in proofs])
+        try:
+            return int(fn.estimate_gas({"from": self.account.address}))
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise decode_revert(exc, self._errors) from None
 
     def admit_member(self, address: str, enc_key: bytes, weight: int = WEIGHT_ONE) -> TxReceipt:
         """Owner only: admit a new member."""

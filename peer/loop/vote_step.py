@@ -25,13 +25,13 @@ from ledger_tools.chain import (
 )
 from ledger_tools.chain import Phase as ChainPhase
 from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
-from peer import attack_hooks
-from peer.collect import collect_updates
-from peer.context import NodeContext
-from peer.log import Timer
-from peer.retry import ReachableBlobStore, Stopped
-from peer.round_clock import send_time_dependent, vote_gas
-from peer.state import Phase, RoundRecord
+from peer.byzantine import attack_hooks
+from peer.loop.collect import collect_updates
+from peer.loop.context import NodeContext
+from peer.loop.log import Timer
+from peer.loop.retry import ReachableBlobStore, Stopped
+from peer.loop.round_clock import send_time_dependent, vote_gas
+from peer.loop.state import Phase, RoundRecord
 from peer.errors import PeerError
 
 TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up

@@ -2,7 +2,7 @@
 
 py-libp2p is trio-only, so a ``GossipNode`` runs its host, Pubsub and GossipSub router in one thread of
 its own under ``trio.run``; the (synchronous) peer code calls in with ``trio.from_thread``. One topic per
-federation carries two kinds of signed messages (``peer.envelope``): envelopes, and the chunks of sealed
+federation carries two kinds of signed messages (``peer.net.envelope``): envelopes, and the chunks of sealed
 blobs, which keep every gossip message well under libp2p's 1 MiB limit.
 
 Every inbound message passes the topic validator before libp2p delivers or forwards it: the federation's
@@ -10,8 +10,8 @@ Every inbound message passes the topic validator before libp2p delivers or forwa
 de-duplication by signed content and per-sender limits. A rejected message is counted in ``stats`` and
 never forwarded; nothing a remote peer sends can raise out of the validator. Two different envelopes
 (different update hash) from one sender for one round are both kept as equivocation evidence
-(``peer.gossip_store``). Addresses: ``peer.gossip_addr`` (listen vs announce); the bootstrap peers are dialled
-and re-dialled by ``peer.gossip_dial``.
+(``peer.net.gossip_store``). Addresses: ``peer.net.gossip_addr`` (listen vs announce); the bootstrap peers are dialled
+and re-dialled by ``peer.net.gossip_dial``.
 
 Outbound messages are paced below GossipSub's spam limit (``rate_limit`` messages per second per peer and
 topic, the library default 10): above it, libp2p silently stops forwarding, including our own publishes.
@@ -35,11 +35,12 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from peer.chunking import DEFAULT_CHUNK_SIZE, split_blob
-from peer.envelope import DropReason, Envelope, EnvelopeValidator
-from peer.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
-from peer.gossip_dial import DialPolicy, keep_connected
-from peer.gossip_store import Equivocation, GossipStats, GossipStore
+from peer.net.chunking import DEFAULT_CHUNK_SIZE, split_blob
+from peer.net.envelope import Envelope
+from peer.net.admission import DropReason, EnvelopeValidator
+from peer.net.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
+from peer.net.gossip_dial import DialPolicy, keep_connected
+from peer.net.gossip_store import Equivocation, GossipStats, GossipStore
 from peer.errors import PeerError
 
 log = logging.getLogger("fedledger.gossip")

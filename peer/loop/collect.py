@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -79,7 +79,7 @@ def collect_updates(
     """One `CommittedUpdate` per commitment (canonical update bytes or None), plus a report.
 
     `local` maps a peer address to canonical bytes this node already holds and trusts (its own update);
-    they are still checked against the committed hash. `gossip` is a `peer.gossip.GossipNode` (or None);
+    they are still checked against the committed hash. `gossip` is a `peer.net.gossip.GossipNode` (or None);
     its copies are waited for up to `gossip_wait` seconds in total, then IPFS is asked for what is missing.
 
     Fetching and unsealing run on `threads` worker threads: a gossip copy is unsealed as soon as it has

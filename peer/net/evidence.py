@@ -1,7 +1,7 @@
 """Signed gossip envelopes saved by peers, admitted as equivocation evidence under the gossip topic's own rules.
 
 An auditor may be handed envelope files (`fedledger audit verify --evidence DIR`). Each one counts only if the
-federation's gossip validator (`peer.envelope.EnvelopeValidator`) would have admitted it — well-formed, signed
+federation's gossip validator (`peer.net.envelope.EnvelopeValidator`) would have admitted it — well-formed, signed
 by its sender, for this federation *and* chain (a same-address contract on another chain is a replay), sent by
 a member — at any round; the same signed envelope saved twice counts once.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ledger_tools.audit.history import LedgerHistory
 from ledger_tools.audit.verification import SignedClaim
-from peer.envelope import DropReason, Envelope, EnvelopeValidator
+from peer.net.envelope import Envelope
+from peer.net.admission import DropReason, EnvelopeValidator
 
 _ANY_ROUND = 2**64
 

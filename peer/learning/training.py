@@ -1,5 +1,5 @@
 """Local training of one round: FedAvg (McMahan et al. 2017) / FedProx (Li et al. 2020) local objectives,
-optionally with record-level DP-SGD (see :mod:`peer.privacy`).
+optionally with record-level DP-SGD (see :mod:`peer.learning.privacy`).
 
 `train_local` starts from the round's global weights and returns the peer's new weights; the caller forms the
 update `w_local - M(r-1)` and encodes it canonically. Training is deterministic in `seed` on a given machine
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from peer.privacy import DPConfig, DPStep, epsilon_spent, merge_history
-from peer.tasks import StateDict, Task, TaskData
+from peer.learning.privacy import DPConfig, DPStep, epsilon_spent, merge_history
+from peer.learning.tasks import StateDict, Task, TaskData
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from peer.tasks import TaskData
+from peer.learning.tasks import TaskData
 
 Update = Mapping[str, torch.Tensor]
 

@@ -10,9 +10,9 @@ import hashlib
 from pathlib import Path
 
 from ledger_tools.chain import FederationLedger
-from peer.log import NodeLog, Timer
-from peer.retry import Retrier
-from peer.state import atomic_write_bytes
+from peer.loop.log import NodeLog, Timer
+from peer.loop.retry import Retrier
+from peer.loop.state import atomic_write_bytes
 
 
 class ModelStore:

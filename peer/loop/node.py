@@ -1,12 +1,12 @@
 """The peer node: the protocol's round as a small, restartable state machine.
 
 One `PeerNode` = one member institution. For every round r it: waits for r to open → fetches the global model
-M(r-1) (`peer.model_store`) → trains, seals, publishes and commits its update (`peer.commit_step`) → waits for
-the commit phase to end → collects, aggregates and votes (`peer.vote_step`) → awaits finalization, or closes
-the round as failed (`peer.settle`). The chain is reached only through the typed binding
+M(r-1) (`peer.loop.model_store`) → trains, seals, publishes and commits its update (`peer.loop.commit_step`) → waits for
+the commit phase to end → collects, aggregates and votes (`peer.loop.vote_step`) → awaits finalization, or closes
+the round as failed (`peer.loop.settle`). The chain is reached only through the typed binding
 `ledger_tools.chain.FederationLedger`.
 
-Restart safety: after every step the phase and what was sent are persisted (`peer.state`), and before a commit
+Restart safety: after every step the phase and what was sent are persisted (`peer.loop.state`), and before a commit
 or a vote the chain itself is asked whether this member already did it, so a peer killed at any point never
 double-commits, never double-votes and never publishes two different updates for one round. A peer that was
 down catches up at the chain's current round; a round whose commit window it missed is still voted on (it is a
@@ -19,18 +19,20 @@ import time
 from collections.abc import Callable
 
 from ledger_tools.chain import FederationLedger
-from peer import commit_step, settle, vote_step
+from peer.loop import commit_step
+from peer.loop import settle
+from peer.loop import vote_step
 from peer.config import PeerConfig
-from peer.context import NodeContext
-from peer.gossip_key import gossip_peer_id, gossip_seed  # noqa: F401  (re-exported: fedledger.bootstrap)
-from peer.identity import PeerIdentity
-from peer.local_data import load_training_data
-from peer.log import NodeLog, Timer, round_
-from peer.membership import MembershipCache
-from peer.model_store import ModelStore
-from peer.retry import Retrier, Stopped
-from peer.state import PeerState, Phase, RoundRecord
-from peer.tasks import TaskData
+from peer.loop.context import NodeContext
+from peer.net.gossip_key import gossip_peer_id, gossip_seed  # noqa: F401  (re-exported: fedledger.bootstrap)
+from peer.crypto.identity import PeerIdentity
+from peer.learning.local_data import load_training_data
+from peer.loop.log import NodeLog, Timer, round_
+from peer.net.membership import MembershipCache
+from peer.loop.model_store import ModelStore
+from peer.loop.retry import Retrier, Stopped
+from peer.loop.state import PeerState, Phase, RoundRecord
+from peer.learning.tasks import TaskData
 from peer.errors import PeerError
 
 log = logging.getLogger("fedledger.node")
@@ -65,7 +67,7 @@ class PeerNode:
     ) -> None:
         """`training_data`: this institution's (already loaded) data; default: loaded from `config.data` on
         first use, poisoned by `adversary` if it flips labels."""
-        from peer.tasks import get_task
+        from peer.learning.tasks import get_task
 
         self._stop = False
         self._started = False

@@ -5,7 +5,7 @@ import hashlib
 
 from eth_account.signers.local import LocalAccount
 
-from peer.envelope import BlobChunk, Envelope, EnvelopeError
+from peer.net.envelope import BlobChunk, Envelope, EnvelopeError
 
 DEFAULT_CHUNK_SIZE = 512 * 1024  # leaves ample room under libp2p's 1 MiB message limit
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ledger_tools.chain import Phase as ChainPhase
 from ledger_tools.chain import RoundNotOpen, VoteDeadlineNotReached, VotingClosed
-from peer.context import NodeContext
-from peer.log import Timer
-from peer.retry import Stopped
-from peer.round_clock import CLOSE_GAS, send_time_dependent
-from peer.state import Phase, RoundRecord
+from peer.loop.context import NodeContext
+from peer.loop.log import Timer
+from peer.loop.retry import Stopped
+from peer.loop.round_clock import CLOSE_GAS, send_time_dependent
+from peer.loop.state import Phase, RoundRecord
 from peer.errors import PeerError
 
 
@@ -115,7 +115,7 @@ def settle_earlier(ctx: NodeContext, r: int) -> None:
 def _late_vote(ctx: NodeContext, rec: RoundRecord) -> None:
     """Vote on the finalized round `rec.round` if its vote deadline has not passed and the model this node
     started the round from, M(r-1), is still in its cache (it is what the outcome is computed from)."""
-    from peer import vote_step
+    from peer.loop import vote_step
 
     model = ctx.models.cached(bytes.fromhex(rec.model_hash)) if rec.model_hash else None
     if model is None or not vote_step.late_vote_open(ctx, rec.round):

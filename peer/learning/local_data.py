@@ -5,14 +5,14 @@ institution would."""
 from __future__ import annotations
 
 from peer.config import DataConfig
-from peer.tasks import Task, TaskData
+from peer.learning.tasks import Task, TaskData
 
 
 def load_training_data(data: DataConfig, task: Task, adversary=None) -> TaskData:
-    from peer.partition import dirichlet_partition, iid_partition
+    from peer.learning.partition import dirichlet_partition, iid_partition
 
     if data.partition == "csv":
-        from peer.tasks import CsvTask
+        from peer.learning.tasks import CsvTask
 
         csv_task = task if isinstance(task, CsvTask) else CsvTask(data.csv_path, data.label)
         local = csv_task.train_data

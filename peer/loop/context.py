@@ -1,6 +1,6 @@
 """What every step of the round loop works with: one peer's collaborators, wired once by `PeerNode`.
 
-The steps (`peer.commit_step`, `peer.vote_step`, `peer.settle`) are plain functions of a `NodeContext`, so
+The steps (`peer.loop.commit_step`, `peer.loop.vote_step`, `peer.loop.settle`) are plain functions of a `NodeContext`, so
 each can be read — and tested — without the rest of the loop, and none of them owns a connection.
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 from ledger_tools.chain import FederationLedger, LedgerParams
 from ledger_tools.chain import Phase as ChainPhase
 from peer.config import PeerConfig
-from peer.identity import PeerIdentity
-from peer.log import NodeLog
-from peer.membership import MembershipCache
-from peer.model_store import ModelStore
-from peer.retry import Retrier
-from peer.round_clock import commit_window_open, judge_phase
-from peer.state import PeerState
-from peer.tasks import Task, TaskData
+from peer.crypto.identity import PeerIdentity
+from peer.loop.log import NodeLog
+from peer.net.membership import MembershipCache
+from peer.loop.model_store import ModelStore
+from peer.loop.retry import Retrier
+from peer.loop.round_clock import commit_window_open, judge_phase
+from peer.loop.state import PeerState
+from peer.learning.tasks import Task, TaskData
 
 
 @dataclass
@@ -62,12 +62,12 @@ class NodeContext:
         return commit_window_open(info, len(self.membership.members), self.clock(), self.cfg.commit_margin)
 
     def seal(self, r: int, update: bytes) -> bytes:
-        from peer.seal import seal
+        from peer.crypto.seal import seal
 
         return seal(update, self.membership.recipients(), federation=self.ledger.address, round=r, sender=self.me)
 
     def unseal(self, sealed: bytes, sender: str, r: int) -> bytes:
-        from peer.seal import unseal
+        from peer.crypto.seal import unseal
 
         return unseal(sealed, self.me, self.identity.enc_private_key, federation=self.ledger.address, round=r,
                       sender=sender)

@@ -13,16 +13,16 @@ import math
 import consensus
 from ledger_tools.chain import (AlreadyCommitted, CommitClosed, Commitment, NO_DP,
                                 RoundNotOpen)
-from peer import attack_hooks
-from peer.context import NodeContext
-from peer.log import Timer, round_
-from peer.retry import Stopped
-from peer.state import Phase, RoundRecord
+from peer.byzantine import attack_hooks
+from peer.loop.context import NodeContext
+from peer.loop.log import Timer, round_
+from peer.loop.retry import Stopped
+from peer.loop.state import Phase, RoundRecord
 
 
 def privacy_to_chain(epsilon: float | None, delta: float | None) -> tuple[int, int]:
     """(epsilonE6, deltaE18) of a commitment; NO_DP when the update was trained without DP."""
-    from peer.privacy import privacy_to_chain as to_fixed_point
+    from peer.learning.privacy import privacy_to_chain as to_fixed_point
 
     if epsilon is None:
         return NO_DP, 0
@@ -74,14 +74,14 @@ def _skip(ctx: NodeContext, r: int, rec: RoundRecord, why: str) -> None:
 
 def train_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, model_hash: bytes) -> bytes:
     """Local training on M(r-1); the canonical update `w_local - M(r-1)` (possibly poisoned), persisted."""
-    from peer.training import train_local
+    from peer.learning.training import train_local
 
     t = Timer()
     global_state = consensus.decode(model)
     tc, pc = ctx.cfg.training, ctx.cfg.privacy
     dp = None
     if pc.enabled:
-        from peer.privacy import DPConfig
+        from peer.learning.privacy import DPConfig
 
         dp = DPConfig(noise_multiplier=pc.noise_multiplier, max_grad_norm=pc.clip_norm, delta=pc.delta)
     history = [tuple(x) for x in ctx.state.meta.get("privacy_history", [])]
@@ -133,8 +133,8 @@ def gossip_update(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes
     truth, so a gossip failure is logged, never fatal."""
     if ctx.gossip is None:
         return
-    from peer.envelope import Envelope
-    from peer.seal import parse_header
+    from peer.net.envelope import Envelope
+    from peer.crypto.seal import parse_header
 
     t = Timer()
     try:

@@ -11,7 +11,7 @@ label classes mapped to 0..k-1, MLP d→32→k.
 The architecture is fixed by the task (``build_model`` is deterministic), so every peer's state_dict has
 the same names and shapes; ``model_spec()`` is what the federation records on chain (its hash).
 For the built-in tasks the train/test split is a fixed-seed stratified split, identical on every peer:
-peers partition the *train* part (see :mod:`peer.partition`) and all evaluate on the same test part.
+peers partition the *train* part (see :mod:`peer.learning.partition`) and all evaluate on the same test part.
 """
 from __future__ import annotations
 

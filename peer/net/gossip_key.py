@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from peer.state import atomic_write_bytes
+from peer.loop.state import atomic_write_bytes
 
 KEY_FILE = "libp2p.key"
 _OLD_KEY_FILE = Path("node") / "gossip.key"  # before it moved out of the resettable round state

@@ -1,6 +1,6 @@
-"""Where the opt-in Byzantine behaviours (`peer.adversary`) plug into the round loop; honest nodes skip this.
+"""Where the opt-in Byzantine behaviours (`peer.byzantine.adversary`) plug into the round loop; honest nodes skip this.
 
-Kept apart from the honest steps so that reading `peer.commit_step` / `peer.vote_step` shows the protocol,
+Kept apart from the honest steps so that reading `peer.loop.commit_step` / `peer.loop.vote_step` shows the protocol,
 and every deviation from it is in this one file.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import consensus
-from peer.context import NodeContext
+from peer.loop.context import NodeContext
 
 log = logging.getLogger("fedledger.attack")
 

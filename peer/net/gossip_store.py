@@ -16,8 +16,9 @@ from dataclasses import dataclass, fields
 
 from eth_utils import to_checksum_address
 
-from peer.chunking import BlobAssembly
-from peer.envelope import BlobChunk, DropReason, Envelope, EnvelopeValidator
+from peer.net.chunking import BlobAssembly
+from peer.net.envelope import BlobChunk, Envelope
+from peer.net.admission import DropReason, EnvelopeValidator
 
 log = logging.getLogger("fedledger.gossip")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from peer.log import NodeLog
+from peer.loop.log import NodeLog
 from peer.errors import PeerError
 
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""Opt-in Byzantine behaviours for experiments; honest nodes never construct them."""

@@ -1,0 +1,1 @@
+"""The member's keys (Ethereum account + X25519) and sealed blobs."""

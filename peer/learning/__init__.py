@@ -1,0 +1,1 @@
+"""Local learning: tasks (data + model), training (FedAvg/FedProx, DP-SGD), privacy accounting, data partitions."""
