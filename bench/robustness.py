@@ -206,7 +206,7 @@ def write_doc(cells, settings, fractions, meta, claim) -> None:
         "- `f` given to the rules = the number of Byzantine peers (as in the rules' papers), capped at what the rule",
         f"  accepts for n = 20 (Bulyan n ≥ 4f+3 → f ≤ 4, so at 30 % Bulyan runs with f = 4); clean runs declare f = {CLEAN_F}.",
         "  Multi-Krum keeps m = n − f. NNM + trimmed mean mixes each update with its n − f nearest neighbours first.",
-        "- Attacks (`peer/adversary.py`; the Byzantine peers are a fixed random subset): sign flip = −4 × own update;",
+        "- Attacks (`peer/byzantine/adversary.py`; the Byzantine peers are a fixed random subset): sign flip = −4 × own update;",
         "  scaled = 20 × own update; Gaussian = N(0, 1) per coordinate; label flip = trained on y → 9 − y (digits);",
         "  ALIE = mean − z·std of the honest updates of the round, z from (n, f) (Baruch et al. 2019);",
         "  IPM = −0.1 × mean of the honest updates (ε = 0.1, the setting Xie et al. 2020 use against robust rules). ALIE and IPM are omniscient (a member can unseal",

@@ -135,6 +135,8 @@ def create_local_federation(
     also funds every peer with `peer_funding_wei` for gas. `scrypt_n` trades keystore hardness for speed
     (tests and demos); None = the identity module's default.
     """
+    from web3 import Web3
+
     import consensus
     from devnet.anvil import dev_accounts
     from devnet.deploy import deploy_federation
@@ -142,10 +144,9 @@ def create_local_federation(
     from ledger_tools.blobstore import IpfsBlobStore
     from ledger_tools.config import FederationConfig
     from peer.crypto.identity import PeerIdentity
+    from peer.learning.tasks import get_task
     from peer.loop.node import gossip_peer_id, gossip_seed
     from peer.loop.state import atomic_write_bytes
-    from peer.learning.tasks import get_task
-    from web3 import Web3
 
     if n_peers < 1:
         raise ValueError("a federation needs at least one peer")
