@@ -1,6 +1,6 @@
 """`fedledger audit rounds` on a 100-round, 20-peer ledger: first (uncached) and second (cached) run.
 
-Builds the ledger on a fresh anvil with tests/ledger_history.py (blobs in memory: `audit rounds` needs the
+Builds the ledger on a fresh anvil with tests/helpers/ledger_history.py (blobs in memory: `audit rounds` needs the
 chain only), then times the CLI as a user runs it (a fresh process each time). Writes bench/results/audit_cache.json.
 
     .venv/bin/python bench/audit_cache.py [--rounds 100] [--peers 20]
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from devnet.anvil import dev_accounts, start_anvil  # noqa: E402
-from ledger_history import make_history  # noqa: E402
+from helpers.ledger_history import make_history  # noqa: E402
 from ledger_tools.blobstore import InMemoryBlobStore  # noqa: E402
 
 

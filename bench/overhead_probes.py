@@ -64,11 +64,11 @@ def ipfs_throughput(api_url: str, *, size: int = SEALED_BLOB_BYTES, reps: int = 
 
 
 class _GossipProcess:
-    """One `tests/gossip_peer_main.py` process (a real GossipNode), JSON lines over stdin/stdout."""
+    """One `tests/helpers/gossip_peer_main.py` process (a real GossipNode), JSON lines over stdin/stdout."""
 
     def __init__(self, index: int, members: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "gossip_peer_main.py"), "--index", str(index),
+            [sys.executable, str(ROOT / "tests" / "helpers" / "gossip_peer_main.py"), "--index", str(index),
              "--members", str(members), "--max-per-sender-round", "16"],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True, bufsize=1)

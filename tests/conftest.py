@@ -1,13 +1,2 @@
-"""Shared fixtures. Service fixtures live in fixtures_*.py modules (one per area) and are re-exported here."""
-from __future__ import annotations
-
-import importlib
-
-for _name in ("fixtures_chain", "fixtures_ipfs", "fixtures_federation"):
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # area not built yet
-        if exc.name != _name:
-            raise
-        continue
-    globals().update({k: v for k, v in vars(_module).items() if not k.startswith("_")})
+"""Shared fixtures: the service fixtures of each area are pytest plugins in tests/helpers/ (chain, IPFS, federation)."""
+pytest_plugins = ["helpers.fixtures_chain", "helpers.fixtures_ipfs", "helpers.fixtures_federation"]

@@ -1,6 +1,6 @@
 """Consensus speed work must never change a result: golden hashes, chunk sizes, BLAS thread scoping.
 
-`tests/consensus_golden.json` holds the aggregate hash, a digest of the scores and the selection of every rule
+`tests/consensus/consensus_golden.json` holds the aggregate hash, a digest of the scores and the selection of every rule
 on a fixed-seed workload, recorded with the code as it was *before* the load work of issue 13 (chunks of at most
 2**15 columns, a full sort per coordinate, multi-threaded BLAS). Regenerate only for a deliberate change of a
 rule's definition:  python -m tests.test_consensus_threads --write

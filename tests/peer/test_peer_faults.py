@@ -38,8 +38,8 @@ from consensus.digest import vote_digest
 from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase
 from peer.loop.vote_step import vote_tx
-from peer_proc import PeerProcess
-from fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
+from helpers.peer_proc import PeerProcess
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
 
 ROUNDS = 4
 

@@ -1,7 +1,7 @@
 """Happy path against a real anvil: several rounds, model updates, failed rounds, claims, event queries."""
 from __future__ import annotations
 
-from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
 
 from ledger_tools.chain import Phase, RoundStatus
 from consensus.digest import vote_digest

@@ -1,4 +1,4 @@
-"""GossipSub between three separate OS processes on loopback (tests/gossip_peer_main.py), plus in-process checks.
+"""GossipSub between three separate OS processes on loopback (tests/helpers/gossip_peer_main.py), plus in-process checks.
 
 The three-process network is module-scoped (starting a process that imports libp2p takes seconds); the
 tests run in file order and the last one stops the peers.
@@ -24,8 +24,8 @@ from peer.net.envelope import Envelope
 from peer.net.admission import EnvelopeValidator
 from peer.net.gossip import GossipError, GossipNode
 
-ROOT = Path(__file__).resolve().parents[1]
-PEER_MAIN = Path(__file__).with_name("gossip_peer_main.py")
+ROOT = Path(__file__).resolve().parents[2]
+PEER_MAIN = Path(__file__).resolve().parents[1] / "helpers" / "gossip_peer_main.py"
 N = 3
 BLOB_SIZE = 1_500_000
 pytestmark = pytest.mark.timeout(120)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from fixtures_chain import AGG, CID_AGG, CID_REWARDS
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS
 
 from ledger_tools.chain import WEIGHT_ONE, AlreadySettled, VoteOutOfOrder
 from consensus.reputation import reputation_step

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from devnet.anvil import increase_time
 from fedledger.cli import app
 from fedledger.errors import UserError
-from ledger_history import make_history, write_identity
+from helpers.ledger_history import make_history, write_identity
 from ledger_tools.audit import load_history
 from ledger_tools.chain import AlreadyClaimed, InvalidProof, NotFinalized
 from ledger_tools.audit.rewards import build_claim, rewards_of

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from devnet.anvil import set_balance
-from peer_proc import FEDLEDGER, PeerProcess
+from helpers.peer_proc import FEDLEDGER, PeerProcess
 
 pytestmark = pytest.mark.timeout(240)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

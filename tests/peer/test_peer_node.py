@@ -15,7 +15,7 @@ from peer.crypto.identity import PeerIdentity
 from ledger_tools.chain import FederationLedger
 from peer.crypto.seal import seal, unseal
 from peer.loop.state import Phase, PeerState
-from peer_proc import PeerProcess
+from helpers.peer_proc import PeerProcess
 
 FED = "0x" + "ab" * 20
 

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from ledger_tools.chain import NO_DP, WEIGHT_ONE, FederationLedger
-from peer_proc import PeerProcess
+from helpers.peer_proc import PeerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _records(peer) -> dict[int, dict]:

@@ -1,4 +1,4 @@
-"""One gossip peer in its own OS process, driven by JSON lines on stdin (used by tests/test_gossip.py).
+"""One gossip peer in its own OS process, driven by JSON lines on stdin (used by tests/peer/test_gossip.py).
 
 Each command gets exactly one JSON reply line on stdout: {"ok": true, ...} or {"ok": false, "error": ...}.
 Logging goes to stderr. Member keys are derived from indices so every process agrees on the federation.

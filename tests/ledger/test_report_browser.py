@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import consensus
 from fedledger.cli import app
 from fedledger.errors import UserError
-from ledger_history import make_history
+from helpers.ledger_history import make_history
 from peer.learning.tasks import get_task
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

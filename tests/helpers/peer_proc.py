@@ -28,7 +28,7 @@ class PeerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         cmd = [*FEDLEDGER, "peer", "run", "--config", str(self.config_path), "--json", *self.extra]
         self.proc = start_process(cmd, log_path=self.log_path, append=True, stdout_pipe=True, env=env,
-                                  cwd=Path(__file__).resolve().parent.parent)
+                                  cwd=Path(__file__).resolve().parents[2])
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         return self
 

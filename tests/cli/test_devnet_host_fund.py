@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from tests.test_devnet_cli import _services, fedledger, rpc, state_dir  # noqa: F401  (fixture)
+from test_devnet_cli import _services, fedledger, rpc, state_dir  # noqa: F401  (fixtures shared with the devnet CLI tests)
 
 
 def _interface_address() -> str | None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
 from web3 import Web3
 
 from devnet.compile import CONTRACTS_DIR, compile_source

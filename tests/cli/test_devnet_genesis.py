@@ -32,5 +32,5 @@ def test_documented_example_config_is_valid() -> None:
     """The README points owners at this file: it must load as a FederationConfig."""
     from ledger_tools.config import FederationConfig
 
-    config = FederationConfig.load(Path(__file__).resolve().parent.parent / "docs" / "federation.example.json")
+    config = FederationConfig.load(Path(__file__).resolve().parents[2] / "docs" / "federation.example.json")
     assert config.rule == "multi_krum" and config.f == 1 and len(config.members) == 5

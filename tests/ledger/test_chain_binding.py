@@ -5,7 +5,7 @@ import json
 
 import pytest
 from web3 import Web3
-from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
 from devnet.compile import BUILD_DIR, CONTRACTS_DIR, SHIM, compile_source, source_hash
 from devnet.ports import free_port

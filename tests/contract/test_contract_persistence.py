@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from fixtures_chain import CID_AGG, ETH, _config, oz_tree
+from helpers.fixtures_chain import CID_AGG, ETH, _config, oz_tree
 
 from devnet.anvil import PortInUse, dev_accounts, start_anvil
 from devnet.deploy import deploy_federation

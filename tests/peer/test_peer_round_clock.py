@@ -4,7 +4,7 @@ node relies on (`member_keys`, `next_reward_pool`, `chain_id`, `gas=`)."""
 from __future__ import annotations
 
 import pytest
-from fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
 from ledger_tools.chain import Phase, RoundInfo, RoundStatus, VoteDeadlineNotReached, VotingNotOpen
 from consensus.digest import vote_digest

@@ -1,7 +1,7 @@
 """Run a whole local federation of peer processes and report accuracy per round and per-phase timings.
 
-    python tests/peer_federation_run.py --peers 3 --rounds 10            # accuracy (digits, Dirichlet 0.5)
-    python tests/peer_federation_run.py --peers 5 --rounds 2              # per-phase timings (round 2 = steady)
+    python tests/helpers/peer_federation_run.py --peers 3 --rounds 10            # accuracy (digits, Dirichlet 0.5)
+    python tests/helpers/peer_federation_run.py --peers 5 --rounds 2              # per-phase timings (round 2 = steady)
 
 Starts its own anvil and IPFS node (stopped at the end), bootstraps a federation, runs
 `fedledger peer run --json` per peer, and prints a JSON summary on the last line.
@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: `helpers.` imports
 
 from devnet.anvil import start_anvil  # noqa: E402
 from devnet.ipfs import start_ipfs  # noqa: E402
 from devnet.bootstrap import create_local_federation  # noqa: E402
 from ledger_tools.chain import FederationLedger  # noqa: E402
-from peer_proc import PeerProcess  # noqa: E402
+from helpers.peer_proc import PeerProcess  # noqa: E402
 
 PHASES = ("train", "seal", "ipfs", "gossip", "chain_commit", "collect", "aggregate", "ipfs_results", "chain_vote")
 

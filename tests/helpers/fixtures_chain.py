@@ -1,6 +1,6 @@
 """Chain fixtures: one anvil per test session on a free port, a fresh federation deployment per test.
 
-Re-exported by tests/conftest.py. Helpers (`Federation`, `oz_tree`) are importable: `from fixtures_chain import ...`.
+Loaded by tests/conftest.py as a pytest plugin. Helpers (`Federation`, `oz_tree`) are importable: `from helpers.fixtures_chain import ...`.
 """
 from __future__ import annotations
 
