@@ -13,8 +13,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from consensus.merkle import RewardTree
 from devnet.anvil import extra_accounts, start_anvil

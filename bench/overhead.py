@@ -174,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_baseline_row(n, args.epochs))
             rows.append(_repeated(anvil, node, n, args.epochs, exchange, args.repeats if n == 10 else 1))
             d = rows[-1]["deployment"]
-            print(f"n={n:>3} epochs={args.epochs}: no-ledger {d['round_no_ledger']:.2f} s, ledger "
-                  f"{d['round_ledger_gossip']:.2f} s (+{d['ledger_pct']} %), ipfs-only {d['round_ledger_ipfs_only']:.2f} s",
-                  flush=True)
+            print(
+                f"n={n:>3} epochs={args.epochs}: no-ledger {d['round_no_ledger']:.2f} s, ledger "
+                f"{d['round_ledger_gossip']:.2f} s (+{d['ledger_pct']} %), "
+                f"ipfs-only {d['round_ledger_ipfs_only']:.2f} s",
+                flush=True,
+            )
         for epochs in workloads:
             sweep.append(_repeated(anvil, node, 10, epochs, exchange, args.repeats))
             d = sweep[-1]["deployment"]

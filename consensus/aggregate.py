@@ -71,9 +71,11 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     layout = _reference_layout(decoded)
     if layout is None:
         raise AggregationError("no valid update to aggregate")
-    valid = [i for i, item in enumerate(decoded) if item is not None and (item.spec, item.scale_bits) == layout]
-    excluded = tuple(i for i in range(n_all) if i not in set(valid))
-    inp = RuleInput([decoded[i].values for i in valid], [weights[i] for i in valid], f, workers)
+    usable = {i: item for i, item in enumerate(decoded)
+              if item is not None and (item.spec, item.scale_bits) == layout}
+    valid = sorted(usable)
+    excluded = tuple(i for i in range(n_all) if i not in usable)
+    inp = RuleInput([usable[i].values for i in valid], [weights[i] for i in valid], f, workers)
     if inp.d == 0:
         raise AggregationError("the model has no parameters")
     for name in pre:

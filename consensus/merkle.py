@@ -52,13 +52,13 @@ class RewardTree:
         _uint256(round)
         if len(accounts) != len(amounts):
             raise ValueError(f"{len(accounts)} accounts but {len(amounts)} amounts")
-        values = sorted(((checksum_address(a), _uint256(x) and x) for a, x in zip(accounts, amounts) if x != 0),
+        for amount in amounts:
+            _uint256(amount)
+        values = sorted(((checksum_address(a), x) for a, x in zip(accounts, amounts) if x != 0),
                         key=lambda v: address_bytes(v[0]))
         for (a, _), (b, _) in zip(values, values[1:]):
             if a == b:
                 raise ValueError(f"duplicate account {a}")
-        for _, amount in values:
-            _uint256(amount)
         return cls(round, tuple(values), _make_tree([reward_leaf(round, a, x) for a, x in values]))
 
     @property

@@ -8,8 +8,8 @@ callers fetch, unseal and pass the canonical update bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import consensus
 from consensus.commitment import CommittedUpdate

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from peer.config import PeerConfig
 
@@ -200,7 +201,7 @@ def create_local_federation(
     # gossip addresses: a stable libp2p key per peer, so every peer can bootstrap to every other
     ports = list(gossip_ports) if gossip_ports is not None else [free_port(gossip_host) for _ in range(n_peers)]
     addrs = []
-    for i, ident in enumerate(identities):
+    for i in range(len(identities)):
         seed_bytes = gossip_seed(root / "peers" / f"p{i}")
         addrs.append(f"/ip4/{gossip_host}/tcp/{ports[i]}/p2p/{gossip_peer_id(seed_bytes)}")
 
@@ -208,14 +209,23 @@ def create_local_federation(
     for i, ident in enumerate(identities):
         state_dir = root / "peers" / f"p{i}"
         name = names[i] if names is not None else f"peer{i}"
-        cfg = PeerConfig.model_validate({
-            "state_dir": state_dir, "contract": ledger.address, "name": name, "rpc_url": rpc_url,
-            "ipfs_api": ipfs_api, "password_file": password_file, "gossip": gossip,
-            "listen": f"/ip4/{gossip_host}/tcp/{ports[i]}", "bootstrap": [a for j, a in enumerate(addrs) if j != i], "task": task,
-            "data": _partition_for(partition, n_peers, i, alpha, seed, task),
-            "from_block": int(ledger.deploy_block),
-            **(peer_overrides or {}),
-        })
+        cfg = PeerConfig.model_validate(
+            {
+                "state_dir": state_dir,
+                "contract": ledger.address,
+                "name": name,
+                "rpc_url": rpc_url,
+                "ipfs_api": ipfs_api,
+                "password_file": password_file,
+                "gossip": gossip,
+                "listen": f"/ip4/{gossip_host}/tcp/{ports[i]}",
+                "bootstrap": [a for j, a in enumerate(addrs) if j != i],
+                "task": task,
+                "data": _partition_for(partition, n_peers, i, alpha, seed, task),
+                "from_block": int(ledger.deploy_block),
+                **(peer_overrides or {}),
+            }
+        )
         config_file = cfg.to_toml(state_dir / "peer.toml")
         peers.append(LocalPeer(i, name, ident.address, "0x" + ident.enc_public_key.hex(), state_dir, config_file,
                                ports[i], addrs[i]))

@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 
 def pid_alive(pid: int) -> bool:
@@ -70,9 +70,15 @@ def start_process(args: Sequence[str], *, log_path: Path, append: bool = False, 
     if not append:
         log_path.write_bytes(b"")
     with open(log_path, "ab") as log:
-        return subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if stdout_pipe else log,
-                                stderr=log if stdout_pipe else subprocess.STDOUT, env=None if env is None else dict(env),
-                                cwd=cwd, start_new_session=new_session)
+        return subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout_pipe else log,
+            stderr=log if stdout_pipe else subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            start_new_session=new_session,
+        )
 
 
 def process_alive(pid: int, popen: subprocess.Popen | None) -> bool:

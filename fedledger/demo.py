@@ -19,7 +19,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console, Group
@@ -111,9 +110,14 @@ def _render(peers: list[PeerView], rounds: dict[int, RoundView], title: str, n_r
         pt.add_column(col)
     for p in peers:
         pt.add_row(
-            f"{p.name} {_short(p.address)}", "[red]Byzantine[/]" if p.byzantine else "honest",
-            "-" if p.round is None else str(p.round), p.phase + (f" [red]{p.last_error[:40]}[/]" if p.last_error else ""),
-            "-" if p.accuracy is None else f"{100 * p.accuracy:.1f} %", str(p.commits), str(p.votes), f"{p.gas:,}",
+            f"{p.name} {_short(p.address)}",
+            "[red]Byzantine[/]" if p.byzantine else "honest",
+            "-" if p.round is None else str(p.round),
+            p.phase + (f" [red]{p.last_error[:40]}[/]" if p.last_error else ""),
+            "-" if p.accuracy is None else f"{100 * p.accuracy:.1f} %",
+            str(p.commits),
+            str(p.votes),
+            f"{p.gas:,}",
         )
     rt = Table(title="rounds", expand=False)
     for col in ("round", "status", "excluded peers", "accuracy", "peers agreeing"):
@@ -142,7 +146,7 @@ def demo(
     alpha: float = typer.Option(0.5, "--alpha", help="Dirichlet label skew of the peers' data (non-IID)"),
     epochs: int = typer.Option(2, "--epochs", help="local epochs per round"),
     gossip: bool = typer.Option(True, "--gossip/--no-gossip", help="libp2p gossip between peers (else IPFS only)"),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="keep the federation here (default: a temp dir)"),
+    workdir: Path | None = typer.Option(None, "--workdir", help="keep the federation here (default: a temp dir)"),
     timeout: float = typer.Option(600.0, "--timeout", help="give up after this many seconds"),
     live: bool = typer.Option(True, "--live/--no-live", help="live table (off: one line per round)"),
 ) -> None:
@@ -228,7 +232,7 @@ def demo(
                             rv.agreed += 1
                         view.finalized.add(r)
 
-            for i, (p, view) in enumerate(zip(fed.peers, views)):
+            for p, view in zip(fed.peers, views):
                 args = _cli("peer", "run", "--config", str(p.config_path), "--json", "--max-rounds", str(rounds))
                 if view.byzantine:
                     args += ["--attack", _attack_spec(attack)]
@@ -296,21 +300,32 @@ def demo(
             if audit_ok:
                 console.print(f"[bold green]auditor: all {len(verdict.get('rounds_checked', []))} rounds verified[/]")
             else:
-                console.print(f"[bold red]auditor: verification failed[/] {verify.stdout[-400:]} {verify.stderr[-400:]}")
+                console.print(f"[bold red]auditor: verification failed[/] {verify.stdout[-400:]} "
+                              f"{verify.stderr[-400:]}")
 
             claims_ok = True
             for p, view in zip(fed.peers, views):
                 if view.byzantine:
                     continue
                 res = subprocess.run(
-                    _cli("rewards", *chain_args, "claim", "--state-dir", str(p.state_dir),
-                         "--password-file", str(fed.password_file)),
-                    capture_output=True, text=True, timeout=120,
+                    _cli(
+                        "rewards",
+                        *chain_args,
+                        "claim",
+                        "--state-dir",
+                        str(p.state_dir),
+                        "--password-file",
+                        str(fed.password_file),
+                    ),
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
                 )
                 # the claim command's own message, unwrapped (rich wraps it at 80 columns in a pipe)
                 line = " ".join((res.stdout if res.returncode == 0 else res.stderr).split())
                 claims_ok &= res.returncode == 0
-                console.print(f"  claim {p.name}: {'[green]paid[/]' if res.returncode == 0 else '[red]failed[/]'}  {line}")
+                paid = "[green]paid[/]" if res.returncode == 0 else "[red]failed[/]"
+                console.print(f"  claim {p.name}: {paid}  {line}")
 
             report_path = root / "report.html"
             rep = subprocess.run(
@@ -333,7 +348,7 @@ def demo(
             }, indent=1))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping every process the demo started[/]")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         for pp in procs:
             pp.stop(timeout=5)

@@ -20,7 +20,8 @@ import re
 import threading
 import time
 import warnings
-from typing import Callable, Iterable, Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 from multiformats import CID, multihash
@@ -125,7 +126,9 @@ def verify_blob(cid: str, data: bytes, expected_sha256: bytes | str | None = Non
     cannot be rebuilt: it is accepted only when `expected_sha256` vouches for the bytes.
     """
     if expected_sha256 is not None:
-        want = expected_sha256.hex() if isinstance(expected_sha256, bytes) else expected_sha256.lower().removeprefix("0x")
+        want = (
+            expected_sha256.hex() if isinstance(expected_sha256, bytes) else expected_sha256.lower().removeprefix("0x")
+        )
         got = hashlib.sha256(data).hexdigest()
         if got != want:
             raise BlobIntegrityError(f"blob {cid}: sha256 {got} does not match the expected {want}")
@@ -292,7 +295,8 @@ class IpfsBlobStore:
             raise BlobStoreError(f"IPFS node at {self.api_url} rejected add: {exc}") from exc
         expected = unixfs_cid(data)
         if CID.decode(cid) != CID.decode(expected):
-            raise BlobIntegrityError(f"IPFS node at {self.api_url} returned CID {cid} for a blob whose CID is {expected}")
+            raise BlobIntegrityError(f"IPFS node at {self.api_url} returned CID {cid} for a blob whose CID is "
+                                     f"{expected}")
         return expected
 
     def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
@@ -302,7 +306,9 @@ class IpfsBlobStore:
         try:
             data = self._call(f"cat {cid}", lambda: self._client.cat(cid), retry_timeouts=False)
         except self._errors.TimeoutError as exc:
-            raise BlobNotFound(f"IPFS node at {self.api_url} found no provider for {cid} within {self.timeout:g}s") from exc
+            raise BlobNotFound(
+                f"IPFS node at {self.api_url} found no provider for {cid} within {self.timeout:g}s"
+            ) from exc
         except self._errors.ErrorResponse as exc:
             raise BlobNotFound(f"IPFS node at {self.api_url} cannot serve {cid}: {exc}") from exc
         verify_blob(cid, data, expected_sha256)

@@ -160,7 +160,7 @@ class LedgerCache:
             if self._block_hash(0) != self._meta("genesis_hash"):
                 return False
             return self._block_hash(synced) == self._meta("synced_hash")
-        except Exception:  # block not found on the node: the chain is shorter than what we saw
+        except Exception:  # noqa: BLE001 - block not found on the node: the chain is shorter than what we saw
             return False
 
     def sync(self) -> SyncStats:
@@ -196,7 +196,7 @@ class LedgerCache:
             genesis_hash = self._block_hash(0)
         except LedgerCacheError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any node failure becomes one LedgerCacheError naming it
             raise LedgerCacheError(f"cannot read the ledger's events: {type(exc).__name__}: {exc}") from exc
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?)", rows)
@@ -213,7 +213,7 @@ class LedgerCache:
             hi = min(end, lo + window - 1)
             try:
                 batch = self.w3.eth.get_logs({"address": self.address, "fromBlock": lo, "toBlock": hi})
-            except Exception as exc:  # nodes signal "range too large" with assorted errors
+            except Exception as exc:  # noqa: BLE001 - nodes signal "range too large" with assorted errors
                 if hi == lo:
                     raise
                 window = max(1, window // 2)
@@ -231,7 +231,7 @@ class LedgerCache:
                     for tx in chunk:
                         batch.add(self.w3.eth.get_transaction_receipt(tx))
                     answers = batch.execute()
-            except Exception as exc:  # some providers lack batching: one request each
+            except Exception as exc:  # noqa: BLE001 - some providers lack batching: one request each
                 log.debug("batched receipts failed (%s); fetching one by one", exc)
                 answers = [self.w3.eth.get_transaction_receipt(tx) for tx in chunk]
             for tx, receipt in zip(chunk, answers):
@@ -246,4 +246,6 @@ class LedgerCache:
             "SELECT e.block, e.log_index, e.tx, e.name, e.args, COALESCE(r.gas_used, 0), COALESCE(r.sender, '') "
             "FROM events e LEFT JOIN receipts r ON r.tx = e.tx ORDER BY e.block, e.log_index"
         ).fetchall()
-        return [LedgerEvent(b, i, tx, name, json.loads(args), gas, sender) for b, i, tx, name, args, gas, sender in rows]
+        return [
+            LedgerEvent(b, i, tx, name, json.loads(args), gas, sender) for b, i, tx, name, args, gas, sender in rows
+        ]

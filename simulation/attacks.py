@@ -1,7 +1,9 @@
-"""How a simulated Byzantine peer forges its update: `peer.byzantine.adversary`'s attacks at the simulator's strengths."""
+"""How a simulated Byzantine peer forges its update: `peer.byzantine.adversary`'s attacks at the simulator's
+strengths."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from peer.byzantine.adversary import Attack, Strengths
 from peer.learning.tasks import StateDict

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import consensus
 from consensus.commitment import Commitment, CommittedUpdate
@@ -56,6 +57,7 @@ class ChainTransport:
 
     def start(self, engine: "SimEngine", genesis_model: bytes) -> None:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
         from devnet.anvil import dev_accounts, set_balance
         from devnet.deploy import deploy_federation
         from ledger_tools.blobstore import IpfsBlobStore

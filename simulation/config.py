@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from peer.learning.tasks import DigitsTask, Task, get_task
 from consensus.feasibility import max_f
+from peer.learning.tasks import DigitsTask, Task, get_task
 
 ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm")
 RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "nnm+trimmed_mean")

@@ -2,7 +2,8 @@
 in-memory transport (the chain + IPFS one is `simulation.chain_transport`)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import consensus
 from consensus.commitment import Commitment, CommittedUpdate

@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {pkg: set(LAYERS[: i + 1]) for i, pkg in enumerat
 ALLOWED["bench"] = set(LAYERS) - {"fedledger"} | {"bench"}
 ALLOWED["contracts"] = {"contracts"}
 OURS = set(ALLOWED)
-#: What the protocol core may import besides the standard library: maths (numpy, torch for tensors in) and keccak only: no I/O stacks.
+#: What the protocol core may import besides the standard library: maths (numpy; torch for tensors handed in) and
+#: keccak only — no I/O stacks.
 CONSENSUS_THIRD_PARTY = {"numpy", "torch", "Crypto", "threadpoolctl"}
 MAX_LINES = 400
 

@@ -13,13 +13,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consensus.commitment import NO_DP, Commitment, bytes32 as _b32
+from consensus.commitment import NO_DP, Commitment
+from consensus.commitment import bytes32 as _b32
 from consensus.reputation import WEIGHT_ONE
 
 __all__ = [
-    "NO_DP", "WEIGHT_ONE", "Announcement", "AuditorInfo", "AuditorInit", "Claim", "ClaimReceipt", "Commitment", "Finalization",
-    "GlobalModel", "LedgerParams", "MemberInfo", "MemberInit", "Phase", "RoundInfo", "RoundStatus", "TxReceipt",
-    "Vote", "VoteReceipt", "WeightUpdate",
+    "NO_DP",
+    "WEIGHT_ONE",
+    "Announcement",
+    "AuditorInfo",
+    "AuditorInit",
+    "Claim",
+    "ClaimReceipt",
+    "Commitment",
+    "Finalization",
+    "GlobalModel",
+    "LedgerParams",
+    "MemberInfo",
+    "MemberInit",
+    "Phase",
+    "RoundInfo",
+    "RoundStatus",
+    "TxReceipt",
+    "Vote",
+    "VoteReceipt",
+    "WeightUpdate",
 ]
 
 

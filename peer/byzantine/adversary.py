@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Mapping, Sequence
 
 import torch
 

@@ -54,7 +54,11 @@ def visible_updates(ctx: NodeContext, r: int, timeout: float = 8.0) -> list[dict
     timeout = max(0.0, min(timeout, info.commit_deadline - time.time() - ctx.cfg.commit_margin - 3))
 
     def senders() -> set[str]:
-        return {e.sender for e in gossip.envelopes(r) if e.sender != ctx.me and gossip.blob(e.update_hash, sender=e.sender) is not None}
+        return {
+            e.sender
+            for e in gossip.envelopes(r)
+            if e.sender != ctx.me and gossip.blob(e.update_hash, sender=e.sender) is not None
+        }
 
     gossip.wait_for(lambda: len(senders()) >= others, timeout)
     seen = []
@@ -63,7 +67,7 @@ def visible_updates(ctx: NodeContext, r: int, timeout: float = 8.0) -> list[dict
             continue
         try:
             seen.append(consensus.decode(ctx.unseal(gossip.blob(env.update_hash, sender=env.sender), env.sender, r)))
-        except Exception:  # an unusable copy is simply not seen
+        except Exception:  # noqa: BLE001 - an unusable copy is simply not seen
             continue
     return seen
 
@@ -75,7 +79,7 @@ def equivocating_blob(ctx: NodeContext, r: int, update_hash: bytes, sealed: byte
     try:
         committed = consensus.decode(ctx.state.read_artefact(r, "update.bin"))
         other = encode_update(ctx, ctx.adversary.equivocation_update(committed, round=r))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failing experiment attack must not stop the node
         log.warning("equivocation failed: %s", exc)
         return update_hash, sealed
     ctx.nlog.event(r, "attack", "equivocate", message="gossiping a different update than committed")

@@ -5,7 +5,7 @@ and together cover every sample.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -16,8 +16,8 @@ state directory and report the *cumulative* ε over all rounds it has trained.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 #: (noise_multiplier, sample_rate, num_steps) — one entry per batch of identical steps (opacus' history format).
 DPStep = tuple[float, float, int]

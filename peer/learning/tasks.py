@@ -20,14 +20,15 @@ import hashlib
 import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
 from peer.errors import PeerError
 
 #: Seed of the shared train/test split; changing it changes every peer's test set.
@@ -247,7 +248,9 @@ class CsvTask(Task):
         self.classes = self._fixed_classes or sorted(set(labels), key=_class_sort_key)
         unknown = sorted(set(labels) - set(self.classes))
         if unknown:
-            raise TaskError(f"{self.path}: label values {unknown[:5]} are not among the federation's classes {self.classes}")
+            raise TaskError(
+                f"{self.path}: label values {unknown[:5]} are not among the federation's classes {self.classes}"
+            )
         if len(self.classes) < 2:
             raise TaskError(f"{self.path}: label column {label!r} has a single class {self.classes}; need at least 2")
         self._features = features

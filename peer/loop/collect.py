@@ -56,7 +56,7 @@ def gossip_equivocations(round: int, commitments: Sequence[Commitment], gossip) 
     found: dict[str, str] = {}
     try:
         envelopes = gossip.envelopes(round)
-    except Exception:  # a dead gossip node: no evidence, nothing else changes
+    except Exception:  # noqa: BLE001 - a dead gossip node: no evidence, nothing else changes
         return found
     for env in envelopes:
         want = committed.get(env.sender)
@@ -139,7 +139,7 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
             def gossip_copy(c: Commitment) -> bytes | None:
                 try:
                     return gossip.blob(c.update_hash, sender=c.member)
-                except Exception:  # a gossip node that died must not stop the round: IPFS is the fallback
+                except Exception:  # noqa: BLE001 - a gossip node that died must not stop the round: IPFS is the fallback
                     return None
 
             def start_arrived() -> bool:
@@ -152,7 +152,7 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
 
             try:
                 gossip.wait_for(start_arrived, gossip_wait)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing gossip wait: IPFS is the fallback
                 log.warning("gossip wait failed (%s); using IPFS", exc)
         for c in pending:
             if c.member not in jobs:

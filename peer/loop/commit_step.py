@@ -11,8 +11,7 @@ import hashlib
 import math
 
 import consensus
-from ledger_tools.chain import (AlreadyCommitted, CommitClosed, Commitment, NO_DP,
-                                RoundNotOpen)
+from ledger_tools.chain import NO_DP, AlreadyCommitted, CommitClosed, Commitment, RoundNotOpen
 from peer.byzantine import attack_hooks
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer, round_
@@ -133,13 +132,13 @@ def gossip_update(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes
     truth, so a gossip failure is logged, never fatal."""
     if ctx.gossip is None:
         return
+    from peer.crypto.seal import SealError, parse_header
     from peer.net.envelope import Envelope
-    from peer.crypto.seal import parse_header
 
     t = Timer()
     try:
         header_len = parse_header(sealed).header_len
-    except Exception:  # a garbage blob (attack) has no seal header
+    except SealError:  # a garbage blob (attack) has no seal header
         header_len = 0
     update_hash, blob = attack_hooks.equivocating_blob(ctx, r, update_hash, sealed)
     try:
@@ -150,7 +149,7 @@ def gossip_update(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes
         )
         ctx.gossip.publish_envelope(envelope)
         chunks = ctx.gossip.publish_blob(envelope, blob, ctx.identity.account)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - gossip is best effort: IPFS + the commitment carry the round
         ctx.nlog.event(r, "gossip", "failed", level="warning", elapsed=t.elapsed, message=str(exc))
         return
     rec.timings["gossip"] = t.elapsed

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from peer.loop.log import NodeLog
 from peer.errors import PeerError
+from peer.loop.log import NodeLog
 
 T = TypeVar("T")
 

@@ -16,9 +16,11 @@ import enum
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
 from peer.errors import PeerError
 
 STATE_VERSION = 1

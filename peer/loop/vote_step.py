@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from ledger_tools.chain import (
     AlreadySettled,
     AlreadyVoted,
@@ -24,15 +25,14 @@ from ledger_tools.chain import (
     VotingNotOpen,
 )
 from ledger_tools.chain import Phase as ChainPhase
-from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from peer.byzantine import attack_hooks
+from peer.errors import PeerError
 from peer.loop.collect import collect_updates
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer
 from peer.loop.retry import ReachableBlobStore, Stopped
 from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase, RoundRecord
-from peer.errors import PeerError
 
 TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import consensus
 from consensus import AggregationError, ModelSpec
-from consensus.codec import Q_MAX
 from consensus.aggregators.fedavg import weighted_mean
+from consensus.codec import Q_MAX
 from consensus.intmath import round_div, sq_distances
 
 RULES = ["fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan"]

@@ -31,10 +31,15 @@ def _honest(seed: int) -> bytes:
     return _update(np.random.default_rng(seed).normal(0.0, 0.01, 8) + 0.1)
 
 
+def _outcome(items, rule: str, *, f: int, round: int):
+    return compute_round_outcome(round=round, previous_model=GENESIS, updates=items, rule=rule, rule_param=0, f=f,
+                                 reward_pool=POOL)
+
+
 def test_outcome_does_not_depend_on_arrival_order() -> None:
     items = [_committed(p, _honest(i)) for i, p in enumerate(PEERS)]
-    a = compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="multi_krum", rule_param=0, f=1, reward_pool=POOL)
-    b = compute_round_outcome(round=1, previous_model=GENESIS, updates=items[::-1], rule="multi_krum", rule_param=0, f=1, reward_pool=POOL)
+    a = _outcome(items, "multi_krum", f=1, round=1)
+    b = _outcome(items[::-1], "multi_krum", f=1, round=1)
     assert a.digest == b.digest and a.new_model == b.new_model
     assert list(a.peers) == sorted(PEERS, key=lambda p: int(p, 16))
     assert sum(a.amounts) == POOL
@@ -42,11 +47,8 @@ def test_outcome_does_not_depend_on_arrival_order() -> None:
 
 def test_sign_flipped_peer_is_excluded_by_multi_krum_and_paid_nothing() -> None:
     attacker = PEERS[2]
-    items = [
-        _committed(p, _update(-50 * np.ones(8)) if p == attacker else _honest(i))
-        for i, p in enumerate(PEERS)
-    ]
-    out = compute_round_outcome(round=3, previous_model=GENESIS, updates=items, rule="multi_krum", rule_param=0, f=1, reward_pool=POOL)
+    items = [_committed(p, _update(-50 * np.ones(8)) if p == attacker else _honest(i)) for i, p in enumerate(PEERS)]
+    out = _outcome(items, "multi_krum", f=1, round=3)
     assert out.excluded == (attacker,)
     assert out.amounts[out.peers.index(attacker)] == 0
     assert out.reward_tree.amount_of(attacker) in (None, 0)
@@ -57,7 +59,7 @@ def test_blob_not_matching_its_committed_hash_is_excluded() -> None:
     items = [
         _committed(p, _honest(i), hash_of=b"something else" if p == liar else None) for i, p in enumerate(PEERS)
     ]
-    out = compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="trimmed_mean", rule_param=0, f=1, reward_pool=POOL)
+    out = _outcome(items, "trimmed_mean", f=1, round=1)
     assert liar in out.excluded
     assert out.valid[out.peers.index(liar)] is False
 
@@ -65,18 +67,18 @@ def test_blob_not_matching_its_committed_hash_is_excluded() -> None:
 def test_missing_blobs_beyond_the_rule_s_tolerance_make_the_round_unaggregatable() -> None:
     items = [_committed(p, None, hash_of=b"x") for p in PEERS[:4]] + [_committed(PEERS[4], _honest(4))]
     with pytest.raises(RoundNotAggregatable):
-        compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="krum", rule_param=0, f=1, reward_pool=POOL)
+        _outcome(items, "krum", f=1, round=1)
 
 
 def test_duplicate_commitment_from_one_peer_is_refused() -> None:
     items = [_committed(PEERS[0], _honest(0)), _committed(PEERS[0], _honest(1))]
     with pytest.raises(ValueError):
-        compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="fedavg", rule_param=0, f=0, reward_pool=POOL)
+        _outcome(items, "fedavg", f=0, round=1)
 
 
 def test_default_multi_krum_m_counts_only_usable_updates() -> None:
     """Regression: one garbage blob among 6 peers with f=1 used to ask for m = 5 of only 5 usable updates."""
     peers = PEERS + ["0x" + "f" * 40]
     items = [_committed(p, b"garbage" if i == 0 else _honest(i)) for i, p in enumerate(peers)]
-    out = compute_round_outcome(round=1, previous_model=GENESIS, updates=items, rule="multi_krum", rule_param=0, f=1, reward_pool=POOL)
+    out = _outcome(items, "multi_krum", f=1, round=1)
     assert peers[0] in out.excluded

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
 from web3 import Web3
 
-from devnet.compile import CONTRACTS_DIR, compile_source
-from ledger_tools import chain
 from consensus.digest import vote_digest
+from devnet.compile import CONTRACTS_DIR, compile_source
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
+from ledger_tools import chain
 
 ZERO = b"\0" * 32
 

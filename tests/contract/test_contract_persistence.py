@@ -4,11 +4,11 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers.fixtures_chain import CID_AGG, ETH, _config, oz_tree
 
 from devnet.anvil import PortInUse, dev_accounts, start_anvil
 from devnet.deploy import deploy_federation
 from devnet.toolchain import tool_path
+from helpers.fixtures_chain import CID_AGG, ETH, _config, oz_tree
 from ledger_tools.chain import FederationLedger, RoundStatus
 
 

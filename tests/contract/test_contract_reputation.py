@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS
 
-from ledger_tools.chain import WEIGHT_ONE, AlreadySettled, VoteOutOfOrder
 from consensus.reputation import reputation_step
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS
+from ledger_tools.chain import WEIGHT_ONE, AlreadySettled, VoteOutOfOrder
 
 ZERO = b"\0" * 32
 

@@ -1,10 +1,9 @@
 """Happy path against a real anvil: several rounds, model updates, failed rounds, claims, event queries."""
 from __future__ import annotations
 
-from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
-
-from ledger_tools.chain import Phase, RoundStatus
 from consensus.digest import vote_digest
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
+from ledger_tools.chain import Phase, RoundStatus
 
 
 def test_several_rounds_then_claim_all(federation):

@@ -1,18 +1,20 @@
 """Chain fixtures: one anvil per test session on a free port, a fresh federation deployment per test.
 
-Loaded by tests/conftest.py as a pytest plugin. Helpers (`Federation`, `oz_tree`) are importable: `from helpers.fixtures_chain import ...`.
+Loaded by tests/conftest.py as a pytest plugin. Helpers (`Federation`, `oz_tree`) are importable:
+`from helpers.fixtures_chain import ...`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
+from consensus.merkle import RewardTree
 from devnet.anvil import AnvilProcess, DevAccount, dev_accounts, extra_accounts, increase_time, start_anvil
 from devnet.deploy import deploy_federation
 from ledger_tools.chain import FederationLedger
-from consensus.merkle import RewardTree
 from ledger_tools.config import FederationConfig
 
 ETH = 10**18

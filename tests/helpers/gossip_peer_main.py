@@ -19,9 +19,8 @@ import traceback
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from peer.net.envelope import Envelope
-
 from peer.net.admission import EnvelopeValidator
+from peer.net.envelope import Envelope
 from peer.net.gossip import GossipNode
 
 FEDERATION = "0x" + "fe" * 20
@@ -189,14 +188,14 @@ def main() -> None:
         name = request.pop("cmd")
         try:
             reply = {"ok": True, **getattr(peer, f"cmd_{name}")(**request)}
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the helper reports every error to its driver
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         print(json.dumps(reply), flush=True)
         if name == "stop":
             break
     try:
         peer.node.stop()
-    except Exception:
+    except Exception:  # noqa: BLE001 - best-effort stop at exit
         pass
 
 

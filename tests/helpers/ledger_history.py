@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import consensus
+from consensus.commitment import Commitment, CommittedUpdate
+from consensus.round_outcome import RoundOutcome, compute_round_outcome
 from devnet.anvil import DevAccount, extra_accounts
 from devnet.deploy import deploy_federation
 from ledger_tools.chain import FederationLedger
 from ledger_tools.config import FederationConfig
-from consensus.commitment import Commitment, CommittedUpdate
-from consensus.round_outcome import RoundOutcome, compute_round_outcome
 from peer.crypto.seal import seal, unseal
 
 SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}
@@ -133,7 +133,9 @@ class LedgerHistory:
                 cid = commit_cid[m.address]
             samples = 50 + 10 * i
             m.ledger.commit(r, hashlib.sha256(update).digest(), cid, samples, 2_500_000, 10**13)
-            updates.append(CommittedUpdate(Commitment(m.address, hashlib.sha256(update).digest(), "", samples, round=r), update))
+            updates.append(
+                CommittedUpdate(Commitment(m.address, hashlib.sha256(update).digest(), "", samples, round=r), update)
+            )
         pool = min(self.config.reward_per_round_wei, self.owner.balance() - self.owner.reserved())
         outcome = compute_round_outcome(
             round=r, previous_model=self.model, updates=updates, rule=self.config.rule,

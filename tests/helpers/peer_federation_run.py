@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: `helpers.` imports
 
 from devnet.anvil import start_anvil  # noqa: E402
-from devnet.ipfs import start_ipfs  # noqa: E402
 from devnet.bootstrap import create_local_federation  # noqa: E402
-from ledger_tools.chain import FederationLedger  # noqa: E402
+from devnet.ipfs import start_ipfs  # noqa: E402
 from helpers.peer_proc import PeerProcess  # noqa: E402
+from ledger_tools.chain import FederationLedger  # noqa: E402
 
 PHASES = ("train", "seal", "ipfs", "gossip", "chain_commit", "collect", "aggregate", "ipfs_results", "chain_vote")
 

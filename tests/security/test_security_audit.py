@@ -18,17 +18,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 
 import consensus
-from fedledger.audit_cmd import _evidence
-from ledger_tools.blobstore import InMemoryBlobStore
-from ledger_tools.chain import NO_DP, LedgerParams
-from ledger_tools.audit.history import LedgerHistory
-from ledger_tools.ledger_cache import LedgerEvent
-from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree, rewards_of
 from consensus.commitment import Commitment, CommittedUpdate
 from consensus.round_outcome import compute_round_outcome
+from fedledger.audit_keys import load_evidence
+from ledger_tools.audit.history import LedgerHistory
+from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree, rewards_of
 from ledger_tools.audit.verification import Severity, verify_history, verify_round
-from peer.net.envelope import Envelope
+from ledger_tools.blobstore import InMemoryBlobStore
+from ledger_tools.chain import NO_DP, LedgerParams
+from ledger_tools.ledger_cache import LedgerEvent
 from peer.crypto.seal import seal, unseal
+from peer.net.envelope import Envelope
 
 FEDERATION = Account.from_key(b"\x7f" * 32).address  # any address: the contract's
 CHAIN_ID = 31337
@@ -85,10 +85,22 @@ class OneRound:
                                     f=0, reward_pool=POOL, scale_bits=20)
         self.outcome = out
         self.tree_cid = _publish(self.store, out.reward_tree)
-        self.events.append(_ev(10, "RoundFinalized", round=1, digest="0x" + out.digest.hex(),
-                               aggregateHash="0x" + out.aggregate_hash.hex(), aggregateCid=self.store.add(out.new_model),
-                               rewardsRoot="0x" + out.rewards_root.hex(), rewardsCid=self.tree_cid,
-                               excluded=list(out.excluded), weightFor=2 * 10**6, totalWeight=3 * 10**6, pool=POOL))
+        self.events.append(
+            _ev(
+                10,
+                "RoundFinalized",
+                round=1,
+                digest="0x" + out.digest.hex(),
+                aggregateHash="0x" + out.aggregate_hash.hex(),
+                aggregateCid=self.store.add(out.new_model),
+                rewardsRoot="0x" + out.rewards_root.hex(),
+                rewardsCid=self.tree_cid,
+                excluded=list(out.excluded),
+                weightFor=2 * 10**6,
+                totalWeight=3 * 10**6,
+                pool=POOL,
+            )
+        )
 
     def history(self, *extra: LedgerEvent) -> LedgerHistory:
         return LedgerHistory.from_events([*self.events, *extra], self.params, chain_id=CHAIN_ID, address=FEDERATION)
@@ -208,7 +220,7 @@ def test_evidence_counts_only_signed_member_envelopes_of_this_federation_and_cha
     (evidence / "g-malformed.env").write_bytes(good[:-1])
     h = ledger.history()
 
-    claims = _evidence(evidence, h)
+    claims = load_evidence(evidence, h, Console())
     assert [(c.source, c.sender, c.update_hash) for c in claims] == [("a-member.env", cheat.address, b"\x42" * 32)]
     out = " ".join(capsys.readouterr().out.split())
     ignored = dict(part.split(": ", 1) for part in out.split("ignoring evidence ")[1:])
@@ -236,7 +248,7 @@ def test_a_replayed_envelope_from_another_chain_cannot_frame_a_member(ledger, tm
     honest = MEMBERS[2]
     (evidence / "testnet.env").write_bytes(_envelope(honest, update_hash=b"\x99" * 32, chain_id=11155111))
     h = ledger.history()
-    report = verify_history(h, store=ledger.store, unseal=_auditor_unseal, evidence=_evidence(evidence, h))
+    report = verify_history(h, store=ledger.store, unseal=_auditor_unseal, evidence=load_evidence(evidence, h, Console()))
     assert report.ok and not report.findings
 
 

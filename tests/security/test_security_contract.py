@@ -3,8 +3,8 @@ a valid proof replayed into another round, or under another account."""
 from __future__ import annotations
 
 import pytest
-from helpers.fixtures_chain import ETH
 
+from helpers.fixtures_chain import ETH
 from ledger_tools import chain
 
 

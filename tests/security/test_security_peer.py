@@ -20,17 +20,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 
-from ledger_tools.blobstore import BlobIntegrityError, InMemoryBlobStore
-from peer.net.chunking import split_blob
 from consensus import Commitment
+from ledger_tools.blobstore import BlobIntegrityError, InMemoryBlobStore
+from peer.crypto.seal import seal, unseal
 from peer.loop.collect import collect_updates
-from peer.net.envelope import Envelope
-from peer.net.admission import DropReason, EnvelopeValidator
 from peer.loop.log import NodeLog
-from peer.net.membership import MembershipCache
 from peer.loop.model_store import ModelStore
 from peer.loop.retry import Retrier
-from peer.crypto.seal import seal, unseal
+from peer.net.admission import DropReason, EnvelopeValidator
+from peer.net.chunking import split_blob
+from peer.net.envelope import Envelope
+from peer.net.membership import MembershipCache
 
 FEDERATION = Account.from_key(b"\x7f" * 32).address
 OTHER_FEDERATION = Account.from_key(b"\x7e" * 32).address
@@ -93,12 +93,21 @@ def test_collect_keeps_only_committed_blobs_sealed_by_their_committer_for_this_r
         # commits the honest member's hash and CID: the blob names the honest member as sender
         Commitment(copier, h[honest], store.add(honest_blob), 10, round=5),
         # its blob was sealed for another federation (a replay from a federation with the same members)
-        Commitment(foreign, h[foreign], store.add(_seal(updates[foreign], foreign, federation=OTHER_FEDERATION)), 10, round=5),
+        Commitment(
+            foreign, h[foreign], store.add(_seal(updates[foreign], foreign, federation=OTHER_FEDERATION)), 10, round=5
+        ),
         # commits one update's hash but stores a blob of another update (equivocation on IPFS)
         Commitment(swapped, h[swapped], store.add(_seal(os.urandom(64), swapped)), 10, round=5),
         # sealed without a key for us
-        Commitment(stranger, h[stranger], store.add(_seal(updates[stranger], stranger, recipients={
-            a: k for a, k in RECIPIENTS.items() if a != ME.address})), 10, round=5),
+        Commitment(
+            stranger,
+            h[stranger],
+            store.add(
+                _seal(updates[stranger], stranger, recipients={a: k for a, k in RECIPIENTS.items() if a != ME.address})
+            ),
+            10,
+            round=5,
+        ),
     ]
     gossip = Gossip(
         envelopes=[_envelope(PEERS[-1], h[uncommitted]), _envelope(PEERS[0], b"\x42" * 32)],
