@@ -25,12 +25,12 @@ def weighted_mean(rows: Sequence[np.ndarray], weights: Sequence[int], workers: i
     for w in weights:
         g = math.gcd(g, w)
     require(g > 0, "all weights are zero")
-    w = [wi // g for wi in weights]
-    total = sum(w)
+    reduced = [wi // g for wi in weights]
+    total = sum(reduced)
     require(total < 2**46, "total weight too large (>= 2**46 after gcd reduction)")
     d = rows[0].size
     out = np.empty(d, dtype=np.int32)
-    picked = [(wi, row) for wi, row in zip(w, rows) if wi]
+    picked = [(wi, row) for wi, row in zip(reduced, rows) if wi]
     direct = total <= 2**31  # |sum w q| <= total * 2**31 <= 2**62
     picked_rows = [row for _, row in picked]
     weight_column = np.array([wi for wi, _ in picked], dtype=np.int64)[:, None]
