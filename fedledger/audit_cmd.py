@@ -15,11 +15,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.endpoints import endpoint_options, parse_round_range, unlock_identity
+from fedledger.audit_keys import auditor_unseal, load_evidence
+from fedledger.endpoints import EndpointGroup, endpoint_options, parse_round_range
 from fedledger.errors import UserError
 
-app = typer.Typer(help="Audit a federation: rounds, members, independent re-verification, reports.",
-                  no_args_is_help=True, callback=endpoint_options)
+app = typer.Typer(help="Audit a federation: rounds, members, independent re-verification, reports. Endpoint "
+                       "options (--rpc, --contract, --ipfs, --cache-dir) go before or after the subcommand.",
+                  no_args_is_help=True, callback=endpoint_options, cls=EndpointGroup)
 console = Console()
 ETH = 10**18
 
@@ -41,10 +43,13 @@ def rounds(
 ) -> None:
     """Every round: status, commits, votes per digest, finalized aggregate, excluded set, pool, gas."""
     from ledger_tools.audit.export import round_json
+    from ledger_tools.audit.queries import underpaid_warning
 
     _, history = ctx.obj.load()
+    full = history.params.reward_per_round_wei
     if as_json:
-        typer.echo(json.dumps([round_json(history.rounds[r]) for r in sorted(history.rounds)]))
+        typer.echo(json.dumps([round_json(history.rounds[r], reward_per_round_wei=full)
+                               for r in sorted(history.rounds)]))
         return
     table = Table(title=f"federation {history.address} (chain {history.chain_id}, rule {history.params.rule})")
     for col in ("round", "status", "commits", "votes per digest", "aggregate", "CID", "excluded", "pool ETH", "gas"):
@@ -55,11 +60,17 @@ def rounds(
         tally = " ".join(f"{_short(d, 6)}:{c}" + ("*" if f is not None and d == f.digest else "")
                          for d, (c, _w) in rec.votes_per_digest().items())
         style = {"finalized": "green", "failed": "red"}.get(rec.status.value, "yellow")
+        pool = ""
+        if f is not None:
+            pool = _eth(f.pool_wei) + (" [bold red]⚠ unpaid[/]" if f.pool_wei == 0 else
+                                       " [bold yellow]⚠ short[/]" if f.pool_wei < full else "")
         table.add_row(str(r), f"[{style}]{rec.status.value}[/]", str(len(rec.commits)), tally,
                       _short(f.aggregate_hash) if f else "", (f.aggregate_cid[:16] + "…") if f else "",
-                      ", ".join(_short(a, 6) for a in f.excluded) if f else "", _eth(f.pool_wei) if f else "",
-                      str(rec.gas_used))
+                      ", ".join(_short(a, 6) for a in f.excluded) if f else "", pool, str(rec.gas_used))
     console.print(table)
+    warning = underpaid_warning(history)
+    if warning:
+        console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
 
 
 @app.command("round")
@@ -77,10 +88,12 @@ def round_(
         last = max(history.rounds) if history.rounds else 0
         raise UserError(f"round {number} does not exist on this ledger", hint=f"rounds are 1..{last}")
     if as_json:
-        typer.echo(json.dumps(round_json(rec)))
+        typer.echo(json.dumps(round_json(rec, reward_per_round_wei=history.params.reward_per_round_wei)))
         return
-    console.print(f"[bold]round {number}[/]: {rec.status.value}; commit deadline {rec.commit_deadline}, "
-                  f"vote deadline {rec.vote_deadline}; gas {rec.gas_used}")
+    from ledger_tools.audit.timeline import utc
+
+    console.print(f"[bold]round {number}[/]: {rec.status.value}; opened {utc(rec.start)}, commit deadline "
+                  f"{utc(rec.commit_deadline)}, vote deadline {utc(rec.vote_deadline)}; gas {rec.gas_used}")
     t = Table(title="commitments (canonical order)")
     for col in ("peer", "update hash", "CID", "samples", "ε", "δ", "gas"):
         t.add_column(col, overflow="fold")
@@ -90,17 +103,21 @@ def round_(
     console.print(t)
     f = rec.finalization
     t = Table(title="votes")
-    for col in ("voter", "digest", "aggregate", "rewards root", "excluded", "weight", "agrees"):
+    for col in ("voter", "digest", "aggregate", "rewards root", "excluded", "weight", "agrees", "late"):
         t.add_column(col, overflow="fold")
     for v in rec.votes:
         agrees = "" if f is None else ("[green]yes[/]" if v.digest == f.digest else "[red]no[/]")
         t.add_row(v.member, _short(v.digest), _short(v.aggregate_hash), _short(v.rewards_root),
-                  ", ".join(_short(a, 6) for a in v.excluded), str(v.weight), agrees)
+                  ", ".join(_short(a, 6) for a in v.excluded), str(v.weight), agrees,
+                  "[yellow]late[/]" if v.late else "")
     console.print(t)
     if f is not None:
         console.print(f"finalized digest {'0x' + f.digest.hex()}\n  aggregate {'0x' + f.aggregate_hash.hex()} "
                       f"at {f.aggregate_cid}\n  rewards root {'0x' + f.rewards_root.hex()} at {f.rewards_cid or '-'}"
-                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, pool {_eth(f.pool_wei)} ETH")
+                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, pool {_eth(f.pool_wei)} ETH"
+                      + ("" if f.pool_wei >= history.params.reward_per_round_wei else
+                         f" [bold yellow]⚠ less than the {_eth(history.params.reward_per_round_wei)} ETH a round "
+                         "should pay (the contract ran out of funds)[/]"))
     elif rec.status.value == "failed":
         console.print(f"[red]failed[/] (closed by {rec.failed_by})")
 
@@ -165,57 +182,6 @@ def peer(
 # ------------------------------------------------------------------------------------------ verify
 
 
-def _auditor_unseal(history, key_file: Path | None, state_dir: Path | None, password_file: Path | None):
-    """The injected unseal callable: the auditor's (or a member's) X25519 key, checked against the chain first."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    from ledger_tools.audit.auditor_key import UnregisteredKey, key_owner
-    from peer.crypto.seal import unseal
-
-    if (key_file is None) == (state_dir is None):
-        raise UserError("verify needs exactly one key source",
-                        hint="pass --key-file FILE (hex X25519 private key) or --state-dir DIR (auditor identity)",
-                        exit_code=2)
-    address = None
-    if key_file is not None:
-        try:
-            raw = bytes.fromhex(key_file.read_text().strip().removeprefix("0x"))
-            private = X25519PrivateKey.from_private_bytes(raw)
-        except OSError as exc:
-            raise UserError(f"cannot read key file {key_file}: {exc.strerror}") from exc
-        except ValueError as exc:
-            raise UserError(f"{key_file} does not hold a 32-byte hex X25519 private key",
-                            hint="or pass --state-dir DIR with an identity made by `fedledger peer init`") from exc
-    else:
-        identity = unlock_identity(state_dir, password_file)
-        private, address = identity.enc_private_key, identity.address
-    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    try:
-        address = key_owner(history, public, address, key_source=f"the X25519 key in {key_file}")
-    except UnregisteredKey as exc:
-        hint = ("wrong key: use the key registered for your auditor address" if key_file is not None
-                else "wrong key: use the identity whose key was registered on chain")
-        raise UserError(str(exc), hint=hint) from None
-
-    def _unseal(blob: bytes, sender: str, round_: int) -> bytes:
-        return unseal(blob, address, private, federation=history.address, round=round_, sender=sender)
-
-    return _unseal, address
-
-
-def _evidence(directory: Path | None, history):
-    """Signed gossip envelopes saved by peers, admitted under the gossip topic's rules (`peer.net.evidence`)."""
-    if directory is None:
-        return []
-    from peer.net.evidence import load_evidence
-
-    claims, ignored = load_evidence(directory, history)
-    for item in ignored:
-        console.print(f"[yellow]ignoring evidence {item.source}: {item.reason}[/]")
-    return claims
-
-
 @app.command()
 def verify(
     ctx: typer.Context,
@@ -231,7 +197,7 @@ def verify(
 
     selection = parse_round_range(rounds_)
     _, history = ctx.obj.load()
-    unseal, who = _auditor_unseal(history, key_file, state_dir, password_file)
+    unseal, who = auditor_unseal(history, key_file, state_dir, password_file)
     store = ctx.obj.store()
     selected = history.round_numbers(selection)
     if not any(history.rounds[r].finalization for r in selected):
@@ -253,13 +219,19 @@ def verify(
             console.print(f"  [{colour}]{f.severity.value}[/] {f.line()}")
 
     report = verify_history(history, store=store, unseal=unseal, rounds=selection,
-                            evidence=_evidence(evidence, history), progress=progress)
+                            evidence=load_evidence(evidence, history, console), progress=progress)
     checked = [r for r in report.rounds if r.verified is not None and r.status.value == "finalized"]
     failed = [r for r in report.rounds if r.verified is not None and r.status.value == "failed"]
     if as_json:
+        from ledger_tools.audit.timeline import now_utc
+
         typer.echo(json.dumps({"ok": report.ok, "auditor": who, "rounds_checked": [r.round for r in checked],
                                "failed_rounds_checked": [r.round for r in failed],
-                               "findings": [f.to_json() for f in report.findings]}))
+                               "findings": [f.to_json() for f in report.findings],
+                               "rounds": [{"round": r.round, "status": r.status.value, "verified": r.verified}
+                                          for r in report.rounds],
+                               "contract": history.address, "chain_id": history.chain_id,
+                               "block": history.to_block, "generated_at": now_utc()}))
     if report.mismatches:
         if not as_json:
             bad = sum(1 for r in checked + failed if not r.verified)
@@ -281,14 +253,21 @@ def export(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output file (default stdout).")] = None,
+    no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no per-member rewards.")] = False,
 ) -> None:
-    """Export the whole history (json: everything; csv: one row per commitment/vote/finalization)."""
+    """Export the whole history (json: everything; csv: one row per commitment, vote, finalization, failed round,
+    member reward and claim, with block, time, vote weight and the late and underpaid flags)."""
     if fmt not in ("json", "csv"):
         raise UserError(f"unknown format {fmt!r}", hint="use --format json or --format csv", exit_code=2)
     from ledger_tools.audit.export import history_csv, history_json
+    from ledger_tools.audit.timeline import block_times, event_blocks
 
-    _, history = ctx.obj.load()
-    text = json.dumps(history_json(history), indent=1) if fmt == "json" else history_csv(history)
+    ledger, history = ctx.obj.load()
+    rewards = None if no_ipfs else _rewards_by_round(history, ctx.obj.store())
+    if fmt == "json":
+        text = json.dumps(history_json(history, rewards=rewards), indent=1)
+    else:
+        text = history_csv(history, rewards=rewards, times=block_times(ledger.w3, event_blocks(history)))
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
@@ -302,23 +281,77 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
     task: Annotated[Optional[str], typer.Option("--task", help="Evaluate each finalized model on this task's "
                                                                "test set (digits, breast_cancer, csv:…).")] = None,
-    no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no reward trees, no evaluation.")] = False,
+    no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no reward trees, no evaluation, "
+                                                            "no verification.")] = False,
+    key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Verify while reporting with this hex "
+                                                                         "X25519 auditor key.")] = None,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Verify while reporting with this "
+                                                                           "auditor identity.")] = None,
+    password_file: Annotated[Optional[Path], typer.Option("--password-file")] = None,
+    evidence: Annotated[Optional[Path], typer.Option("--evidence", help="Directory of signed gossip envelopes.")] = None,
+    verification: Annotated[Optional[Path], typer.Option(
+        "--verification", help="Embed the verdicts of an earlier `fedledger audit verify --json` instead.")] = None,
 ) -> None:
-    """Write a self-contained HTML report (plots embedded): contributions, rewards, exclusions, gas, accuracy."""
+    """Write a self-contained HTML report (plots embedded): provenance, per-round verify verdicts, contributions,
+    rewards, exclusions, unpaid rounds, gas, accuracy. With a key (--key-file/--state-dir) the report runs the
+    verification itself; --verification FILE embeds an earlier one; without either it says it is unverified."""
+    from ledger_tools.audit.provenance import Provenance
     from ledger_tools.audit.report import ReportData, render_html
+    from ledger_tools.audit.timeline import block_times, event_blocks
 
-    _, history = ctx.obj.load()
-    data = ReportData(history)
-    if not no_ipfs:
-        store = ctx.obj.store()
+    has_key = key_file is not None or state_dir is not None
+    if verification is not None and has_key:
+        raise UserError("pass either an auditor key (to verify now) or --verification FILE, not both", exit_code=2)
+    if no_ipfs and has_key:
+        raise UserError("verifying needs IPFS (the committed blobs)", hint="drop --no-ipfs", exit_code=2)
+    ledger, history = ctx.obj.load()
+    data = ReportData(history, provenance=Provenance.of(history, rpc_url=ctx.obj.rpc,
+                                                        ipfs_url=None if no_ipfs else ctx.obj.ipfs),
+                      times=block_times(ledger.w3, event_blocks(history)))
+    store = None if no_ipfs else ctx.obj.store()
+    if store is not None:
         data.rewards = _rewards_by_round(history, store)
         if task:
             data.metrics = _evaluate(history, store, task)
+    if verification is not None:
+        data.verdicts = _read_verdicts(verification, history)
+    elif has_key:
+        data.verdicts = _verify_for_report(history, store, key_file, state_dir, password_file, evidence)
+    else:
+        data.not_verified = ("no auditor key was given; run `fedledger audit report` with --key-file or "
+                             "--state-dir to verify while reporting, or pass --verification FILE with the output "
+                             "of `fedledger audit verify --json`")
     try:
         out.write_text(render_html(data))
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from exc
-    console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
+    v = data.verdicts
+    verdict = ("unverified" if v is None else "all checked rounds verified" if v.ok
+               else f"{len(v.mismatches)} MISMATCH(es)")
+    console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB; {verdict})")
+
+
+def _read_verdicts(path: Path, history):
+    from ledger_tools.audit.verdicts import VerdictFileError, Verdicts
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return Verdicts.from_json(text, history, source=f"read from {path.name} (`fedledger audit verify --json`)")
+    except VerdictFileError as exc:
+        raise UserError(f"{path}: {exc}", hint="make it with `fedledger audit verify --json > FILE`") from None
+
+
+def _verify_for_report(history, store, key_file, state_dir, password_file, evidence):
+    from ledger_tools.audit.verdicts import Verdicts
+    from ledger_tools.audit.verification import verify_history
+
+    unseal, who = auditor_unseal(history, key_file, state_dir, password_file)
+    report = verify_history(history, store=store, unseal=unseal, evidence=load_evidence(evidence, history, console))
+    return Verdicts.from_report(report, auditor=who, source="run by `fedledger audit report` while generating "
+                                                             "this report (same chain and IPFS data as above)")
 
 
 def _evaluate(history, store, task_spec: str) -> dict[int, dict[str, float]]:

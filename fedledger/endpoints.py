@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from fedledger.errors import UserError
 
@@ -39,14 +41,17 @@ class Endpoints:
 
     def store(self):
         """The IPFS node, checked to answer."""
-        from ledger_tools.blobstore import BlobStoreError, IpfsBlobStore
+        from ledger_tools.blobstore import BlobStoreError, BlobStoreUnavailable, IpfsBlobStore
 
+        hint = "start one with `fedledger devnet up`, or pass --ipfs URL"
         try:
             store = IpfsBlobStore(self.ipfs, timeout=30, retries=1, backoff=0.2)
             store.node_id()
+        except BlobStoreUnavailable as exc:  # the raw requests error is several lines of urllib3 internals
+            reason = type(exc.__cause__).__name__ if exc.__cause__ is not None else "no answer"
+            raise UserError(f"cannot reach the IPFS API at {self.ipfs} ({reason})", hint=hint) from exc
         except (BlobStoreError, ValueError) as exc:
-            raise UserError(f"cannot reach the IPFS API at {self.ipfs}: {exc}",
-                            hint="start one with `fedledger devnet up`, or pass --ipfs URL") from exc
+            raise UserError(f"the IPFS API at {self.ipfs} does not work: {_first_line(exc)}", hint=hint) from exc
         return store
 
     def load(self):
@@ -72,6 +77,66 @@ class Endpoints:
                                 f"({type(exc).__name__})", hint="check --contract") from exc
             raise
         return ledger, history
+
+
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _option_arity(params: list[click.Parameter]) -> dict[str, bool]:
+    """option string -> whether it takes a value, for every option of a click command."""
+    out: dict[str, bool] = {}
+    for param in params:
+        if isinstance(param, click.Option):
+            for name in (*param.opts, *param.secondary_opts):
+                out[name] = not param.is_flag and not param.count
+    return out
+
+
+def _take(tokens: list[str], i: int, arity: dict[str, bool]) -> int:
+    """How many tokens the option at `tokens[i]` spans (1, or 2 with a separate value)."""
+    name, eq, _ = tokens[i].partition("=")
+    return 2 if arity.get(name) and not eq and i + 1 < len(tokens) else 1
+
+
+class EndpointGroup(TyperGroup):
+    """A command group whose own options may also follow the subcommand, and whose subcommands' options may
+    precede it: `audit verify --ipfs X` == `audit --ipfs X verify`, `rewards --key K claim` == `rewards claim
+    --key K`. Only options the other side does not define move, so no subcommand option is ever shadowed."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._reorder(ctx, list(args)))
+
+    def _reorder(self, ctx: click.Context, args: list[str]) -> list[str]:
+        mine = _option_arity(self.get_params(ctx))
+        i = 0
+        while i < len(args) and args[i] != "--" and args[i] not in self.commands:
+            i += _take(args, i, mine) if args[i].partition("=")[0] in mine else 1
+        if i >= len(args) or args[i] == "--":
+            return args
+        command = self.commands[args[i]]
+        theirs = _option_arity(command.get_params(ctx))
+        head, to_sub, j = [], [], 0
+        while j < i:  # before the subcommand: its options move after it
+            n = _take(args, j, mine if args[j].partition("=")[0] in mine else theirs)
+            name = args[j].partition("=")[0]
+            (to_sub if name in theirs and name not in mine else head).extend(args[j:j + n])
+            j += n
+        tail, to_group, j = [], [], i + 1
+        while j < len(args):  # after it: the group's options move before it
+            if args[j] == "--":
+                tail.extend(args[j:])
+                break
+            name = args[j].partition("=")[0]
+            if name in mine and name not in theirs:
+                n = _take(args, j, mine)
+                to_group.extend(args[j:j + n])
+            else:
+                n = _take(args, j, theirs)
+                tail.extend(args[j:j + n])
+            j += n
+        return head + to_group + [args[i]] + to_sub + tail
 
 
 def endpoint_options(

@@ -12,11 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.endpoints import Endpoints, endpoint_options, parse_round_range, unlock_identity
+from fedledger.endpoints import EndpointGroup, Endpoints, endpoint_options, parse_round_range, unlock_identity
 from fedledger.errors import UserError
 
-app = typer.Typer(help="See and claim your rewards (Merkle proofs from the published reward trees).",
-                  no_args_is_help=True, callback=endpoint_options)
+app = typer.Typer(help="See and claim your rewards (Merkle proofs from the published reward trees). Endpoint "
+                       "options (--rpc, --contract, --ipfs, --cache-dir) go before or after the subcommand.",
+                  no_args_is_help=True, callback=endpoint_options, cls=EndpointGroup)
 console = Console()
 ETH = 10**18
 
@@ -119,20 +120,21 @@ def claim(
     try:
         call = build_claim(entries)
     except NothingToClaim as exc:
-        hint = ("earned nothing yet: rewards go to members whose updates were kept"
-                if not view.entries else f"already claimed {view.total_claimed / ETH:.6f} ETH")
-        if view.problems:
-            hint = f"{len(view.problems)} round(s) have unreadable reward trees: " + view.problems[0].reason
-        raise UserError(f"nothing to claim for {address}", hint=hint) from exc
+        if view.problems:  # the rewards can't be known: that is a problem, not "nothing to claim"
+            raise UserError(f"nothing claimable found for {address}, but {len(view.problems)} round(s) have "
+                            f"unreadable reward trees", hint=view.problems[0].reason) from exc
+        # Nothing left is the normal state after a claim: say so and succeed, so a repeated claim is no error.
+        why = ("earned nothing yet: rewards go to members whose updates were kept" if not view.entries
+               else f"everything earned ({view.total_claimed / ETH:.6f} ETH) is already claimed")
+        console.print(f"nothing to claim for {address}: {why}")
+        return
     rounds_list, amounts, proofs = call.args()
     signer = ledger.with_account(account)
-    fn = signer.contract.functions.claim(rounds_list, amounts, proofs)
     if dry_run:
         try:
-            gas = fn.estimate_gas({"from": address})
-        except Exception as exc:
-            decoded = signer._decode(exc) if hasattr(signer, "_decode") else exc
-            raise UserError(f"the claim would be rejected: {decoded}") from exc
+            gas = signer.estimate_claim(rounds_list, amounts, proofs)
+        except LedgerError as exc:
+            raise UserError(f"the claim would be rejected: {exc}") from exc
         price = signer.w3.eth.gas_price
         console.print(f"would claim {call.total / ETH:.6f} ETH for rounds {rounds_list} in one transaction; "
                       f"gas {gas} (~{gas * price / ETH:.6f} ETH at {price / 1e9:.2f} gwei)")

@@ -45,6 +45,7 @@ class RoundRecord:
     votes: list[Vote] = field(default_factory=list)
     finalization: Finalization | None = None
     failed_by: str | None = None
+    failed_block: int = 0
     close_gas: int = 0
 
     @property
@@ -107,6 +108,7 @@ class LedgerHistory:
     claims: list[Claim] = field(default_factory=list)
     weights: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # member -> [(block, weight)]
     funded: int = 0
+    to_block: int = 0  # the last block the history was read up to (0: unknown)
 
     @classmethod
     def from_events(
@@ -141,6 +143,7 @@ class LedgerHistory:
                 rec = h._round(int(a["round"]))
                 rec.status = RoundStatus.FAILED
                 rec.failed_by = a["closedBy"]
+                rec.failed_block = ev.block
                 rec.close_gas = ev.gas_used
             elif ev.name == "WeightUpdated":
                 update = WeightUpdate.from_event(a, ev.block, ev.tx)
@@ -162,6 +165,12 @@ class LedgerHistory:
 
     def failed(self) -> list[RoundRecord]:
         return [self.rounds[r] for r in sorted(self.rounds) if self.rounds[r].status is RoundStatus.FAILED]
+
+    def underpaid(self) -> list[RoundRecord]:
+        """Finalized rounds whose reward pool was less than `reward_per_round_wei` (0 when the contract ran dry):
+        the contract reserves what its balance allows, so contributors of these rounds were paid short."""
+        return [rec for rec in self.finalized()
+                if rec.finalization is not None and rec.finalization.pool_wei < self.params.reward_per_round_wei]
 
     def model_before(self, r: int) -> tuple[int, bytes, str]:
         """(round, hash, CID) of the global model round `r` started from: the last finalized round before it."""
@@ -200,4 +209,6 @@ def load_history(ledger, *, cache_dir=None, confirmations: int = 0) -> tuple[Led
                      from_block=ledger.deploy_block) as cache:
         stats = cache.sync()
         events = cache.events()
-    return LedgerHistory.from_events(events, params, chain_id=chain_id, address=ledger.address), stats
+    history = LedgerHistory.from_events(events, params, chain_id=chain_id, address=ledger.address)
+    history.to_block = stats.to_block
+    return history, stats

@@ -81,3 +81,27 @@ def peer_history(history: LedgerHistory, address: str, rewards: dict[int, int] |
         total_claimed=sum(claimed.values()),
         weight_updates=tuple(history.weights.get(member, [])) if member else (),
     )
+
+
+def round_ranges(numbers: list[int]) -> str:
+    """`[3, 5, 6, 7, 9]` -> `3, 5–7, 9`: long runs of rounds stay one short line."""
+    parts: list[tuple[int, int]] = []
+    for n in sorted(numbers):
+        if parts and parts[-1][1] == n - 1:
+            parts[-1] = (parts[-1][0], n)
+        else:
+            parts.append((n, n))
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in parts)
+
+
+def underpaid_warning(history: LedgerHistory) -> str | None:
+    """One line naming the finalized rounds the reward pool could not pay in full, or None when all were paid."""
+    short = history.underpaid()
+    if not short:
+        return None
+    unpaid = [rec.round for rec in short if rec.finalization.pool_wei == 0]
+    per_round = history.params.reward_per_round_wei / 10**18
+    return (f"the reward pool could not pay {len(short)} finalized round(s) in full ({per_round:g} ETH each): "
+            f"round(s) {round_ranges([rec.round for rec in short])}"
+            + (f", {len(unpaid)} of them paid nothing" if unpaid else "")
+            + " — the contract ran out of funds; its owner can top it up with fund()")

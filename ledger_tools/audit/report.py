@@ -1,24 +1,21 @@
-"""A self-contained HTML audit report: tables plus matplotlib plots embedded as base64 PNGs (no external files,
-scripts or network requests, so it opens anywhere and can be archived as evidence)."""
+"""A self-contained HTML audit report: provenance, per-round `verify` verdicts, tables and matplotlib plots
+embedded as base64 PNGs (no external files, scripts or network requests, so it opens anywhere and can be
+archived as evidence). The plots live in `report_plots`."""
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import matplotlib
+from ledger_tools.audit.history import LedgerHistory, RoundRecord, RoundStatus, short
+from ledger_tools.audit.provenance import Provenance
+from ledger_tools.audit.queries import peer_history, round_ranges, underpaid_warning
+from ledger_tools.audit.report_plots import exclusions, label, plots
+from ledger_tools.audit.timeline import utc
+from ledger_tools.audit.verdicts import Verdicts
+from ledger_tools.audit.verification import Severity
 
-matplotlib.use("Agg")  # headless: the report is rendered to bytes, never shown
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ledger_tools.audit.history import LedgerHistory, RoundStatus, short  # noqa: E402
-from ledger_tools.audit.queries import peer_history  # noqa: E402
-from ledger_tools.audit.verification import VerificationReport  # noqa: E402
-
-GWEI = 10**9
 ETH = 10**18
 
 
@@ -29,168 +26,198 @@ class ReportData:
     history: LedgerHistory
     rewards: dict[int, dict[str, int]] = field(default_factory=dict)  # round -> account -> wei (reward trees)
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # round -> {"accuracy": …, "loss": …}
-    verification: VerificationReport | None = None
+    verdicts: Verdicts | None = None
+    not_verified: str = "no verification was run"  # shown when `verdicts` is None: why
+    provenance: Provenance | None = None
+    times: dict[int, int] = field(default_factory=dict)  # block -> timestamp
     title: str = "fedledger audit report"
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+@dataclass(frozen=True)
+class Cell:
+    """A table cell with a CSS class (plain values are cells without one)."""
+
+    text: str
+    cls: str = ""
 
 
-def _label(address: str) -> str:
-    return address[:6] + "…" + address[-4:]
+def _td(c: object) -> str:
+    if isinstance(c, Cell):
+        return f"<td class='{c.cls}'>{html.escape(c.text)}</td>" if c.cls else f"<td>{html.escape(c.text)}</td>"
+    return f"<td>{html.escape(str(c))}</td>"
 
 
-def contribution_share(data: ReportData) -> dict[str, float]:
-    """Each peer's share of all rewards paid out (the rule's contribution scores turned into wei)."""
-    totals: dict[str, int] = defaultdict(int)
-    for amounts in data.rewards.values():
-        for account, amount in amounts.items():
-            totals[account] += amount
-    grand = sum(totals.values())
-    return {a: x / grand for a, x in sorted(totals.items(), key=lambda kv: -kv[1])} if grand else {}
-
-
-def exclusions(history: LedgerHistory) -> dict[str, int]:
-    counts = {m: 0 for m in history.members}
-    for rec in history.finalized():
-        for a in rec.finalization.excluded:
-            counts[a] = counts.get(a, 0) + 1
-    return counts
-
-
-def plots(data: ReportData) -> dict[str, str]:
-    """name -> base64 PNG for every plot the data supports."""
-    h = data.history
-    out: dict[str, str] = {}
-    rounds = sorted(h.rounds)
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    colors = {RoundStatus.FINALIZED: "#2a9d8f", RoundStatus.FAILED: "#e76f51", RoundStatus.OPEN: "#adb5bd"}
-    ax.bar(rounds, [h.rounds[r].gas_used / 1e6 for r in rounds], color=[colors[h.rounds[r].status] for r in rounds])
-    ax.set_xlabel("round")
-    ax.set_ylabel("gas used (millions)")
-    ax.set_title("Gas per round (commits + votes); red = failed, grey = open")
-    out["gas"] = _png(fig)
-
-    share = contribution_share(data)
-    if share:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        labels = [_label(a) for a in share]
-        ax.bar(labels, [100 * s for s in share.values()], color="#264653")
-        ax.set_ylabel("share of rewards (%)")
-        ax.set_title("Contribution share per peer")
-        ax.tick_params(axis="x", rotation=60, labelsize=7)
-        out["contribution"] = _png(fig)
-
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        peers = list(share)
-        bottom = [0.0] * len(rounds)
-        for peer in peers:
-            values = [data.rewards.get(r, {}).get(peer, 0) / ETH for r in rounds]
-            ax.bar(rounds, values, bottom=bottom, label=_label(peer))
-            bottom = [b + v for b, v in zip(bottom, values)]
-        ax.set_xlabel("round")
-        ax.set_ylabel("reward (ETH)")
-        ax.set_title("Rewards per round, stacked by peer")
-        if len(peers) <= 12:
-            ax.legend(fontsize=6, ncol=2)
-        out["rewards"] = _png(fig)
-
-    excl = exclusions(h)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar([_label(a) for a in excl], list(excl.values()), color="#e76f51")
-    ax.set_ylabel("rounds excluded")
-    ax.set_title("Exclusions per peer (finalized rounds)")
-    ax.tick_params(axis="x", rotation=60, labelsize=7)
-    out["exclusions"] = _png(fig)
-
-    metric_rounds = sorted(data.metrics)
-    if metric_rounds:
-        fig, ax = plt.subplots(figsize=(7, 3))
-        for key, color in (("accuracy", "#2a9d8f"), ("loss", "#e76f51")):
-            pts = [(r, data.metrics[r][key]) for r in metric_rounds if key in data.metrics[r]]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=key, color=color)
-        ax.set_xlabel("round (0 = genesis)")
-        ax.set_title("Global model quality per finalized round")
-        ax.legend()
-        out["metrics"] = _png(fig)
-    return out
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def _table(headers: list[str], rows: list[list[object]], table_id: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 h1{margin-bottom:0} .sub{color:#666;margin-top:.2em}
 table{border-collapse:collapse;font-size:12px;margin:1em 0} td,th{border:1px solid #ccc;padding:3px 6px}
-th{background:#f1f3f5} .ok{color:#2a9d8f;font-weight:bold} .bad{color:#c0392b;font-weight:bold}
+th{background:#f1f3f5;text-align:left} .ok{color:#2a9d8f;font-weight:bold} .bad{color:#c0392b;font-weight:bold}
+.warn{color:#b45309;font-weight:bold} .mono{font-family:ui-monospace,monospace;word-break:break-all}
+.note{background:#fff7e6;border-left:4px solid #f59e0b;padding:.5em 1em}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0} .grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 """
+
+
+def _verdict_cell(data: ReportData, rec: RoundRecord) -> Cell:
+    v = data.verdicts
+    if v is None or rec.round not in v.rounds:
+        return Cell("not checked")
+    verified = v.rounds[rec.round]
+    if verified is None:
+        return Cell("–", "")
+    mismatches = [f for f in v.of_round(rec.round) if f.severity is Severity.MISMATCH]
+    if verified and not mismatches:
+        return Cell("✓ failed: no finalization, no claims" if rec.status is RoundStatus.FAILED else "✓", "ok")
+    kinds = sorted({f.kind + (f" ({label(f.peer)})" if f.peer else "") for f in mismatches})
+    return Cell("✗ " + ", ".join(kinds), "bad")
+
+
+def _pool_cell(h: LedgerHistory, rec: RoundRecord) -> Cell:
+    f = rec.finalization
+    if f is None:
+        return Cell("")
+    text = f"{f.pool_wei / ETH:.4f}"
+    if f.pool_wei == 0:
+        return Cell(text + " ⚠ unpaid (pool empty)", "bad")
+    if f.pool_wei < h.params.reward_per_round_wei:
+        return Cell(text + " ⚠ paid short", "warn")
+    return Cell(text)
+
+
+def _provenance(p: Provenance) -> str:
+    return "<h2>Provenance</h2>" + _table(["field", "value"], [[k, Cell(v, "mono")] for k, v in p.rows()], "provenance")
+
+
+def _verification(data: ReportData) -> str:
+    v = data.verdicts
+    if v is None:
+        return (f"<h2>Verification</h2><p class='note' id='verification'>Not verified: "
+                f"{html.escape(data.not_verified)}.</p>")
+    checked = [r for r, ok in v.rounds.items() if ok is not None]
+    verdict = (f"<span class='ok'>✓ all {len(checked)} checked round(s) match the chain</span>" if v.ok
+               else f"<span class='bad'>✗ {len(v.mismatches)} mismatch(es) in round(s) "
+                    f"{round_ranges(sorted({f.round for f in v.mismatches}))}</span>")
+    who = f"; auditor {v.auditor}" if v.auditor else ""
+    parts = [f"<h2>Verification</h2><p id='verification'>{verdict}<br><span class='sub'>"
+             f"{html.escape(v.source)}{html.escape(who)}</span></p>"]
+    if v.findings:
+        parts.append(_table(["round", "severity", "kind", "peer", "detail"],
+                            [[f.round, Cell(f.severity.value, "bad" if f.severity is Severity.MISMATCH else "warn"),
+                              f.kind, Cell(f.peer or "", "mono"), f.detail] for f in v.findings], "findings"))
+    return "".join(parts)
+
+
+def _plots(data: ReportData) -> str:
+    images = plots(data.history, data.rewards, data.metrics)
+    titles = {"metrics": "Accuracy / loss per round", "contribution": "Contribution share per peer",
+              "rewards": "Rewards", "exclusions": "Exclusions", "gas": "Gas per round"}
+    parts = ["<h2>Plots</h2>"]
+    if "exclusions" not in images:
+        parts.append("<p id='no-exclusions'>No exclusions: every finalized round kept every committed update "
+                     "(no peer was excluded).</p>")
+    if "rewards" not in images:
+        parts.append("<p>No rewards to plot (reward trees not read, or no round paid anything).</p>")
+    parts.append("<div class='grid'>")
+    for key in ("metrics", "contribution", "rewards", "exclusions", "gas"):
+        if key in images:
+            parts.append(f"<figure><img id='plot-{key}' alt='{titles[key]}' "
+                         f"src='data:image/png;base64,{images[key]}'><figcaption>{titles[key]}</figcaption></figure>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _rounds(data: ReportData) -> str:
+    h = data.history
+    rows, models = [], []
+    for r in sorted(h.rounds):
+        rec = h.rounds[r]
+        f = rec.finalization
+        late = sum(v.late for v in rec.votes)
+        closed = ""
+        if f is not None:
+            closed = f"{utc(data.times.get(f.block_number))} (block {f.block_number})".strip()
+        elif rec.failed_block:
+            closed = f"{utc(data.times.get(rec.failed_block))} (block {rec.failed_block})".strip()
+        acc = data.metrics.get(r, {}).get("accuracy")
+        rows.append([r, rec.status.value, _verdict_cell(data, rec), utc(rec.start), closed, len(rec.commits),
+                     f"{len(rec.votes)}" + (f" ({late} late)" if late else ""), len(rec.votes_per_digest()),
+                     ", ".join(label(x) for x in f.excluded) if f else "", _pool_cell(h, rec), rec.gas_used,
+                     "" if acc is None else f"{acc:.3f}"])
+        if f is not None:
+            models.append([r, Cell("0x" + f.aggregate_hash.hex(), "mono"), Cell(f.aggregate_cid, "mono"),
+                           Cell("0x" + f.rewards_root.hex(), "mono"), Cell(f.rewards_cid or "-", "mono")])
+    parts = ["<h2>Rounds</h2>"]
+    warning = underpaid_warning(h)
+    if warning:
+        parts.append(f"<p class='note' id='underpaid'>⚠ {html.escape(warning)}.</p>")
+    parts.append(_table(["round", "status", "verified", "opened", "closed (finalized/failed)", "commits",
+                         "votes", "digests", "excluded", "pool (ETH)", "gas", "accuracy"], rows, "rounds"))
+    parts.append("<h2>Finalized models and reward trees</h2>")
+    parts.append(_table(["round", "model hash", "model CID", "rewards root", "rewards CID"], models, "models"))
+    return "".join(parts)
+
+
+def _votes(data: ReportData) -> str:
+    h = data.history
+    rows = []
+    for r in sorted(h.rounds):
+        rec = h.rounds[r]
+        f = rec.finalization
+        for v in rec.votes:
+            agrees = "" if f is None else (Cell("yes", "ok") if v.digest == f.digest else Cell("no", "bad"))
+            rows.append([r, Cell(v.member, "mono"), short(v.digest), agrees, v.weight,
+                         Cell("late", "warn") if v.late else "", v.block_number, utc(data.times.get(v.block_number))])
+    late = sum(1 for row in rows if isinstance(row[5], Cell))
+    return (f"<h2>Votes</h2><details><summary>{len(rows)} votes ({late} late: cast after the round finalized, "
+            f"weight 0, reputation only)</summary>"
+            + _table(["round", "voter", "digest", "agrees", "weight", "late", "block", "time"], rows, "votes")
+            + "</details>")
+
+
+def _members(data: ReportData) -> str:
+    h = data.history
+    earned: dict[str, int] = defaultdict(int)
+    for amounts in data.rewards.values():
+        for a, x in amounts.items():
+            earned[a] += x
+    excl = exclusions(h)
+    rows = []
+    for m in h.members:
+        ph = peer_history(h, m)
+        rows.append([Cell(m, "mono"), ph.commits, ph.votes, ph.agreements, excl.get(m, 0),
+                     f"{earned.get(m, 0) / ETH:.4f}" if data.rewards else "?", f"{ph.total_claimed / ETH:.4f}",
+                     "" if ph.epsilon_total is None else f"{ph.epsilon_total:.2f}"])
+    claims = [[Cell(c.account, "mono"), round_ranges(list(c.rounds)), f"{c.total_wei / ETH:.6f}", c.block_number,
+               utc(data.times.get(c.block_number)), Cell(c.tx_hash, "mono")] for c in h.claims]
+    return ("<h2>Members</h2>" + _table(["member", "commits", "votes", "agreed", "excluded", "earned (ETH)",
+                                         "claimed (ETH)", "ε spent (sum)"], rows, "members")
+            + "<h2>Claims</h2>" + (_table(["account", "rounds", "total (ETH)", "block", "time", "tx"], claims, "claims")
+                                   if claims else "<p>No rewards claimed yet.</p>"))
 
 
 def render_html(data: ReportData) -> str:
     h = data.history
     p = h.params
-    images = plots(data)
     fin = h.finalized()
-    failed = [r for r in h.rounds.values() if r.status is RoundStatus.FAILED]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(data.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(data.title)}</h1>",
         f"<p class='sub'>federation {h.address} on chain {h.chain_id} · rule {html.escape(p.rule)} "
         f"(param {p.rule_param}, f={p.f}) · quorum {p.quorum_bps / 100:.0f}% · {len(h.members)} members · "
-        f"{len(fin)} finalized, {len(failed)} failed rounds</p>",
+        f"{len(fin)} finalized, {len(h.failed())} failed rounds · reward {p.reward_per_round_wei / ETH:g} ETH "
+        f"per round</p>",
     ]
-    if data.verification is not None:
-        v = data.verification
-        verdict = ("<span class='ok'>all verified rounds match the chain</span>" if v.ok
-                   else f"<span class='bad'>{len(v.mismatches)} mismatch(es)</span>")
-        parts.append(f"<h2>Verification</h2><p>{verdict}</p>")
-        if v.findings:
-            parts.append(_table(["round", "severity", "kind", "peer", "detail"],
-                                [[f.round, f.severity.value, f.kind, f.peer or "", f.detail] for f in v.findings]))
-    titles = {"metrics": "Accuracy / loss per round", "contribution": "Contribution share per peer",
-              "rewards": "Rewards", "exclusions": "Exclusions", "gas": "Gas per round"}
-    parts.append("<h2>Plots</h2><div class='grid'>")
-    for key in ("metrics", "contribution", "rewards", "exclusions", "gas"):
-        if key in images:
-            parts.append(f"<figure><img id='plot-{key}' alt='{titles[key]}' "
-                         f"src='data:image/png;base64,{images[key]}'><figcaption>{titles[key]}</figcaption></figure>")
-    parts.append("</div><h2>Rounds</h2>")
-    rows = []
-    for r in sorted(h.rounds):
-        rec = h.rounds[r]
-        f = rec.finalization
-        rows.append([r, rec.status.value, len(rec.commits), len(rec.votes), len(rec.votes_per_digest()),
-                     short(f.aggregate_hash) if f else "", ", ".join(_label(x) for x in f.excluded) if f else "",
-                     f"{f.pool_wei / ETH:.4f}" if f else "", rec.gas_used,
-                     f"{data.metrics[r]['accuracy']:.3f}" if r in data.metrics and "accuracy" in data.metrics[r] else ""])
-    parts.append(_table(["round", "status", "commits", "votes", "digests", "aggregate", "excluded", "pool (ETH)",
-                         "gas", "accuracy"], rows))
-    parts.append("<h2>Members</h2>")
-    earned: dict[str, int] = defaultdict(int)
-    for amounts in data.rewards.values():
-        for a, x in amounts.items():
-            earned[a] += x
-    mrows = []
-    excl = exclusions(h)
-    for m in h.members:
-        ph = peer_history(h, m)
-        mrows.append([m, ph.commits, ph.votes, ph.agreements, excl.get(m, 0), f"{earned.get(m, 0) / ETH:.4f}",
-                      f"{ph.total_claimed / ETH:.4f}",
-                      "" if ph.epsilon_total is None else f"{ph.epsilon_total:.2f}"])
-    parts.append(_table(["member", "commits", "votes", "agreed", "excluded", "earned (ETH)", "claimed (ETH)",
-                         "ε spent (sum)"], mrows))
+    if data.provenance is not None:
+        parts.append(_provenance(data.provenance))
+    parts += [_verification(data), _plots(data), _rounds(data), _votes(data), _members(data)]
     parts.append("<script>addEventListener('load',function(){document.body.setAttribute('data-plots-loaded',"
                  "Array.prototype.filter.call(document.images,function(i){return i.naturalWidth>0}).length)})</script>")
     parts.append("</body></html>")

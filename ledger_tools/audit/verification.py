@@ -48,6 +48,11 @@ class Finding:
         return {"round": self.round, "severity": self.severity.value, "kind": self.kind, "peer": self.peer,
                 "detail": self.detail}
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "Finding":
+        """From `to_json`'s form (as `audit verify --json` prints it); KeyError/ValueError when malformed."""
+        return cls(int(doc["round"]), Severity(doc["severity"]), str(doc["kind"]), str(doc["detail"]), doc.get("peer"))
+
 
 @dataclass
 class RoundVerification:
