@@ -4,7 +4,8 @@ By default it starts its own devnet (anvil) and IPFS node on free loopback ports
 FederationLedger with every simulated peer as a member, runs the rounds (sealed blobs on IPFS, commitments
 and votes on chain) and stops both services at the end. `--rpc-url/--ipfs-api` use running services instead;
 `--no-ledger` skips chain, IPFS and sealing altogether (same model trajectory, much faster).
-Writes `simulation.json` (config, per-round accuracy / exclusions / phase times / gas) and two plots.
+Writes `simulation.json` (summary, config, per-round accuracy / exclusions / rewards / phase times / gas) and two
+plots; the summary printed at the end sets honest against Byzantine peers: exclusions, unrewarded rounds, rewards.
 """
 from __future__ import annotations
 
@@ -142,6 +143,8 @@ def simulate(
     table.add_row("parameters", f"{result.config['num_parameters']:,}")
     table.add_row("accuracy genesis → final", f"{100 * result.genesis_accuracy:.1f} % → {100 * result.final_accuracy:.1f} %")
     table.add_row("rounds finalized", f"{sum(r.finalized for r in result.rounds)} / {len(result.rounds)}")
+    for name, value in _honest_vs_byzantine(result.summary()):
+        table.add_row(name, value)
     if not no_ledger:
         gas = [r.gas_used for r in result.rounds]
         table.add_row("gas per round (mean)", f"{sum(gas) // max(1, len(gas)):,}")
@@ -150,6 +153,23 @@ def simulate(
     table.add_row("wall time", f"{wall:.1f} s")
     table.add_row("results", f"{out / 'simulation.json'}, {', '.join(str(p) for p in plots)}")
     console.print(table)
+
+
+def _honest_vs_byzantine(summary: dict) -> list[tuple[str, str]]:
+    """Summary rows: who the rule excluded and who it paid, honest vs Byzantine (peer-rounds, wei, ETH, share)."""
+    def paid(kind: str) -> str:
+        wei = int(summary[f"rewards_{kind}_wei"])
+        share = summary[f"rewards_{kind}_share"]
+        return f"{wei / 10**18:.6f} ETH ({wei} wei" + ("" if share is None else f", {100 * share:.1f} %") + ")"
+
+    return [
+        ("excluded: honest / Byzantine",
+         f"{summary['excluded_honest']} / {summary['excluded_byzantine']} (peer-rounds)"),
+        ("not rewarded: honest / Byzantine",
+         f"{summary['not_rewarded_honest']} / {summary['not_rewarded_byzantine']} (peer-rounds, excluded or score 0)"),
+        ("rewards to honest peers", paid("honest")),
+        ("rewards to Byzantine peers", paid("byzantine")),
+    ]
 
 
 def _services(stack: ExitStack, rpc_url: str | None, ipfs_api: str | None, console: Console) -> tuple[str, str]:

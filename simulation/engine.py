@@ -153,12 +153,15 @@ class SimEngine:
         byz = sum(self.by_address[a].byzantine for a in excluded)
         rejected = [a for a, sc in zip(outcome.peers, outcome.scores) if sc == 0 or a in excluded] if outcome else []
         rej_byz = sum(self.by_address[a].byzantine for a in rejected)
+        paid = dict(zip(outcome.peers, outcome.amounts)) if finalized and outcome is not None else {}
+        paid_byz = sum(x for a, x in paid.items() if self.by_address[a].byzantine)
         return RoundRecord(
             round=round, accuracy=ev.accuracy, loss=ev.loss, finalized=finalized,
             aggregate_hash=consensus.update_hash(self.model).hex(), excluded=excluded,
             excluded_byzantine=byz, excluded_honest=len(excluded) - byz,
             rejected_byzantine=rej_byz, rejected_honest=len(rejected) - rej_byz,
             phase_seconds=clock.snapshot(), wall_seconds=round_(wall), gas_used=gas, votes=votes,
+            rewarded_honest_wei=sum(paid.values()) - paid_byz, rewarded_byzantine_wei=paid_byz,
         )
 
     def run(self) -> SimResult:

@@ -37,6 +37,8 @@ class RoundRecord:
     wall_seconds: float
     gas_used: int = 0
     votes: int = 0
+    rewarded_honest_wei: int = 0     # what the finalized round's reward tree pays honest peers (0 if not finalized)
+    rewarded_byzantine_wei: int = 0
 
 
 @dataclass
@@ -52,8 +54,24 @@ class SimResult:
     def final_accuracy(self) -> float:
         return self.rounds[-1].accuracy if self.rounds else self.genesis_accuracy
 
+    def summary(self) -> dict:
+        """Honest vs Byzantine over the whole run: exclusions, peer-rounds not rewarded, rewards (wei and share)."""
+        honest = sum(r.rewarded_honest_wei for r in self.rounds)
+        byzantine = sum(r.rewarded_byzantine_wei for r in self.rounds)
+        total = honest + byzantine
+        return {
+            "excluded_honest": sum(r.excluded_honest for r in self.rounds),
+            "excluded_byzantine": sum(r.excluded_byzantine for r in self.rounds),
+            "not_rewarded_honest": sum(r.rejected_honest for r in self.rounds),
+            "not_rewarded_byzantine": sum(r.rejected_byzantine for r in self.rounds),
+            "rewards_honest_wei": str(honest), "rewards_byzantine_wei": str(byzantine),
+            "rewards_honest_share": honest / total if total else None,
+            "rewards_byzantine_share": byzantine / total if total else None,
+        }
+
     def to_json(self) -> dict:
         return {
+            "summary": self.summary(),
             "config": self.config,
             "peers": self.peers,
             "genesis_accuracy": self.genesis_accuracy,
