@@ -179,7 +179,9 @@ def run(
         None, "--announce", help="Multiaddr the other peers dial, e.g. /ip4/192.0.2.10/tcp/4001; never 0.0.0.0. "
                                  "Default: the --listen address; required when --listen binds 0.0.0.0 "
                                  "(a wildcard --listen without it is refused, not guessed)."),
-    bootstrap: list[str] | None = typer.Option(None, "--bootstrap", help="Gossip peer multiaddr (repeatable)."),
+    bootstrap: list[str] | None = typer.Option(
+        None, "--bootstrap", help="Gossip peer multiaddr (repeatable; optional: the members' addresses announced "
+                                  "on the ledger are dialled too)."),
     no_gossip: bool = typer.Option(False, "--no-gossip", help="Use IPFS only (no libp2p)."),
     task: str | None = typer.Option(None, "--task", help="digits | breast_cancer | csv:PATH:LABEL."),
     partition: str | None = typer.Option(None, "--partition", help="full | iid | dirichlet | csv."),
@@ -199,7 +201,10 @@ def run(
     dp_noise: float | None = typer.Option(None, "--dp-noise"),
     dp_delta: float | None = typer.Option(None, "--dp-delta"),
     attack: str | None = typer.Option(None, "--attack", help="Byzantine behaviour (experiments only), e.g. sign_flip."),
-    max_rounds: int | None = typer.Option(None, "--max-rounds", help="Stop once round N is settled."),
+    max_rounds: int | None = typer.Option(None, "--max-rounds", help="Stop (exit 0) once round N is settled."),
+    min_round_interval: float | None = typer.Option(
+        None, "--min-round-interval", help="Seconds after a round opened (on chain) before this peer commits in it: "
+                                           "paces the rounds (default 0: back to back)."),
     json_log: bool = typer.Option(False, "--json", help="One JSON object per line (for machines)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads for local training."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -223,7 +228,7 @@ def run(
         "from_block": from_block, "password_file": password_file, "name": name, "listen": listen,
         "announce": announce,
         "bootstrap": bootstrap or None, "gossip": False if no_gossip else None, "task": task,
-        "max_rounds": max_rounds,
+        "max_rounds": max_rounds, "min_round_interval": min_round_interval,
         "data": {"partition": "csv" if data is not None and partition is None else partition, "alpha": alpha,
                  "num_partitions": num_partitions, "partition_index": partition_index, "seed": seed,
                  "csv_path": data, "label": label},
@@ -270,6 +275,8 @@ def run(
             except Exception as exc:
                 node.gossip = None
                 node.nlog.event(None, "gossip", "disabled", level="warning", message=f"{exc}; IPFS only")
+            else:
+                node.announce_gossip(addr)  # on the ledger, for the members to dial; and dial theirs
         node.run()
     except ModelSpecMismatch as exc:
         raise UserError(str(exc), hint="use the federation's --task", exit_code=2) from exc

@@ -12,8 +12,10 @@ Example `peer.toml`::
     ipfs_api = "http://127.0.0.1:5001"
     listen = "/ip4/0.0.0.0/tcp/4101"           # what the libp2p host binds
     announce = "/ip4/192.0.2.10/tcp/4101"      # what the other peers dial (never 0.0.0.0)
-    bootstrap = ["/ip4/127.0.0.1/tcp/4100/p2p/16Uiu2..."]
+    bootstrap = ["/ip4/127.0.0.1/tcp/4100/p2p/16Uiu2..."]   # optional: members' announcements are dialled too
     task = "digits"
+    max_rounds = 10                            # stop after round 10 settled
+    min_round_interval = 60                    # commit no earlier than 60 s after a round opened
 
     [data]
     partition = "dirichlet"
@@ -123,7 +125,8 @@ class PeerConfig(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)
 
-    max_rounds: int | None = Field(None, ge=1)     # stop once round N is settled
+    max_rounds: int | None = Field(None, ge=1)     # stop (exit 0) once round N is settled
+    min_round_interval: float = Field(0.0, ge=0)   # s after a round opened (chain time) before committing in it
     poll_interval: float = Field(0.5, gt=0)
     commit_margin: float = Field(1.0, ge=0)        # don't start a commit tx closer than this to the deadline
     evaluate: bool = True                          # accuracy of each global model on the task's test split

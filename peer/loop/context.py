@@ -36,8 +36,8 @@ class NodeContext:
     membership: MembershipCache
     models: ModelStore
     training_data: Callable[[], TaskData]
-    gossip: Any = None                  # peer.gossip.GossipNode, or None (IPFS only)
-    adversary: Any = None               # peer.adversary.Adversary; None for an honest node
+    gossip: Any = None                  # peer.net.gossip.GossipNode, or None (IPFS only)
+    adversary: Any = None               # peer.byzantine.adversary.Adversary; None for an honest node
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     _params: LedgerParams | None = field(default=None, repr=False)

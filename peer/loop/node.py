@@ -11,6 +11,11 @@ or a vote the chain itself is asked whether this member already did it, so a pee
 double-commits, never double-votes and never publishes two different updates for one round. A peer that was
 down catches up at the chain's current round; a round whose commit window it missed is still voted on (it is a
 member), just without its own update.
+
+Discovery and pacing: the node publishes its gossip multiaddr on the ledger (`announce_gossip`) and, with every
+round's membership refresh, hands the members' announced addresses to its gossip node (`peer.net.discovery`).
+With `min_round_interval` it commits in round r no earlier than that many seconds after r opened (the round's
+start on chain); with `max_rounds` it returns once round `max_rounds` has settled.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ledger_tools.chain import FederationLedger
+from ledger_tools.chain import FederationLedger, LedgerError
 from peer.loop import commit_step
 from peer.loop import settle
 from peer.loop import vote_step
@@ -28,6 +33,7 @@ from peer.net.gossip_key import gossip_peer_id, gossip_seed  # noqa: F401  (re-e
 from peer.crypto.identity import PeerIdentity
 from peer.learning.local_data import load_training_data
 from peer.loop.log import NodeLog, Timer, round_
+from peer.net.discovery import LedgerDiscovery
 from peer.net.membership import MembershipCache
 from peer.loop.model_store import ModelStore
 from peer.loop.retry import Retrier, Stopped
@@ -71,6 +77,7 @@ class PeerNode:
 
         self._stop = False
         self._started = False
+        self.discovery: LedgerDiscovery | None = None
         self._data = training_data
         nlog = nlog or NodeLog(identity.address, config.name)
         retry = Retrier(nlog, sleep=sleep, should_stop=lambda: self._stop)
@@ -140,7 +147,46 @@ class PeerNode:
             raise NodeError(f"{self.me} is not a member of the federation at {ctx.ledger.address}")
         if key != ctx.identity.enc_public_key:
             raise NodeError(f"the X25519 key registered for {self.me} differs from this identity's; wrong state dir?")
+        if ctx.cfg.min_round_interval > 0 and ctx.cfg.min_round_interval + ctx.cfg.commit_margin >= p.commit_period:
+            raise NodeError(f"min_round_interval {ctx.cfg.min_round_interval:g} s (+ commit margin "
+                            f"{ctx.cfg.commit_margin:g} s) leaves no time to commit in the federation's "
+                            f"{p.commit_period} s commit period; use a smaller min_round_interval")
         self._started = True
+
+    def announce_gossip(self, own_multiaddr: str) -> None:
+        """Publish this node's gossip multiaddr on the ledger (one transaction, only if it changed since the
+        last announcement) and dial the members announced there. A failure is a warning: gossip still works
+        through the bootstrap peers, and updates through IPFS."""
+        ctx = self.ctx
+        self.discovery = LedgerDiscovery(ctx.ledger, self.me, own_peer_id=own_multiaddr.rsplit("/p2p/", 1)[-1])
+        try:
+            sent = ctx.retry("announce tx", lambda: self.discovery.publish(own_multiaddr))
+        except Stopped:
+            return
+        except LedgerError as exc:
+            ctx.nlog.event(None, "announce", "failed", level="warning",
+                           message=f"{own_multiaddr} not announced on the ledger: {exc}")
+        else:
+            ctx.nlog.event(None, "announce", "sent" if sent else "unchanged", message=own_multiaddr)
+        try:
+            self.dial_members(None)
+        except Stopped:
+            return
+
+    def dial_members(self, r: int | None) -> None:
+        """Hand the current members' announced gossip addresses to the gossip node (which dials them in the
+        background). Reads the chain here, on the round loop's thread, never on the gossip thread."""
+        ctx = self.ctx
+        if self.discovery is None or ctx.gossip is None:
+            return
+        try:
+            addresses = ctx.retry("read announcements", lambda: self.discovery.peers(ctx.membership.members),
+                                  round=r)
+            ctx.gossip.dial_discovered(addresses)
+        except Stopped:
+            raise
+        except (LedgerError, PeerError) as exc:  # PeerError: the gossip node stopped
+            ctx.nlog.event(r, "gossip", "discovery-failed", level="warning", message=str(exc))
 
     # --- the loop
     def run(self) -> dict[int, RoundRecord]:
@@ -154,10 +200,12 @@ class PeerNode:
                        message=f"federation {ctx.ledger.address} rule={p.rule} f={p.f} task={ctx.task.task_id} "
                                f"samples={len(self.training_data())}{attack}")
         failures = 0
+        why = "stopped"
         while not self._stop:
             r = ctx.retry("read current round", ctx.ledger.current_round)
             ctx.membership.set_round(r)
             if ctx.cfg.max_rounds is not None and r > ctx.cfg.max_rounds:
+                why = f"max_rounds reached: round {ctx.cfg.max_rounds} settled"
                 break
             try:
                 self.run_round(r)
@@ -174,7 +222,7 @@ class PeerNode:
                                message=f"{type(exc).__name__}: {exc}; resuming round in {delay:.0f}s")
                 ctx.sleep(delay)
         finalized = sum(1 for x in ctx.state if x.phase is Phase.FINALIZED)
-        ctx.nlog.event(None, "stop", "done", elapsed=t.elapsed, message=f"{finalized} rounds finalized")
+        ctx.nlog.event(None, "stop", "done", elapsed=t.elapsed, message=f"{why}; {finalized} rounds finalized")
         return dict(ctx.state.rounds)
 
     def run_round(self, r: int) -> None:
@@ -188,16 +236,19 @@ class PeerNode:
             ctx.state.save()
         settle.settle_earlier(ctx, r)
         ctx.retry("read members", lambda: ctx.membership.refresh(ctx.ledger, r), round=r)
+        self.dial_members(r)
         round_timer = Timer()
         model, model_hash = ctx.models.current(r)
         if rec.phase.order < Phase.COMMITTED.order:
+            settle.wait_round_interval(ctx, r, self._stopping)
             commit_step.commit_own_update(ctx, r, rec, model, model_hash)
         settle.wait_commit_phase_end(ctx, r, self._stopping)
         if rec.phase.order < Phase.VOTED.order:
             vote_step.vote_on_round(ctx, r, rec, model)
         settle.await_settled(ctx, r, rec, self._stopping)
         ctx.nlog.event(r, "round", rec.phase.value, elapsed=round_timer.elapsed, accuracy=rec.accuracy,
-                       timings={k: round_(v, 3) for k, v in rec.timings.items()})
+                       timings={k: round_(v, 3) for k, v in rec.timings.items()},
+                       peers=None if ctx.gossip is None else ctx.gossip.peer_count)
         if ctx.gossip is not None:
             try:
                 ctx.gossip.forget_rounds_before(r)

@@ -135,3 +135,23 @@ def wait_round_closed(ctx: NodeContext, r: int, should_stop) -> None:
         if current > r:
             return
         ctx.sleep(ctx.cfg.poll_interval)
+
+
+def wait_round_interval(ctx: NodeContext, r: int, should_stop) -> None:
+    """Pacing: no commit in round r before the round's opening on chain (its start, a block timestamp) plus
+    `min_round_interval` seconds, so rounds do not run back to back faster than the federation wants."""
+    interval = ctx.cfg.min_round_interval
+    if interval <= 0:
+        return
+    info = ctx.retry("read round info", lambda: ctx.ledger.round_info(r), round=r)
+    not_before = info.start + interval
+    if ctx.clock() >= not_before:
+        return
+    t = Timer()
+    ctx.nlog.event(r, "wait", "pacing", message=f"min_round_interval {interval:g} s: committing no earlier than "
+                                                f"{not_before - ctx.clock():.1f} s from now")
+    while ctx.clock() < not_before:
+        if should_stop():
+            raise Stopped()
+        ctx.sleep(min(ctx.cfg.poll_interval, max(not_before - ctx.clock(), 0.01)))
+    ctx.nlog.event(r, "wait", "done", elapsed=t.elapsed)

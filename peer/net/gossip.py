@@ -10,8 +10,9 @@ Every inbound message passes the topic validator before libp2p delivers or forwa
 de-duplication by signed content and per-sender limits. A rejected message is counted in ``stats`` and
 never forwarded; nothing a remote peer sends can raise out of the validator. Two different envelopes
 (different update hash) from one sender for one round are both kept as equivocation evidence
-(``peer.net.gossip_store``). Addresses: ``peer.net.gossip_addr`` (listen vs announce); the bootstrap peers are dialled
-and re-dialled by ``peer.net.gossip_dial``.
+(``peer.net.gossip_store``). Addresses: ``peer.net.gossip_addr`` (listen vs announce). The bootstrap peers,
+and the members' addresses the round loop finds on the ledger (``peer.net.discovery``, handed over with
+``dial_discovered``), are dialled and re-dialled by ``peer.net.gossip_dial``.
 
 Outbound messages are paced below GossipSub's spam limit (``rate_limit`` messages per second per peer and
 topic, the library default 10): above it, libp2p silently stops forwarding, including our own publishes.
@@ -39,7 +40,7 @@ from peer.net.chunking import DEFAULT_CHUNK_SIZE, split_blob
 from peer.net.envelope import Envelope
 from peer.net.admission import DropReason, EnvelopeValidator
 from peer.net.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
-from peer.net.gossip_dial import DialPolicy, keep_connected
+from peer.net.gossip_dial import DialPolicy, DialTargets, keep_connected
 from peer.net.gossip_store import Equivocation, GossipStats, GossipStore
 from peer.errors import PeerError
 
@@ -105,6 +106,7 @@ class GossipNode:
         self._publish_times: deque[float] = deque()
         self._peer_count = 0
         self._warned_no_peers = False
+        self._targets: DialTargets | None = None
         self.multiaddr: str | None = None
 
     # ---------------------------------------------------------------- lifecycle (caller's thread)
@@ -155,6 +157,16 @@ class GossipNode:
     def peers(self) -> list[str]:
         """Connected peers subscribed to this federation's topic."""
         return self._call(self._topic_peers)
+
+    def dial_discovered(self, addresses: Sequence[str]) -> None:
+        """Keep connected to `addresses` (members' announced multiaddrs) besides the bootstrap peers; replaces
+        the previous list. Returns at once: the dials (and re-dials with backoff) run on the gossip thread."""
+        if self._token is None or self._thread is None or not self._thread.is_alive():
+            raise GossipError("gossip node is not running")
+        try:
+            trio.from_thread.run_sync(self._set_discovered, list(addresses), trio_token=self._token)
+        except trio.RunFinishedError as exc:
+            raise GossipError("gossip node stopped") from exc
 
     @property
     def peer_count(self) -> int:
@@ -265,8 +277,9 @@ class GossipNode:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._drain, subscription)
                         nursery.start_soon(self._watch_peers)
+                        self._targets = DialTargets(nursery, self._keep_connected, str(self.peer_id))
                         for address in self.bootstrap:
-                            nursery.start_soon(self._keep_connected, address)
+                            self._targets.add_bootstrap(address)
                         self._ready.set()
                         log.info("gossip listening on %s (port %d), dial %s, topic %s",
                                  self.listen, bound_port, self.multiaddr, self.topic)
@@ -290,6 +303,13 @@ class GossipNode:
             return
         await keep_connected(address, peer_id, self._redial, (GossipError,), self._is_topic_peer,
                              lambda: self.peer_count, self.dial_policy)
+
+    def _set_discovered(self, addresses: list[str]) -> None:
+        assert self._targets is not None
+        added = self._targets.set_discovered(addresses)
+        if added:
+            log.info("gossip: dialling %d member(s) announced on the ledger: %s", len(added), ", ".join(added),
+                     extra={"event": "discovered", "peers": self.peer_count})
 
     async def _redial(self, address: str, timeout: float) -> str:
         # libp2p refuses to dial a peer for 60 s after all its addresses failed ("negative cache"): a peer

@@ -64,3 +64,44 @@ async def keep_connected(
             log.debug("gossip dial %s failed: %s; retrying in %.1f s", address, exc, delay)
         await trio.sleep(delay)
         delay = min(delay * 2, policy.max_delay)
+
+
+class DialTargets:
+    """The addresses a gossip node keeps connected to, one `keep_connected` task each: the configured
+    bootstrap peers (for the node's lifetime) plus the members' addresses discovered on the ledger, which
+    `set_discovered` replaces as a whole (a member that re-announced is dialled at its new address only).
+
+    Lives on the gossip (trio) thread; `set_discovered` never waits for a dial."""
+
+    def __init__(self, nursery: trio.Nursery, keep: Callable[[str], Awaitable[None]], own_peer_id: str) -> None:
+        self._nursery = nursery
+        self._keep = keep
+        self._own = own_peer_id
+        self._bootstrap: set[str] = set()
+        self._discovered: dict[str, trio.CancelScope] = {}
+
+    def add_bootstrap(self, address: str) -> None:
+        if address not in self._bootstrap:
+            self._bootstrap.add(address)
+            self._nursery.start_soon(self._keep, address)
+
+    def set_discovered(self, addresses: list[str]) -> list[str]:
+        """Dial `addresses` (ours and the bootstrap peers' left out), stop dialling the ones no longer
+        listed; returns the newly added addresses."""
+        wanted = {a for a in addresses if a not in self._bootstrap and not a.endswith("/p2p/" + self._own)}
+        for address in set(self._discovered) - wanted:
+            self._discovered.pop(address).cancel()
+        added = sorted(wanted - set(self._discovered))
+        for address in added:
+            scope = trio.CancelScope()
+            self._discovered[address] = scope
+            self._nursery.start_soon(self._keep_in, scope, address)
+        return added
+
+    @property
+    def discovered(self) -> list[str]:
+        return sorted(self._discovered)
+
+    async def _keep_in(self, scope: trio.CancelScope, address: str) -> None:
+        with scope:
+            await self._keep(address)
