@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -114,7 +114,8 @@ def round_(
     if f is not None:
         console.print(f"finalized digest {'0x' + f.digest.hex()}\n  aggregate {'0x' + f.aggregate_hash.hex()} "
                       f"at {f.aggregate_cid}\n  rewards root {'0x' + f.rewards_root.hex()} at {f.rewards_cid or '-'}"
-                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, pool {_eth(f.pool_wei)} ETH"
+                      f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, "
+                      f"pool {_eth(f.pool_wei)} ETH"
                       + ("" if f.pool_wei >= history.params.reward_per_round_wei else
                          f" [bold yellow]⚠ less than the {_eth(history.params.reward_per_round_wei)} ETH a round "
                          "should pay (the contract ran out of funds)[/]"))
@@ -185,11 +186,12 @@ def peer(
 @app.command()
 def verify(
     ctx: typer.Context,
-    rounds_: Annotated[Optional[str], typer.Option("--rounds", help="Round range: N, A..B, A.. or ..B.")] = None,
-    key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Hex X25519 private key of the auditor.")] = None,
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Auditor identity (fedledger peer init).")] = None,
-    password_file: Annotated[Optional[Path], typer.Option("--password-file")] = None,
-    evidence: Annotated[Optional[Path], typer.Option("--evidence", help="Directory of signed gossip envelopes.")] = None,
+    rounds_: Annotated[str | None, typer.Option("--rounds", help="Round range: N, A..B, A.. or ..B.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Hex X25519 private key of the auditor.")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir",
+                                                   help="Auditor identity (fedledger peer init).")] = None,
+    password_file: Annotated[Path | None, typer.Option("--password-file")] = None,
+    evidence: Annotated[Path | None, typer.Option("--evidence", help="Directory of signed gossip envelopes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Re-derive every finalized round from chain + IPFS and compare with what the chain finalized."""
@@ -252,7 +254,7 @@ def verify(
 def export(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output file (default stdout).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default stdout).")] = None,
     no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no per-member rewards.")] = False,
 ) -> None:
     """Export the whole history (json: everything; csv: one row per commitment, vote, finalization, failed round,
@@ -279,17 +281,17 @@ def export(
 def report(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
-    task: Annotated[Optional[str], typer.Option("--task", help="Evaluate each finalized model on this task's "
+    task: Annotated[str | None, typer.Option("--task", help="Evaluate each finalized model on this task's "
                                                                "test set (digits, breast_cancer, csv:…).")] = None,
     no_ipfs: Annotated[bool, typer.Option("--no-ipfs", help="Chain only: no reward trees, no evaluation, "
                                                             "no verification.")] = False,
-    key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Verify while reporting with this hex "
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Verify while reporting with this hex "
                                                                          "X25519 auditor key.")] = None,
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Verify while reporting with this "
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Verify while reporting with this "
                                                                            "auditor identity.")] = None,
-    password_file: Annotated[Optional[Path], typer.Option("--password-file")] = None,
-    evidence: Annotated[Optional[Path], typer.Option("--evidence", help="Directory of signed gossip envelopes.")] = None,
-    verification: Annotated[Optional[Path], typer.Option(
+    password_file: Annotated[Path | None, typer.Option("--password-file")] = None,
+    evidence: Annotated[Path | None, typer.Option("--evidence", help="Directory of signed gossip envelopes.")] = None,
+    verification: Annotated[Path | None, typer.Option(
         "--verification", help="Embed the verdicts of an earlier `fedledger audit verify --json` instead.")] = None,
 ) -> None:
     """Write a self-contained HTML report (plots embedded): provenance, per-round verify verdicts, contributions,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -56,8 +56,8 @@ class Endpoints:
 
     def load(self):
         """(ledger, history): the event cache synced and the history rebuilt from it."""
-        from ledger_tools.chain import LedgerError, LedgerUnavailable
         from ledger_tools.audit.history import load_history
+        from ledger_tools.chain import LedgerError, LedgerUnavailable
         from ledger_tools.ledger_cache import LedgerCacheError
 
         ledger = self.ledger()
@@ -141,12 +141,14 @@ class EndpointGroup(TyperGroup):
 
 def endpoint_options(
     typer_ctx: typer.Context,
-    rpc: Annotated[str, typer.Option("--rpc", "--rpc-url", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
-    contract: Annotated[Optional[str], typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
+    rpc: Annotated[str, typer.Option("--rpc", "--rpc-url", envvar="FEDLEDGER_RPC",
+                                     help="Ethereum JSON-RPC URL.")] = DEFAULT_RPC,
+    contract: Annotated[str | None, typer.Option("--contract", envvar="FEDLEDGER_CONTRACT",
                                                     help="FederationLedger address.")] = None,
-    ipfs: Annotated[str, typer.Option("--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
-                                                      help="Event cache directory (default ~/.cache/fedledger).")] = None,
+    ipfs: Annotated[str, typer.Option("--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS",
+                                      help="IPFS (Kubo RPC) API URL.")] = DEFAULT_IPFS,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="FEDLEDGER_CACHE_DIR",
+                                                  help="Event cache directory (default ~/.cache/fedledger).")] = None,
 ) -> None:
     """Where the federation lives (every option also reads an environment variable)."""
     typer_ctx.obj = Endpoints(rpc, contract, ipfs, cache_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ def _account(state_dir: Path | None, key_env: str | None, password_file: Path | 
     return identity.address, identity.account
 
 
-def _view(ctx: Endpoints, address: str, rounds: Optional[str]):
+def _view(ctx: Endpoints, address: str, rounds: str | None):
     from ledger_tools.audit.rewards import rewards_of
 
     ledger, history = ctx.load()
@@ -60,11 +60,11 @@ def _view(ctx: Endpoints, address: str, rounds: Optional[str]):
     return ledger, history, view
 
 
-StateDirOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="Your peer identity directory.")]
-KeyOpt = Annotated[Optional[str], typer.Option("--key", envvar="FEDLEDGER_KEY", help="Raw private key (hex).",
+StateDirOpt = Annotated[Path | None, typer.Option("--state-dir", help="Your peer identity directory.")]
+KeyOpt = Annotated[str | None, typer.Option("--key", envvar="FEDLEDGER_KEY", help="Raw private key (hex).",
                                                show_default=False)]
-PasswordOpt = Annotated[Optional[Path], typer.Option("--password-file", help="Keystore password file.")]
-RoundsOpt = Annotated[Optional[str], typer.Option("--rounds", help="Only these rounds: N, A..B, A.., ..B.")]
+PasswordOpt = Annotated[Path | None, typer.Option("--password-file", help="Keystore password file.")]
+RoundsOpt = Annotated[str | None, typer.Option("--rounds", help="Only these rounds: N, A..B, A.., ..B.")]
 
 
 @app.command()
@@ -72,7 +72,7 @@ def show(
     ctx: typer.Context,
     state_dir: StateDirOpt = None,
     key: KeyOpt = None,
-    address: Annotated[Optional[str], typer.Option("--address", help="Any account (read-only).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Any account (read-only).")] = None,
     password_file: PasswordOpt = None,
     rounds: RoundsOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -107,11 +107,12 @@ def claim(
     key: KeyOpt = None,
     password_file: PasswordOpt = None,
     rounds: RoundsOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build and estimate the transaction; don't send it.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Build and estimate the transaction; don't send it.")] = False,
 ) -> None:
     """Claim every unclaimed reward (of finalized rounds) in one transaction."""
-    from ledger_tools.chain import LedgerError
     from ledger_tools.audit.rewards import NothingToClaim, build_claim
+    from ledger_tools.chain import LedgerError
 
     address, account = _account(state_dir, key, password_file, need_key=True)
     ledger, history, view = _view(ctx.obj, address, rounds)

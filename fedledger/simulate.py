@@ -13,7 +13,6 @@ import json
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -60,8 +59,9 @@ def simulate(
     peers: int = typer.Option(20, "--peers", "-n", help="number of simulated peers (up to ~100)"),
     byzantine_fraction: float = typer.Option(0.0, "--byzantine-fraction", "-b", help="fraction of Byzantine peers"),
     attack: str = typer.Option("none", "--attack", help=f"one of: {', '.join(ATTACKS)}"),
-    rule: str = typer.Option("multi_krum", "--rule", help="fedavg krum multi_krum trimmed_mean median bulyan nnm+<rule>"),
-    f: Optional[int] = typer.Option(None, "--f", help="the federation's f (default: the number of Byzantine peers)"),
+    rule: str = typer.Option("multi_krum", "--rule",
+                             help="fedavg krum multi_krum trimmed_mean median bulyan nnm+<rule>"),
+    f: int | None = typer.Option(None, "--f", help="the federation's f (default: the number of Byzantine peers)"),
     rounds: int = typer.Option(10, "--rounds", "-r"),
     dataset: str = typer.Option("digits", "--dataset", help="digits, breast_cancer or csv:PATH:LABEL"),
     alpha: float = typer.Option(1.0, "--alpha", help="Dirichlet label skew (small = more non-IID)"),
@@ -69,16 +69,19 @@ def simulate(
     local_epochs: int = typer.Option(2, "--local-epochs"),
     batch_size: int = typer.Option(16, "--batch-size"),
     lr: float = typer.Option(0.05, "--lr"),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="digits MLP width (1000 ≈ 1M parameters)"),
+    hidden: int | None = typer.Option(None, "--hidden", help="digits MLP width (1000 ≈ 1M parameters)"),
     seed: int = typer.Option(0, "--seed"),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="in-memory only: no chain, no IPFS, no sealing"),
-    rpc_url: Optional[str] = typer.Option(None, "--rpc", "--rpc-url", help="use this devnet (anvil) instead of starting one"),
-    ipfs_api: Optional[str] = typer.Option(None, "--ipfs", "--ipfs-api", help="use this IPFS API instead of starting a node"),
+    rpc_url: str | None = typer.Option(None, "--rpc", "--rpc-url",
+                                       help="use this devnet (anvil) instead of starting one"),
+    ipfs_api: str | None = typer.Option(None, "--ipfs", "--ipfs-api",
+                                        help="use this IPFS API instead of starting a node"),
     gossip: bool = typer.Option(False, "--gossip", help="take blobs from the in-process gossip cache, not IPFS"),
     out: Path = typer.Option(Path("sim-results"), "--out", "-o", help="directory for simulation.json and plots"),
     as_json: bool = typer.Option(False, "--json", help="print the result JSON on stdout instead of a table"),
 ) -> None:
-    """Simulate a federation of many peers in one process (real consensus code; real chain + IPFS unless --no-ledger)."""
+    """Simulate a federation of many peers in one process (real consensus code; real chain + IPFS unless
+    --no-ledger)."""
     console = Console(stderr=as_json)
     if not 0 <= byzantine_fraction < 1:
         raise UserError(f"--byzantine-fraction must be in [0, 1), got {byzantine_fraction}")
@@ -141,7 +144,8 @@ def simulate(
     table.add_row("peers / Byzantine", f"{peers} / {byzantine} ({attack})")
     table.add_row("rule, f", f"{rule}, {result.config['effective_f']}")
     table.add_row("parameters", f"{result.config['num_parameters']:,}")
-    table.add_row("accuracy genesis → final", f"{100 * result.genesis_accuracy:.1f} % → {100 * result.final_accuracy:.1f} %")
+    table.add_row("accuracy genesis → final",
+                  f"{100 * result.genesis_accuracy:.1f} % → {100 * result.final_accuracy:.1f} %")
     table.add_row("rounds finalized", f"{sum(r.finalized for r in result.rounds)} / {len(result.rounds)}")
     for name, value in _honest_vs_byzantine(result.summary()):
         table.add_row(name, value)
@@ -180,7 +184,8 @@ def _services(stack: ExitStack, rpc_url: str | None, ipfs_api: str | None, conso
         try:
             anvil = start_anvil()
         except AnvilStartError as exc:
-            raise UserError(f"cannot start the devnet: {exc}", hint="run scripts/setup.sh, or pass --no-ledger") from None
+            raise UserError(f"cannot start the devnet: {exc}",
+                            hint="run scripts/setup.sh, or pass --no-ledger") from None
         stack.callback(anvil.stop)
         rpc_url = anvil.rpc_url
         console.print(f"[dim]devnet (anvil) on {rpc_url}[/]")
@@ -190,7 +195,8 @@ def _services(stack: ExitStack, rpc_url: str | None, ipfs_api: str | None, conso
         try:
             node = start_ipfs(offline=True)
         except IpfsStartError as exc:
-            raise UserError(f"cannot start the IPFS node: {exc}", hint="run scripts/setup.sh, or pass --no-ledger") from None
+            raise UserError(f"cannot start the IPFS node: {exc}",
+                            hint="run scripts/setup.sh, or pass --no-ledger") from None
         stack.callback(node.stop)
         ipfs_api = node.api_url
         console.print(f"[dim]IPFS node on {ipfs_api}[/]")

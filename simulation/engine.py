@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Mapping
 
 import numpy as np
 import torch

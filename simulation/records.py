@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 from peer.learning.tasks import TaskData
 from simulation.config import PHASES

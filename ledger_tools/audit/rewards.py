@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import consensus
-
 from ledger_tools.blobstore import BlobStoreError
 from ledger_tools.errors import LedgerToolsError
 

@@ -15,11 +15,11 @@ def utc(timestamp: int | float | None) -> str:
     """`2026-12-02 10:59:46 UTC` (empty for an unknown time)."""
     if not timestamp:
         return ""
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def now_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def event_blocks(history: LedgerHistory) -> set[int]:

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import consensus
-
-from ledger_tools.chain import Finalization
-from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, short
 from consensus.commitment import CommittedUpdate
 from consensus.round_outcome import RoundNotAggregatable, compute_round_outcome
+from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, short
+from ledger_tools.chain import Finalization
 from ledger_tools.updates import Unseal, UpdateUnusable, fetch_update
 
 #: unseal(sealed_blob, sender, round) -> canonical update bytes; raises on anything wrong.
@@ -179,7 +178,8 @@ def verify_round(
             update = None
         updates.append(CommittedUpdate(c, update))
     _flag_duplicates(rec, out)
-    twice = sorted({c.member for c in rec.commits if sum(d.member.lower() == c.member.lower() for d in rec.commits) > 1})
+    twice = sorted({c.member for c in rec.commits
+                    if sum(d.member.lower() == c.member.lower() for d in rec.commits) > 1})
     if twice:  # the contract accepts one commitment per member and round: this ledger broke that promise
         out.findings.extend(_escalate(blob_findings))
         for member in twice:

@@ -8,12 +8,11 @@ import torch
 from typer.testing import CliRunner
 
 from fedledger.cli import app
-from peer.learning.training import train_batched
+from peer.learning.tasks import get_task
+from peer.learning.training import train_batched, train_local
 from simulation.chain_transport import ChainTransport
 from simulation.config import SimConfig, SimError
 from simulation.engine import SimEngine
-from peer.learning.tasks import get_task
-from peer.learning.training import train_local
 
 SMALL = dict(task="digits", peers=5, byzantine=1, attack="sign_flip", rule="multi_krum", rounds=2, local_epochs=1)
 
@@ -32,6 +31,10 @@ def test_byzantine_sign_flip_is_not_rewarded_by_multi_krum() -> None:
     result = SimEngine(SimConfig(**{**SMALL, "rounds": 3})).run()
     assert all(r.rejected_byzantine == 1 for r in result.rounds)
     assert result.final_accuracy > result.genesis_accuracy + 0.2
+    summary = result.summary()
+    assert summary["not_rewarded_byzantine"] == 3 and summary["rewards_byzantine_wei"] == "0"
+    assert int(summary["rewards_honest_wei"]) == 3 * SimConfig(**SMALL).reward_per_round
+    assert summary["rewards_honest_share"] == 1.0
 
 
 def test_batched_trainer_matches_train_local() -> None:
@@ -63,6 +66,12 @@ def test_simulate_cli_no_ledger_writes_results(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "simulation.json").read_text())
     assert doc["mode"] == "no-ledger" and len(doc["rounds"]) == 2
+    summary = doc["summary"]  # honest vs Byzantine, also in the printed summary
+    paid = int(summary["rewards_honest_wei"]) + int(summary["rewards_byzantine_wei"])
+    assert paid == sum(r["rewarded_honest_wei"] + r["rewarded_byzantine_wei"] for r in doc["rounds"]) > 0
+    assert summary["excluded_honest"] + summary["excluded_byzantine"] == sum(len(r["excluded"]) for r in doc["rounds"])
+    text = " ".join(result.output.split())
+    assert "excluded: honest / Byzantine" in text and "rewards to Byzantine peers" in text
     assert (out / "accuracy.png").stat().st_size > 0 and (out / "phases.png").stat().st_size > 0
 
 

@@ -123,7 +123,8 @@ def test_report_states_provenance_and_verdicts(dry, tmp_path):
                          ("block height", f"{block} (events read up to this block)"),
                          ("tool version", f"fedledger {version('fedledger')}"), ("Ethereum RPC", h.rpc_url),
                          ("IPFS API", h.store.api_url), ("genesis model hash", "0x" + p.genesis_model_hash.hex()),
-                         ("genesis model CID", p.genesis_model_cid), ("model spec hash", "0x" + p.model_spec_hash.hex())]:
+                         ("genesis model CID", p.genesis_model_cid),
+                         ("model spec hash", "0x" + p.model_spec_hash.hex())]:
         assert f"<td>{label}</td><td class='mono'>{value}" in prov, label
     assert UTC_TIME.search(prov.split("generated at")[1])
     assert "run by `fedledger audit report` while generating" in page

@@ -1,6 +1,7 @@
 """The HTML audit report opens in headless Chromium without errors and shows its plots."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -35,19 +36,21 @@ def test_report_renders_in_headless_chromium(anvil, ipfs_store, dev_keys, tmp_pa
     res = CliRunner().invoke(app, [*base, "--task", "breast_cancer"])
     assert res.exit_code == 0, res.output
     text = out.read_text()
-    assert "http://" not in text and "https://" not in text  # self-contained
-    assert text.count("data:image/png;base64,") == 5  # accuracy/loss, contribution, rewards, exclusions, gas
-    assert "id='plot-metrics'" in text
+    # self-contained: nothing loaded from elsewhere (the endpoint URLs appear only as provenance text)
+    assert not re.search(r"(src|href|url)\s*[=(]\s*['\"]?https?://", text) and "<link" not in text
+    assert f"<td>Ethereum RPC</td><td class='mono'>{h.rpc_url}</td>" in text
+    assert text.count("data:image/png;base64,") == 4  # accuracy/loss, contribution, rewards, gas
+    assert "id='plot-metrics'" in text and "id='no-exclusions'" in text  # nobody excluded: said, not plotted
     for r in (1, 3):  # the accuracy column is the finalized model's, evaluated on the task's test split
         accuracy = task.evaluate(consensus.decode(h.outcomes[r].new_model)).accuracy
-        row = text.split(f"<tr><td>{r}</td><td>finalized</td>")[1].split("</tr>")[0]
+        row = text.split("id='rounds'")[1].split(f"<tr><td>{r}</td><td>finalized</td>")[1].split("</tr>")[0]
         assert row.endswith(f"<td>{accuracy:.3f}</td>")
 
     profile = tmp_path / "profile"
     dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", out.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert 'data-plots-loaded="5"' in dom.stdout  # every embedded PNG decoded
+    assert 'data-plots-loaded="4"' in dom.stdout  # every embedded PNG decoded
     assert "Uncaught" not in dom.stderr
 
     shot = tmp_path / "shot.png"

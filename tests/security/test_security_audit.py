@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
+from rich.console import Console
 
 import consensus
 from consensus.commitment import Commitment, CommittedUpdate
@@ -248,7 +249,8 @@ def test_a_replayed_envelope_from_another_chain_cannot_frame_a_member(ledger, tm
     honest = MEMBERS[2]
     (evidence / "testnet.env").write_bytes(_envelope(honest, update_hash=b"\x99" * 32, chain_id=11155111))
     h = ledger.history()
-    report = verify_history(h, store=ledger.store, unseal=_auditor_unseal, evidence=load_evidence(evidence, h, Console()))
+    report = verify_history(h, store=ledger.store, unseal=_auditor_unseal,
+                            evidence=load_evidence(evidence, h, Console()))
     assert report.ok and not report.findings
 
 
