@@ -126,7 +126,7 @@ def claim(
                             f"unreadable reward trees", hint=view.problems[0].reason) from exc
         # Nothing left is the normal state after a claim: say so and succeed, so a repeated claim is no error.
         why = ("earned nothing yet: rewards go to members whose updates were kept" if not view.entries
-               else f"everything earned ({view.total_claimed / ETH:.6f} ETH) is already claimed")
+               else f"everything earned ({view.total_earned / ETH:.6f} ETH) is already claimed")
         console.print(f"nothing to claim for {address}: {why}")
         return
     rounds_list, amounts, proofs = call.args()
