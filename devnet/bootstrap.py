@@ -21,9 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger_tools.config import RoundParams
 from peer.config import PeerConfig
 
 DEFAULT_PASSWORD = "fedledger-local"
+#: Round rules of a local federation unless a caller says otherwise: minute-long phases, 1 ETH a round.
+LOCAL_ROUND_PARAMS = RoundParams(commit_period=60, vote_period=60, reward_per_round_wei=10**18)
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,6 @@ class LocalFederation:
     rpc_url: str
     ipfs_api: str
     task: str
-    rule: str
-    f: int
-    commit_period: int
-    vote_period: int
     password_file: Path
     genesis_cid: str
     genesis_hash: str
@@ -102,19 +101,10 @@ def create_local_federation(
     rpc_url: str,
     ipfs_api: str,
     task: str = "digits",
-    rule: str = "fedavg",
-    rule_param: int = 0,
-    f: int = 0,
-    commit_period: int = 60,
-    vote_period: int = 60,
-    reward_per_round_wei: int = 10**18,
+    params: RoundParams = LOCAL_ROUND_PARAMS,
     funding_wei: int | None = None,
     password: str = DEFAULT_PASSWORD,
     auditors: int = 1,
-    quorum_bps: int = 5000,
-    scale_bits: int = 20,
-    alpha_bps: int = 1000,
-    sample_cap: int = 0,
     partition: str = "dirichlet",
     alpha: float = 0.5,
     seed: int = 0,
@@ -132,7 +122,8 @@ def create_local_federation(
     everything is. Each peer gets a `peer.toml` (data shard i of a `partition` split of the task's train
     data, gossip port + bootstrap to every other peer) ready for `fedledger peer run --config`.
 
-    `funding_wei` defaults to 100 rounds of rewards. `deployer_key` defaults to anvil's dev account 0, which
+    `params` are the round rules (`LOCAL_ROUND_PARAMS.replace(rule=..., f=...)`); `funding_wei` defaults to 100
+    rounds of rewards. `deployer_key` defaults to anvil's dev account 0, which
     also funds every peer with `peer_funding_wei` for gas. `scrypt_n` trades keystore hardness for speed
     (tests and demos); None = the identity module's default.
     """
@@ -164,7 +155,7 @@ def create_local_federation(
 
     # genesis model on IPFS
     the_task = get_task(task)
-    genesis = consensus.encode(the_task.genesis_state(), scale_bits=scale_bits)
+    genesis = consensus.encode(the_task.genesis_state(), scale_bits=params.scale_bits)
     store = IpfsBlobStore(ipfs_api)
     genesis_cid = store.add(genesis)
     genesis_hash = consensus.update_hash(genesis)
@@ -172,12 +163,10 @@ def create_local_federation(
     config = FederationConfig(
         members=[{"address": p.address, "enc_key": "0x" + p.enc_public_key.hex()} for p in identities],
         auditors=[{"address": a.address, "enc_key": "0x" + a.enc_public_key.hex()} for a in auditor_ids],
-        rule=rule, rule_param=rule_param, f=f, quorum_bps=quorum_bps, commit_period=commit_period,
-        vote_period=vote_period, reward_per_round_wei=reward_per_round_wei,
-        funding_wei=reward_per_round_wei * 100 if funding_wei is None else funding_wei,
+        **params.model_dump(),
+        funding_wei=params.reward_per_round_wei * 100 if funding_wei is None else funding_wei,
         model_spec_hash="0x" + the_task.model_spec().spec_hash().hex(),
         genesis_model_hash="0x" + genesis_hash.hex(), genesis_model_cid=genesis_cid,
-        scale_bits=scale_bits, alpha_bps=alpha_bps, sample_cap=sample_cap,
     )
     config_path = root / "federation.json"
     config.dump(config_path)
@@ -232,8 +221,7 @@ def create_local_federation(
 
     fed = LocalFederation(
         root_dir=root, contract=ledger.address, deploy_block=int(ledger.deploy_block), chain_id=chain_id,
-        rpc_url=rpc_url, ipfs_api=ipfs_api, task=task, rule=rule, f=f, commit_period=commit_period,
-        vote_period=vote_period, password_file=password_file, genesis_cid=genesis_cid,
+        rpc_url=rpc_url, ipfs_api=ipfs_api, task=task, password_file=password_file, genesis_cid=genesis_cid,
         genesis_hash="0x" + genesis_hash.hex(), peers=peers,
         auditors=[LocalAuditor(a.address, "0x" + a.enc_public_key.hex(), root / "auditors" / f"a{j}")
                   for j, a in enumerate(auditor_ids)],

@@ -191,11 +191,11 @@ def demo(
                 raise UserError(f"cannot start the local services: {exc}", hint="run scripts/setup.sh first") from None
             console.print(f"devnet {anvil.rpc_url}   IPFS {node.api_url}")
 
-            from devnet.bootstrap import create_local_federation
+            from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation
 
             fed = create_local_federation(
-                root / "federation", peers, rpc_url=anvil.rpc_url, ipfs_api=node.api_url, task=dataset, rule=rule,
-                f=byzantine, commit_period=60, vote_period=60, partition="dirichlet", alpha=alpha, auditors=1,
+                root / "federation", peers, rpc_url=anvil.rpc_url, ipfs_api=node.api_url, task=dataset,
+                params=LOCAL_ROUND_PARAMS.replace(rule=rule, f=byzantine), partition="dirichlet", alpha=alpha, auditors=1,
                 gossip=gossip, funding_wei=10**18 * rounds, peer_overrides={"training": {"local_epochs": epochs}},
             )
             console.print(f"federation {fed.contract} deployed (block {fed.deploy_block}), auditor "

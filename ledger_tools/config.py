@@ -97,6 +97,14 @@ class RoundParams(BaseModel):
     alpha_bps: Annotated[int, Field(ge=0, le=10_000)] = 1000
     sample_cap: UInt32 = 0
 
+    def replace(self, **changes: Any) -> RoundParams:
+        """A validated copy with `changes` (unknown names and out-of-range values are refused)."""
+        return RoundParams.model_validate({**self.round_params().model_dump(), **changes})
+
+    def round_params(self) -> RoundParams:
+        """Just the round rules (also of a FederationConfig)."""
+        return RoundParams.model_validate({k: getattr(self, k) for k in RoundParams.model_fields})
+
 
 class FederationConfig(RoundParams):
     """Everything `deploy_federation` needs; field names match the contract's parameters in snake_case."""

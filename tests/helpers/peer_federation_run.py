@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: `helpers.` imports
 
 from devnet.anvil import start_anvil  # noqa: E402
-from devnet.bootstrap import create_local_federation  # noqa: E402
+from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation  # noqa: E402
 from devnet.ipfs import start_ipfs  # noqa: E402
 from helpers.peer_proc import PeerProcess  # noqa: E402
 from ledger_tools.chain import FederationLedger  # noqa: E402
@@ -34,8 +34,9 @@ def run(peers: int, rounds: int, *, rule: str = "fedavg", f: int = 0, alpha: flo
     ipfs = start_ipfs(repo_dir=root / "ipfs", offline=True)
     procs: list[PeerProcess] = []
     try:
-        fed = create_local_federation(root / "fed", peers, rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url, rule=rule,
-                                      f=f, alpha=alpha, commit_period=commit_period, vote_period=vote_period)
+        params = LOCAL_ROUND_PARAMS.replace(rule=rule, f=f, commit_period=commit_period, vote_period=vote_period)
+        fed = create_local_federation(root / "fed", peers, rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url,
+                                      params=params, alpha=alpha)
         started = time.monotonic()
         procs = [PeerProcess(p.config_path, "--max-rounds", str(rounds)).start() for p in fed.peers]
         codes = [p.wait(timeout=120 + rounds * (commit_period + vote_period)) for p in procs]

@@ -27,19 +27,19 @@ from pathlib import Path
 
 import pytest
 
+from consensus.digest import vote_digest
 from devnet.anvil import AnvilProcess, _rpc, dev_accounts, start_anvil
+from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation
 from devnet.deploy import deploy_federation
 from devnet.ipfs import IpfsProcess, start_ipfs
 from devnet.ports import free_port, port_in_use
-from devnet.bootstrap import create_local_federation
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
+from helpers.peer_proc import PeerProcess
 from ledger_tools.blobstore import IpfsBlobStore
 from ledger_tools.chain import AlreadyVoted, FederationLedger
-from consensus.digest import vote_digest
 from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase
 from peer.loop.vote_step import vote_tx
-from helpers.peer_proc import PeerProcess
-from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
 
 ROUNDS = 4
 
@@ -99,7 +99,8 @@ def services(tmp_path: Path):
 def test_ipfs_and_devnet_restart_mid_run(services, tmp_path):
     anvil, ipfs = services["anvil"], services["ipfs"]
     fed = create_local_federation(tmp_path / "fed", 3, rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url,
-                                  rule="fedavg", commit_period=60, vote_period=40, scrypt_n=2**12)
+                                  params=LOCAL_ROUND_PARAMS.replace(rule="fedavg", commit_period=60, vote_period=40),
+                                  scrypt_n=2**12)
     procs = [PeerProcess(p.config_path, "--max-rounds", str(ROUNDS)).start() for p in fed.peers]
     store = IpfsBlobStore(ipfs.api_url, timeout=10, retries=1, backoff=0.2)
     try:
@@ -173,7 +174,7 @@ def test_simultaneous_votes_the_finalizing_one_has_enough_gas(tmp_path):
             try:
                 results[i] = send_time_dependent(vote_tx(members[i], 1, AGG, CID_AGG, root, CID_REWARDS, [], digest),
                                                  vote_gas(0))
-            except Exception as exc:  # reported below
+            except Exception as exc:  # noqa: BLE001 - any outcome is recorded and asserted below
                 results[i] = exc
 
         _rpc(node.rpc_url, "evm_setAutomine", [False])
@@ -233,7 +234,8 @@ def test_collect_waits_for_a_restarting_ipfs_node_instead_of_excluding(tmp_path)
         assert updates[0].update == blob, f"honest blob excluded while IPFS restarted: {report.rejected}"
         assert report.source == {commit.member: "ipfs"}
 
-        missing = Commitment("0x" + "22" * 20, b"\x00" * 32, "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti", 1, round=1)
+        unknown_cid = "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti"
+        missing = Commitment("0x" + "22" * 20, b"\x00" * 32, unknown_cid, 1, round=1)
         started = time.monotonic()
         updates, report = collect_updates(1, [missing], unseal=lambda sealed, sender, r: sealed,
                                           blobstore=ReachableBlobStore(raw, retry, round=1))
