@@ -196,7 +196,8 @@ def demo(
             fed = create_local_federation(
                 root / "federation", peers, rpc_url=anvil.rpc_url, ipfs_api=node.api_url, task=dataset,
                 params=LOCAL_ROUND_PARAMS.replace(rule=rule, f=byzantine), partition="dirichlet", alpha=alpha,
-                auditors=1, gossip=gossip, funding_wei=10**18 * rounds, peer_overrides={"training": {"local_epochs": epochs}},
+                auditors=1, gossip=gossip, funding_wei=10**18 * rounds,
+                peer_overrides={"training": {"local_epochs": epochs}},
             )
             console.print(f"federation {fed.contract} deployed (block {fed.deploy_block}), auditor "
                           f"{fed.auditors[0].address}")
