@@ -1,8 +1,8 @@
 """`fedledger audit …`: query and independently re-verify a federation from its ledger (+ IPFS) alone.
 
-Read-only against any RPC URL and contract address; a key is needed only by `verify`, to unseal the
-committed updates (the auditor's — or any member's — X25519 key). Composition root: this module wires the
-peer's unsealing and identity code into the auditor (`ledger_tools` may not import `peer`).
+Read-only against any RPC URL and contract address; a key is needed only to verify (`verify`, or `report` with
+a key), to unseal the committed updates (the auditor's — or any member's — X25519 key; see `audit_keys`, which
+wires the peer's unsealing and identity code into the auditor: `ledger_tools` may not import `peer`).
 """
 from __future__ import annotations
 
