@@ -11,10 +11,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from consensus.bounded_json import BoundedJsonError, loads_bounded
 from consensus.keccak import address_bytes, checksum_address, keccak256
 
 ZERO_ROOT = b"\x00" * 32
 LEAF_ENCODING = ["uint256", "address", "uint256"]
+#: Bounds for a dump read from IPFS: ~250 bytes per leaf, so 2**16 leaves (members) fit in 32 MiB.
+MAX_REWARD_LEAVES = 1 << 16
+MAX_REWARD_TREE_BYTES = 32 << 20
+MAX_REWARD_TREE_DEPTH = 4  # object > values list > value object > value list
 
 
 def _uint256(value: int) -> bytes:
@@ -101,25 +106,69 @@ class RewardTree:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RewardTree:
-        """Load a dump and check that it is consistent (every node recomputed); ValueError otherwise."""
+        """Load a dump from untrusted bytes and check that it is consistent (every node recomputed).
+
+        Any problem — too large, nested too deep, wrong shape or types, nodes that do not match the values — is
+        one `ValueError` (`RewardTreeFormatError`); nothing else escapes, whatever the bytes."""
         try:
-            data = json.loads(text)
-            if data["format"] != "standard-v1" or data["leafEncoding"] != LEAF_ENCODING:
-                raise ValueError("not a standard-v1 reward tree")
-            rounds = {int(v["value"][0]) for v in data["values"]}
-            if len(rounds) > 1:
-                raise ValueError("values from more than one round")
-            accounts = [v["value"][1] for v in data["values"]]
-            amounts = [int(v["value"][2]) for v in data["values"]]
-            round_ = rounds.pop() if rounds else 0
-        except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
-            raise ValueError(f"malformed reward tree: {exc}") from None
-        if any(x <= 0 for x in amounts):
-            raise ValueError("reward tree has a non-positive amount")
-        tree = cls.build(round_, accounts, amounts)
-        if ["0x" + node.hex() for node in tree.tree] != data["tree"]:
-            raise ValueError("reward tree nodes do not match its values")
+            data = loads_bounded(text, max_bytes=MAX_REWARD_TREE_BYTES, max_depth=MAX_REWARD_TREE_DEPTH,
+                                 what="reward tree")
+        except BoundedJsonError as exc:
+            raise RewardTreeFormatError(str(exc)) from None
+        round_, accounts, amounts, nodes = _parse_dump(data)
+        try:
+            tree = cls.build(round_, accounts, amounts)
+        except ValueError as exc:  # bad address, amount over uint256, duplicate account
+            raise RewardTreeFormatError(f"reward tree values are invalid: {exc}") from None
+        if ["0x" + node.hex() for node in tree.tree] != nodes:
+            raise RewardTreeFormatError("reward tree nodes do not match its values")
         return tree
+
+
+class RewardTreeFormatError(ValueError):
+    """A reward tree dump is not a consistent standard-v1 tree (the one error `RewardTree.from_json` raises)."""
+
+
+def _parse_dump(data: object) -> tuple[int, list[str], list[int], list[str]]:
+    """(round, accounts, amounts, tree nodes) of a parsed dump, every field's type checked before use."""
+    if not isinstance(data, dict):
+        raise RewardTreeFormatError(f"reward tree must be a JSON object, not {type(data).__name__}")
+    missing = [key for key in ("format", "leafEncoding", "tree", "values") if key not in data]
+    if missing:
+        raise RewardTreeFormatError(f"reward tree lacks {', '.join(repr(k) for k in missing)}")
+    if data["format"] != "standard-v1" or data["leafEncoding"] != LEAF_ENCODING:
+        raise RewardTreeFormatError("not a standard-v1 reward tree with leaf encoding (uint256,address,uint256)")
+    values, nodes = data["values"], data["tree"]
+    if not isinstance(values, list) or not isinstance(nodes, list):
+        raise RewardTreeFormatError("reward tree 'values' and 'tree' must be lists")
+    if len(values) > MAX_REWARD_LEAVES or len(nodes) != max(0, 2 * len(values) - 1):
+        raise RewardTreeFormatError(f"reward tree has {len(values)} values and {len(nodes)} nodes "
+                                    f"(at most {MAX_REWARD_LEAVES} values, 2n-1 nodes)")
+    if not all(isinstance(n, str) for n in nodes):
+        raise RewardTreeFormatError("reward tree nodes must be hex strings")
+    rounds, accounts, amounts = set(), [], []
+    for v in values:
+        value = v.get("value") if isinstance(v, dict) else None
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, str) for x in value)):
+            raise RewardTreeFormatError("each reward tree value must be {'value': [round, account, amount]} strings")
+        rounds.add(_decimal(value[0], "round"))
+        accounts.append(value[1])
+        amounts.append(_decimal(value[2], "amount"))
+    if len(rounds) > 1:
+        raise RewardTreeFormatError("values from more than one round")
+    if any(x <= 0 for x in amounts):
+        raise RewardTreeFormatError("reward tree has a non-positive amount")
+    return (rounds.pop() if rounds else 0), accounts, amounts, nodes
+
+
+def _decimal(text: str, what: str) -> int:
+    """A uint256 written in decimal, as the dump writes it (78 digits at most: no int-parsing blow-up)."""
+    if not (0 < len(text) <= 78 and text.isascii() and text.isdigit()):
+        raise RewardTreeFormatError(f"reward tree {what} {text[:80]!r} is not a decimal uint256")
+    value = int(text)
+    if value >= 2**256:
+        raise RewardTreeFormatError(f"reward tree {what} does not fit in uint256")
+    return value
 
 
 def _make_tree(leaves: list[bytes]) -> tuple[bytes, ...]:
