@@ -9,16 +9,22 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
+# pip, quietly: setuptools' editable-install notices and notes about local index folders that do not exist on this
+# machine are not errors; everything else (and the exit status) comes through.
+pip_quiet() {
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+}
+
 # --- Python virtual environment -------------------------------------------------
 PY_STAMP=".venv/.fedledger-stamp"
 PY_HASH="$(hash_of pyproject.toml scripts/setup.sh)"
 if [[ ! -f "$PY_STAMP" || "$(cat "$PY_STAMP")" != "$PY_HASH" ]]; then
   echo "[setup] creating/updating .venv (first run installs torch CPU, a few minutes)"
   [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  pip_quiet install -q --upgrade pip >/dev/null
   # torch first and pinned, so no resolver ever reaches for a CUDA build.
-  .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  pip_quiet install -q "torch==2.13.0"
+  pip_quiet install -q -e ".[dev]"
   echo "$PY_HASH" > "$PY_STAMP"
 fi
 
