@@ -96,7 +96,9 @@ def _peer_run(config: Path, *args: str, timeout: float = 90) -> subprocess.Compl
 def test_csv_task_dp_and_a_silent_peer(local_federation, tmp_path):
     shared = _write_csv(tmp_path / "federation.csv", 240, seed=1)
     own = _write_csv(tmp_path / "hospital0.csv", 200, seed=2)
-    fed = local_federation(3, task=f"csv:{shared}:outcome", rule="fedavg", commit_period=35, vote_period=30)
+    # the silent peer never commits, so the round waits for the commit deadline: long enough for three peers to
+    # start on a loaded 2-core machine (~40 s seen), short enough to keep the test quick
+    fed = local_federation(3, task=f"csv:{shared}:outcome", rule="fedavg", commit_period=75, vote_period=30)
     p0, p1, silent = fed.peers
 
     # refusals first (they need the federation, not its round): a peer with another model spec
