@@ -40,8 +40,8 @@ def test_each_package_has_one_root_and_transient_is_a_marker():
 
 def test_retrier_retries_transient_then_gives_up_and_never_retries_a_revert():
     slept: list[float] = []
-    retry = Retrier(NodeLog("t", json_mode=True, stream=io.StringIO()), sleep=slept.append, should_stop=lambda: False, attempts=3,
-                    base_delay=0.5)
+    log = NodeLog("t", json_mode=True, stream=io.StringIO())
+    retry = Retrier(log, sleep=slept.append, should_stop=lambda: False, attempts=3, base_delay=0.5)
     calls = {"n": 0}
 
     def down() -> None:
