@@ -4,11 +4,16 @@
 (through ipfshttpclient, exactly as the blob store will use it) and returns an `IpfsProcess`. The repo
 directory is persistent when given, so pinned blobs survive a restart; without one a temporary repo is
 created and removed on stop. Nothing listens beyond 127.0.0.1 unless `host` says so.
+
+Peering: `add_peering(repo, addrs)` lists other nodes' swarm multiaddrs in the repo; the node dials them and
+keeps re-dialling them while disconnected (there is no DHT: bitswap only asks connected nodes for a block, so
+the nodes of a federation must be connected to find each other's blobs). `swarm_connect` dials one right away.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +32,8 @@ NODE_SCRIPT = _HERE / "ipfs_node.mjs"
 POLYFILL = _HERE / "polyfill.cjs"
 PID_FILE = "fedledger-node.pid"   # written by ipfs_node.mjs inside the repo
 LOG_FILE = "fedledger-node.log"   # the node's stdout/stderr, inside the repo
+PEERING_FILE = "fedledger-peering.json"  # swarm multiaddrs the node keeps connected to (read by ipfs_node.mjs)
+_PEER_MULTIADDR = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/\d{1,5}/p2p/[1-9A-HJ-NP-Za-km-z]{40,80}$")
 
 # ipfshttpclient 0.7.0 passes urllib3 a `strict` argument that urllib3 2.x deprecates on every request.
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)
@@ -106,6 +113,75 @@ class IpfsProcess:
         self.stop()
 
 
+class IpfsPeeringError(DevnetError):
+    """A swarm multiaddr that cannot be dialled (malformed, or the node refused / timed out)."""
+
+
+def check_peer_multiaddr(addr: str) -> str:
+    """`addr` when it is a dialable swarm multiaddr with a peer id (/ip4/H/tcp/P/p2p/ID), else IpfsPeeringError."""
+    if not _PEER_MULTIADDR.match(addr) or "/ip4/0.0.0.0/" in addr:
+        raise IpfsPeeringError(f"{addr!r} is not an IPFS swarm multiaddr like /ip4/192.0.2.5/tcp/4002/p2p/12D3Koo…",
+                               hint="copy the `swarm` address `fedledger devnet status` prints on the other node")
+    return addr
+
+
+def read_peering(repo_dir: Path) -> list[str]:
+    try:
+        listed = json.loads((Path(repo_dir) / PEERING_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [a for a in listed if isinstance(a, str)] if isinstance(listed, list) else []
+
+
+def add_peering(repo_dir: Path, addrs: list[str]) -> list[str]:
+    """Add swarm multiaddrs to the node's peering list (kept across restarts); return the whole list."""
+    listed = read_peering(repo_dir)
+    for addr in addrs:
+        if check_peer_multiaddr(addr) not in listed:
+            listed.append(addr)
+    path = Path(repo_dir) / PEERING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(listed, indent=1))
+    os.replace(tmp, path)
+    return listed
+
+
+def _api_post(http_url: str, command: str, arg: str | None = None, timeout: float = 10.0) -> dict:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    query = f"?arg={urllib.parse.quote(arg, safe='')}" if arg is not None else ""
+    request = urllib.request.Request(f"{http_url}/api/v0/{command}{query}", data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("Message", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise IpfsPeeringError(f"{command} {arg or ''}: {message}".strip()) from None
+    except (OSError, ValueError) as exc:
+        raise IpfsPeeringError(f"IPFS API {http_url} did not answer {command}: {exc}",
+                               hint="is the node up? `fedledger devnet status`") from None
+
+
+def swarm_connect(http_url: str, addr: str, timeout: float = 10.0) -> None:
+    """Dial another node's swarm address now (raises IpfsPeeringError with the node's reason)."""
+    _api_post(http_url, "swarm/connect", check_peer_multiaddr(addr), timeout=timeout)
+
+
+def swarm_peers(http_url: str, timeout: float = 3.0) -> list[str] | None:
+    """Peer ids the node is connected to, or None when its API does not answer."""
+    try:
+        answer = _api_post(http_url, "swarm/peers", timeout=timeout)
+    except IpfsPeeringError:
+        return None
+    return sorted({str(p.get("Peer")) for p in answer.get("Peers") or []})
+
+
 def api_answers(api_url: str, timeout: float = 2.0) -> str | None:
     """Peer id when an RPC API at `api_url` answers `id`, else None."""
     import ipfshttpclient
@@ -163,12 +239,14 @@ def start_ipfs(
     host: str = "127.0.0.1",
     detach: bool = False,
     startup_timeout: float = 30.0,
+    peers: list[str] | None = None,
 ) -> IpfsProcess:
     """Start a js-ipfs node with the Kubo RPC API and wait until it answers.
 
     Ports default to free loopback ports; a given port that is taken raises `IpfsPortInUse`. `offline=True`
     runs without any swarm listener (a single node). `detach=True` starts the node in its own session so it
-    outlives this process; otherwise it stops itself when this process exits.
+    outlives this process; otherwise it stops itself when this process exits. `peers` are added to the
+    repo's peering list (swarm multiaddrs the node keeps connected to).
     """
     node = shutil.which("node")
     if node is None:
@@ -185,6 +263,8 @@ def start_ipfs(
     repo_dir = Path(repo_dir).resolve()
     repo_dir.mkdir(parents=True, exist_ok=True)
     try:
+        if peers:
+            add_peering(repo_dir, list(peers))
         _clear_stale_lock(repo_dir)
         # Ports picked here may be grabbed by someone else before the node binds them: retry picked ports.
         attempts = 1 if (api_port is not None and (offline or swarm_port is not None)) else 3

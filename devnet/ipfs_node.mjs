@@ -5,12 +5,18 @@
 //
 //   node --require polyfill.cjs ipfs_node.mjs --repo DIR --api-port N [--swarm-port N] [--offline]
 //
+// Peering (like Kubo's Peering.Peers): the multiaddrs listed in DIR/fedledger-peering.json (a JSON array of
+// /ip4/…/tcp/…/p2p/… strings, written by devnet/ipfs.py) are dialled at start and re-dialled every few
+// seconds while not connected, so institutions' nodes find each other's blobs (bitswap asks connected peers
+// only: there is no DHT here) and reconnect after a restart on either side. The file is re-read every time.
+//
 // Prints one JSON line per lifecycle event on stdout ({"event": "ready", ...} once the API listens)
 // and stops gracefully on SIGTERM / SIGINT (API first, then the node, so the repo is closed cleanly).
 import { create } from 'ipfs-core'
 import { HttpApi } from 'ipfs-http-server'
 import { writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
 
 function parseArgs (argv) {
   const args = { offline: false, host: '127.0.0.1' }
@@ -37,6 +43,8 @@ function emit (event, fields = {}) {
 const args = parseArgs(process.argv.slice(2))
 const swarm = args.offline || !args.swarmPort ? [] : [`/ip4/${args.host}/tcp/${args.swarmPort}`]
 const pidFile = join(args.repo, 'fedledger-node.pid')
+const peeringFile = join(args.repo, 'fedledger-peering.json')
+const PEERING_INTERVAL_MS = 3000
 
 // One node per repo: refuse while another live node holds it, otherwise claim it (a stale pid file from a
 // killed node is simply overwritten; devnet/ipfs.py clears that node's stale repo.lock before starting us).
@@ -106,6 +114,43 @@ async function shutdown (signal) {
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'))
 process.on('SIGINT', () => shutdown('SIGINT'))
+
+function peeringList () {
+  try {
+    const list = JSON.parse(readFileSync(peeringFile, 'utf8'))
+    return Array.isArray(list) ? list.filter(a => typeof a === 'string') : []
+  } catch { return [] }
+}
+
+const peeringState = new Map() // multiaddr -> last outcome ('connected' | error message), to log changes only
+async function keepPeering () {
+  if (stopping || args.offline) return
+  let connected
+  try {
+    connected = new Set((await ipfs.swarm.peers()).map(p => p.peer.toString()))
+  } catch { return }
+  for (const addr of peeringList()) {
+    const peerId = addr.split('/p2p/')[1]
+    if (!peerId || peerId === id.toString()) continue
+    let outcome = 'connected'
+    if (!connected.has(peerId)) {
+      try {
+        await ipfs.swarm.connect(multiaddr(addr), { timeout: 5000 })
+      } catch (err) {
+        outcome = String(err && err.message ? err.message : err)
+      }
+    }
+    if (peeringState.get(addr) !== outcome) {
+      peeringState.set(addr, outcome)
+      emit(outcome === 'connected' ? 'peering-connected' : 'peering-failed',
+        outcome === 'connected' ? { addr } : { addr, message: outcome })
+    }
+  }
+}
+if (!args.offline) {
+  keepPeering()
+  setInterval(() => { keepPeering().catch(() => {}) }, PEERING_INTERVAL_MS).unref()
+}
 
 // A node started for a test or a foreground command must not outlive the process that started it.
 if (args.parentPid) {

@@ -1,6 +1,11 @@
-"""`fedledger devnet`: bring the local chain + IPFS node up and down, inspect them, deploy a federation."""
+"""`fedledger devnet`: bring the local chain + IPFS node up and down, inspect them, deploy a federation.
+
+On several machines: the chain host runs `up --host ADDR`; each institution runs `up --ipfs-only --host ADDR
+--ipfs-peer …` (its own IPFS node, kept connected to the others'); `connect` adds a peer to a running node.
+"""
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -32,13 +37,26 @@ def _devnet_user_error(exc: Exception) -> UserError:
     return UserError(str(exc))
 
 
-def _print_services(up: Any) -> None:
+def _print_services(up: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_services_json(up)))
+        return
     table = Table(title=f"devnet ({up.state_dir})")
-    for col in ("service", "url", "pid", "detail"):
+    for col in ("service", "url", "pid"):
         table.add_column(col)
-    table.add_row("chain", up.chain.url, str(up.chain.pid), f"state {up.chain.extra.get('state_file')}")
-    table.add_row("ipfs", up.ipfs.url, str(up.ipfs.pid), f"peer {up.ipfs.extra.get('peer_id')}")
+    table.add_column("detail", overflow="fold")
+    if up.chain is not None:
+        table.add_row("chain", up.chain.url, str(up.chain.pid), f"state {up.chain.extra.get('state_file')}")
+    table.add_row("ipfs", up.ipfs.url, str(up.ipfs.pid), f"swarm {up.ipfs_swarm or '(offline)'}")
     console.print(table)
+
+
+def _services_json(up: Any) -> dict[str, Any]:
+    """What other machines need: the chain RPC URL, the IPFS API, and the IPFS swarm address to peer with."""
+    return {"state_dir": str(up.state_dir), "rpc": up.rpc_url, "ipfs_api": up.ipfs.url,
+            "ipfs_http": up.ipfs.extra.get("http_url"), "ipfs_peer_id": up.ipfs.extra.get("peer_id"),
+            "ipfs_swarm": up.ipfs_swarm,
+            "pids": {r.name: r.pid for r in up.records()}}
 
 
 @app.command()
@@ -50,18 +68,28 @@ def up(
     host: Annotated[str, typer.Option(
         "--host", help="Address anvil and the IPFS node (API and swarm) bind, e.g. this machine's LAN IP so "
                        "other machines can reach them; the recorded URLs use it.")] = "127.0.0.1",
+    ipfs_only: Annotated[bool, typer.Option(
+        "--ipfs-only", help="Only the IPFS node (an institution's own node; the chain runs elsewhere).")] = False,
+    swarm_port: Annotated[int, typer.Option(
+        "--swarm-port", help="IPFS swarm port the other nodes dial (0 = any free port).")] = 0,
+    ipfs_peer: Annotated[Optional[list[str]], typer.Option(
+        "--ipfs-peer", help="Another node's IPFS swarm multiaddr (/ip4/H/tcp/P/p2p/ID, repeatable): kept "
+                            "connected, re-dialled while down, remembered across restarts.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints as one JSON object.")] = False,
 ) -> None:
     """Start anvil and the IPFS node (on loopback unless --host); the chain and pinned blobs persist in --state-dir."""
     services = _services()
     try:
-        started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host)
+        started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host,
+                                     ipfs_only=ipfs_only, swarm_port=swarm_port, ipfs_peers=ipfs_peer or [])
     except (services.DevnetError, OSError) as exc:
         raise _devnet_user_error(exc) from exc
     except Exception as exc:  # ToolMissing and friends: still one line
         raise UserError(str(exc), hint="run `bash scripts/setup.sh` to install the toolchain") from exc
-    _print_services(started)
+    _print_services(started, as_json)
     if detach:
-        console.print(f"devnet up (detached); stop it with `fedledger devnet down --state-dir {state_dir}`")
+        if not as_json:
+            console.print(f"devnet up (detached); stop it with `fedledger devnet down --state-dir {state_dir}`")
         return
     console.print("devnet up; Ctrl-C stops it")
     stop = {"now": False}
@@ -98,19 +126,27 @@ def down(state_dir: StateDir = _DEFAULT_STATE_DIR) -> None:
 
 
 @app.command()
-def status(state_dir: StateDir = _DEFAULT_STATE_DIR) -> None:
-    """Show each service: URL, pid, whether it answers, block number / IPFS peer id. Exit 1 unless all are up."""
+def status(
+    state_dir: StateDir = _DEFAULT_STATE_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints (and liveness) as JSON.")] = False,
+) -> None:
+    """Show each service: URL, pid, whether it answers, block number / IPFS swarm address. Exit 1 unless all are up."""
     services = _services()
     try:
         rows = services.devnet_status(state_dir)
+        running = services.read_services(state_dir)
     except services.DevnetError as exc:
         raise _devnet_user_error(exc) from exc
-    if not rows:
+    if not rows or running is None:
         console.print(f"devnet is not running (no {services.services_path(state_dir)})")
         raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps({**_services_json(running), "alive": {row.name: row.alive for row in rows},
+                               "detail": {row.name: row.detail for row in rows}}))
+        raise typer.Exit(0 if all(row.alive for row in rows) else 1)
     table = Table(title=f"devnet ({Path(state_dir).resolve()})")
     for col in ("service", "url", "pid", "alive", "detail"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(row.name, row.url, str(row.pid), "[green]yes[/]" if row.alive else "[red]no[/]", row.detail)
     console.print(table)
@@ -124,7 +160,43 @@ def _default_rpc(state_dir: Path) -> str:
         running = services.read_services(state_dir)
     except services.DevnetError:
         running = None
-    return running.rpc_url if running else f"http://127.0.0.1:{services.DEFAULT_CHAIN_PORT}"
+    if running is not None and running.rpc_url:
+        return running.rpc_url
+    return f"http://127.0.0.1:{services.DEFAULT_CHAIN_PORT}"
+
+
+@app.command()
+def connect(
+    addrs: Annotated[list[str], typer.Argument(help="Other nodes' IPFS swarm multiaddrs (/ip4/H/tcp/P/p2p/ID).")],
+    state_dir: StateDir = _DEFAULT_STATE_DIR,
+) -> None:
+    """Connect this machine's running IPFS node to other nodes now, and keep it connected (like --ipfs-peer).
+
+    Exit 1 when an address is malformed (nothing is added) or a node could not be reached now (it is still
+    remembered and re-dialled every few seconds)."""
+    from devnet.ipfs import IpfsPeeringError, add_peering, check_peer_multiaddr, swarm_connect
+
+    services = _services()
+    running = services.read_services(state_dir)
+    if running is None:
+        raise UserError(f"no IPFS node running from {state_dir}",
+                        hint="start it with `fedledger devnet up --ipfs-only --host ADDR -d` (or pass --state-dir)")
+    try:
+        for addr in addrs:
+            check_peer_multiaddr(addr)
+    except IpfsPeeringError as exc:
+        raise _devnet_user_error(exc) from exc
+    add_peering(Path(running.ipfs.extra.get("repo", Path(state_dir) / "ipfs")), addrs)
+    failed = 0
+    for addr in addrs:
+        try:
+            swarm_connect(running.ipfs.extra["http_url"], addr)
+            print(f"{addr}  connected")
+        except IpfsPeeringError as exc:
+            failed += 1
+            print(f"{addr}  not reachable now ({exc.message}); re-dialled every few seconds")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -136,14 +208,24 @@ def deploy(
         typer.Option(envvar="FEDLEDGER_DEPLOYER_KEY", help="Deployer private key (hex); default: anvil dev account 0."),
     ] = None,
     state_dir: StateDir = _DEFAULT_STATE_DIR,
+    expect_rounds: Annotated[int, typer.Option(
+        help="Rounds the federation should run: warns (before deploying) when funding_wei pays fewer.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print address, deploy block, rpc, chain id as JSON.")] = False,
 ) -> None:
-    """Compile and deploy a FederationLedger from a config file; print its address and parameters."""
+    """Compile and deploy a FederationLedger from a config file; print its address and parameters.
+
+    The config is checked before any network call: a rule/f that can never aggregate with these members is
+    refused; a reward pool that pays fewer than --expect-rounds rounds is a one-line warning."""
+    from fedledger.devnet_config_cmd import funding_warning
     from ledger_tools.config import ConfigError, FederationConfig
 
     try:
         federation = FederationConfig.load(config)
     except ConfigError as exc:
         raise UserError(f"bad federation config: {exc}", hint="see docs/devnet.md for the config keys") from exc
+    warning = funding_warning(federation.reward_per_round_wei, federation.funding_wei, expect_rounds)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     rpc_url = rpc or _default_rpc(state_dir)
     from devnet.anvil import dev_accounts, rpc_answers
 
@@ -170,6 +252,10 @@ def deploy(
     except (ValueError, TypeError) as exc:  # e.g. a malformed --key
         raise UserError(f"deployment to {rpc_url} failed: {exc}", hint="--key takes a 32-byte hex private key") from exc
     address = getattr(deployed, "address", deployed)
+    if as_json:
+        typer.echo(json.dumps({"contract": str(address), "deploy_block": getattr(deployed, "deploy_block", None),
+                               "rpc": rpc_url, "chain_id": chain_id}))
+        return
     table = Table(title="federation deployed", show_header=False)
     table.add_column("key")
     table.add_column("value")
@@ -260,3 +346,6 @@ def genesis(
         "genesis_model_cid": cid,
         "scale_bits": scale_bits,
     }, indent=2))
+
+
+from fedledger import devnet_config_cmd as _devnet_config_cmd  # noqa: E402,F401  registers `devnet config`
