@@ -10,7 +10,8 @@ Blobs are added as UnixFS files with CIDv1, raw leaves and the default 256 KiB c
 256 KiB is a single raw block whose CID is `sha256(blob)` itself, and a larger one is a balanced DAG-PB tree
 that `unixfs_cid` rebuilds locally. The node is never trusted: every blob fetched by `cat` is checked against
 its CID (recomputed locally) and, when given, against the caller's `expected_sha256`, and a mismatch raises
-`BlobIntegrityError`.
+`BlobIntegrityError`. Nor is the publisher trusted: `cat` stops reading past `max_bytes` (per call, else the
+store's `max_blob_bytes`) and raises `BlobTooLarge`, so a hostile CID cannot make a reader allocate without bound.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 262_144                 # default UnixFS chunker (size-262144), Kubo and js-ipfs alike
 MAX_LINKS_PER_NODE = 174             # balanced layout fan-out, Kubo and js-ipfs alike
 _ADD_OPTS = {"cid-version": "1", "raw-leaves": "true", "cid-base": "base32", "pin": "true"}
+#: Cap of a `cat` that names none (256 MiB: a 64M-parameter canonical model); callers pass tighter per-kind caps.
+DEFAULT_MAX_BLOB_BYTES = 256 << 20
 
 T = TypeVar("T")
 
@@ -54,6 +57,15 @@ class BlobIntegrityError(BlobStoreError):
 
 class BlobNotFound(BlobStoreError):
     """The store does not hold the blob (in-memory store) or the node rejected the CID."""
+
+
+class BlobTooLarge(BlobStoreError):
+    """The blob is larger than the reader's cap for its kind: refused before it is read in full or parsed."""
+
+
+def _check_cap(cid: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise BlobTooLarge(f"blob {cid} is larger than the {max_bytes} bytes allowed for it")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -167,8 +179,9 @@ class BlobStore(Protocol):
     def add(self, data: bytes) -> str:
         """Store `data` (pinned) and return its CID."""
 
-    def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
-        """Return the bytes named by `cid`, verified locally; BlobIntegrityError if they do not match."""
+    def cat(self, cid: str, expected_sha256: bytes | str | None = None, *, max_bytes: int | None = None) -> bytes:
+        """Return the bytes named by `cid`, verified locally; BlobIntegrityError if they do not match,
+        BlobTooLarge if there are more than `max_bytes` of them (default: the store's cap)."""
 
     def pin(self, cid: str) -> None:
         """Keep `cid` (fetching it if needed) through garbage collection and restarts."""
@@ -180,19 +193,21 @@ class BlobStore(Protocol):
 class InMemoryBlobStore:
     """A dict-backed BlobStore with real IPFS CIDs (for the in-process simulator and unit tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
         self._blobs: dict[str, bytes] = {}
+        self.max_blob_bytes = max_blob_bytes
 
     def add(self, data: bytes) -> str:
         cid = unixfs_cid(bytes(data))
         self._blobs[cid] = bytes(data)
         return cid
 
-    def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
+    def cat(self, cid: str, expected_sha256: bytes | str | None = None, *, max_bytes: int | None = None) -> bytes:
         try:
             data = self._blobs[cid]
         except KeyError:
             raise BlobNotFound(f"blob {cid} is not in the in-memory store") from None
+        _check_cap(cid, len(data), self.max_blob_bytes if max_bytes is None else max_bytes)
         verify_blob(cid, data, expected_sha256)
         return data
 
@@ -239,10 +254,16 @@ class IpfsBlobStore:
     every thread gets a client of its own, created on its first call and closed by `close()`.
     """
 
-    def __init__(self, api_url: str, timeout: float = 30, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(self, api_url: str, timeout: float = 30, retries: int = 3, backoff: float = 0.5,
+                 max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
         import ipfshttpclient  # local: keeps the module importable where only the in-memory store is used
+        import requests
+        import urllib3
 
         self.api_url = api_url
+        self.max_blob_bytes = max_blob_bytes
+        # Raised by the response body's iterator, which ipfshttpclient does not wrap: a dropped connection.
+        self._read_errors = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
@@ -299,12 +320,13 @@ class IpfsBlobStore:
                                      f"{expected}")
         return expected
 
-    def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
+    def cat(self, cid: str, expected_sha256: bytes | str | None = None, *, max_bytes: int | None = None) -> bytes:
         # A node that answers but stays silent on `cat` is searching for content nobody provides (a faulty
         # peer can commit such a CID): one timeout is the answer. Retrying would multiply the stall by
         # `retries` and could push every honest collector past the vote deadline.
         try:
-            data = self._call(f"cat {cid}", lambda: self._client.cat(cid), retry_timeouts=False)
+            limit = self.max_blob_bytes if max_bytes is None else max_bytes
+            data = self._call(f"cat {cid}", lambda: self._read_capped(cid, limit), retry_timeouts=False)
         except self._errors.TimeoutError as exc:
             raise BlobNotFound(
                 f"IPFS node at {self.api_url} found no provider for {cid} within {self.timeout:g}s"
@@ -313,6 +335,20 @@ class IpfsBlobStore:
             raise BlobNotFound(f"IPFS node at {self.api_url} cannot serve {cid}: {exc}") from exc
         verify_blob(cid, data, expected_sha256)
         return data
+
+    def _read_capped(self, cid: str, limit: int) -> bytes:
+        """The blob's bytes, streamed; BlobTooLarge as soon as more than `limit` arrive (the rest is never read)."""
+        stream = self._client.cat(cid, length=limit + 1, stream=True)  # `length`: a hint, not trusted
+        data = bytearray()
+        try:
+            for piece in stream:
+                data += piece
+                _check_cap(cid, len(data), limit)
+        except self._read_errors as exc:
+            raise self._errors.ProtocolError(exc) from exc
+        finally:
+            stream.close()
+        return bytes(data)
 
     def pin(self, cid: str) -> None:
         try:
