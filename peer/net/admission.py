@@ -58,7 +58,7 @@ class EnvelopeValidator:
     rounds_behind: int = 1
     rounds_ahead: int = 1
     max_message_bytes: int = 768 * 1024
-    max_blob_bytes: int = 64 * 1024 * 1024
+    max_blob_bytes: int = 256 * 1024 * 1024  # a 25M-parameter sealed update is ~100 MB
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "federation", _address(self.federation, "federation"))

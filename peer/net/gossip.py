@@ -2,8 +2,9 @@
 
 py-libp2p is trio-only, so a ``GossipNode`` runs its host, Pubsub and GossipSub router in one thread of
 its own under ``trio.run``; the (synchronous) peer code calls in with ``trio.from_thread``. One topic per
-federation carries two kinds of signed messages (``peer.net.envelope``): envelopes, and the chunks of sealed
-blobs, which keep every gossip message well under libp2p's 1 MiB limit.
+federation carries signed envelopes (``peer.net.envelope``) and the chunks of small sealed blobs (at most
+``bulk_threshold`` bytes). A larger blob moves over the bulk stream protocol (``peer.net.bulk``): receivers of
+its envelope fetch it from the publisher or any member holding it (``peer.net.bulk_fetch``), verified, to disk.
 
 Every inbound message passes the topic validator before libp2p delivers or forwards it: the federation's
 ``EnvelopeValidator`` rules (size, format, federation, round window, signature, membership), then
@@ -13,16 +14,14 @@ never forwarded; nothing a remote peer sends can raise out of the validator. Two
 (``peer.net.gossip_store``). Addresses: ``peer.net.gossip_addr`` (listen vs announce). The bootstrap peers,
 and the members' addresses the round loop finds on the ledger (``peer.net.discovery``, handed over with
 ``dial_discovered``), are dialled and re-dialled by ``peer.net.gossip_dial``.
-
-Outbound messages are paced below GossipSub's spam limit (``rate_limit`` messages per second per peer and
-topic, the library default 10): above it, libp2p silently stops forwarding, including our own publishes.
+Outbound messages are paced below GossipSub's spam limit (``peer.net.gossip_pacing``).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import multiaddr
@@ -36,11 +35,15 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from peer.net import bulk
+from peer.net.bulk import BlobSpool
+from peer.net.bulk_fetch import BulkFetcher
 from peer.net.chunking import DEFAULT_CHUNK_SIZE, split_blob
 from peer.net.envelope import Envelope
 from peer.net.admission import DropReason, EnvelopeValidator
 from peer.net.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
 from peer.net.gossip_dial import DialPolicy, DialTargets, keep_connected
+from peer.net.gossip_pacing import PublishPacer
 from peer.net.gossip_store import Equivocation, GossipStats, GossipStore
 from peer.errors import PeerError
 
@@ -70,6 +73,10 @@ class GossipNode:
         max_envelopes_per_sender_round: int = 4,
         max_blobs_per_sender_round: int = 4,
         dial_policy: DialPolicy = DialPolicy(),
+        bulk_threshold: int | None = None,
+        bulk_fetches: int = 4,
+        bulk_give_up: float = 120.0,
+        spool_dir: str | None = None,
     ) -> None:
         if seed is not None and len(seed) != 32:
             raise ValueError("seed must be 32 bytes (an Ed25519 private key seed)")
@@ -81,31 +88,28 @@ class GossipNode:
         self.topic = topic or validator.topic
         check_listen(listen)
         check_pair(listen, None if announce is None else check_announce(announce))
-        self.listen = listen
-        self.announce = announce
-        self.bootstrap = list(bootstrap)
-        self.chunk_size = chunk_size
-        self.rate_limit = rate_limit
-        self.max_publish_rate = max_publish_rate
-        self.heartbeat_interval = heartbeat_interval
-        self.dial_policy = dial_policy
+        self.listen, self.announce, self.bootstrap = listen, announce, list(bootstrap)
+        self.chunk_size, self.rate_limit, self.max_publish_rate = chunk_size, rate_limit, max_publish_rate
+        self.heartbeat_interval, self.dial_policy = heartbeat_interval, dial_policy
+        # blobs above one gossip chunk take the bulk stream path (peer.net.bulk)
+        self.bulk_threshold = chunk_size if bulk_threshold is None else bulk_threshold
+        self.bulk_fetches, self.bulk_give_up = bulk_fetches, bulk_give_up
         self._key_pair = create_new_key_pair(seed)
         self.peer_id = ID.from_pubkey(self._key_pair.public_key)
 
         self.store = GossipStore(validator, max_envelopes_per_sender_round=max_envelopes_per_sender_round,
-                                 max_blobs_per_sender_round=max_blobs_per_sender_round)
+                                 max_blobs_per_sender_round=max_blobs_per_sender_round,
+                                 spool=BlobSpool(spool_dir), on_envelope=self._on_envelope)
+        self._fetcher: BulkFetcher | None = None
         self._lock = threading.Lock()  # guards _peer_count
-
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop_event: trio.Event | None = None
-        self._host = None
-        self._pubsub: Pubsub | None = None
-        self._publish_times: deque[float] = deque()
-        self._peer_count = 0
-        self._warned_no_peers = False
+        self._host, self._pubsub = None, None  # type: tuple[object, Pubsub | None]
+        self._pacer = PublishPacer(max_publish_rate)
+        self._peer_count, self._warned_no_peers = 0, False
         self._targets: DialTargets | None = None
         self.multiaddr: str | None = None
 
@@ -132,14 +136,13 @@ class GossipNode:
         if thread is None:
             return
         if thread.is_alive() and self._token is not None and self._stop_event is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(self._stop_event.set, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
         thread.join(timeout)
         if thread.is_alive():
             raise GossipError(f"gossip thread did not stop within {timeout} s")
         self.store.wake()
+        self.store.close()
 
     def __enter__(self) -> GossipNode:
         self.start()
@@ -154,8 +157,7 @@ class GossipNode:
         """Dial a peer and wait until it is subscribed to our topic; returns its peer id."""
         return self._call(self._connect, address, timeout)
 
-    def peers(self) -> list[str]:
-        """Connected peers subscribed to this federation's topic."""
+    def peers(self) -> list[str]:  # connected peers subscribed to this federation's topic
         return self._call(self._topic_peers)
 
     def dial_discovered(self, addresses: Sequence[str]) -> None:
@@ -177,12 +179,11 @@ class GossipNode:
     def wait_for_peers(self, count: int, timeout: float) -> bool:
         """Wait until at least ``count`` peers are connected and subscribed to the topic."""
         deadline = time.monotonic() + timeout
-        while True:
-            if len(self.peers()) >= count:
-                return True
+        while len(self.peers()) < count:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+        return True
 
     def publish_envelope(self, envelope: Envelope) -> None:
         """Gossip our signed envelope. Re-publishing the same envelope (for late joiners) is allowed."""
@@ -191,11 +192,16 @@ class GossipNode:
         self._call(self._publish, [data])
 
     def publish_blob(self, envelope: Envelope, sealed_blob: bytes, account: LocalAccount) -> int:
-        """Gossip ``sealed_blob`` as signed chunks bound to ``envelope``; returns the number of chunks.
+        """Make ``sealed_blob`` available to the members; returns the number of gossip chunks sent.
 
-        Chunks are paced to ``max_publish_rate`` per second, so a blob of ``k`` chunks takes about
-        ``k / max_publish_rate`` seconds beyond the first burst.
+        Above ``bulk_threshold`` bytes: 0 — the blob is held in the spool and served over the bulk stream
+        protocol to whoever asks by this envelope. Otherwise it is gossiped as signed chunks bound to
+        ``envelope``, paced to ``max_publish_rate`` per second.
         """
+        if len(sealed_blob) > self.bulk_threshold:
+            self._check_own(envelope.to_bytes())
+            self.store.add_own(envelope, sealed_blob)  # checks the bytes against the envelope
+            return 0
         chunks = [c.to_bytes() for c in split_blob(account, envelope, sealed_blob, self.chunk_size)]
         self._check_own(chunks[0])
         self._call(self._publish, chunks)
@@ -210,6 +216,10 @@ class GossipNode:
     def blob(self, update_hash: bytes, blob_sha256: bytes | None = None, *, sender: str | None = None) -> bytes | None:
         """A complete, verified sealed blob with this update hash (see `GossipStore.blob`); else None."""
         return self.store.blob(update_hash, blob_sha256, sender=sender)
+
+    def has_blob(self, update_hash: bytes, *, sender: str | None = None) -> bool:
+        """Whether `blob` would return one (without reading it from the spool)."""
+        return self.store.has_blob(update_hash, sender=sender)
 
     def equivocations(self) -> list[Equivocation]:
         return self.store.equivocations()
@@ -271,10 +281,15 @@ class GossipNode:
                 async with background_trio_service(pubsub), background_trio_service(router):
                     await pubsub.wait_until_ready()
                     pubsub.set_topic_validator(self.topic, self._validate, False)
+                    upload_limit = trio.CapacityLimiter(self.bulk_fetches)
+                    host.set_stream_handler(bulk.PROTOCOL,
+                                            lambda stream: bulk.serve(stream, self.store.lookup, upload_limit))
                     subscription = await pubsub.subscribe(self.topic)
                     bound_port = int(host.get_addrs()[0].value_for_protocol("tcp"))
                     self.multiaddr = with_peer_id(announced(self.listen, self.announce, bound_port), str(self.peer_id))
                     async with trio.open_nursery() as nursery:
+                        self._fetcher = BulkFetcher(nursery, host, self.store, self._topic_peers, str(self.peer_id),
+                                                    self.bulk_fetches, self.bulk_give_up, lambda: self.peer_count)
                         nursery.start_soon(self._drain, subscription)
                         nursery.start_soon(self._watch_peers)
                         self._targets = DialTargets(nursery, self._keep_connected, str(self.peer_id))
@@ -364,28 +379,22 @@ class GossipNode:
             log.warning("gossip: publishing to 0 peers (none connected); the others must fetch this update "
                         "from IPFS", extra={"event": "no_peers", "peers": 0})
         for data in messages:
-            await self._pace()
+            await self._pacer.wait()
             await self._pubsub.publish(self.topic, data)
             self.store.count_published()
-
-    async def _pace(self) -> None:
-        window = self._publish_times
-        while True:
-            now = time.time()  # the same clock GossipSub's spam check uses
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) < self.max_publish_rate:
-                window.append(now)
-                return
-            await trio.sleep(window[0] + 1.0 - now + 0.01)
 
     def _validate(self, forwarder: ID, msg) -> bool:
         """GossipSub topic validator: True = deliver and forward."""
         try:
-            own = forwarder == self.peer_id and ID(msg.from_id) == self.peer_id
-            return self.store.admit(bytes(msg.data), own)
+            origin = ID(msg.from_id)
+            own = forwarder == self.peer_id and origin == self.peer_id
+            return self.store.admit(bytes(msg.data), own, str(origin))
         except Exception:  # never let a remote message take the router down
             log.exception("unexpected error while validating a gossip message")
             self.store.count_drop(DropReason.VALIDATOR_ERROR)
             return False
 
+    def _on_envelope(self, envelope: Envelope, origin: str | None) -> None:
+        """A member's envelope was accepted (trio thread): fetch the blob it names if too large for gossip."""
+        if envelope.blob_size > self.bulk_threshold and self._fetcher is not None:
+            self._fetcher.start(envelope, origin)
