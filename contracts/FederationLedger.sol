@@ -53,6 +53,16 @@ contract FederationLedger is IFederationLedger {
         uint32 finIndex; // rounds finalized before this one (state.finalizedCount before it); finalized rounds only
     }
 
+    /// @dev Reward accounting and the model round, one slot (256 bits), written once per round close.
+    ///      Invariant: balance >= reserved + roundPool. Only finalization reserves, one round is open at a time,
+    ///      and while it is open balance - reserved never decreases (funding adds, a claim lowers both, a sweep
+    ///      lowers reserved), so the pool fixed at open can always be reserved at finalization.
+    struct Funds {
+        uint128 reserved; // wei owed to finalized rounds' reward trees (sum of their `unclaimed`)
+        uint32 modelRound; // round whose aggregate is the current global model (0 = genesis)
+        uint96 roundPool; // the open round's pool, fixed when it opened
+    }
+
     /// @dev What `claim` needs of a finalized round, in one slot so a claim reads one cold slot per round:
     ///      the rewards root's high 160 bits (forging a proof for them takes ~2^160 hashes, as for an address)
     ///      and the unclaimed rest of the round's pool. The full root is in the RoundFinalized event.
@@ -85,10 +95,27 @@ contract FederationLedger is IFederationLedger {
     /// @dev Longest multiaddr `announce` accepts, in bytes (a /dns4/<name>/tcp/<port>/p2p/<peer id> is ~100).
     ///      Not a public getter: it would cost ~190 bytes of runtime code (~40k deploy gas) for a fixed number.
     uint256 private constant MAX_MULTIADDR_LENGTH = 256;
+    /// @notice Highest initial weight a member can be admitted with (1000.0): totalWeight (uint64) cannot overflow
+    ///         before ~1.8e10 admissions, so admission never panics (2^64 - 1 used to: Panic(0x11)).
+    uint64 public constant MAX_MEMBER_WEIGHT = 1000 * ReputationMath.WEIGHT_ONE;
+    /// @notice sampleCap of a federation deployed with sampleCap = 0: FedAvg weights use min(numSamples, cap), so
+    ///         a member's self-reported sample count can never exceed it (2^32 - 1 would otherwise outweigh any
+    ///         honest federation). Choose a cap near the largest honest local dataset to bound it tighter.
+    uint32 public constant DEFAULT_SAMPLE_CAP = 65_536;
+    /// @notice Rewards of a finalized round stay reserved for claims at least this long after its vote deadline;
+    ///         then anyone may `sweep` the unclaimed rest back to the pool.
+    uint256 public constant CLAIM_WINDOW = 365 days;
+    /// @dev Longest `rule` name and genesis CID accepted at deployment, in bytes.
+    uint256 private constant MAX_RULE_LENGTH = 64;
+    uint256 private constant MAX_CID_LENGTH = 256;
+    /// @dev Largest codec fixed-point scale (`consensus.codec.MAX_SCALE_BITS`).
+    uint8 private constant MAX_SCALE_BITS = 30;
 
     // ------------------------------------------------------------------ storage
 
-    address public immutable owner;
+    /// @notice The only account allowed to admit and remove members and auditors: the deployer until it calls
+    ///         `transferOwnership` (devnet/deploy.py hands it to the FederationGovernor at deployment).
+    address public owner;
     uint16 public immutable ruleParam;
     uint16 public immutable f;
     uint16 public immutable quorumBps;
@@ -104,10 +131,7 @@ contract FederationLedger is IFederationLedger {
     string public genesisModelCid;
 
     State internal state;
-    /// @notice Wei reserved for unclaimed rewards of finalized rounds.
-    uint128 public reserved;
-    /// @notice Round whose aggregate is the current global model (0 = genesis).
-    uint32 public modelRound;
+    Funds internal funds;
     /// @notice sha256 of the current global model's canonical bytes.
     bytes32 public modelHash;
 
@@ -140,16 +164,29 @@ contract FederationLedger is IFederationLedger {
     // ------------------------------------------------------------------ setup
 
     /// @notice Create a federation; `msg.value` funds the reward pool. Round 1 opens immediately.
+    ///         Every bound reverts with InvalidParameter(<name>): members non-empty with positive total weight
+    ///         ("members", "totalWeight"), each as in `admitMember`; rule 1..64 bytes; f < number of members;
+    ///         5000 <= quorumBps < 10000; commitPeriod, votePeriod > 0; rewardPerRound < 2^96; genesisModelHash
+    ///         non-zero; genesisModelCid 1..256 bytes; scaleBits <= 30; alphaBps <= 10000; sampleCap 0 is stored
+    ///         as DEFAULT_SAMPLE_CAP. Auditors as in `registerAuditor`.
     /// @param params federation parameters
     /// @param members_ initial members (address, X25519 key, initial weight)
     /// @param auditors_ initial auditors (address, X25519 key)
     constructor(Params memory params, MemberInit[] memory members_, AuditorInit[] memory auditors_) payable {
         if (members_.length == 0) revert InvalidParameter("members");
+        if (bytes(params.rule).length == 0 || bytes(params.rule).length > MAX_RULE_LENGTH) {
+            revert InvalidParameter("rule");
+        }
+        if (params.f >= members_.length) revert InvalidParameter("f");
         if (params.quorumBps < 5000 || params.quorumBps >= BPS) revert InvalidParameter("quorumBps");
         if (params.alphaBps > BPS) revert InvalidParameter("alphaBps");
         if (params.commitPeriod == 0) revert InvalidParameter("commitPeriod");
         if (params.votePeriod == 0) revert InvalidParameter("votePeriod");
         if (params.rewardPerRound > type(uint96).max) revert InvalidParameter("rewardPerRound");
+        if (params.genesisModelHash == bytes32(0)) revert InvalidParameter("genesisModelHash");
+        uint256 cidLength = bytes(params.genesisModelCid).length;
+        if (cidLength == 0 || cidLength > MAX_CID_LENGTH) revert InvalidParameter("genesisModelCid");
+        if (params.scaleBits > MAX_SCALE_BITS) revert InvalidParameter("scaleBits");
         owner = msg.sender;
         rule = params.rule;
         ruleParam = params.ruleParam;
@@ -163,7 +200,7 @@ contract FederationLedger is IFederationLedger {
         genesisModelCid = params.genesisModelCid;
         scaleBits = params.scaleBits;
         alphaBps = params.alphaBps;
-        sampleCap = params.sampleCap;
+        sampleCap = params.sampleCap == 0 ? DEFAULT_SAMPLE_CAP : params.sampleCap;
         modelHash = params.genesisModelHash;
 
         State memory s;
@@ -173,11 +210,14 @@ contract FederationLedger is IFederationLedger {
         for (uint256 i = 0; i < auditors_.length; ++i) {
             _register(auditors_[i].account, auditors_[i].encKey);
         }
+        if (s.totalWeight == 0) revert InvalidParameter("totalWeight");
         s.currentRound = 1;
         s.roundStart = uint40(block.timestamp);
         state = s;
         if (msg.value > 0) emit Funded(msg.sender, msg.value, address(this).balance);
-        _emitOpened(1, block.timestamp);
+        uint256 pool = _nextPool(0);
+        funds = Funds({reserved: 0, modelRound: 0, roundPool: uint96(pool)});
+        _emitOpened(1, block.timestamp, pool);
     }
 
     // ------------------------------------------------------------------ admin
@@ -192,6 +232,46 @@ contract FederationLedger is IFederationLedger {
     /// @inheritdoc IFederationLedger
     function registerAuditor(address account, bytes32 encKey) external onlyOwner {
         _register(account, encKey);
+    }
+
+    /// @notice `member` was removed; `totalWeight` after it. It stops committing and voting at once; a vote it
+    ///         already cast in the open round stays in that round's tally.
+    event MemberRemoved(address indexed member, uint64 weight, uint256 totalWeight);
+    /// @notice `auditor` was removed: update blobs are no longer sealed to it.
+    event AuditorRemoved(address indexed auditor);
+    /// @notice Ownership (admission and removal rights) moved from `previousOwner` to `newOwner`.
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+    /// @notice Hand the admin rights to `newOwner` (owner only), e.g. the federation's governor.
+    function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) revert InvalidParameter("owner");
+        emit OwnershipTransferred(owner, newOwner);
+        owner = newOwner;
+    }
+
+    /// @notice Remove member `account` (owner only). Its weight leaves the total weight now; a commit it made
+    ///         in the open round no longer counts toward closing the commit phase early. Rewards it earned
+    ///         stay claimable (claims need no membership).
+    function removeMember(address account) external onlyOwner {
+        MemberState memory m = memberState[account];
+        if (m.flags & FLAG_MEMBER == 0) revert NotMember(account);
+        State memory s = state;
+        s.memberCount -= 1;
+        s.totalWeight -= m.weight;
+        if (m.lastCommitRound == s.currentRound) s.commitCount -= 1;
+        state = s;
+        delete memberState[account];
+        delete memberKey[account];
+        _unlist(memberList, account);
+        emit MemberRemoved(account, m.weight, s.totalWeight);
+    }
+
+    /// @notice Remove auditor `account` (owner only).
+    function removeAuditor(address account) external onlyOwner {
+        if (auditorKey[account] == bytes32(0)) revert InvalidParameter("account");
+        delete auditorKey[account];
+        _unlist(auditorList, account);
+        emit AuditorRemoved(account);
     }
 
     /// @inheritdoc IFederationLedger
@@ -270,12 +350,17 @@ contract FederationLedger is IFederationLedger {
         );
 
         if (weightFor * BPS > uint256(quorumBps) * s.totalWeight) {
-            uint256 available = address(this).balance - reserved;
-            uint256 pool = rewardPerRound < available ? rewardPerRound : available;
-            reserved += uint128(pool);
-            modelRound = uint32(round);
+            // the pool fixed at open; an empty tree (root 0) pays nothing, so it reserves nothing
+            Funds memory fu = funds;
+            uint256 pool = fu.roundPool;
+            uint256 reservedNow = fu.reserved;
+            if (rewardsRoot != bytes32(0)) {
+                reservedNow += pool;
+                payout[round] = Payout({rootHigh: bytes20(rewardsRoot), unclaimed: uint96(pool)});
+            }
+            uint256 nextPool = _nextPool(reservedNow);
+            funds = Funds({reserved: uint128(reservedNow), modelRound: uint32(round), roundPool: uint96(nextPool)});
             modelHash = aggregateHash;
-            payout[round] = Payout({rootHigh: bytes20(rewardsRoot), unclaimed: uint96(pool)});
             roundRecord[round] = RoundRecord({
                 status: STATUS_FINALIZED,
                 digestPrefix: bytes10(digest),
@@ -287,7 +372,7 @@ contract FederationLedger is IFederationLedger {
                 round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, weightFor, s.totalWeight, pool
             );
             s.finalizedCount += 1;
-            _openNext(s, round);
+            _openNext(s, round, nextPool);
         }
         state = s;
     }
@@ -306,7 +391,10 @@ contract FederationLedger is IFederationLedger {
             finIndex: 0
         });
         emit RoundFailed(round, msg.sender);
-        _openNext(s, round);
+        // the failed round reserved nothing; the next pool counts what was funded meanwhile
+        uint256 nextPool = _nextPool(funds.reserved);
+        funds.roundPool = uint96(nextPool);
+        _openNext(s, round, nextPool);
         state = s;
     }
 
@@ -323,7 +411,7 @@ contract FederationLedger is IFederationLedger {
             uint256 r = rounds[i];
             uint256 amount = amounts[i];
             Payout memory p = payout[r];
-            // only finalization writes a payout (a finalized round with an empty tree and no pool pays nothing)
+            // only finalization with a non-empty tree writes a payout (an empty tree pays and reserves nothing)
             if (p.rootHigh == bytes20(0) && p.unclaimed == 0) revert NotFinalized(r);
             uint256 bit = 1 << (r & 255);
             uint256 word = claimedBits[msg.sender][r >> 8];
@@ -335,10 +423,23 @@ contract FederationLedger is IFederationLedger {
             payout[r] = Payout({rootHigh: p.rootHigh, unclaimed: p.unclaimed - uint96(amount)});
             total += amount;
         }
-        reserved -= uint128(total);
+        funds.reserved -= uint128(total);
         emit Claimed(msg.sender, rounds, amounts, total);
         (bool ok,) = msg.sender.call{value: total}("");
         if (!ok) revert TransferFailed(msg.sender, total);
+    }
+
+    /// @inheritdoc IFederationLedger
+    function sweep(uint256 round) external {
+        Payout memory p = payout[round];
+        // only finalization with a non-empty tree writes a payout, so unclaimed > 0 implies a finalized round
+        if (p.unclaimed == 0) revert NothingToSweep(round);
+        uint256 closesAt = uint256(roundRecord[round].start) + commitPeriod + votePeriod + CLAIM_WINDOW;
+        if (block.timestamp < closesAt) revert ClaimWindowOpen(round, closesAt);
+        // effects only: the ETH stays in the contract, unreserved, for later rounds' pools (no interaction)
+        payout[round] = Payout({rootHigh: p.rootHigh, unclaimed: 0});
+        funds.reserved -= p.unclaimed;
+        emit Swept(round, msg.sender, p.unclaimed);
     }
 
     // ------------------------------------------------------------------ discovery
@@ -372,6 +473,16 @@ contract FederationLedger is IFederationLedger {
         });
     }
 
+    /// @notice Wei reserved for unclaimed rewards of finalized rounds.
+    function reserved() external view returns (uint128) {
+        return funds.reserved;
+    }
+
+    /// @notice Round whose aggregate is the current global model (0 = genesis).
+    function modelRound() external view returns (uint32) {
+        return funds.modelRound;
+    }
+
     /// @inheritdoc IFederationLedger
     function currentRound() external view returns (uint256) {
         return state.currentRound;
@@ -403,6 +514,7 @@ contract FederationLedger is IFederationLedger {
             status = STATUS_OPEN;
             start = s.roundStart;
             commitCount = s.commitCount;
+            unclaimed = funds.roundPool;
         } else if (r == 0 || r > s.currentRound) {
             return (STATUS_NONE, 0, 0, 0, 0, 0, bytes20(0), bytes10(0));
         } else {
@@ -475,7 +587,7 @@ contract FederationLedger is IFederationLedger {
 
     /// @inheritdoc IFederationLedger
     function model() external view returns (bytes32 hash, uint256 round) {
-        return (modelHash, modelRound);
+        return (modelHash, funds.modelRound);
     }
 
     /// @inheritdoc IFederationLedger
@@ -490,6 +602,7 @@ contract FederationLedger is IFederationLedger {
         if (memberState[account].flags & FLAG_MEMBER != 0) revert AlreadyMember(account);
         // A member nobody can seal to would make every honest peer's seal fail: refuse it at admission.
         if (encKey == bytes32(0)) revert InvalidParameter("encKey");
+        if (weight > MAX_MEMBER_WEIGHT) revert InvalidParameter("weight");
         memberState[account] = MemberState({
             weight: weight,
             lastCommitRound: 0,
@@ -505,6 +618,18 @@ contract FederationLedger is IFederationLedger {
         emit MemberAdmitted(account, encKey, weight, s.totalWeight);
     }
 
+    /// @dev Swap-and-pop `account` out of `list` (present: callers checked it): O(n) reads, removal only.
+    function _unlist(address[] storage list, address account) private {
+        uint256 last = list.length - 1;
+        for (uint256 i = 0; i < last; ++i) {
+            if (list[i] == account) {
+                list[i] = list[last];
+                break;
+            }
+        }
+        list.pop();
+    }
+
     function _register(address account, bytes32 encKey) private {
         if (account == address(0)) revert InvalidParameter("account");
         if (auditorKey[account] != bytes32(0)) revert AlreadyAuditor(account);
@@ -514,16 +639,22 @@ contract FederationLedger is IFederationLedger {
         emit AuditorRegistered(account, encKey);
     }
 
-    function _openNext(State memory s, uint256 round) private {
+    /// @dev The pool of a round opening now: min(rewardPerRound, balance - reserved).
+    function _nextPool(uint256 reservedNow) private view returns (uint256) {
+        uint256 available = address(this).balance - reservedNow;
+        return rewardPerRound < available ? rewardPerRound : available;
+    }
+
+    function _openNext(State memory s, uint256 round, uint256 pool) private {
         s.currentRound = uint32(round + 1);
         s.roundStart = uint40(block.timestamp);
         s.commitCount = 0;
-        _emitOpened(round + 1, block.timestamp);
+        _emitOpened(round + 1, block.timestamp, pool);
     }
 
-    function _emitOpened(uint256 round, uint256 start) private {
+    function _emitOpened(uint256 round, uint256 start, uint256 pool) private {
         uint256 commitDeadline = start + commitPeriod;
-        emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + votePeriod));
+        emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + votePeriod), pool);
     }
 
     /// @dev A late vote for the finalized round `round` (< the open round), until its original vote deadline.

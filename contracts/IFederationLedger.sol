@@ -25,14 +25,14 @@ interface IFederationLedger {
         string genesisModelCid;
         uint8 scaleBits; // codec fixed-point scale
         uint16 alphaBps; // reputation step alpha, in basis points
-        uint32 sampleCap; // aggregators use min(numSamples, sampleCap); 0 = no cap (applied off chain)
+        uint32 sampleCap; // aggregators use min(numSamples, sampleCap); 0 = DEFAULT_SAMPLE_CAP (applied off chain)
     }
 
     /// @notice A member admitted at deployment.
     struct MemberInit {
         address account; // signs commits and votes
         bytes32 encKey; // X25519 public key update blobs are sealed to
-        uint64 weight; // initial voting weight, WEIGHT_ONE = 1.0
+        uint64 weight; // initial voting weight, WEIGHT_ONE = 1.0, at most MAX_MEMBER_WEIGHT
     }
 
     /// @notice An auditor registered at deployment; it can unseal every update blob.
@@ -51,7 +51,8 @@ interface IFederationLedger {
     error AlreadyAuditor(address account);
     /// @notice `caller` is not the owner.
     error Unauthorized(address caller);
-    /// @notice The parameter or argument `name` is out of range (deployment, admission).
+    /// @notice The parameter or argument `name` is out of range (deployment, admission): see the constructor and
+    ///         `admitMember` for every bound.
     error InvalidParameter(string name);
     /// @notice `round` is not the open round (commit, close) or not a round a vote can address.
     error RoundNotOpen(uint256 round);
@@ -78,7 +79,8 @@ interface IFederationLedger {
     error VoteDeadlineNotReached(uint256 round, uint256 voteDeadline);
     /// @notice A claim's rounds, amounts and proofs differ in length, or are empty.
     error LengthMismatch();
-    /// @notice A claim names a round that was not finalized.
+    /// @notice A claim names a round that was not finalized, or was finalized with an empty reward tree (it pays
+    ///         nothing and reserved nothing).
     error NotFinalized(uint256 round);
     /// @notice `account` already claimed its reward of `round`.
     error AlreadyClaimed(uint256 round, address account);
@@ -92,6 +94,10 @@ interface IFederationLedger {
     error ReentrantCall();
     /// @notice An announced multiaddr of `length` bytes is empty or longer than 256 bytes.
     error InvalidMultiaddrLength(uint256 length);
+    /// @notice `round` has no unclaimed reward to sweep (not finalized, empty tree, fully claimed or swept).
+    error NothingToSweep(uint256 round);
+    /// @notice The claim window of `round` is still open until `closesAt` (its vote deadline + CLAIM_WINDOW).
+    error ClaimWindowOpen(uint256 round, uint256 closesAt);
 
     // ------------------------------------------------------------------ events
 
@@ -101,8 +107,10 @@ interface IFederationLedger {
     event AuditorRegistered(address indexed auditor, bytes32 encKey);
     /// @notice `from` added `amount` wei to the reward pool; the contract then holds `balance`.
     event Funded(address indexed from, uint256 amount, uint256 balance);
-    /// @notice `round` opened at `start`; commits until `commitDeadline`, votes until `voteDeadline`.
-    event RoundOpened(uint256 indexed round, uint64 start, uint64 commitDeadline, uint64 voteDeadline);
+    /// @notice `round` opened at `start`; commits until `commitDeadline`, votes until `voteDeadline`. Its reward
+    ///         `pool` is fixed now, min(rewardPerRound, balance - reserved): the round's reward tree splits exactly
+    ///         this, whatever is funded or claimed while the round is open.
+    event RoundOpened(uint256 indexed round, uint64 start, uint64 commitDeadline, uint64 voteDeadline, uint256 pool);
     /// @notice `member` committed the update with sha256 `updateHash`, sealed at IPFS `cid`, trained on
     ///         `numSamples` samples with DP budget (`epsilonE6` / 1e6, `deltaE18` / 1e18).
     event Committed(
@@ -130,7 +138,8 @@ interface IFederationLedger {
         bool late
     );
     /// @notice `round` finalized on `digest` with `weightFor` of `totalWeight`; the aggregate becomes the global
-    ///         model and `pool` wei is reserved for the reward tree with root `rewardsRoot`.
+    ///         model. `pool` is the round's pool (fixed when it opened, the amount its reward tree splits); it is
+    ///         reserved for the tree with root `rewardsRoot`, unless that root is 0 (empty tree: nothing reserved).
     event RoundFinalized(
         uint256 indexed round,
         bytes32 indexed digest,
@@ -152,6 +161,9 @@ interface IFederationLedger {
     );
     /// @notice `account` claimed `amounts` of `rounds`, `total` wei paid.
     event Claimed(address indexed account, uint256[] rounds, uint256[] amounts, uint256 total);
+    /// @notice `amount` wei of `round`'s reward, unclaimed when its claim window closed, went back to the pool
+    ///         (unreserved; later rounds' pools may use it); `sweptBy` called `sweep`.
+    event Swept(uint256 indexed round, address indexed sweptBy, uint256 amount);
     /// @notice `member` can be dialled for gossip at libp2p `multiaddr` (e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3...);
     ///         the latest announcement of a member replaces its earlier ones. Peers discover each other from
     ///         these events, so no single bootstrap peer is needed.
@@ -160,9 +172,9 @@ interface IFederationLedger {
     // ------------------------------------------------------------------ admin
 
     /// @notice Admit a new member (owner only). It takes part from the current round on.
-    /// @param account member address (signs commits and votes)
-    /// @param encKey X25519 public key update blobs are sealed to
-    /// @param weight initial voting weight (WEIGHT_ONE = 1.0)
+    /// @param account member address (signs commits and votes), not 0 (InvalidParameter("account"))
+    /// @param encKey X25519 public key update blobs are sealed to, not 0 (InvalidParameter("encKey"))
+    /// @param weight initial voting weight (WEIGHT_ONE = 1.0), at most MAX_MEMBER_WEIGHT (InvalidParameter("weight"))
     function admitMember(address account, bytes32 encKey, uint64 weight) external;
 
     /// @notice Register an auditor who can unseal every update blob (owner only).
@@ -218,11 +230,17 @@ interface IFederationLedger {
     /// @param round the open round
     function closeFailedRound(uint256 round) external;
 
-    /// @notice Claim rewards of any number of finalized rounds; pays msg.sender.
+    /// @notice Claim rewards of any number of finalized rounds; pays msg.sender. A round's rewards stay claimable
+    ///         until someone sweeps it (possible from CLAIM_WINDOW after its vote deadline).
     /// @param rounds finalized rounds, each at most once per account
     /// @param amounts wei per round, as in the round's reward tree
     /// @param proofs sorted-pair Merkle proof per round for leaf keccak256(keccak256(abi.encode(round, msg.sender, amount)))
     function claim(uint256[] calldata rounds, uint256[] calldata amounts, bytes32[][] calldata proofs) external;
+
+    /// @notice Return the unclaimed rest of finalized `round`'s reward to the pool (anyone), once its claim window
+    ///         (CLAIM_WINDOW after the round's vote deadline) is over. Moves no ETH: it only unreserves.
+    /// @param round a finalized round with an unclaimed reward
+    function sweep(uint256 round) external;
 
     // ------------------------------------------------------------------ discovery
 
@@ -244,7 +262,9 @@ interface IFederationLedger {
     function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount);
 
     /// @notice Status, timing and payout state of round `r` (all zero for rounds not opened yet); `rootHigh` is
-    ///         the high 160 bits of a finalized round's rewards root (the full root is in RoundFinalized).
+    ///         the high 160 bits of a finalized round's rewards root (the full root is in RoundFinalized);
+    ///         `unclaimed` is the open round's pool (fixed at open) for the open round, and what is left to claim
+    ///         of a finalized round (0 after an empty tree or a sweep).
     function roundInfo(uint256 r)
         external
         view

@@ -11,7 +11,7 @@ from consensus.commitment import Commitment, CommittedUpdate
 from consensus.round_outcome import RoundOutcome
 from ledger_tools.updates import UpdateUnusable, fetch_sealed, open_update
 from peer.byzantine import adversary
-from simulation.config import clamp_f
+from simulation.config import SimError, clamp_f
 from simulation.records import PhaseClock
 
 if TYPE_CHECKING:
@@ -226,6 +226,10 @@ class ChainTransport:
                 gas += self.ledger.close_failed_round(round).gas_used
             self.gas_by_round[round] = gas
             return False, gas, 0
+        pool = self.ledger.round_pool(round)  # fixed on chain when the round opened: what peers split
+        if sum(outcome.amounts) not in (0, pool):
+            raise SimError(f"round {round}: the engine split {sum(outcome.amounts)} wei but the chain fixed the "
+                           f"round's pool at {pool} wei (the contract is underfunded for this run)")
         t_pub = time.perf_counter()
         with clock.phase("ipfs"):
             aggregate_cid = self.store.add(outcome.new_model)

@@ -43,6 +43,7 @@ from ledger_tools.chain.records import (
     Phase,
     RoundInfo,
     RoundStatus,
+    SweepReceipt,
     TxReceipt,
     VoteReceipt,
 )
@@ -246,10 +247,18 @@ class FederationLedger(LedgerEvents):
     def reserved(self) -> int:
         return self.contract.functions.reserved().call()
 
-    def next_reward_pool(self) -> int:
-        """What finalizing the open round would reserve now: min(rewardPerRound, balance − reserved).
-        Peers split exactly this amount in their reward tree before they vote."""
-        return max(0, min(self.params().reward_per_round_wei, self.balance() - self.reserved()))
+    def round_pool(self, round_: int) -> int:
+        """Round `round_`'s reward pool, fixed on chain when it opened (its `RoundOpened` event): the amount its
+        reward tree splits. No transfer after the round opened changes it, so every peer votes the same tree."""
+        logs = self._logs("RoundOpened", {"round": round_})
+        if not logs:
+            raise LedgerError(f"round {round_} has not opened (no RoundOpened event)")
+        return int(logs[0].args["pool"])
+
+    @_rpc_guard
+    def claim_window(self) -> int:
+        """Seconds after a round's vote deadline during which its rewards cannot be swept (CLAIM_WINDOW)."""
+        return self.contract.functions.CLAIM_WINDOW().call()
 
     @_rpc_guard
     def chain_time(self) -> int:
@@ -307,6 +316,13 @@ class FederationLedger(LedgerEvents):
             return int(fn.estimate_gas({"from": self.account.address}))
         except (ContractLogicError, Web3RPCError) as exc:
             raise decode_revert(exc, self._errors) from None
+
+    def sweep(self, round_: int) -> SweepReceipt:
+        """Return finalized `round_`'s unclaimed reward to the pool (anyone; after its claim window)."""
+        receipt, raw = self._send(self.contract.functions.sweep(round_), return_raw=True)
+        swept = self.contract.events.Swept().process_receipt(raw, errors=_DISCARD)
+        return SweepReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used,
+                            int(swept[0]["args"]["amount"]) if swept else 0)
 
     def admit_member(self, address: str, enc_key: bytes, weight: int = WEIGHT_ONE) -> TxReceipt:
         """Owner only: admit a new member."""

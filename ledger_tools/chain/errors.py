@@ -72,6 +72,8 @@ PoolExceeded = _revert("PoolExceeded", "round {round} has only {unclaimed} wei u
 TransferFailed = _revert("TransferFailed", "paying {amount} wei to {to} failed")
 ReentrantCall = _revert("ReentrantCall", "reentrant call rejected")
 InvalidMultiaddrLength = _revert("InvalidMultiaddrLength", "an announced multiaddr has 1 to 256 bytes, not {length}")
+NothingToSweep = _revert("NothingToSweep", "round {round} has no unclaimed reward to sweep")
+ClaimWindowOpen = _revert("ClaimWindowOpen", "the claim window of round {round} is open until {closesAt}")
 
 ERRORS: dict[str, type[ContractRevert]] = {
     cls.solidity_name: cls
@@ -80,7 +82,7 @@ ERRORS: dict[str, type[ContractRevert]] = {
         AlreadyCommitted, VotingNotOpen, VotingClosed, AlreadyVoted, VoteOutOfOrder, AlreadySettled,
         ExcludedNotSorted, DigestMismatch,
         VoteDeadlineNotReached, LengthMismatch, NotFinalized, AlreadyClaimed, InvalidProof, PoolExceeded,
-        TransferFailed, ReentrantCall, InvalidMultiaddrLength,
+        TransferFailed, ReentrantCall, InvalidMultiaddrLength, NothingToSweep, ClaimWindowOpen,
     )
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from ledger_tools.chain.records import Announcement, Claim, Commitment, Finalization, Vote, WeightUpdate
+from ledger_tools.chain.records import Announcement, Claim, Commitment, Finalization, Sweep, Vote, WeightUpdate
 
 
 def _hex(value: Any) -> str:
@@ -52,6 +52,14 @@ class LedgerEvents:
     def claims(self, account: str | None = None) -> list[Claim]:
         filters = {"account": to_checksum_address(account)} if account else None
         return [_record(Claim, e) for e in self._logs("Claimed", filters)]
+
+    def sweeps(self) -> list[Sweep]:
+        """Every sweep of an unclaimed reward back to the pool, in chain order."""
+        return [_record(Sweep, e) for e in self._logs("Swept", None)]
+
+    def funded_wei(self) -> int:
+        """Wei ever sent to the reward pool: every `Funded` event (deployment value, fund(), plain transfers)."""
+        return sum(int(e.args.amount) for e in self._logs("Funded", None))
 
     def weight_updates(self, member: str | None = None) -> list[WeightUpdate]:
         filters = {"member": to_checksum_address(member)} if member else None

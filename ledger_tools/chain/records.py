@@ -34,6 +34,8 @@ __all__ = [
     "Phase",
     "RoundInfo",
     "RoundStatus",
+    "Sweep",
+    "SweepReceipt",
     "TxReceipt",
     "Vote",
     "VoteReceipt",
@@ -117,6 +119,25 @@ class ClaimReceipt(TxReceipt):
 
 
 @dataclass(frozen=True)
+class SweepReceipt(TxReceipt):
+    amount_wei: int  # unclaimed reward returned to the pool
+
+
+@dataclass(frozen=True)
+class Sweep:
+    round: int
+    swept_by: str
+    amount_wei: int
+    block_number: int
+    tx_hash: str
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any], block_number: int, tx_hash: str) -> "Sweep":
+        """From a `Swept` event."""
+        return cls(int(args["round"]), args["sweptBy"], int(args["amount"]), block_number, tx_hash)
+
+
+@dataclass(frozen=True)
 class RoundInfo:
     round: int
     status: RoundStatus
@@ -124,7 +145,7 @@ class RoundInfo:
     commit_deadline: int
     vote_deadline: int
     commit_count: int
-    unclaimed_wei: int
+    unclaimed_wei: int  # open round: its pool (fixed at open); finalized: what is left to claim (0: empty tree/swept)
     rewards_root: bytes | None  # None unless finalized
     aggregate_hash: bytes | None  # None unless finalized (read from the RoundFinalized event)
 
@@ -189,7 +210,7 @@ class Finalization:
     excluded: tuple[str, ...]
     weight_for: int
     total_weight: int
-    pool_wei: int
+    pool_wei: int  # the round's pool, fixed at open: what its tree splits (reserved unless rewards_root is 0)
     block_number: int
     tx_hash: str
 

@@ -52,14 +52,9 @@ def late_vote_open(ctx: NodeContext, r: int) -> bool:
 
 
 def reward_pool(ctx: NodeContext, r: int) -> int:
-    """The pool round r's reward tree splits: what finalizing it would reserve now, or — once the round is
-    finalized (a late vote) — what its finalization did reserve (the open round's pool may differ by then)."""
-    pool = ctx.retry("read reward pool", ctx.ledger.next_reward_pool, round=r)
-    if ctx.retry("read current round", ctx.ledger.current_round, round=r) > r:
-        fin = ctx.retry("read finalization", lambda: ctx.ledger.finalization(r), round=r)
-        if fin is not None:
-            return fin.pool_wei
-    return pool
+    """The pool round r's reward tree splits: fixed on chain when r opened (`RoundOpened`), the same for an
+    on-time and a late vote, so no transfer to the contract between two members' votes changes the digest."""
+    return ctx.retry("read reward pool", lambda: ctx.ledger.round_pool(r), round=r)
 
 
 def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> None:

@@ -82,15 +82,26 @@ def test_failed_round_keeps_model_and_opens_next(federation):
     assert fed.ledger.model().round == 2
 
 
-def test_pool_limited_by_funding_then_topped_up(make_federation):
+def test_pool_limited_by_funding_fixed_at_open_then_topped_up(make_federation):
+    """Each round's pool is min(rewardPerRound, balance - reserved) when it opens; a top-up while a round is
+    open counts from the next round on."""
     fed = make_federation(funding_wei=ETH + ETH // 2)
-    fed.run_round(1)
-    fed.run_round(2)
+    a0 = fed.accounts[0].address
+    assert fed.ledger.round_pool(1) == ETH
+    fed.run_round(1, {a0: ETH})
+    assert fed.ledger.round_pool(2) == ETH // 2  # only what was left unreserved
+    fed.run_round(2, {a0: ETH // 2})
     assert fed.ledger.round_info(1).unclaimed_wei == ETH
-    assert fed.ledger.round_info(2).unclaimed_wei == ETH // 2  # only what was left unreserved
+    assert fed.ledger.round_info(2).unclaimed_wei == ETH // 2
+    assert fed.ledger.round_pool(3) == 0 and fed.ledger.round_info(3).unclaimed_wei == 0  # open round: its pool
     fed.owner.fund(5 * ETH)
-    fed.run_round(3)
-    assert fed.ledger.round_info(3).unclaimed_wei == ETH
+    assert fed.ledger.round_pool(3) == 0  # fixed when round 3 opened
+    fed.run_round(3)  # nothing to split: empty tree
+    assert fed.ledger.finalization(3).pool_wei == 0
+    assert fed.ledger.round_pool(4) == ETH
+    fed.run_round(4, {a0: ETH})
+    assert fed.ledger.round_info(4).unclaimed_wei == ETH
+    assert fed.ledger.reserved() == 2 * ETH + ETH // 2
 
 
 def test_admission_and_auditor_registration(federation, dev_keys):

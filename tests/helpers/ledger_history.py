@@ -136,7 +136,7 @@ class LedgerHistory:
             updates.append(
                 CommittedUpdate(Commitment(m.address, hashlib.sha256(update).digest(), "", samples, round=r), update)
             )
-        pool = min(self.config.reward_per_round_wei, self.owner.balance() - self.owner.reserved())
+        pool = self.owner.round_pool(r)  # fixed on chain when the round opened, as peers read it
         outcome = compute_round_outcome(
             round=r, previous_model=self.model, updates=updates, rule=self.config.rule,
             rule_param=self.config.rule_param, f=self.config.f, reward_pool=pool, sample_cap=self.config.sample_cap,

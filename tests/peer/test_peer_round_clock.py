@@ -1,6 +1,6 @@
 """What the peer node adds on top of the chain binding: the wall-clock phase judgement, time-dependent
 transactions with a fixed gas limit, the membership cache the gossip thread reads, and the binding calls the
-node relies on (`member_keys`, `next_reward_pool`, `chain_id`, `gas=`)."""
+node relies on (`member_keys`, `round_pool`, `chain_id`, `gas=`)."""
 from __future__ import annotations
 
 import pytest
@@ -84,7 +84,7 @@ def test_binding_extras_the_node_uses(federation):
     keys = ledger.member_keys()
     assert set(keys) == set(ledger.members()) and all(len(k) == 32 for k in keys.values())
     assert keys[federation.accounts[0].address] == bytes([1] * 32)
-    assert ledger.next_reward_pool() == ETH            # funded 20 ETH, nothing reserved yet
+    assert ledger.round_pool(1) == ETH                 # funded 20 ETH, nothing reserved at open
 
 
 def test_fixed_gas_vote_reverts_with_its_custom_error_then_counts(federation):
