@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -123,11 +123,16 @@ def _from_ipfs(unseal: Unseal, blobstore, c: Commitment) -> tuple[bytes | None, 
         return None, "", f"IPFS {exc}"
 
 
-def _from_gossip(unseal: Unseal, blobstore, sealed: bytes, c: Commitment) -> tuple[bytes | None, str, str]:
-    update, _ = _open(unseal, sealed, c)
+def _from_gossip(unseal: Unseal, blobstore, read: Callable[[], bytes | None],
+                 c: Commitment) -> tuple[bytes | None, str, str]:
+    """The gossip copy is read (from the node's spool) only here, inside the worker: at most `threads`
+    sealed blobs are in memory at once, whatever the number of peers."""
+    sealed = read()
+    update = None if sealed is None else _open(unseal, sealed, c)[0]
+    del sealed
     if update is not None:
         return update, "gossip", ""
-    return _from_ipfs(unseal, blobstore, c)  # a bad gossip copy proves nothing about the committed blob
+    return _from_ipfs(unseal, blobstore, c)  # a bad (or vanished) gossip copy proves nothing about the blob
 
 
 def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Unseal, blobstore, gossip,
@@ -136,18 +141,24 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
     jobs: dict[str, Future] = {}
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix=f"collect-r{round}") as pool:
         if gossip is not None:
-            def gossip_copy(c: Commitment) -> bytes | None:
+            def arrived(c: Commitment) -> bool:
                 try:
-                    return gossip.blob(c.update_hash, sender=c.member)
+                    return gossip.has_blob(c.update_hash, sender=c.member)
                 except Exception:  # noqa: BLE001 - a gossip node that died must not stop the round: IPFS is the fallback
-                    return None
+                    return False
+
+            def gossip_copy(c: Commitment) -> Callable[[], bytes | None]:
+                def read() -> bytes | None:
+                    try:
+                        return gossip.blob(c.update_hash, sender=c.member)
+                    except Exception:  # noqa: BLE001 - as above
+                        return None
+                return read
 
             def start_arrived() -> bool:
                 for c in pending:
-                    if c.member not in jobs:
-                        sealed = gossip_copy(c)
-                        if sealed is not None:
-                            jobs[c.member] = pool.submit(_from_gossip, unseal, blobstore, sealed, c)
+                    if c.member not in jobs and arrived(c):
+                        jobs[c.member] = pool.submit(_from_gossip, unseal, blobstore, gossip_copy(c), c)
                 return len(jobs) == len(pending)
 
             try:

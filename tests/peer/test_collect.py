@@ -58,6 +58,9 @@ class FakeGossip:
             raise RuntimeError("gossip node is gone")
         return self.blobs.get(update_hash)
 
+    def has_blob(self, update_hash, *, sender=None):
+        return self.blob(update_hash, sender=sender) is not None
+
     def wait_for(self, predicate, timeout):
         deadline = time.monotonic() + timeout
         while not predicate():

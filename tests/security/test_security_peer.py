@@ -68,6 +68,9 @@ class Gossip:
     def blob(self, update_hash, blob_sha256=None, *, sender=None):
         return self.blobs.get(update_hash)
 
+    def has_blob(self, update_hash, *, sender=None):
+        return update_hash in self.blobs
+
     def wait_for(self, predicate, timeout):
         deadline = time.monotonic() + timeout
         while not predicate() and time.monotonic() < deadline:
