@@ -4,6 +4,9 @@ Built-in, offline tasks (scikit-learn's bundled datasets):
 
 - ``digits``         — 8×8 handwritten digits (1,797 samples, 10 classes), MLP 64→64→10.
 - ``breast_cancer``  — Wisconsin diagnostic (569 samples, 2 classes), standardized, logistic regression.
+- ``digits-5m``, ``digits-11m``, ``digits-25m`` — the digits data under a wide two-hidden-layer MLP of 4.9M,
+  11.0M (ResNet-18-sized) and 24.9M parameters: for measuring rounds at real model sizes (the bytes matter,
+  the accuracy does not).
 
 and ``csv:PATH:LABEL`` (:class:`CsvTask`): an institution's own table, numeric features standardized,
 label classes mapped to 0..k-1, MLP d→32→k.
@@ -22,7 +25,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +205,26 @@ class DigitsTask(Task):
         return _to_data(x[train], y[train]), _to_data(x[test], y[test])
 
 
+class WideDigitsTask(DigitsTask):
+    """The digits data under a wide MLP 64→h1→h2→10, sized to a parameter count (see `WIDE_DIGITS`)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+        self.hidden_layers = WIDE_DIGITS[task_id]
+
+    def build_model(self) -> nn.Module:
+        return _mlp([64, *self.hidden_layers, 10])
+
+
+#: task id -> hidden widths; parameters = 65·h1 + (h1+1)·h2 + 10·h2 + 10.
+WIDE_DIGITS: dict[str, tuple[int, int]] = {
+    "digits-5m": (1536, 3072),    #  4,852,234
+    "digits-11m": (2816, 3840),   # 11,038,730
+    "digits-25m": (4096, 6000),   # 24,908,250
+}
+
+
 class BreastCancerTask(Task):
     """scikit-learn `load_breast_cancer`; features standardized with train-split statistics; logistic regression."""
 
@@ -327,11 +350,13 @@ def _class_sort_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-BUILTIN_TASKS = {"digits": DigitsTask, "breast_cancer": BreastCancerTask}
+BUILTIN_TASKS = {"digits": DigitsTask, "breast_cancer": BreastCancerTask,
+                 **{name: partial(WideDigitsTask, name) for name in WIDE_DIGITS}}
 
 
 def get_task(spec: str) -> Task:
-    """Task from its id: ``digits``, ``breast_cancer`` or ``csv:PATH:LABEL`` (PATH may contain ':')."""
+    """Task from its id: ``digits``, ``breast_cancer``, ``digits-{5m,11m,25m}`` or ``csv:PATH:LABEL`` (PATH may
+    contain ':')."""
     if spec in BUILTIN_TASKS:
         return BUILTIN_TASKS[spec]()
     if spec.startswith("csv:"):
