@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import os
+import re
 import tempfile
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consensus.bounded_json import BoundedJsonError, loads_bounded
 from peer.errors import PeerError
 
 STATE_VERSION = 1
+MAX_STATE_BYTES = 256 << 20     # ~2 KB per round: generous, but a bound before parsing
+_MAX_STATE_DEPTH = 16
+_ROUND_KEY = re.compile(r"[0-9]{1,20}")
+_STATE_HINT = ("restore it from a backup, or move the node/ folder away to start this peer afresh "
+               "(the chain keeps what it already sent)")
 
 
 class Phase(str, enum.Enum):
@@ -90,14 +100,59 @@ class RoundRecord:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "RoundRecord":
+    def from_json(cls, doc: Any) -> "RoundRecord":
+        """A record from its JSON form, every known field type-checked; ValueError naming the first bad one.
+
+        Unknown keys are ignored (a newer peer may add fields); missing ones take their defaults."""
+        if not isinstance(doc, dict):
+            raise ValueError(f"a round record must be an object, not {type(doc).__name__}")
+        hints = typing.get_type_hints(cls)
         known = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
-        known["phase"] = Phase(known.get("phase", Phase.NEW.value))
+        if "round" not in known:
+            raise ValueError("a round record lacks 'round'")
+        for name, value in known.items():
+            if name != "phase" and not _has_type(value, hints[name]):
+                raise ValueError(f"field {name!r} = {_short(value)} is not {_type_name(hints[name])}")
+        try:
+            known["phase"] = Phase(known.get("phase", Phase.NEW.value))
+        except (ValueError, TypeError):
+            raise ValueError(f"unknown phase {_short(known.get('phase'))} (one of "
+                             f"{', '.join(p.value for p in Phase)})") from None
         return cls(**known)
 
 
+def _has_type(value: Any, hint: Any) -> bool:
+    """Does a JSON value match a field's annotation (int, float, str, X | None, list[X], dict[str, X])?"""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_has_type(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**256
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_has_type(k, args[0]) and _has_type(v, args[1])
+                                               for k, v in value.items())
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class StateError(PeerError):
-    """The state directory is unusable (belongs to another federation or identity, unreadable)."""
+    """The state directory is unusable (belongs to another federation or identity, unreadable, malformed)."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -138,18 +193,54 @@ class PeerState:
         if not self.path.exists():
             return
         try:
-            doc = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StateError(f"cannot read peer state {self.path}: {exc}") from exc
-        if doc.get("federation", "").lower() != self.federation.lower():
+            doc = loads_bounded(self.path.read_bytes(), max_bytes=MAX_STATE_BYTES, max_depth=_MAX_STATE_DEPTH,
+                                what="the file")
+        except OSError as exc:
+            raise StateError(f"cannot read peer state {self.path}: {exc.strerror or exc}") from exc
+        except BoundedJsonError as exc:
+            raise StateError(f"peer state {self.path} is unreadable: {exc}; {_STATE_HINT}") from None
+        if not isinstance(doc, dict):
+            raise self._malformed(f"the top level is {type(doc).__name__}, not an object")
+        federation, address = doc.get("federation"), doc.get("address")
+        if not isinstance(federation, str) or not isinstance(address, str):
+            raise self._malformed("'federation' and 'address' must be strings")
+        if federation.lower() != self.federation.lower():
             raise StateError(
-                f"{self.path} belongs to federation {doc.get('federation')}, not {self.federation}; "
+                f"{self.path} belongs to federation {federation}, not {self.federation}; "
                 "use a fresh state directory (or remove the node/ folder) for another federation"
             )
-        if doc.get("address", "").lower() != self.address.lower():
-            raise StateError(f"{self.path} belongs to peer {doc.get('address')}, not {self.address}")
-        self.rounds = {int(k): RoundRecord.from_json(v) for k, v in doc.get("rounds", {}).items()}
-        self.meta = dict(doc.get("meta", {}))
+        if address.lower() != self.address.lower():
+            raise StateError(f"{self.path} belongs to peer {address}, not {self.address}")
+        version = doc.get("version", STATE_VERSION)
+        if version != STATE_VERSION:
+            raise self._malformed(f"version {_short(version)}, this peer reads version {STATE_VERSION}")
+        self.rounds = self._parse_rounds(doc.get("rounds", {}))
+        meta = doc.get("meta", {})
+        if not isinstance(meta, dict):
+            raise self._malformed("'meta' must be an object")
+        history = meta.get("privacy_history", [])
+        if not _has_type(history, list[list[float]]):
+            raise self._malformed("'meta.privacy_history' must be a list of number lists")
+        self.meta = dict(meta)
+
+    def _parse_rounds(self, rounds: Any) -> dict[int, RoundRecord]:
+        if not isinstance(rounds, dict):
+            raise self._malformed("'rounds' must be an object of round number -> record")
+        out = {}
+        for key, value in rounds.items():
+            if not _ROUND_KEY.fullmatch(key) or int(key) >= 2**64:
+                raise self._malformed(f"round key {_short(key)} is not a round number")
+            try:
+                rec = RoundRecord.from_json(value)
+            except ValueError as exc:
+                raise self._malformed(f"round {key}: {exc}") from None
+            if rec.round != int(key):
+                raise self._malformed(f"round {key} holds the record of round {rec.round}")
+            out[int(key)] = rec
+        return out
+
+    def _malformed(self, what: str) -> StateError:
+        return StateError(f"peer state {self.path} is malformed: {what}; {_STATE_HINT}")
 
     def save(self) -> None:
         doc = {
