@@ -5,8 +5,8 @@ For each rule: our wall time (from canonical bytes to canonical bytes, decode an
 Flower's (`flwr.server.strategy.aggregate`, from float32 arrays), ByzFL-style torch code's
 (`bench.byzfl_style`, from float32 arrays), the ratios, our peak extra memory (tracemalloc, which sees numpy
 buffers) relative to the stacked int32 input, and the sha256 of our aggregate with 1 and 2 threads (BLAS,
-torch and our chunk workers). Each implementation is timed the same number of times (best kept, all kept
-in the JSON). With --load the timed runs of every cell share the machine with one competing CPU-bound
+torch and our chunk workers). The three implementations are timed round-robin, three times each (best
+reported, all kept in the JSON). With --load the timed runs of every cell share the machine with one competing CPU-bound
 process (`bench.load`: a numpy matmul loop on all cores), started before and stopped after them.
 
     python -m bench.aggregators            # full grid, quiet -> bench/results/aggregators.json
@@ -41,6 +41,7 @@ RESULTS = ROOT / "bench" / "results" / "aggregators.json"
 RESULTS_LOAD = ROOT / "bench" / "results" / "aggregators_load.json"
 RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "nnm+trimmed_mean")
 FLOWER_BULYAN_MAX = 10 * 100_000  # Flower's Bulyan runs theta full Krums; only timed on the smallest grid
+BYZFL_NNM_MAX = 50 * 100_000  # the ByzFL-style NNM gathers n-f rows per update; beyond this it runs for minutes
 
 
 def flower_call(rule: str, results: list, n: int, f: int) -> Callable[[], Any] | None:
@@ -60,15 +61,17 @@ def flower_call(rule: str, results: list, n: int, f: int) -> Callable[[], Any] |
     return None
 
 
-def times_of(fn: Callable[[], Any] | None, repeats: int) -> list[float] | None:
-    if fn is None:
-        return None
-    times = []
+def interleaved_times(fns: dict[str, Callable[[], Any] | None], repeats: int) -> dict[str, list[float] | None]:
+    """Wall times of each implementation, run round-robin so that all of them sample the same load."""
+    times: dict[str, list[float] | None] = {name: None if fn is None else [] for name, fn in fns.items()}
     for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(round(time.perf_counter() - start, 4))
+        for name, fn in fns.items():
+            if fn is None:
+                continue
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(round(time.perf_counter() - start, 4))
     return times
 
 
@@ -106,16 +109,18 @@ def run_cell(n: int, d: int, load: bool, seed: int = 0) -> list[dict[str, Any]]:
     results = [([x], 1) for x in floats]
     f = max(1, n // 10)
     stacked = n * d * 4
-    repeats = 3 if n * d <= 10 * 1_000_000 else 2
+    repeats = 3
     timed: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()[0]
     with competing_load() if load else nullcontext():
         for rule in RULES:
             byz = byzfl_style.RULES.get(rule)
-            timed[rule] = {
-                "ours": times_of(lambda: consensus.aggregate(rule, blobs, f=f, spec=spec), repeats),
-                "flower": times_of(flower_call(rule, results, n, f), repeats),
-                "byzfl": times_of(None if byz is None else lambda: byz(floats, f), repeats)}
+            if rule.startswith("nnm+") and n * d > BYZFL_NNM_MAX:
+                byz = None
+            timed[rule] = interleaved_times({
+                "ours": lambda: consensus.aggregate(rule, blobs, f=f, spec=spec),
+                "flower": flower_call(rule, results, n, f),
+                "byzfl": None if byz is None else lambda: byz(floats, f)}, repeats)
     load_after = os.getloadavg()[0]
     rows = []
     for rule in RULES:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 T = TypeVar("T")
 BLOCK_ELEMENTS = 1 << 19  # values per chunk block: 4 MiB of float64 per worker, cache- and memory-friendly
@@ -27,7 +28,7 @@ MIN_COLUMNS = 256  # below this, per-call overhead dominates whatever n is
 _blas_lock = threading.Lock()
 _blas_depth = 0
 _blas_limiter: Any = None
-_blas_controller: Any = None
+_blas_controller: ThreadpoolController | None = None
 
 
 @contextmanager
@@ -42,10 +43,8 @@ def single_threaded_blas() -> Iterator[None]:
     with _blas_lock:
         if _blas_depth == 0:
             if _blas_controller is None:
-                from threadpoolctl import ThreadpoolController
-
                 _blas_controller = ThreadpoolController()
-            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+            _blas_limiter = _unowned(lambda: _blas_controller.limit(limits=1, user_api="blas"))
         _blas_depth += 1
     try:
         yield
@@ -53,8 +52,22 @@ def single_threaded_blas() -> Iterator[None]:
         with _blas_lock:
             _blas_depth -= 1
             if _blas_depth == 0:
-                _blas_limiter.restore_original_limits()
+                _unowned(_blas_limiter.restore_original_limits)
                 _blas_limiter = None
+
+
+def _unowned(action: Callable[[], T]) -> T:
+    """Run a threadpoolctl limit/restore with no thread owning OpenBLAS before or after.
+
+    threadpoolctl lets only one thread (the first to set a limit, until it clears it) change OpenBLAS's
+    process-wide pool and silently ignores the others; the first and the last aggregation of an overlapping
+    group can run on different threads, so ownership is released around each change.
+    """
+    OpenBLASController.clear_controlling_thread(force=True)
+    try:
+        return action()
+    finally:
+        OpenBLASController.clear_controlling_thread(force=True)
 
 
 def columns_for(rows: int, block_elements: int | None = None) -> int:

@@ -3,7 +3,7 @@
 `tests/consensus/consensus_golden.json` holds the aggregate hash, a digest of the scores and the selection of every rule
 on a fixed-seed workload, recorded with the code as it was *before* the load work of issue 13 (chunks of at most
 2**15 columns, a full sort per coordinate, multi-threaded BLAS). Regenerate only for a deliberate change of a
-rule's definition:  python -m tests.test_consensus_threads --write
+rule's definition:  python -m tests.consensus.test_consensus_threads --write
 """
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import threading
+
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 import consensus
-from consensus import ModelSpec
+from consensus import ModelSpec, chunks, intmath
 
 GOLDEN = Path(__file__).with_name("consensus_golden.json")
 BASE_RULES = ["fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan"]
@@ -77,8 +80,71 @@ def test_golden_hashes_unchanged(golden):
     assert run_all() == golden
 
 
+def _run_cells(cells: tuple[str, ...], workers: int) -> dict[str, dict[str, Any]]:
+    every = workload()
+    out = {}
+    for cell in cells:
+        blobs, f, weights = every[cell]
+        for rule, params in VARIANTS:
+            key = f"{cell}/{rule}" + "".join(f"/{k}={v}" for k, v in sorted(params.items()))
+            out[key] = fingerprint(consensus.aggregate(rule, blobs, f=f, weights=weights, workers=workers, **params))
+    return out
+
+
+@pytest.mark.parametrize("plan", ["tiny_chunks_no_limbs", "one_chunk_all_limbs"])
+def test_chunk_size_and_limb_split_never_change_a_hash(plan, golden, monkeypatch):
+    """Force odd small chunks (and whole rows up to 2**26, so Gram chunks of a few columns) or a single chunk
+    with every row split into limbs: aggregate bytes, scores and selections stay the golden ones."""
+    if plan == "tiny_chunks_no_limbs":
+        monkeypatch.setattr(chunks, "BLOCK_ELEMENTS", 1)
+        monkeypatch.setattr(chunks, "MIN_COLUMNS", 97)
+        monkeypatch.setattr(intmath, "SPLIT_ABOVE", 1 << 26)
+        cells, workers = ("n7_small", "n12_limbs", "n11_ties"), 3
+    else:
+        monkeypatch.setattr(chunks, "BLOCK_ELEMENTS", 1 << 40)
+        monkeypatch.setattr(intmath, "SPLIT_ABOVE", 0)
+        cells, workers = ("n7_small", "n12_multi_chunk", "n12_limbs", "n11_ties"), 1
+    got = _run_cells(cells, workers)
+    assert got == {key: golden[key] for key in got}
+
+
+def test_gram_plan_chunks_follow_the_magnitude_bound():
+    split, per_product, chunk = intmath.gram_plan([1 << 15] * 10, 10**9)
+    assert split == [] and chunk == chunks.columns_for(10) > 1 << 15  # memory, not exactness, binds
+    split, per_product, chunk = intmath.gram_plan([1 << 10, 1 << 30, 5], 10**9)
+    assert split == [1] and per_product == ((1 << 16) - 1) ** 2 and chunk * per_product <= 1 << 53
+    split, per_product, chunk = intmath.gram_plan([1 << 20, 3], 10**9)
+    assert split == [] and per_product == 1 << 40 and chunk == min(1 << 13, chunks.columns_for(2))
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_blas_single_threaded_inside_and_restored_after():
+    before = _blas_threads()
+    seen: list[list[int]] = []
+    barrier = threading.Barrier(2)
+
+    def inside() -> None:
+        with chunks.single_threaded_blas():
+            barrier.wait()  # both threads inside at once: one limit, one restore
+            seen.append(_blas_threads())
+            barrier.wait()
+
+    threads = [threading.Thread(target=inside) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 2 and all(n == 1 for s in seen for n in s)
+    assert _blas_threads() == before
+    consensus.aggregate("krum", workload()["n7_small"][0], f=1, workers=2)
+    assert _blas_threads() == before
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        raise SystemExit("usage: python -m tests.test_consensus_threads --write")
+        raise SystemExit("usage: python -m tests.consensus.test_consensus_threads --write")
     GOLDEN.write_text(json.dumps(run_all(), indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
