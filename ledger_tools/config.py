@@ -13,7 +13,6 @@ weight towards 1.0 when it votes with the majority and towards 0 otherwise.
 """
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from consensus.bounded_json import BoundedJsonError, loads_bounded
+from consensus.auto_rule import AUTO, resolve_rule
 from consensus.errors import AggregationError
 from consensus.feasibility import max_f, min_valid_updates, split_rule
 from consensus.reputation import WEIGHT_ONE
@@ -29,6 +30,7 @@ from ledger_tools.errors import LedgerToolsError
 
 _HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+MAX_CONFIG_BYTES = 64 << 20
 
 
 class ConfigError(LedgerToolsError, ValueError):
@@ -52,6 +54,8 @@ def _address(value: str) -> str:
 
 
 def _rule(value: str) -> str:
+    if value == AUTO:  # resolved from the members and f by FederationConfig (consensus.auto_rule)
+        return value
     try:
         split_rule(value)
     except AggregationError as exc:
@@ -127,6 +131,8 @@ class FederationConfig(RoundParams):
             raise ValueError("duplicate auditor address")
         if self.f >= len(self.members):
             raise ValueError(f"f={self.f} must be smaller than the number of members ({len(self.members)})")
+        if self.rule == AUTO:  # the chain stores the concrete rule: every peer and auditor runs the same one
+            self.rule = resolve_rule(AUTO, len(self.members), self.f)
         need = min_valid_updates(self.rule, self.f)
         if len(self.members) < need:
             most = max_f(self.rule, len(self.members))
@@ -147,14 +153,16 @@ class FederationConfig(RoundParams):
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         try:
             if path.suffix.lower() == ".toml":
                 data = tomllib.loads(text)
-            elif path.suffix.lower() == ".json":
-                data = json.loads(text)
+            elif path.suffix.lower() == ".json":  # bounded: a deeply nested file must not overflow the C stack
+                data = loads_bounded(text, max_bytes=MAX_CONFIG_BYTES, max_depth=16, what="config")
             else:
                 raise ConfigError(f"{path}: unsupported config format {path.suffix!r} (use .json or .toml)")
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (BoundedJsonError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
         return cls.from_data(data, source=str(path))
 

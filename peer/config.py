@@ -163,11 +163,11 @@ class PeerConfig(_Strict):
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
         base = path.parent
-        for key in ("state_dir", "password_file"):
-            if key in raw and not Path(raw[key]).is_absolute():
+        for key in ("state_dir", "password_file"):  # a non-string is left for validation to name
+            if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
                 raw[key] = str(base / raw[key])
-        data = raw.get("data", {})
-        if "csv_path" in data and not Path(data["csv_path"]).is_absolute():
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        if isinstance(data.get("csv_path"), str) and not Path(data["csv_path"]).is_absolute():
             data["csv_path"] = str(base / data["csv_path"])
         return cls.model_validate(_merge(raw, overrides))
 

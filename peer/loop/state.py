@@ -13,6 +13,7 @@ The file is a hint, never the authority: before committing or voting the node al
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import os
@@ -106,7 +107,7 @@ class RoundRecord:
         Unknown keys are ignored (a newer peer may add fields); missing ones take their defaults."""
         if not isinstance(doc, dict):
             raise ValueError(f"a round record must be an object, not {type(doc).__name__}")
-        hints = typing.get_type_hints(cls)
+        hints = _field_types()
         known = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
         if "round" not in known:
             raise ValueError("a round record lacks 'round'")
@@ -119,6 +120,11 @@ class RoundRecord:
             raise ValueError(f"unknown phase {_short(known.get('phase'))} (one of "
                              f"{', '.join(p.value for p in Phase)})") from None
         return cls(**known)
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(RoundRecord)
 
 
 def _has_type(value: Any, hint: Any) -> bool:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from peer.loop.state import Phase, PeerState, RoundRecord, StateError
+from peer.loop.state import PeerState, Phase, RoundRecord, StateError
 
 FED = "0x" + "ab" * 20
 ME = "0x" + "cd" * 20
@@ -48,8 +48,8 @@ BAD_STATES = [
     ("cid number", _doc(rounds={"1": {**GOOD_RECORD, "cid": 5}}), "'cid'"),
     ("excluded null items", _doc(rounds={"1": {**GOOD_RECORD, "excluded": [None]}}), "'excluded'"),
     ("timings list", _doc(rounds={"1": {**GOOD_RECORD, "timings": [1]}}), "'timings'"),
-    ("epsilon infinite", '{"federation": "%s", "address": "%s", "rounds": {"1": {"round": 1, "epsilon": 1e999}}}'
-     % (FED, ME), "'epsilon'"),
+    ("epsilon infinite", json.dumps(_doc(rounds={"1": {"round": 1, "epsilon": 0.25}})).replace("0.25", "1e999"),
+     "'epsilon'"),
     ("meta list", _doc(meta=[]), "'meta' must be an object"),
     ("privacy history shape", _doc(meta={"privacy_history": [1, 2]}), "privacy_history"),
     ("future version", _doc(version=99), "version 99"),
