@@ -20,8 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from consensus.bounded_json import BoundedJsonError, loads_bounded
 from consensus.auto_rule import AUTO, resolve_rule
+from consensus.bounded_json import BoundedJsonError, loads_bounded
 from consensus.errors import AggregationError
 from consensus.feasibility import max_f, min_valid_updates, split_rule
 from consensus.reputation import WEIGHT_ONE
