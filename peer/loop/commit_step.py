@@ -147,8 +147,10 @@ def gossip_update(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes
             update_hash=update_hash, cid=cid, wrapped_keys=sealed[:min(header_len, 60_000)],
             blob_sha256=hashlib.sha256(blob).digest(), blob_size=len(blob),
         )
-        ctx.gossip.publish_envelope(envelope)
+        # blob first: a large one is only spooled for the bulk path, so it is ready when the envelope's
+        # receivers ask for it; a small one's chunks wait in receivers' stores for the envelope
         chunks = ctx.gossip.publish_blob(envelope, blob, ctx.identity.account)
+        ctx.gossip.publish_envelope(envelope)
     except Exception as exc:  # noqa: BLE001 - gossip is best effort: IPFS + the commitment carry the round
         ctx.nlog.event(r, "gossip", "failed", level="warning", elapsed=t.elapsed, message=str(exc))
         return

@@ -47,7 +47,7 @@ class BulkFetcher:
         deadline = trio.current_time() + self.give_up
         per_try = FIXED_ALLOWANCE + envelope.blob_size / MIN_RATE
         bad: set[str] = {self.own_id}
-        delay = 0.1
+        delay = 0.02  # the publisher may gossip its envelope a moment before its blob is spooled
         try:
             async with self.limit:
                 while trio.current_time() < deadline:
