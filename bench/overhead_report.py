@@ -150,7 +150,10 @@ def write_doc(doc: dict) -> None:
           "(finalization itself is O(1) in the number of members).", ""]
     text = "\n".join(L)
     text = text.replace("VERDICT_PLACEHOLDER", _verdict_text(ten, led)).replace("IPFS_PLACEHOLDER", _ipfs_text(ipfs))
-    (DOCS / "overhead.md").write_text(text)
+    from bench.scale_report import kept_section, splice  # bench.scale's section survives this rewrite
+
+    scale = kept_section((DOCS / "overhead.md").read_text()) if (DOCS / "overhead.md").exists() else None
+    (DOCS / "overhead.md").write_text(splice(text, scale) if scale else text)
 
 
 def _verdict_text(ten: list[dict], grid: list[dict]) -> str:

@@ -1,0 +1,163 @@
+"""Rounds at real model sizes: wall time (split into phases, with and without the ledger) and one peer's peak RSS,
+vs parameters (1M, 5M, 11M, 25M at 10 peers) and vs peers (5, 10, 20 at 11M).
+
+Same definitions as `bench.overhead` (docs/overhead.md, "What is compared"): one peer's path through a round,
+gated by the slowest peer,
+
+    no-ledger round  = slowest peer's (train + encode) + update exchange + aggregate
+    ledger round     = slowest peer's (train + encode + seal + IPFS add + commit tx) + update exchange
+                       + read commitments + unseal the other n−1 blobs + aggregate + IPFS add of results + vote tx
+
+every term but the exchange measured in one simulator run with the real ledger (`ChainTransport(detail=True)`,
+anvil + the local IPFS node), round 2 of 2. The exchange is measured with real `GossipNode` processes on
+loopback: publish of the envelope to the blob verified at a receiver, which for blobs above one gossip chunk
+is the bulk stream path (`peer.net.bulk`); shortest of the samples (the lower bound of an all-to-all exchange,
+so a shorter baseline only makes the ledger's share larger). Peak RSS: `bench.scale_rss` (one peer process:
+train, then collect + aggregate, its own high-water mark per phase).
+
+    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--no-doc]
+        → bench/results/scale.{json,png}, the "Scale" section of docs/overhead.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench.overhead import TARGET_PCT, round_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+#: label -> (task, hidden width for the plain digits MLP or None); 1M is bench.overhead's model.
+MODELS = {"1M": ("digits", 13333), "5M": ("digits-5m", None), "11M": ("digits-11m", None),
+          "25M": ("digits-25m", None)}
+GRID = [("11M", 10), ("1M", 10), ("5M", 10), ("25M", 10), ("11M", 5), ("11M", 20)]
+
+
+def _ledger_run(model: str, n: int, epochs: int, anvil, node) -> dict:
+    from simulation.chain_transport import ChainTransport
+    from simulation.config import SimConfig
+    from simulation.engine import SimEngine
+
+    task, hidden = MODELS[model]
+    cfg = SimConfig(task=task, peers=n, rounds=2, alpha=1.0, local_epochs=epochs, hidden=hidden,
+                    rule="multi_krum", f=max(1, n // 5))
+    transport = ChainTransport(anvil.rpc_url, node.api_url, detail=True)
+    engine = SimEngine(cfg, transport)
+    res = engine.run()
+    rec = res.rounds[-1]
+    return {"engine": engine, "rec": rec, "detail": transport.detail[rec.round],
+            "parameters": res.config["num_parameters"], "finalized": rec.finalized, "gas": rec.gas_used,
+            "phase_seconds": rec.phase_seconds, "sim_wall_seconds": rec.wall_seconds}
+
+
+def exchange_seconds(size: int, reps: int = 3) -> dict:
+    """Envelope publish → blob verified at the receiver, two real gossip processes; bulk path above 512 KiB."""
+    from bench.overhead_probes import _GossipProcess
+
+    procs = [_GossipProcess(i, 2) for i in range(2)]
+    try:
+        for p in procs:
+            p.read()
+        addrs = [p.request("start")["multiaddr"] for p in procs]
+        procs[1].request("connect", addrs=[addrs[0]], timeout=15.0)
+        for p in procs:
+            p.request("wait_peers", n=1, timeout=15.0)
+        samples = []
+        for _ in range(reps):
+            h = os.urandom(32).hex()
+            procs[1].proc.stdin.write(json.dumps({"cmd": "expect", "round": 1, "items": [{"update_hash": h}],
+                                                  "timeout": 300.0}) + "\n")
+            procs[1].proc.stdin.flush()
+            item = procs[0].request("publish", round=1, blob_size=size, update_hash=h)
+            samples.append(procs[1].read(timeout=320)["arrivals"][h]["blob"] - item["t_envelope"])
+    finally:
+        for p in procs:
+            p.kill()
+    return {"blob_bytes": size, "seconds": round(min(samples), 3), "samples": [round(s, 3) for s in samples],
+            "MBps": round(size / min(samples) / 1e6, 1)}
+
+
+def _sealed_size(parameters: int, n: int) -> int:
+    """Canonical update (12-byte preamble + table + 4 bytes per parameter) plus the seal header and tag."""
+    return 4 * parameters + 200 + 116 * n + 128
+
+
+def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict) -> dict:
+    from bench.scale_rss import measure as rss
+
+    run = _ledger_run(model, n, epochs, anvil, node)
+    size = _sealed_size(run["parameters"], n)
+    key = f"{model}@{n}"
+    if model not in exchanges:
+        exchanges[model] = exchange_seconds(size)
+    exchange = exchanges[model]["seconds"]
+    deployment = round_model(run["engine"], run["rec"], run["detail"], exchange)
+    memory = rss(MODELS[model][0] if MODELS[model][1] is None else f"digits:h{MODELS[model][1]}", n, epochs)
+    return {"key": key, "model": model, "peers": n, "epochs": epochs, "parameters": run["parameters"],
+            "sealed_bytes": size, "exchange": exchanges[model], "deployment": deployment,
+            "simulator_phase_seconds": run["phase_seconds"], "finalized": run["finalized"], "gas": run["gas"],
+            "rss": memory, "load_avg": round(os.getloadavg()[0], 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--only", help="comma list of MODEL@PEERS (default: the full grid)")
+    ap.add_argument("--quick", action="store_true", help="11M@10 and 1M@10 only")
+    ap.add_argument("--no-doc", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from bench.scale_report import plot, write_section
+    from devnet.anvil import start_anvil
+    from devnet.ipfs import start_ipfs
+
+    torch.set_num_threads(1)
+    grid = GRID[:2] if args.quick else GRID
+    if args.only:
+        grid = [(k.split("@")[0], int(k.split("@")[1])) for k in args.only.split(",")]
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_path = RESULTS / "scale.json"
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+    rows = {r["key"]: r for r in previous.get("rows", [])}
+    exchanges: dict = {}
+    anvil, node = start_anvil(), start_ipfs(offline=True)
+    try:
+        for model, n in grid:
+            row = measure(model, n, args.epochs, anvil, node, exchanges)
+            rows[row["key"]] = row
+            d, m = row["deployment"], row["rss"]
+            print(f"{row['key']:>8} ({row['parameters']:,} params): no-ledger {d['round_no_ledger']:.2f} s, ledger "
+                  f"{d['round_ledger_gossip']:.2f} s ({d['ledger_pct']:+.1f} %), "
+                  f"exchange {row['exchange']['seconds']} s,"
+                  f" peak RSS collect+aggregate {m['peak_collect_aggregate'] / 2**30:.2f} GiB, train "
+                  f"{m['peak_train'] / 2**30:.2f} GiB", flush=True)
+            doc = {"meta": _meta(argv, started, load_start, args.epochs), "rows": list(rows.values())}
+            out_path.write_text(json.dumps(doc, indent=1))  # after every row: a long run keeps what it measured
+    finally:
+        node.stop()
+        anvil.stop()
+    plot(doc, RESULTS / "scale.png")
+    if not args.no_doc:
+        write_section(doc)
+    return 0
+
+
+def _meta(argv, started: float, load_start: float, epochs: int) -> dict:
+    return {"command": "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "epochs": epochs, "wall_seconds": round(time.perf_counter() - started, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_avg_start": round(load_start, 2),
+            "load_avg_end": round(os.getloadavg()[0], 2), "target_pct": TARGET_PCT,
+            "median_load": round(statistics.median([load_start, os.getloadavg()[0]]), 2)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Plot and the "Scale" section of docs/overhead.md from bench/results/scale.json (see bench.scale)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "overhead.md"
+BEGIN, END = "<!-- scale:begin (bench/scale.py writes this section) -->", "<!-- scale:end -->"
+GIB = 2**30
+TERMS = ("slowest peer's extra before commit", "read_commitments", "unseal others (concurrent)",
+         "ipfs_add model + reward tree", "vote_tx")
+
+
+def _by_params(rows: list[dict]) -> list[dict]:
+    return sorted((r for r in rows if r["peers"] == 10), key=lambda r: r["parameters"])
+
+
+def _by_peers(rows: list[dict]) -> list[dict]:
+    return sorted((r for r in rows if r["model"] == "11M"), key=lambda r: r["peers"])
+
+
+def plot(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, rows, x_of, label in ((axes[0], _by_params(doc["rows"]), lambda r: r["parameters"] / 1e6,
+                                   "parameters (millions), 10 peers"),
+                                  (axes[1], _by_peers(doc["rows"]), lambda r: r["peers"], "peers, 11M parameters")):
+        if not rows:
+            ax.set_axis_off()
+            continue
+        xs = [x_of(r) for r in rows]
+        d = [r["deployment"] for r in rows]
+        ax.plot(xs, [x["round_no_ledger"] for x in d], "o-", label="round without ledger")
+        ax.plot(xs, [x["round_ledger_gossip"] for x in d], "s-", label="round with ledger")
+        ax.plot(xs, [x["slowest_peer_learning"] for x in d], ":", label="slowest peer's learning")
+        ax.plot(xs, [r["exchange"]["seconds"] for r in rows], "--", label="update exchange (bulk stream)")
+        ax.set_xlabel(label)
+        ax.set_ylabel("seconds")
+        rss = ax.twinx()
+        rss.plot(xs, [r["rss"]["peak_collect_aggregate"] / GIB for r in rows], "^-", color="grey",
+                 label="peak RSS, collect+aggregate")
+        rss.set_ylabel("GiB (one peer process)")
+        rss.set_ylim(bottom=0)
+        lines = ax.get_legend_handles_labels()
+        more = rss.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _row(r: dict) -> str:
+    d, m, t = r["deployment"], r["rss"], r["deployment"]["ledger_terms"]
+    before_commit = t["slowest peer's extra before commit"]
+    ok = "met" if d["ledger_pct"] <= 20.0 else "**not met**"
+    return (f"| {r['parameters']:,} | {r['peers']} | {d['slowest_peer_learning']:.2f} | {r['exchange']['seconds']:.2f} "
+            f"| {d['aggregate']:.2f} | {d['round_no_ledger']:.2f} | {d['round_ledger_gossip']:.2f} | "
+            f"{d['ledger_pct']:+.1f} % ({ok}) | {before_commit:.2f} | "
+            f"{t['unseal others (concurrent)']:.2f} | {t['ipfs_add model + reward tree']:.2f} | "
+            f"{t['read_commitments'] + t['vote_tx']:.2f} | {m['peak_train'] / GIB:.2f} | "
+            f"{m['peak_collect_aggregate'] / GIB:.2f} | {r['load_avg']} |")
+
+
+def section(doc: dict) -> str:
+    meta, rows = doc["meta"], doc["rows"]
+    head = ("| parameters | peers | slowest learning (s) | exchange (s) | aggregate (s) | round, no ledger (s) | "
+            "round, ledger (s) | ledger adds | seal+IPFS add+commit tx (s) | unseal n−1 (s) | IPFS add results (s) "
+            "| chain read + vote tx (s) | peak RSS train (GiB) | peak RSS collect+aggregate (GiB) | load avg |")
+    sep = "|" + "---|" * 15
+    L = [BEGIN, "## Scale: 1M–25M parameters, 5–20 peers", "",
+         f"Produced by `{meta['command'].strip()}` ({meta['machine']}, {meta['epochs']} local epochs, Multi-Krum, "
+         f"load average {meta['load_avg_start']} at start, {meta['load_avg_end']} at end); raw numbers in "
+         "`bench/results/scale.json`, plot `bench/results/scale.png`. Same round definitions as above (one "
+         "peer's path, gated by the slowest peer; every term but the exchange from one ledger run, round 2 of 2). "
+         "The exchange is the bulk stream path (`peer.net.bulk`): one sealed update from publish to verified at "
+         "a receiver, real `GossipNode` processes on loopback, shortest of 3. Peak RSS: `python -m "
+         "bench.scale_rss` (one peer process: train on its shard, then collect the other n−1 sealed updates from "
+         "its spool, unseal, Multi-Krum, apply; the kernel's high-water mark per phase).", "",
+         "### vs parameters (10 peers)", "", head, sep, *[_row(r) for r in _by_params(rows)], "",
+         "### vs peers (11M parameters)", "", head, sep, *[_row(r) for r in _by_peers(rows)], "",
+         "![scale](../bench/results/scale.png)", "", END]
+    return "\n".join(L)
+
+
+def splice(text: str, block: str) -> str:
+    """`text` with its scale section replaced by `block` (appended when it has none)."""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text)
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def kept_section(text: str) -> str | None:
+    """The scale section of an existing overhead.md, for `bench.overhead_report` to keep when it rewrites it."""
+    found = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, re.S)
+    return found.group(0) if found else None
+
+
+def write_section(doc: dict) -> None:
+    DOC.write_text(splice(DOC.read_text() if DOC.exists() else "", section(doc)))
