@@ -23,9 +23,9 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import weakref
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path

@@ -35,17 +35,17 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from peer.errors import PeerError
 from peer.net import bulk
+from peer.net.admission import DropReason, EnvelopeValidator
 from peer.net.bulk import BlobSpool
 from peer.net.bulk_fetch import BulkFetcher
 from peer.net.chunking import DEFAULT_CHUNK_SIZE, split_blob
 from peer.net.envelope import Envelope
-from peer.net.admission import DropReason, EnvelopeValidator
 from peer.net.gossip_addr import DEFAULT_LISTEN, announced, check_announce, check_listen, check_pair, with_peer_id
 from peer.net.gossip_dial import DialPolicy, DialTargets, keep_connected
 from peer.net.gossip_pacing import PublishPacer
 from peer.net.gossip_store import Equivocation, GossipStats, GossipStore
-from peer.errors import PeerError
 
 log = logging.getLogger("fedledger.gossip")
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from eth_utils import to_checksum_address
 
+from peer.net.admission import DropReason, EnvelopeValidator
 from peer.net.bulk import BlobKey, BlobSpool
 from peer.net.chunking import BlobAssembly
 from peer.net.envelope import BlobChunk, Envelope, EnvelopeError
-from peer.net.admission import DropReason, EnvelopeValidator
 
 log = logging.getLogger("fedledger.gossip")
 
