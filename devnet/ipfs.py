@@ -68,21 +68,22 @@ class IpfsProcess:
     api_port: int
     swarm_port: int | None
     repo_dir: Path
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"          # what the swarm listens on
     peer_id: str | None = None
     log_path: Path | None = None
+    api_host: str | None = None      # what the RPC API listens on (default: `host`)
     _popen: subprocess.Popen | None = field(default=None, repr=False)
     _temp_root: Path | None = field(default=None, repr=False)
 
     @property
     def api_url(self) -> str:
         """Multiaddr of the RPC API, for `ipfshttpclient.Client(addr)` and `IpfsBlobStore`."""
-        return f"/ip4/{self.host}/tcp/{self.api_port}/http"
+        return f"/ip4/{self.api_host or self.host}/tcp/{self.api_port}/http"
 
     @property
     def http_url(self) -> str:
         """The same RPC API as an http URL (`{http_url}/api/v0/id`)."""
-        return f"http://{self.host}:{self.api_port}"
+        return f"http://{self.api_host or self.host}:{self.api_port}"
 
     @property
     def swarm_addr(self) -> str | None:
@@ -189,7 +190,7 @@ def api_answers(api_url: str, timeout: float = 2.0) -> str | None:
     try:
         with ipfshttpclient.Client(api_url, timeout=timeout) as client:
             return str(client.id()["ID"])
-    except Exception:  # any failure means "not (yet) answering"
+    except Exception:  # noqa: BLE001 - ipfshttpclient raises many unrelated types; any means "not answering"
         return None
 
 
@@ -240,21 +241,24 @@ def start_ipfs(
     detach: bool = False,
     startup_timeout: float = 30.0,
     peers: list[str] | None = None,
+    api_host: str | None = None,
 ) -> IpfsProcess:
     """Start a js-ipfs node with the Kubo RPC API and wait until it answers.
 
     Ports default to free loopback ports; a given port that is taken raises `IpfsPortInUse`. `offline=True`
     runs without any swarm listener (a single node). `detach=True` starts the node in its own session so it
     outlives this process; otherwise it stops itself when this process exits. `peers` are added to the
-    repo's peering list (swarm multiaddrs the node keeps connected to).
+    repo's peering list (swarm multiaddrs the node keeps connected to). `api_host` binds the RPC API elsewhere
+    than the swarm (e.g. loopback: an institution's API serves only its own peer, while its swarm faces the others).
     """
     node = shutil.which("node")
     if node is None:
         raise ToolMissing("`node` (Node.js >= 20) is not on PATH; install it (e.g. apt-get install nodejs)")
     script = _installed_script()
-    for port, what in ((api_port, "IPFS API"), (None if offline else swarm_port, "IPFS swarm")):
-        if port is not None and port_in_use(port, host):
-            raise IpfsPortInUse(port, what, host)
+    api_host = api_host or host
+    for port, what, where in ((api_port, "IPFS API", api_host), (None if offline else swarm_port, "IPFS swarm", host)):
+        if port is not None and port_in_use(port, where):
+            raise IpfsPortInUse(port, what, where)
 
     temp_root = None
     if repo_dir is None:
@@ -269,7 +273,8 @@ def start_ipfs(
         # Ports picked here may be grabbed by someone else before the node binds them: retry picked ports.
         attempts = 1 if (api_port is not None and (offline or swarm_port is not None)) else 3
         for attempt in range(attempts):
-            proc = _launch(node, script, host, api_port, swarm_port, repo_dir, offline, detach, startup_timeout)
+            proc = _launch(node, script, (host, api_host), api_port, swarm_port, repo_dir, offline, detach,
+                           startup_timeout)
             if isinstance(proc, IpfsProcess):
                 proc._temp_root = temp_root
                 return proc
@@ -283,14 +288,15 @@ def start_ipfs(
 
 
 def _launch(
-    node: str, script: Path, host: str, api_port: int | None, swarm_port: int | None, repo_dir: Path,
+    node: str, script: Path, hosts: tuple[str, str], api_port: int | None, swarm_port: int | None, repo_dir: Path,
     offline: bool, detach: bool, startup_timeout: float,
 ) -> IpfsProcess | str:
     """One launch attempt: the running node, or the log tail explaining why it died."""
-    api = api_port if api_port is not None else free_port(host)
+    host, api_host = hosts
+    api = api_port if api_port is not None else free_port(api_host)
     swarm = None if offline else (swarm_port if swarm_port is not None else free_port(host))
     cmd = [node, "--require", str(POLYFILL), str(script), "--repo", str(repo_dir), "--api-port", str(api),
-           "--host", host]
+           "--host", host, "--api-host", api_host]
     if offline:
         cmd.append("--offline")
     else:
@@ -300,7 +306,7 @@ def _launch(
     log_path = repo_dir / LOG_FILE
     log_start = log_path.stat().st_size if log_path.exists() else 0
     popen = start_process(cmd, log_path=log_path, append=True, cwd=script.parent, new_session=detach)
-    proc = IpfsProcess(pid=popen.pid, api_port=api, swarm_port=swarm, repo_dir=repo_dir, host=host,
+    proc = IpfsProcess(pid=popen.pid, api_port=api, swarm_port=swarm, repo_dir=repo_dir, host=host, api_host=api_host,
                        log_path=log_path, _popen=popen)
     deadline = time.monotonic() + startup_timeout
     try:

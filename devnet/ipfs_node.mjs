@@ -27,6 +27,7 @@ function parseArgs (argv) {
     else if (key === '--api-port') args.apiPort = Number(argv[++i])
     else if (key === '--swarm-port') args.swarmPort = Number(argv[++i])
     else if (key === '--host') args.host = argv[++i]
+    else if (key === '--api-host') args.apiHost = argv[++i]
     else if (key === '--parent-pid') args.parentPid = Number(argv[++i])
     else throw new Error(`unknown argument ${key}`)
   }
@@ -41,6 +42,7 @@ function emit (event, fields = {}) {
 }
 
 const args = parseArgs(process.argv.slice(2))
+const apiHost = args.apiHost || args.host  // the API may stay on loopback while the swarm faces the network
 const swarm = args.offline || !args.swarmPort ? [] : [`/ip4/${args.host}/tcp/${args.swarmPort}`]
 const pidFile = join(args.repo, 'fedledger-node.pid')
 const peeringFile = join(args.repo, 'fedledger-peering.json')
@@ -77,7 +79,7 @@ try {
     config: {
       Addresses: {
         Swarm: swarm,
-        API: `/ip4/${args.host}/tcp/${args.apiPort}`,
+        API: `/ip4/${apiHost}/tcp/${args.apiPort}`,
         Gateway: '',
         Delegates: []
       },
@@ -96,7 +98,7 @@ try {
   process.exit(1)
 }
 const { id } = await ipfs.id()
-emit('ready', { id: id.toString(), api: `/ip4/${args.host}/tcp/${args.apiPort}/http`, swarm })
+emit('ready', { id: id.toString(), api: `/ip4/${apiHost}/tcp/${args.apiPort}/http`, swarm })
 
 let stopping = false
 async function shutdown (signal) {

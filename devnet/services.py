@@ -24,8 +24,17 @@ from pathlib import Path
 
 from devnet.anvil import AnvilProcess, AnvilStartError, PortInUse, is_anvil_pid, rpc_answers, start_anvil
 from devnet.errors import DevnetError
-from devnet.ipfs import (IpfsPeeringError, IpfsPortInUse, IpfsProcess, IpfsStartError, api_answers, is_ipfs_node_pid,
-                         read_peering, start_ipfs, swarm_peers)
+from devnet.ipfs import (
+    IpfsPeeringError,
+    IpfsPortInUse,
+    IpfsProcess,
+    IpfsStartError,
+    api_answers,
+    is_ipfs_node_pid,
+    read_peering,
+    start_ipfs,
+    swarm_peers,
+)
 from devnet.ports import port_in_use
 
 DEFAULT_STATE_DIR = Path(".fedledger/devnet")
@@ -135,10 +144,12 @@ def devnet_up(
     ipfs_only: bool = False,
     swarm_port: int | None = None,
     ipfs_peers: list[str] | None = None,
+    ipfs_api_host: str | None = None,
 ) -> DevnetServices:
     """Start anvil (unless `ipfs_only`) and the IPFS node (detached), wait until they answer, record them.
 
-    A port of None or 0 means "any free port". `ipfs_peers` are swarm multiaddrs the node keeps connected to.
+    A port of None or 0 means "any free port". `ipfs_peers` are swarm multiaddrs the node keeps connected to;
+    `ipfs_api_host` binds the IPFS API elsewhere than `host` (default: `host`).
     Raises DevnetAlreadyRunning / DevnetPortInUse / DevnetError (IpfsPeeringError for a malformed peer).
     """
     state_dir = Path(state_dir).resolve()
@@ -154,10 +165,11 @@ def devnet_up(
                 hint="`fedledger devnet status` to inspect it, `fedledger devnet down` to stop it",
             )
         services_path(state_dir).unlink(missing_ok=True)  # leftovers of a crashed devnet
-    for port, what, flag in ((chain_port, "chain RPC", "--chain-port"), (ipfs_port, "IPFS API", "--ipfs-port"),
-                             (swarm_port, "IPFS swarm", "--swarm-port")):
-        if port is not None and port_in_use(port, host):
-            raise DevnetPortInUse(f"{what} port {host}:{port} is already in use",
+    checks = ((chain_port, "chain RPC", "--chain-port", host), (ipfs_port, "IPFS API", "--ipfs-port",
+              ipfs_api_host or host), (swarm_port, "IPFS swarm", "--swarm-port", host))
+    for port, what, flag, where in checks:
+        if port is not None and port_in_use(port, where):
+            raise DevnetPortInUse(f"{what} port {where}:{port} is already in use",
                                   hint=f"pick another with {flag} N (0 = any free port) or stop what listens there")
     state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -172,7 +184,7 @@ def devnet_up(
             raise DevnetError(f"anvil failed to start: {exc}", hint=f"see {state_dir / 'anvil.log'}") from exc
     try:
         ipfs = start_ipfs(ipfs_port, swarm_port, repo_dir=state_dir / "ipfs", host=host, detach=True,
-                          peers=ipfs_peers)
+                          peers=ipfs_peers, api_host=ipfs_api_host)
     except BaseException as exc:
         if anvil is not None:
             anvil.stop()
@@ -210,7 +222,8 @@ def devnet_down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 15.0) -> l
     result = []
     ipfs_was_alive = is_ipfs_node_pid(services.ipfs.pid)
     if ipfs_was_alive:
-        IpfsProcess(services.ipfs.pid, services.ipfs.port, None, Path(services.ipfs.extra.get("repo", "."))).stop(timeout)
+        repo = Path(services.ipfs.extra.get("repo", "."))
+        IpfsProcess(services.ipfs.pid, services.ipfs.port, None, repo).stop(timeout)
     result.append(("ipfs", ipfs_was_alive))
     if services.chain is not None:
         anvil_was_alive = is_anvil_pid(services.chain.pid)
@@ -219,7 +232,8 @@ def devnet_down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 15.0) -> l
         result.append(("chain", anvil_was_alive))
     still = [r.name for r in services.records() if _service_alive(r)]
     if still:
-        raise DevnetError(f"could not stop {', '.join(still)}", hint="check the pids in " + str(services_path(state_dir)))
+        raise DevnetError(f"could not stop {', '.join(still)}",
+                          hint="check the pids in " + str(services_path(state_dir)))
     services_path(state_dir).unlink(missing_ok=True)
     return result
 
@@ -250,8 +264,8 @@ def devnet_status(state_dir: Path = DEFAULT_STATE_DIR) -> list[ServiceStatus]:
     node = services.ipfs
     alive = is_ipfs_node_pid(node.pid)
     peer = api_answers(node.url) if alive else None
-    statuses.append(ServiceStatus("ipfs", node.url, node.pid, alive and peer is not None,
-                                  _ipfs_detail(services, peer) if peer else ("not answering" if alive else "not running")))
+    detail = _ipfs_detail(services, peer) if peer else ("not answering" if alive else "not running")
+    statuses.append(ServiceStatus("ipfs", node.url, node.pid, alive and peer is not None, detail))
     return statuses
 
 

@@ -9,7 +9,7 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -72,16 +72,20 @@ def up(
         "--ipfs-only", help="Only the IPFS node (an institution's own node; the chain runs elsewhere).")] = False,
     swarm_port: Annotated[int, typer.Option(
         "--swarm-port", help="IPFS swarm port the other nodes dial (0 = any free port).")] = 0,
-    ipfs_peer: Annotated[Optional[list[str]], typer.Option(
+    ipfs_peer: Annotated[list[str] | None, typer.Option(
         "--ipfs-peer", help="Another node's IPFS swarm multiaddr (/ip4/H/tcp/P/p2p/ID, repeatable): kept "
                             "connected, re-dialled while down, remembered across restarts.")] = None,
+    ipfs_api_host: Annotated[str | None, typer.Option(
+        "--ipfs-api-host", help="Address the IPFS API binds (default: --host; with --ipfs-only: 127.0.0.1, the "
+                                "API serving only this machine's peer while the swarm faces the others).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints as one JSON object.")] = False,
 ) -> None:
     """Start anvil and the IPFS node (on loopback unless --host); the chain and pinned blobs persist in --state-dir."""
     services = _services()
     try:
         started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host,
-                                     ipfs_only=ipfs_only, swarm_port=swarm_port, ipfs_peers=ipfs_peer or [])
+                                     ipfs_only=ipfs_only, swarm_port=swarm_port, ipfs_peers=ipfs_peer or [],
+                                     ipfs_api_host=ipfs_api_host or ("127.0.0.1" if ipfs_only else host))
     except (services.DevnetError, OSError) as exc:
         raise _devnet_user_error(exc) from exc
     except Exception as exc:  # ToolMissing and friends: still one line
@@ -202,15 +206,15 @@ def connect(
 @app.command()
 def deploy(
     config: Annotated[Path, typer.Option("--config", "-c", help="Federation config file (JSON or TOML).")],
-    rpc: Annotated[Optional[str], typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
+    rpc: Annotated[str | None, typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
     key: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(envvar="FEDLEDGER_DEPLOYER_KEY", help="Deployer private key (hex); default: anvil dev account 0."),
     ] = None,
     state_dir: StateDir = _DEFAULT_STATE_DIR,
     expect_rounds: Annotated[int, typer.Option(
-        help="Rounds the federation should run: warns (before deploying) when funding_wei pays fewer.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Print address, deploy block, rpc, chain id as JSON.")] = False,
+        help="Rounds the federation should run: warns (before deploying) if funding_wei pays fewer.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print address, deploy block, rpc, chain id (JSON).")] = False,
 ) -> None:
     """Compile and deploy a FederationLedger from a config file; print its address and parameters.
 
@@ -281,13 +285,14 @@ def deploy(
 def fund(
     addresses: Annotated[list[str], typer.Argument(help="Addresses to fund (e.g. the ones `peer init` printed).")],
     eth: Annotated[float, typer.Option("--eth", help="ETH to send to each address.")] = 10.0,
-    rpc: Annotated[Optional[str], typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
+    rpc: Annotated[str | None, typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
     state_dir: StateDir = _DEFAULT_STATE_DIR,
 ) -> None:
     """Send --eth ETH from an anvil dev account to each address (devnet only), so members can pay gas."""
     from decimal import Decimal
 
-    from devnet.funding import WEI_PER_ETH, FundingError, fund as fund_addresses
+    from devnet.funding import WEI_PER_ETH, FundingError
+    from devnet.funding import fund as fund_addresses
 
     wei = int(Decimal(str(eth)) * WEI_PER_ETH)
     rpc_url = rpc or _default_rpc(state_dir)
@@ -302,7 +307,7 @@ def fund(
 @app.command()
 def genesis(
     task: Annotated[str, typer.Option(help="digits | breast_cancer | csv:PATH:LABEL")] = "digits",
-    ipfs: Annotated[Optional[str], typer.Option("--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS",
+    ipfs: Annotated[str | None, typer.Option("--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS",
                                                 help="IPFS API (default: the running devnet's node).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the genesis weights.")] = 0,
     scale_bits: Annotated[int, typer.Option(help="Codec scale 2^-scale_bits (must match the config).")] = 20,

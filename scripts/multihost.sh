@@ -146,7 +146,7 @@ peers_run() {
     say "institution $i: fedledger peer run --listen/--announce /ip4/$ip/tcp/$GOSSIP_PORT --max-rounds $ROUNDS"
     on "inst$i" "$FL" peer run --state-dir "$DIR/inst$i/node" --name "inst$i" \
       --rpc "http://$CHAIN_IP:8545" --contract "$contract" --from-block "$block" \
-      --ipfs "/ip4/$ip/tcp/5001/http" --task digits --partition iid --num-partitions "$N" \
+      --ipfs "$(json_field "$DIR/inst$i/ipfs.json" ipfs_api)" --task digits --partition iid --num-partitions "$N" \
       --partition-index "$((i - 1))" --epochs 1 --listen "/ip4/$ip/tcp/$GOSSIP_PORT" --announce "/ip4/$ip/tcp/$GOSSIP_PORT" \
       "${extra[@]}" --max-rounds "$ROUNDS" --json > "$DIR/inst$i/peer.log" 2> "$DIR/inst$i/peer.err" &
     echo "$!" >> "$DIR/peer.pids"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from test_devnet_cli import _services, fedledger  # noqa: F401  (shared CLI runner)
 
 from devnet.ports import free_port
-from test_devnet_cli import _services, fedledger  # noqa: F401  (shared CLI runner)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "multihost.sh"
