@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -66,7 +66,7 @@ def config(
         "--genesis", help="The output of `fedledger devnet genesis` (model_spec_hash, genesis hash + CID).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Config file to write (.json or .toml).")] = Path(
         "federation.json"),
-    auditor: Annotated[Optional[list[str]], typer.Option(
+    auditor: Annotated[list[str] | None, typer.Option(
         "--auditor", "-a", help="An auditor: `peer init --json` file or ADDRESS:ENC_KEY (repeatable).")] = None,
     rule: Annotated[str, typer.Option(help="fedavg krum multi_krum trimmed_mean median bulyan nnm+<rule>.")] = "median",
     f: Annotated[int, typer.Option("--f", help="Byzantine members tolerated (checked against the rule).")] = 1,
