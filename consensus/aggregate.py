@@ -78,14 +78,19 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     inp = RuleInput([usable[i].values for i in valid], [weights[i] for i in valid], f, workers)
     if inp.d == 0:
         raise AggregationError("the model has no parameters")
+    members = [[pos] for pos in range(inp.n)]  # the valid positions each row of `inp` stands for
     for name in pre:
         inp = PRE_AGGREGATORS[name](inp)
+        groups = getattr(inp, "groups", None)  # bucketing: one row per bucket of previous rows
+        if groups is not None:
+            members = [[pos for row in group for pos in members[row]] for group in groups]
     out = RULES[base](inp, dict(params))
     scores = [0] * n_all
-    for pos, i in enumerate(valid):
-        scores[i] = out.scores[pos]
+    for row, score in enumerate(out.scores):
+        for pos in members[row]:
+            scores[valid[pos]] = score
     resolved = {"f": f, **out.params}
     if "selected" in resolved:
-        resolved["selected"] = [valid[pos] for pos in resolved["selected"]]
+        resolved["selected"] = sorted(valid[pos] for row in resolved["selected"] for pos in members[row])
     blob = encode_ints(layout[0], out.values, scale_bits=layout[1])
     return AggregationResult(blob, tuple(scores), excluded, rule, resolved)

@@ -16,9 +16,16 @@ _MIN_VALID = {
     "trimmed_mean": lambda f: 2 * f + 1,
     "median": lambda f: 2 * f + 1,
     "bulyan": lambda f: 4 * f + 3,    # El Mhamdi et al. 2018
+    "centered_clipping": lambda f: 2 * f + 1,  # Karimireddy et al. 2021: a Byzantine minority
 }
+#: Bucket size of `bucketing+<rule>` (Karimireddy et al. 2022 use s = 2 in their experiments).
+BUCKET_SIZE = 2
+#: Per pre-aggregator: (f, what the rule behind it needs) -> how many updates the composition needs.
 _PRE_AGGREGATORS = {
-    "nnm": lambda f: f + 1,           # Allouah et al. 2023: needs n > f
+    "nnm": lambda f, inner: max(inner, f + 1),   # Allouah et al. 2023: needs n > f
+    "arc": lambda f, inner: max(inner, f + 1),   # Allouah et al. 2024: clips the 2f(n-f)/n largest, n > f
+    # ceil(n / s) bucket means go to the inner rule with the same f (one Byzantine spoils at most one bucket)
+    "bucketing": lambda f, inner: max(f + 1, BUCKET_SIZE * (inner - 1) + 1),
 }
 BASE_RULES: tuple[str, ...] = tuple(_MIN_VALID)
 PRE_AGGREGATORS: tuple[str, ...] = tuple(_PRE_AGGREGATORS)
@@ -31,7 +38,8 @@ def split_rule(rule: str) -> tuple[list[str], str]:
     *pre, base = rule.split("+")
     if base not in _MIN_VALID or any(p not in _PRE_AGGREGATORS for p in pre):
         names = ", ".join(BASE_RULES)
-        raise AggregationError(f"unknown rule {rule!r}; expected one of {names} (optionally 'nnm+<rule>')")
+        pres = ", ".join(f"'{p}+'" for p in PRE_AGGREGATORS)
+        raise AggregationError(f"unknown rule {rule!r}; expected one of {names} (optionally behind {pres})")
     return pre, base
 
 
@@ -40,9 +48,12 @@ def min_valid_updates(rule: str, f: int) -> int:
     if isinstance(f, bool) or not isinstance(f, int) or f < 0:
         raise AggregationError(f"f must be a non-negative integer, got {f!r}")
     if rule in _PRE_AGGREGATORS:  # a pre-aggregator checking its own precondition
-        return _PRE_AGGREGATORS[rule](f)
+        return _PRE_AGGREGATORS[rule](f, 1)
     pre, base = split_rule(rule)
-    return max([_MIN_VALID[base](f)] + [_PRE_AGGREGATORS[p](f) for p in pre])
+    need = _MIN_VALID[base](f)
+    for p in reversed(pre):  # innermost first: each pre-aggregator feeds the rule behind it
+        need = _PRE_AGGREGATORS[p](f, need)
+    return need
 
 
 def max_f(rule: str, n: int) -> int:

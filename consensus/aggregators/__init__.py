@@ -4,8 +4,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from consensus.aggregators.arc import arc
 from consensus.aggregators.base import RuleInput, RuleOutput
+from consensus.aggregators.bucketing import bucketing
 from consensus.aggregators.bulyan import bulyan
+from consensus.aggregators.centered_clipping import centered_clipping
 from consensus.aggregators.fedavg import fedavg
 from consensus.aggregators.krum import krum, multi_krum
 from consensus.aggregators.median import median
@@ -20,7 +23,8 @@ RULES: dict[str, Rule] = {
     "trimmed_mean": trimmed_mean,
     "median": median,
     "bulyan": bulyan,
+    "centered_clipping": centered_clipping,
 }
-PRE_AGGREGATORS = {"nnm": nnm}
+PRE_AGGREGATORS = {"nnm": nnm, "arc": arc, "bucketing": bucketing}
 
 __all__ = ["PRE_AGGREGATORS", "RULES", "RuleInput", "RuleOutput"]

@@ -1,0 +1,58 @@
+"""Centered Clipping (Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust Optimization",
+ICML 2021), rule "centered_clipping".
+
+Definition: v_0 = the coordinate-wise median (the paper starts from the previous round's momentum; a round
+here is stateless, so we start from a robust point every peer can recompute), then L times
+    v <- v + round_half_even( sum_i clip_tau(x_i - v) / n ),   clip_tau(z) = z * min(1, tau / ||z||).
+tau (`tau=`, an integer in fixed-point units) defaults to the distance from v_0 of the (n-f)-th nearest
+update: at most f updates are clipped in the first iteration whatever their scale. L = `iterations=`
+(default 3; ByzFL's `CenteredClipping` defaults to L = 1 from 0 with tau = 100 in float).
+Each clipped difference is round_half_even(z * F / 2**30) with F = floor(2**30 sqrt(tau^2 / ||z||^2)) exactly
+(see `consensus.aggregators.arc`); squared distances are exact integers, so the output is exact and
+permutation-invariant.
+Score: the final iteration's clip factor in millionths (10**6 for an unclipped update, never 0: clipping
+bounds a member's influence, it does not reject it).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from consensus.aggregators.arc import FACTOR_BITS, clip_factor, scale_row, sq_norms
+from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra
+from consensus.aggregators.trimmed_mean import trimmed
+from consensus.feasibility import require_feasible
+from consensus.intmath import round_div
+
+SCORE_ONE = 10**6
+
+
+def centered_clipping(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
+    params = dict(params)
+    iterations = check_int("iterations", params.pop("iterations", 3), 1)
+    tau = params.pop("tau", None)
+    no_extra("centered_clipping", params)
+    require_feasible("centered_clipping", inp.n, inp.f)
+    n = inp.n
+    v = trimmed(inp, (n - 1) // 2).values.astype(np.int64)
+    if tau is None:
+        tau_sq = sorted(sq_norms(inp.rows, inp.workers, v.astype(np.int32)))[n - inp.f - 1]
+    else:
+        tau_sq = check_int("tau", tau) ** 2
+    factors = [1 << FACTOR_BITS] * n
+    for _ in range(iterations):
+        dist = sq_norms(inp.rows, inp.workers, v.astype(np.int32))
+        total = np.zeros_like(v)
+        for i, row in enumerate(inp.rows):
+            diff = row.astype(np.int64) - v
+            if dist[i] > tau_sq:
+                factors[i] = clip_factor(tau_sq, dist[i])
+                diff = scale_row(diff, factors[i])
+            else:
+                factors[i] = 1 << FACTOR_BITS
+            total += diff
+        v = np.clip(v + round_div(total, n), -(2**31 - 1), 2**31 - 1)
+    scores = [max(1, math.isqrt(SCORE_ONE * SCORE_ONE * f * f >> (2 * FACTOR_BITS))) for f in factors]
+    return RuleOutput(v.astype(np.int32), scores, {"iterations": iterations, "tau_sq": tau_sq})
