@@ -114,6 +114,7 @@ class SimEngine:
                     floats[p.address] = forge_update(
                         p.attack, floats[p.address], honest, n=cfg.peers, f=cfg.byzantine,
                         seed=_peer_seed(cfg.seed, round, 10**6 + p.index),
+                        rule=cfg.rule, rule_f=clamp_f(cfg.rule, len(floats), cfg.effective_f),
                     )
         return floats
 

@@ -3,7 +3,8 @@
 Three kinds of misbehaviour:
 
 - **update** poisoning — pure functions on an update (dict name → tensor), the `w_local − M(r−1)` a peer
-  commits: `sign_flip`, `gaussian`, `scaled`, `alie`, `ipm`;
+  commits: `sign_flip`, `gaussian`, `scaled`, `alie`, `ipm`, and the optimised attacks of
+  `peer.byzantine.optimised`: `min_max`, `min_sum`, `fang`, `alie_opt`, `ipm_opt`, `mimic`;
 - **data** poisoning — the peer trains honestly on corrupted data: `label_flip`;
 - **protocol** misbehaviour, carried out by the round loop from the flags of :class:`Adversary`:
   `equivocate` (gossip one blob, commit another), `wrong_vote` (vote a digest that is not the honest one),
@@ -25,6 +26,7 @@ from enum import Enum
 
 import torch
 
+from peer.byzantine import optimised
 from peer.learning.tasks import TaskData
 
 Update = Mapping[str, torch.Tensor]
@@ -212,6 +214,12 @@ class Attack(str, Enum):
     WRONG_VOTE = "wrong_vote"
     SILENT = "silent"
     GARBAGE = "garbage"
+    MIN_MAX = "min_max"
+    MIN_SUM = "min_sum"
+    FANG = "fang"
+    ALIE_OPT = "alie_opt"
+    IPM_OPT = "ipm_opt"
+    MIMIC = "mimic"
 
     @property
     def kind(self) -> AttackKind:
@@ -223,8 +231,8 @@ class Attack(str, Enum):
 
     @property
     def needs_other_updates(self) -> bool:
-        """ALIE and IPM need other peers' updates (or an estimate)."""
-        return self in (Attack.ALIE, Attack.IPM)
+        """ALIE, IPM and the optimised attacks need other peers' updates (or an estimate)."""
+        return self in (Attack.ALIE, Attack.IPM) or self.value in optimised.OPTIMISED
 
     def apply(self, target, **params):
         """Apply an update attack to an update, or a data attack to TaskData (`num_classes=` required).
@@ -235,6 +243,8 @@ class Attack(str, Enum):
         Protocol behaviours are not functions of an update: they return `target` unchanged (see Adversary).
         """
         params = {**DEFAULT_STRENGTHS.params(self), **params}
+        if self.value in optimised.OPTIMISED:
+            return optimised.apply(self.value, target, params)
         if self is Attack.SIGN_FLIP:
             return sign_flip(target, factor=params["factor"])
         if self is Attack.GAUSSIAN:
@@ -355,7 +365,8 @@ class Adversary:
             params.setdefault("n", n)
             params.setdefault("f", f)
             params["honest"] = [update, *honest]
-        elif self.attack is Attack.IPM:
+        elif self.attack is Attack.IPM or self.attack.needs_other_updates:
+            params.setdefault("f", f)
             params["honest"] = [update, *honest]
         return self.attack.apply(update, **params)
 

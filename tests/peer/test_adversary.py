@@ -37,13 +37,16 @@ def _eq(a, b, tol=1e-6):
 
 def test_names_and_kinds():
     assert ATTACK_NAMES == (
-        "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm", "equivocate", "wrong_vote", "silent", "garbage"
+        "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm", "equivocate", "wrong_vote", "silent", "garbage",
+        "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic",
     )
     assert Attack.LABEL_FLIP.kind is AttackKind.DATA
     assert {a for a in Attack if a.kind is AttackKind.PROTOCOL} == {
         Attack.EQUIVOCATE, Attack.WRONG_VOTE, Attack.SILENT, Attack.GARBAGE
     }
-    assert {a for a in Attack if a.needs_other_updates} == {Attack.ALIE, Attack.IPM}
+    assert {a for a in Attack if a.needs_other_updates} == {
+        Attack.ALIE, Attack.IPM, Attack.MIN_MAX, Attack.MIN_SUM, Attack.FANG, Attack.ALIE_OPT, Attack.IPM_OPT, Attack.MIMIC
+    }
 
 
 def test_sign_flip_scaled_and_inputs_untouched():
