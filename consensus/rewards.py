@@ -1,7 +1,12 @@
-"""Splitting a round's integer reward pool by contribution score."""
+"""A round's contribution scores and the split of its integer reward pool by them."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+import numpy as np
+
+from consensus.intmath import sq_distances
 
 
 def split_rewards(pool: int, scores: Sequence[int]) -> list[int]:
@@ -26,3 +31,55 @@ def split_rewards(pool: int, scores: Sequence[int]) -> list[int]:
     for i in order[:leftover]:
         amounts[i] += 1
     return amounts
+
+
+#: Quality is measured in millionths; near-identical = within 1/NEAR_RATIO of the median pairwise distance.
+QUALITY_ONE = 10**6
+NEAR_RATIO = 10
+
+
+def contribution_scores(rows: Sequence[np.ndarray], aggregate: np.ndarray, rule_scores: Sequence[int],
+                        workers: int | None = None) -> list[int]:
+    """Reward scores: the rule's score times the update's agreement with the aggregate, shared by copies.
+
+    Why not the rule's score alone: a selection rule pays whatever it selects, and identical mean-hugging
+    updates (ALIE, min-max, mimic) are what Multi-Krum finds most central. So, exactly on integers:
+    - quality q_i = min(10**6, floor(10**6 * max(0, <x_i, a>) / |a|^2)): the update's component along the
+      aggregate, capped at the aggregate itself: 0 for an update pointing away from it (sign flip, IPM), at
+      most 10**6 however large (boosting earns nothing extra), and no premium for hugging the mean;
+    - copies share one score: updates within 1/10 of the median pairwise distance of each other (transitively)
+      form a group, and each of its g members gets 1/g (scores are multiplied by L/g, L = lcm of the group
+      sizes), so copying or colluding on one update earns nothing extra;
+    - reward score = rule score * q_i * L / g_i (0 where the rule gave 0).
+    All distances and inner products are exact (`consensus.intmath.sq_distances`), so every peer gets the
+    same integers whatever its thread count; the result follows any permutation of the inputs.
+    """
+    n = len(rows)
+    if n == 0:
+        return []
+    dist = sq_distances([*rows, aggregate.astype(np.int32), np.zeros_like(rows[0])], workers)
+    agg_sq = dist[n][n + 1]
+    quality = []
+    for i in range(n):
+        inner2 = dist[i][n + 1] + agg_sq - dist[i][n]  # 2 <x_i, a>, exactly
+        quality.append(min(QUALITY_ONE, QUALITY_ONE * max(0, inner2) // (2 * agg_sq)) if agg_sq else QUALITY_ONE)
+    pairs = sorted(dist[i][j] for i in range(n) for j in range(i + 1, n))
+    median = pairs[(len(pairs) - 1) // 2] if pairs else 0
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if NEAR_RATIO * NEAR_RATIO * dist[i][j] <= median:
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    size = [0] * n
+    for i in range(n):
+        size[root(i)] += 1
+    lcm = 1
+    for s in set(size[root(i)] for i in range(n)):
+        lcm = math.lcm(lcm, s)
+    return [int(rule_scores[i]) * quality[i] * (lcm // size[root(i)]) for i in range(n)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import consensus
 from consensus.commitment import CommittedUpdate
 from consensus.errors import RoundNotAggregatable
+from consensus.rewards import contribution_scores
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RoundOutcome:
     aggregate_hash: bytes
     reward_tree: "consensus.RewardTree"
     digest: bytes
+    reward_scores: tuple[int, ...] = ()  # what the pool is split by (`consensus.rewards.contribution_scores`)
 
     @property
     def rewards_root(self) -> bytes:
@@ -94,7 +96,13 @@ def compute_round_outcome(
     unusable = set(result.excluded)  # missing, hash mismatch, undecodable or off-spec: consensus decides
     excluded_idx = unusable | {i for i, score in enumerate(scores) if score == 0}
     excluded = tuple(peers[i] for i in sorted(excluded_idx))
-    amounts = tuple(int(a) for a in consensus.split_rewards(reward_pool, scores))
+    valid_idx = [i for i in range(len(peers)) if i not in unusable]
+    rows = [consensus.decode_ints(blobs[i], spec=spec, scale_bits=scale_bits).values for i in valid_idx]
+    agg_ints = consensus.decode_ints(result.aggregate).values
+    reward_scores = [0] * len(peers)
+    for i, s in zip(valid_idx, contribution_scores(rows, agg_ints, [scores[i] for i in valid_idx])):
+        reward_scores[i] = s
+    amounts = tuple(int(a) for a in consensus.split_rewards(reward_pool, reward_scores))
     tree = consensus.RewardTree.build(round, list(peers), list(amounts))
     digest = consensus.vote_digest(aggregate_hash, tree.root, list(excluded))
     return RoundOutcome(
@@ -109,4 +117,5 @@ def compute_round_outcome(
         aggregate_hash=aggregate_hash,
         reward_tree=tree,
         digest=digest,
+        reward_scores=tuple(reward_scores),
     )
