@@ -140,7 +140,7 @@ def demo(
     peers: int = typer.Option(5, "--peers", "-n", help="number of peer processes"),
     rounds: int = typer.Option(5, "--rounds", "-r", help="rounds to run"),
     rule: str = typer.Option("auto", "--rule",
-                             help="aggregation rule; auto = multi_krum when n >= 2f+3, else trimmed_mean"),
+                             help="aggregation rule; auto = the most uniform one for n and f (consensus.auto_rule)"),
     attack: str = typer.Option("sign_flip", "--attack", help="the Byzantine peer's attack; 'none' = all honest"),
     dataset: str = typer.Option("digits", "--dataset", help="digits or breast_cancer"),
     alpha: float = typer.Option(0.5, "--alpha", help="Dirichlet label skew of the peers' data (non-IID)"),
@@ -157,11 +157,11 @@ def demo(
     if rounds < 1:
         raise UserError("--rounds must be >= 1")
     byzantine = 0 if attack == "none" else 1
+    from consensus.auto_rule import resolve_rule
     from simulation.config import clamp_f
 
-    if rule == "auto":
-        rule = "multi_krum" if clamp_f("multi_krum", peers, byzantine) == byzantine else "trimmed_mean"
-    elif clamp_f(rule, peers, byzantine) != byzantine:
+    rule = resolve_rule(rule, peers, byzantine)
+    if clamp_f(rule, peers, byzantine) != byzantine:
         raise UserError(f"rule {rule} cannot tolerate f={byzantine} with {peers} peers",
                         hint="use more peers (Krum needs n >= 2f+3, Bulyan n >= 4f+3) or --rule trimmed_mean")
     started = time.monotonic()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from consensus.auto_rule import resolve_rule
 from consensus.feasibility import max_f
 from peer.learning.tasks import DigitsTask, Task, get_task
 
-ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm")
-RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "nnm+trimmed_mean")
+ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm",
+           "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic")
+RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "centered_clipping",
+         "nnm+trimmed_mean", "arc+nnm+trimmed_mean", "bucketing+nnm+trimmed_mean", "arc+nnm+multi_krum",
+         "nnm+centered_clipping")
 PHASES = ("train", "encode", "seal", "ipfs", "chain", "aggregate", "vote")
 
 
@@ -49,6 +53,7 @@ class SimConfig:
             raise SimError("Byzantine peers need an attack (--attack)")
         if self.rounds < 1:
             raise SimError("rounds must be >= 1")
+        object.__setattr__(self, "rule", resolve_rule(self.rule, self.peers, self.effective_f))
 
     @property
     def effective_f(self) -> int:

@@ -1,0 +1,22 @@
+"""`rule = auto`: the composition the robustness grid shows most uniform, for a federation's n and f.
+
+Resolved once, when a federation is configured (the chain stores the concrete rule, so every peer and
+auditor runs the same one). Preference order from docs/robustness.md (3 seeds, 12 attacks, 0-30 %
+Byzantine): the first candidate that can aggregate n updates tolerating f.
+"""
+from __future__ import annotations
+
+from consensus.feasibility import min_valid_updates
+
+AUTO = "auto"
+CANDIDATES: tuple[str, ...] = ("arc+nnm+trimmed_mean", "nnm+trimmed_mean", "median", "fedavg")
+
+
+def resolve_rule(rule: str, n: int, f: int) -> str:
+    """`rule` itself, or for "auto" the first candidate feasible with n members and f Byzantine."""
+    if rule != AUTO:
+        return rule
+    for candidate in CANDIDATES:
+        if n >= min_valid_updates(candidate, f):
+            return candidate
+    return "fedavg"
