@@ -44,9 +44,10 @@ def contribution_scores(rows: Sequence[np.ndarray], aggregate: np.ndarray, rule_
 
     Why not the rule's score alone: a selection rule pays whatever it selects, and identical mean-hugging
     updates (ALIE, min-max, mimic) are what Multi-Krum finds most central. So, exactly on integers:
-    - quality q_i = min(10**6, floor(10**6 * max(0, <x_i, a>) / |a|^2)): the update's component along the
-      aggregate, capped at the aggregate itself: 0 for an update pointing away from it (sign flip, IPM), at
-      most 10**6 however large (boosting earns nothing extra), and no premium for hugging the mean;
+    - quality: with p = <x_i, a> / |a|^2 (the update's component along the aggregate, in units of it),
+      q_i = floor(10**6 * min(p, 1/p)) for p > 0, else 0: 10**6 for an update whose component is the
+      aggregate itself, 0 for one pointing away from it (sign flip, IPM), and a boosted update (p = 20) earns
+      1/20 — no premium for size, none for hugging the mean either (p is about 1 for honest updates too);
     - copies share one score: updates within 1/10 of the median pairwise distance of each other (transitively)
       form a group, and each of its g members gets 1/g (scores are multiplied by L/g, L = lcm of the group
       sizes), so copying or colluding on one update earns nothing extra;
@@ -62,7 +63,10 @@ def contribution_scores(rows: Sequence[np.ndarray], aggregate: np.ndarray, rule_
     quality = []
     for i in range(n):
         inner2 = dist[i][n + 1] + agg_sq - dist[i][n]  # 2 <x_i, a>, exactly
-        quality.append(min(QUALITY_ONE, QUALITY_ONE * max(0, inner2) // (2 * agg_sq)) if agg_sq else QUALITY_ONE)
+        if agg_sq == 0:
+            quality.append(QUALITY_ONE)
+        else:
+            quality.append(QUALITY_ONE * min(inner2, 2 * agg_sq) // max(inner2, 2 * agg_sq) if inner2 > 0 else 0)
     pairs = sorted(dist[i][j] for i in range(n) for j in range(i + 1, n))
     median = pairs[(len(pairs) - 1) // 2] if pairs else 0
     parent = list(range(n))

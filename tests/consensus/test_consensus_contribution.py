@@ -39,7 +39,7 @@ def test_near_copies_share_too_and_opposites_earn_nothing():
     flipped = _ints(-4 * base)
     agg = _ints(base)
     scores = contribution_scores(rows + near + [flipped], agg, [1] * 10)
-    assert len({scores[6], scores[7], scores[8]}) == 1
+    assert max(scores[6:9]) * 3 <= max(scores[:6]) * 1.01  # one share split three ways
     assert scores[9] == 0
 
 
@@ -48,7 +48,7 @@ def test_boosting_earns_nothing_extra():
     agg = _ints(np.full(50, 0.1))
     boosted = rows[0] * 20
     scores = contribution_scores(rows + [boosted], agg, [1] * 7)
-    assert scores[6] <= QUALITY_ONE and scores[6] <= max(scores[:6]) * 1.0
+    assert scores[6] * 10 <= min(scores[:6])  # p = 20: a twentieth
 
 
 def test_rule_zero_stays_zero_and_permutation_follows():
