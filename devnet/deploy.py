@@ -1,8 +1,12 @@
-"""Deploy a federation from a `FederationConfig`: compile (cached) and deploy `FederationLedger`."""
+"""Deploy a federation from a `FederationConfig`: compile (cached) and deploy `FederationLedger`, and (governed
+deployment) its `FederationGovernor`, to which the deployer hands the ledger's ownership in the same script."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from devnet.compile import load_contract
 from ledger_tools.chain import AuditorInit, FederationLedger, MemberInit
+from ledger_tools.chain.governance import FederationGovernor, GovParams
 from ledger_tools.config import FederationConfig
 
 
@@ -23,3 +27,23 @@ def deploy_federation(rpc_url: str, config: FederationConfig, deployer_key: str)
         abi=artifact.abi,
         bytecode=artifact.bytecode,
     )
+
+
+@dataclass(frozen=True)
+class GovernedFederation:
+    """A ledger owned by its governor; both bindings sign as the deployer, who has no special power left."""
+
+    ledger: FederationLedger
+    governor: FederationGovernor
+
+
+def deploy_governed_federation(rpc_url: str, config: FederationConfig, deployer_key: str,
+                               gov_params: GovParams | None = None) -> GovernedFederation:
+    """Deploy the ledger, then its governor (which refuses a rule the bootstrap members can never aggregate),
+    then transfer the ledger's ownership to the governor: from then on only member votes admit or remove."""
+    ledger = deploy_federation(rpc_url, config, deployer_key)
+    artifact = load_contract("FederationGovernor")
+    governor = FederationGovernor.deploy(rpc_url, deployer_key, ledger.address, gov_params or GovParams(),
+                                         abi=artifact.abi, bytecode=artifact.bytecode)
+    ledger._send(ledger.contract.functions.transferOwnership(governor.address))
+    return GovernedFederation(ledger, governor)

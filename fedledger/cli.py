@@ -22,6 +22,7 @@ _SUBAPPS = [
     ("fedledger.peer_cmd", "app", "peer"),
     ("fedledger.audit_cmd", "app", "audit"),
     ("fedledger.rewards_cmd", "app", "rewards"),
+    ("fedledger.gov_cmd", "app", "gov"),
 ]
 _COMMANDS = [
     ("fedledger.demo", "demo", "demo"),

@@ -138,3 +138,4 @@ def show_id(
 
 
 from fedledger import peer_run as _peer_run  # noqa: E402,F401  registers `peer run`
+from fedledger import stake_cmd as _stake_cmd  # noqa: E402,F401  registers `peer stake|withdraw`

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {IFederationGovernor} from "./IFederationGovernor.sol";
+import {RuleFeasibility} from "./RuleFeasibility.sol";
+
+/// @dev The ledger functions the governor uses (FederationLedger; owner-only ones need the governor as owner).
+interface ILedgerAdmin {
+    function admitMember(address account, bytes32 encKey, uint64 weight) external;
+    function removeMember(address account) external;
+    function registerAuditor(address account, bytes32 encKey) external;
+    function removeAuditor(address account) external;
+    function fund() external payable;
+    function effectiveWeight(address account) external view returns (uint64);
+    function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount);
+    function memberKey(address account) external view returns (bytes32);
+    function auditorKey(address account) external view returns (bytes32);
+    function rule() external view returns (string memory);
+    function f() external view returns (uint16);
+}
+
+/// @title FederationGovernor
+/// @notice See `IFederationGovernor`. Owner of its ledger; has no owner itself.
+/// @dev Votes weigh the voter's `effectiveWeight` on the ledger when it votes (no checkpoints: reputation only
+///      moves by rounds, and each member votes once); the pass and quorum thresholds use the ledger's total
+///      weight when the proposal was made. Envelope layout (peer/net/envelope.py, docs/interfaces.md):
+///      "FLGS" | 0x01 | 0x01 | federation 20 | chainId u64 | round u64 | sender 20 | updateHash 32 | blobSha 32 |
+///      blobSize u64 | timestamp u64 | cidLen u16 | cid | keysLen u32 | keys | r 32 | s 32 | v 1, all big-endian;
+///      the signature is EIP-191 personal_sign over every byte before it.
+contract FederationGovernor is IFederationGovernor {
+    uint8 public constant KIND_ADMIT = 1;
+    uint8 public constant KIND_REMOVE = 2;
+    uint8 public constant KIND_REGISTER_AUDITOR = 3;
+    uint8 public constant KIND_REMOVE_AUDITOR = 4;
+    uint8 public constant KIND_PARAMETER = 5;
+
+    uint8 public constant PARAM_MIN_STAKE = 1;
+    uint8 public constant PARAM_PASS_BPS = 2;
+    uint8 public constant PARAM_QUORUM_BPS = 3;
+    uint8 public constant PARAM_VOTING_PERIOD = 4;
+    uint8 public constant PARAM_EXECUTION_DELAY = 5;
+    uint8 public constant PARAM_EXECUTION_WINDOW = 6;
+    uint8 public constant PARAM_WITHDRAW_DELAY = 7;
+    uint8 public constant PARAM_REPORTER_SHARE_BPS = 8;
+    uint8 public constant PARAM_SLASH_BPS = 9;
+
+    uint8 public constant STATE_NONE = 0;
+    uint8 public constant STATE_ACTIVE = 1; // voting
+    uint8 public constant STATE_DEFEATED = 2; // vote ended without majority or quorum
+    uint8 public constant STATE_QUEUED = 3; // passed, waiting executionDelay
+    uint8 public constant STATE_READY = 4; // executable
+    uint8 public constant STATE_EXPIRED = 5; // passed but not executed within executionWindow
+    uint8 public constant STATE_EXECUTED = 6;
+
+    uint8 public constant OFFENCE_EQUIVOCATION = 1;
+
+    uint64 public constant MAX_MEMBER_WEIGHT = 1000 * 1_000_000; // FederationLedger.MAX_MEMBER_WEIGHT
+    uint256 private constant BPS = 10_000;
+    uint256 private constant ENVELOPE_FIXED = 144; // bytes before the cid
+    uint256 private constant SIGNATURE_LEN = 65;
+    bytes6 private constant ENVELOPE_HEAD = 0x464c47530101; // "FLGS", version 1, kind envelope
+
+    /// @dev Vote state, the only slot `castVote` writes (232 bits).
+    struct Tally {
+        uint64 forWeight;
+        uint64 againstWeight;
+        uint64 totalWeight;
+        uint40 voteEnd;
+    }
+
+    struct Proposal {
+        uint8 kind;
+        bool executed;
+        uint8 param;
+        uint64 weight;
+        address proposer;
+        address account;
+        bytes32 encKey;
+        uint256 value;
+    }
+
+    struct Stake {
+        uint96 amount;
+        uint40 unlockAt; // 0 while bonded to membership or candidacy; set by leave / removal / slash-removal
+        bool bonded; // admitted through governance: slashable until withdrawn
+    }
+
+    ILedgerAdmin private immutable ledger_;
+    GovParams private p;
+    uint256 public proposalCount;
+    /// @notice Slashed wei not yet forwarded to the ledger's reward pool.
+    uint256 public slashedPool;
+    mapping(uint256 => Tally) private tallies;
+    mapping(uint256 => Proposal) private proposals;
+    mapping(uint256 => mapping(address => bool)) private voted;
+    mapping(address => Stake) private stakes;
+    /// @notice keccak256(abi.encode(member, round)) of every equivocation already slashed.
+    mapping(bytes32 => bool) public slashed;
+
+    bool transient locked;
+
+    modifier nonReentrant() {
+        if (locked) revert ReentrantCall();
+        locked = true;
+        _;
+        locked = false;
+    }
+
+    modifier onlyMember() {
+        if (ledger_.memberKey(msg.sender) == bytes32(0)) revert NotMember(msg.sender);
+        _;
+    }
+
+    /// @notice Govern `ledger_` (which must then transfer its ownership here). Refuses a ledger whose rule can
+    ///         never aggregate with its members (RuleInfeasible) and out-of-bounds parameters (InvalidProposal).
+    constructor(address ledgerAddress, GovParams memory initial) {
+        ledger_ = ILedgerAdmin(ledgerAddress);
+        (uint256 n,,) = ledger_.totals();
+        _requireFeasible(n);
+        _set(PARAM_MIN_STAKE, initial.minStake);
+        _set(PARAM_PASS_BPS, initial.passBps);
+        _set(PARAM_QUORUM_BPS, initial.quorumBps);
+        _set(PARAM_VOTING_PERIOD, initial.votingPeriod);
+        _set(PARAM_EXECUTION_DELAY, initial.executionDelay);
+        _set(PARAM_EXECUTION_WINDOW, initial.executionWindow);
+        _set(PARAM_WITHDRAW_DELAY, initial.withdrawDelay);
+        _set(PARAM_REPORTER_SHARE_BPS, initial.reporterShareBps);
+        _set(PARAM_SLASH_BPS, initial.slashBps);
+    }
+
+    // ------------------------------------------------------------------ governance
+
+    /// @inheritdoc IFederationGovernor
+    function proposeAdmit(address account, bytes32 encKey, uint64 weight, uint256 stake_)
+        external
+        onlyMember
+        returns (uint256)
+    {
+        if (account == address(0)) revert InvalidProposal("account");
+        if (ledger_.memberKey(account) != bytes32(0)) revert AlreadyMember(account);
+        if (encKey == bytes32(0)) revert InvalidProposal("encKey");
+        if (weight == 0 || weight > MAX_MEMBER_WEIGHT) revert InvalidProposal("weight");
+        if (stake_ < p.minStake || stake_ > type(uint96).max) revert InvalidProposal("stake");
+        return _propose(Proposal(KIND_ADMIT, false, 0, weight, msg.sender, account, encKey, stake_));
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function proposeRemove(address account) external onlyMember returns (uint256) {
+        if (ledger_.memberKey(account) == bytes32(0)) revert NotMember(account);
+        (uint256 n,,) = ledger_.totals();
+        _requireFeasible(n - 1);
+        return _propose(Proposal(KIND_REMOVE, false, 0, 0, msg.sender, account, bytes32(0), 0));
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function proposeRegisterAuditor(address account, bytes32 encKey) external onlyMember returns (uint256) {
+        if (account == address(0) || ledger_.auditorKey(account) != bytes32(0)) revert InvalidProposal("account");
+        if (encKey == bytes32(0)) revert InvalidProposal("encKey");
+        return _propose(Proposal(KIND_REGISTER_AUDITOR, false, 0, 0, msg.sender, account, encKey, 0));
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function proposeRemoveAuditor(address account) external onlyMember returns (uint256) {
+        if (ledger_.auditorKey(account) == bytes32(0)) revert InvalidProposal("account");
+        return _propose(Proposal(KIND_REMOVE_AUDITOR, false, 0, 0, msg.sender, account, bytes32(0), 0));
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function proposeParameter(uint8 param, uint256 value) external onlyMember returns (uint256) {
+        _checkBounds(param, value);
+        return _propose(Proposal(KIND_PARAMETER, false, param, 0, msg.sender, address(0), bytes32(0), value));
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function castVote(uint256 id, bool support) external {
+        Tally memory t = tallies[id];
+        if (t.voteEnd == 0) revert UnknownProposal(id);
+        if (block.timestamp >= t.voteEnd) revert VotingEnded(id, t.voteEnd);
+        if (voted[id][msg.sender]) revert AlreadyVotedOnProposal(id, msg.sender);
+        uint64 w = ledger_.effectiveWeight(msg.sender); // 0 for non-members (and removed ones)
+        if (w == 0 && ledger_.memberKey(msg.sender) == bytes32(0)) revert NotMember(msg.sender);
+        voted[id][msg.sender] = true;
+        if (support) t.forWeight += w;
+        else t.againstWeight += w;
+        tallies[id] = t;
+        emit VoteCast(id, msg.sender, support, w);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function execute(uint256 id) external nonReentrant {
+        uint8 s = proposalState(id);
+        if (s == STATE_ACTIVE || s == STATE_QUEUED) revert ProposalNotReady(id, uint256(tallies[id].voteEnd) + p.executionDelay);
+        if (s != STATE_READY) revert ProposalNotExecutable(id, s);
+        Proposal storage prop = proposals[id];
+        prop.executed = true;
+        uint8 kind = prop.kind;
+        address account = prop.account;
+        if (kind == KIND_ADMIT) {
+            Stake memory st = stakes[account];
+            if (st.unlockAt != 0 || st.amount < prop.value) {
+                revert InsufficientStake(account, prop.value, st.unlockAt != 0 ? 0 : st.amount);
+            }
+            stakes[account] = Stake({amount: st.amount, unlockAt: 0, bonded: true});
+            ledger_.admitMember(account, prop.encKey, prop.weight);
+        } else if (kind == KIND_REMOVE) {
+            (uint256 n,,) = ledger_.totals();
+            _requireFeasible(n - 1);
+            ledger_.removeMember(account); // reverts NotMember if it already left
+            _unbond(account);
+        } else if (kind == KIND_REGISTER_AUDITOR) {
+            ledger_.registerAuditor(account, prop.encKey);
+        } else if (kind == KIND_REMOVE_AUDITOR) {
+            ledger_.removeAuditor(account);
+        } else {
+            _set(prop.param, prop.value);
+        }
+        emit ProposalExecuted(id, msg.sender);
+    }
+
+    // ------------------------------------------------------------------ stake and slashing
+
+    /// @inheritdoc IFederationGovernor
+    function stake() external payable {
+        Stake memory st = stakes[msg.sender];
+        if (st.unlockAt != 0) revert WithdrawLocked(msg.sender, st.unlockAt); // leaving: withdraw first
+        if (msg.value == 0) revert InvalidProposal("value");
+        uint256 total = uint256(st.amount) + msg.value;
+        if (total > type(uint96).max) revert InvalidProposal("value");
+        stakes[msg.sender].amount = uint96(total);
+        emit Staked(msg.sender, msg.value, total);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function leave() external nonReentrant {
+        if (ledger_.memberKey(msg.sender) != bytes32(0)) {
+            (uint256 n,,) = ledger_.totals();
+            _requireFeasible(n - 1);
+            ledger_.removeMember(msg.sender);
+        } else if (stakes[msg.sender].amount == 0) {
+            revert NothingToWithdraw(msg.sender);
+        } else if (stakes[msg.sender].unlockAt != 0) {
+            revert WithdrawLocked(msg.sender, stakes[msg.sender].unlockAt);
+        }
+        _unbond(msg.sender);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function withdraw() external nonReentrant {
+        Stake memory st = stakes[msg.sender];
+        if (st.amount == 0) revert NothingToWithdraw(msg.sender);
+        if (st.unlockAt == 0 || block.timestamp < st.unlockAt) revert WithdrawLocked(msg.sender, st.unlockAt);
+        delete stakes[msg.sender];
+        emit Withdrawn(msg.sender, st.amount);
+        _pay(msg.sender, st.amount);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function slashEquivocation(bytes calldata envelopeA, bytes calldata envelopeB) external nonReentrant {
+        (address signer, uint256 round, bytes32 hashA) = _verifyEnvelope(envelopeA);
+        (address signerB, uint256 roundB, bytes32 hashB) = _verifyEnvelope(envelopeB);
+        if (signer != signerB || round != roundB || hashA == hashB) revert NotEquivocation();
+        bytes32 key = keccak256(abi.encode(signer, round));
+        if (slashed[key]) revert AlreadySlashed(signer, round);
+        Stake memory st = stakes[signer];
+        bool member = ledger_.memberKey(signer) != bytes32(0);
+        // a removed member stays slashable while its stake is locked; nothing left to take = not slashable
+        if (!member && (!st.bonded || st.amount == 0)) revert NotMember(signer);
+        slashed[key] = true;
+
+        uint256 amount = (uint256(st.amount) * p.slashBps) / BPS;
+        uint256 reward = (amount * p.reporterShareBps) / BPS;
+        st.amount -= uint96(amount);
+        bool removed = member && st.amount < p.minStake;
+        if (removed) {
+            ledger_.removeMember(signer);
+            st.unlockAt = uint40(block.timestamp + p.withdrawDelay);
+        }
+        stakes[signer] = st;
+        slashedPool += amount - reward;
+        emit Slashed(signer, round, OFFENCE_EQUIVOCATION, msg.sender, amount, reward, removed);
+        if (reward > 0) _pay(msg.sender, reward);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function forwardSlashed() external nonReentrant {
+        uint256 amount = slashedPool;
+        slashedPool = 0;
+        emit SlashedForwarded(amount);
+        if (amount > 0) ledger_.fund{value: amount}();
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IFederationGovernor
+    function ledger() external view returns (address) {
+        return address(ledger_);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function params() external view returns (GovParams memory) {
+        return p;
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function proposal(uint256 id) external view returns (ProposalView memory v) {
+        Proposal memory prop = proposals[id];
+        Tally memory t = tallies[id];
+        if (t.voteEnd == 0) revert UnknownProposal(id);
+        v = ProposalView(
+            prop.kind, prop.proposer, prop.account, prop.encKey, prop.weight, prop.param, prop.value,
+            t.forWeight, t.againstWeight, t.totalWeight, t.voteEnd, prop.executed
+        );
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function proposalState(uint256 id) public view returns (uint8) {
+        Tally memory t = tallies[id];
+        if (t.voteEnd == 0) return STATE_NONE;
+        if (proposals[id].executed) return STATE_EXECUTED;
+        if (block.timestamp < t.voteEnd) return STATE_ACTIVE;
+        uint256 total = t.totalWeight;
+        bool passed = uint256(t.forWeight) * BPS > uint256(p.passBps) * total
+            && (uint256(t.forWeight) + t.againstWeight) * BPS >= uint256(p.quorumBps) * total;
+        if (!passed) return STATE_DEFEATED;
+        uint256 readyAt = uint256(t.voteEnd) + p.executionDelay;
+        if (block.timestamp < readyAt) return STATE_QUEUED;
+        if (block.timestamp < readyAt + p.executionWindow) return STATE_READY;
+        return STATE_EXPIRED;
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function hasVoted(uint256 id, address voter) external view returns (bool) {
+        return voted[id][voter];
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function stakeOf(address account) external view returns (uint256 amount, uint256 unlockAt, bool bonded) {
+        Stake memory st = stakes[account];
+        return (st.amount, st.unlockAt, st.bonded);
+    }
+
+    /// @inheritdoc IFederationGovernor
+    function minValidUpdates(string calldata rule, uint256 f) external pure returns (uint256) {
+        return RuleFeasibility.minValid(rule, f);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _propose(Proposal memory prop) private returns (uint256 id) {
+        id = ++proposalCount;
+        (, uint256 total,) = ledger_.totals();
+        uint40 voteEnd = uint40(block.timestamp + p.votingPeriod);
+        proposals[id] = prop;
+        tallies[id] = Tally({forWeight: 0, againstWeight: 0, totalWeight: uint64(total), voteEnd: voteEnd});
+        emit ProposalCreated(
+            id, msg.sender, prop.kind, prop.account, prop.encKey, prop.weight, prop.param, prop.value, uint64(total),
+            voteEnd
+        );
+    }
+
+    /// @dev A member set of `n` must satisfy the ledger's rule for its f, and f < n as the ledger requires.
+    function _requireFeasible(uint256 n) private view {
+        string memory rule = ledger_.rule();
+        uint256 f = ledger_.f();
+        if (f >= n || n < RuleFeasibility.minValid(rule, f)) revert RuleInfeasible(rule, f, n);
+    }
+
+    function _unbond(address account) private {
+        Stake memory st = stakes[account];
+        st.unlockAt = uint40(block.timestamp + p.withdrawDelay);
+        stakes[account] = st;
+        emit WithdrawRequested(account, st.amount, st.unlockAt);
+    }
+
+    function _checkBounds(uint8 param, uint256 v) private pure {
+        bool ok;
+        if (param == PARAM_MIN_STAKE) ok = v <= type(uint96).max;
+        else if (param == PARAM_PASS_BPS) ok = v >= 5000 && v < BPS;
+        else if (param == PARAM_QUORUM_BPS) ok = v >= 1 && v <= BPS;
+        else if (param == PARAM_VOTING_PERIOD) ok = v >= 60 && v <= 30 days;
+        else if (param == PARAM_EXECUTION_DELAY) ok = v <= 30 days;
+        else if (param == PARAM_EXECUTION_WINDOW) ok = v >= 60 && v <= 90 days;
+        else if (param == PARAM_WITHDRAW_DELAY) ok = v >= 60 && v <= 365 days;
+        else if (param == PARAM_REPORTER_SHARE_BPS) ok = v <= BPS;
+        else if (param == PARAM_SLASH_BPS) ok = v >= 1 && v <= BPS;
+        else revert InvalidProposal("param");
+        if (!ok) revert InvalidProposal("value");
+    }
+
+    function _set(uint8 param, uint256 v) private {
+        _checkBounds(param, v);
+        if (param == PARAM_MIN_STAKE) p.minStake = uint96(v);
+        else if (param == PARAM_PASS_BPS) p.passBps = uint16(v);
+        else if (param == PARAM_QUORUM_BPS) p.quorumBps = uint16(v);
+        else if (param == PARAM_VOTING_PERIOD) p.votingPeriod = uint32(v);
+        else if (param == PARAM_EXECUTION_DELAY) p.executionDelay = uint32(v);
+        else if (param == PARAM_EXECUTION_WINDOW) p.executionWindow = uint32(v);
+        else if (param == PARAM_WITHDRAW_DELAY) p.withdrawDelay = uint32(v);
+        else if (param == PARAM_REPORTER_SHARE_BPS) p.reporterShareBps = uint16(v);
+        else p.slashBps = uint16(v);
+        emit ParameterChanged(param, v);
+    }
+
+    /// @dev Parse a signed gossip envelope's wire bytes and recover its signer; reverts with the named error of
+    ///      the first check that fails. Returns (sender, round, updateHash).
+    function _verifyEnvelope(bytes calldata env) private view returns (address sender, uint256 round, bytes32 h) {
+        uint256 len = env.length;
+        if (len < ENVELOPE_FIXED + 2 + 4 + SIGNATURE_LEN || bytes6(env[0:6]) != ENVELOPE_HEAD) {
+            revert MalformedEnvelope();
+        }
+        uint256 bodyLen = len - SIGNATURE_LEN;
+        uint256 cidLen = uint16(bytes2(env[142:144]));
+        uint256 keysAt = ENVELOPE_FIXED + cidLen;
+        if (keysAt + 4 > bodyLen || keysAt + 4 + uint32(bytes4(env[keysAt:keysAt + 4])) != bodyLen) {
+            revert MalformedEnvelope();
+        }
+        address federation = address(bytes20(env[6:26]));
+        if (federation != address(ledger_)) revert WrongFederation(federation);
+        uint256 chainId = uint64(bytes8(env[26:34]));
+        if (chainId != block.chainid) revert WrongChain(chainId);
+        round = uint64(bytes8(env[34:42]));
+        sender = address(bytes20(env[42:62]));
+        h = bytes32(env[62:94]);
+        bytes32 digest = keccak256(
+            abi.encodePacked("\x19Ethereum Signed Message:\n", Strings.toString(bodyLen), env[0:bodyLen])
+        );
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(
+            digest, uint8(env[bodyLen + 64]), bytes32(env[bodyLen:bodyLen + 32]), bytes32(env[bodyLen + 32:bodyLen + 64])
+        );
+        if (err != ECDSA.RecoverError.NoError || recovered != sender) revert InvalidSignature(sender);
+    }
+
+    function _pay(address to, uint256 amount) private {
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed(to, amount);
+    }
+}

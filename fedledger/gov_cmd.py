@@ -1,0 +1,223 @@
+"""`fedledger gov …`: member governance of a federation (propose, vote, execute, list, show) and slashing an
+equivocating member from its signed gossip envelopes (`slash`). Every revert is one line naming its reason."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedledger.errors import UserError
+from fedledger.gov_signer import DEFAULTS, GovernorOpt, KeyOpt, PasswordOpt, RpcOpt, StateDirOpt, chain_call, governor
+
+app = typer.Typer(help="Govern the federation by member vote; slash provable misbehaviour.", no_args_is_help=True)
+propose_app = typer.Typer(help="Open a proposal (members only); members then vote on it.", no_args_is_help=True)
+app.add_typer(propose_app, name="propose")
+console = Console()
+ETH = 10**18
+WEIGHT_ONE = 1_000_000
+
+AccountOpt = Annotated[str, typer.Option("--account", help="The member or auditor address the proposal is about.")]
+EncKeyOpt = Annotated[str, typer.Option("--enc-key", help="X25519 public key (0x + 64 hex), from `peer init`.")]
+
+
+def _gov(rpc: str, address: str | None, key: str | None, state_dir: Path | None, password_file: Path | None):
+    return governor(rpc, address, key, state_dir, password_file)
+
+
+def _enc_key(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise UserError(f"--enc-key must be 32 bytes of hex, got {text!r}", exit_code=2)
+    return raw
+
+
+def _wei(eth: float) -> int:
+    if eth < 0:
+        raise UserError("an amount cannot be negative", exit_code=2)
+    return round(eth * ETH)
+
+
+def _proposed(receipt) -> None:
+    console.print(f"proposal [bold]{receipt.proposal_id}[/] opened (tx {receipt.tx_hash}, gas {receipt.gas_used}); "
+                  f"members vote with `fedledger gov vote {receipt.proposal_id}`")
+
+
+@propose_app.command("admit")
+def propose_admit(
+    account: AccountOpt, enc_key: EncKeyOpt,
+    weight: Annotated[float, typer.Option("--weight", help="Initial voting weight (1.0 = a full member).")] = 1.0,
+    stake_eth: Annotated[float, typer.Option("--stake-eth", help="Stake (ETH) the candidate must have deposited "
+                                                                 "when the proposal executes.")] = 1.0,
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Propose admitting a member (address, X25519 key, initial weight, stake)."""
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    _proposed(chain_call("the proposal", lambda: gov.propose_admit(
+        account, _enc_key(enc_key), round(weight * WEIGHT_ONE), _wei(stake_eth))))
+
+
+@propose_app.command("remove")
+def propose_remove(
+    account: AccountOpt, rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Propose removing a member (refused if the rest could not aggregate under the rule)."""
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    _proposed(chain_call("the proposal", lambda: gov.propose_remove(account)))
+
+
+@propose_app.command("add-auditor")
+def propose_add_auditor(
+    account: AccountOpt, enc_key: EncKeyOpt, rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None,
+    key: KeyOpt = None, state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Propose registering an auditor (it can unseal every update blob from then on)."""
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    _proposed(chain_call("the proposal", lambda: gov.propose_register_auditor(account, _enc_key(enc_key))))
+
+
+@propose_app.command("remove-auditor")
+def propose_remove_auditor(
+    account: AccountOpt, rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Propose removing an auditor."""
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    _proposed(chain_call("the proposal", lambda: gov.propose_remove_auditor(account)))
+
+
+@propose_app.command("param")
+def propose_param(
+    name: Annotated[str, typer.Option("--name", help="min_stake, pass_bps, quorum_bps, voting_period, "
+                                                     "execution_delay, execution_window, withdraw_delay, "
+                                                     "reporter_share_bps or slash_bps.")],
+    value: Annotated[int, typer.Option("--value", help="New value (wei, basis points or seconds).")],
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Propose changing a governance parameter (bounds in docs/governance.md)."""
+    from ledger_tools.chain.governance import GovParam
+
+    try:
+        param = GovParam[name.upper()]
+    except KeyError:
+        names = ", ".join(p.name.lower() for p in GovParam)
+        raise UserError(f"unknown parameter {name!r}", hint=f"one of {names}", exit_code=2) from None
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    _proposed(chain_call("the proposal", lambda: gov.propose_parameter(param, value)))
+
+
+@app.command()
+def vote(
+    proposal_id: Annotated[int, typer.Argument(help="Proposal number.")],
+    support: Annotated[bool, typer.Option("--for/--against", help="Vote for (default) or against.")] = True,
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Vote on a proposal with your reputation weight (members only, once)."""
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    r = chain_call("the vote", lambda: gov.vote(proposal_id, support))
+    console.print(f"voted {'for' if support else 'against'} proposal {proposal_id} (tx {r.tx_hash}, gas {r.gas_used})")
+
+
+@app.command()
+def execute(
+    proposal_id: Annotated[int, typer.Argument(help="Proposal number.")],
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Execute a passed proposal once its delay is over (anyone)."""
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    r = chain_call("the execution", lambda: gov.execute(proposal_id))
+    console.print(f"proposal {proposal_id} executed (tx {r.tx_hash}, gas {r.gas_used})")
+
+
+def _describe(p) -> str:
+    from ledger_tools.chain.governance import GovParam, ProposalKind
+
+    if p.kind is ProposalKind.ADMIT:
+        return f"admit {p.account} weight {p.weight / WEIGHT_ONE:g} stake {p.value / ETH:g} ETH"
+    if p.kind is ProposalKind.PARAMETER:
+        return f"set {GovParam(p.param).name.lower()} = {p.value}"
+    return f"{p.kind.name.lower().replace('_', ' ')} {p.account}"
+
+
+def _row(p) -> dict:
+    return {"id": p.id, "kind": p.kind.name.lower(), "what": _describe(p), "state": p.state.name.lower(),
+            "for": p.for_weight, "against": p.against_weight, "total_weight": p.total_weight,
+            "vote_end": datetime.fromtimestamp(p.vote_end, UTC).isoformat(), "proposer": p.proposer}
+
+
+@app.command("list")
+def list_(
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every proposal with its state and tally."""
+    gov = governor(rpc, governor_address, sign=False)
+    rows = [_row(p) for p in chain_call("reading the proposals", gov.proposals)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        console.print("no proposals yet")
+        return
+    table = Table("id", "what", "state", "for / against / total", "vote ends (UTC)")
+    for r in rows:
+        table.add_row(str(r["id"]), r["what"], r["state"], f"{r['for']} / {r['against']} / {r['total_weight']}",
+                      r["vote_end"])
+    console.print(table)
+
+
+@app.command()
+def show(
+    proposal_id: Annotated[int, typer.Argument(help="Proposal number.")],
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """One proposal in full."""
+    gov = governor(rpc, governor_address, sign=False)
+    row = _row(chain_call(f"reading proposal {proposal_id}", lambda: gov.proposal(proposal_id)))
+    if as_json:
+        typer.echo(json.dumps(row, indent=1))
+        return
+    for k, v in row.items():
+        console.print(f"[bold]{k}[/]: {v}")
+
+
+@app.command()
+def slash(
+    evidence: Annotated[Path | None, typer.Option("--evidence", help="Equivocation evidence JSON "
+                                                                     "(format in docs/governance.md).")] = None,
+    envelope: Annotated[list[Path] | None, typer.Option("--envelope", help="Instead of --evidence: two raw "
+                                                                           "envelope files (give it twice).")] = None,
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Slash a member that signed two envelopes of one round with different updates; you earn the reporter share."""
+    from peer.net.slash_evidence import EvidenceFileError, evidence_json, load_envelope_file, load_pair
+
+    try:
+        if evidence is not None and not envelope:
+            a, b = load_pair(evidence)
+        elif evidence is None and envelope and len(envelope) == 2:
+            a, b = load_envelope_file(envelope[0]), load_envelope_file(envelope[1])
+            evidence_json(a, b)
+        else:
+            raise UserError("pass --evidence FILE, or --envelope twice", exit_code=2)
+    except EvidenceFileError as exc:
+        raise UserError(str(exc), hint="see docs/governance.md for the evidence format") from exc
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+    r = chain_call("the slash", lambda: gov.slash_equivocation(a.to_bytes(), b.to_bytes()))
+    removed = "; it is no longer a member" if r.removed else ""
+    console.print(f"slashed {r.member} for round {r.round}: {r.amount / ETH:g} ETH taken, "
+                  f"{r.reward / ETH:g} ETH paid to you{removed} (tx {r.tx_hash}, gas {r.gas_used})")
