@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import consensus
 from ledger_tools.audit.history import LedgerHistory
-from ledger_tools.blobstore import BlobStoreError
+from ledger_tools.blob_caps import ModelBlobError, fetch_model
 
 
 class EvaluationTask(Protocol):
@@ -34,8 +34,8 @@ def evaluate_models(history: LedgerHistory, store: Any, task: EvaluationTask) ->
     metrics, problems = {}, []
     for r, digest, cid in models:
         try:
-            result = task.evaluate(consensus.decode(store.cat(cid, expected_sha256=digest)))
-        except (BlobStoreError, consensus.CodecError) as exc:
+            result = task.evaluate(consensus.decode(fetch_model(store, cid, digest, task.model_spec())))
+        except ModelBlobError as exc:
             problems.append(f"model of round {r} not evaluated: {exc}")
             continue
         metrics[r] = {"accuracy": result.accuracy, "loss": result.loss}

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import consensus
+from ledger_tools.blob_caps import REWARD_TREE_CAP
 from ledger_tools.blobstore import BlobStoreError
 from ledger_tools.errors import LedgerToolsError
 
@@ -31,7 +32,7 @@ def load_reward_tree(store, round: int, rewards_cid: str, expected_root: bytes) 
             return consensus.RewardTree.build(round, [], [])
         raise RewardTreeError(f"round {round}: no reward tree CID was published for root 0x{expected_root.hex()}")
     try:
-        raw = store.cat(rewards_cid)
+        raw = store.cat(rewards_cid, max_bytes=REWARD_TREE_CAP)  # capped before the (bounded) parser
     except BlobStoreError as exc:
         raise RewardTreeError(f"round {round}: cannot fetch reward tree {rewards_cid}: {exc}") from exc
     try:

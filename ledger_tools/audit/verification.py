@@ -99,11 +99,11 @@ class _BlobProblem(Exception):
 
 
 def _fetch_model(store, cid: str, expected: bytes) -> bytes:
-    from ledger_tools.blobstore import BlobStoreError
+    from ledger_tools.blob_caps import ModelBlobError, fetch_model
 
     try:
-        return store.cat(cid, expected_sha256=expected)
-    except BlobStoreError as exc:
+        return fetch_model(store, cid, expected)
+    except ModelBlobError as exc:
         raise _BlobProblem(str(exc)) from exc
 
 
