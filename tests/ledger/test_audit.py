@@ -95,11 +95,11 @@ class LyingStore:
     def __init__(self, store, cid: str, data: bytes) -> None:
         self.store, self.cid, self.data = store, cid, data
 
-    def cat(self, cid, expected_sha256=None):
+    def cat(self, cid, expected_sha256=None, *, max_bytes=None):
         if cid == self.cid:
             verify_blob(cid, self.data, expected_sha256)
             return self.data
-        return self.store.cat(cid, expected_sha256)
+        return self.store.cat(cid, expected_sha256, max_bytes=max_bytes)
 
 
 def test_replaced_blob_on_ipfs_names_peer_and_round(make, tmp_path):
