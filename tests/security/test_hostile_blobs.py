@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import serialization
 import consensus
 from consensus.bounded_json import BoundedJsonError, loads_bounded, nested_deeper_than
 from consensus.merkle import MAX_REWARD_TREE_BYTES, RewardTreeFormatError
+from helpers.ledger_history import Lie, make_history
 from ledger_tools.audit.rewards import RewardTreeError, load_reward_tree
 from ledger_tools.blobstore import BlobTooLarge, InMemoryBlobStore, IpfsBlobStore
-from helpers.ledger_history import Lie, make_history
 
 HONEST = consensus.RewardTree.build(1, ["0x" + "11" * 20, "0x" + "22" * 20], [5, 7])
 _DUMP = json.loads(HONEST.to_json())
@@ -172,3 +172,40 @@ def test_cli_survives_every_hostile_reward_tree(hostile_federation, tmp_path):
     verify = _cli(h, tmp_path, "audit", "verify", "--key-file", str(tmp_path / "auditor.key"))
     _assert_clean(verify, rounds)
     assert verify.returncode == 1 and "round 1: verified" in verify.stdout
+
+
+def test_model_blob_caps_follow_the_spec():
+    """A canonical model of a spec has exactly `model_blob_cap(spec)` bytes; the seal overhead matches the format."""
+    import hashlib
+
+    import numpy as np
+
+    from ledger_tools.blob_caps import (
+        SEAL_FIXED_BYTES,
+        SEAL_MAX_RECIPIENTS,
+        SEAL_WRAP_BYTES,
+        ModelBlobError,
+        fetch_model,
+        model_blob_cap,
+        sealed_update_cap,
+    )
+    from peer.crypto import seal
+
+    spec = consensus.ModelSpec({"b": (3,), "w": (4, 3)})
+    model = consensus.encode({"b": np.zeros(3), "w": np.ones((4, 3))})
+    assert len(model) == model_blob_cap(spec)
+    assert (SEAL_FIXED_BYTES, SEAL_WRAP_BYTES, SEAL_MAX_RECIPIENTS) == (
+        seal.FIXED_HEADER.size + seal.TAG_LEN, seal.WRAP.size, seal.MAX_RECIPIENTS)
+    assert sealed_update_cap(spec, recipients=2) == len(model) + SEAL_FIXED_BYTES + 2 * SEAL_WRAP_BYTES
+
+    store = InMemoryBlobStore()
+    digest = hashlib.sha256(model).digest()
+    assert fetch_model(store, store.add(model), digest, spec) == model
+    other = consensus.encode({"b": np.zeros(3), "w": np.ones((5, 3))})   # another model: larger than the cap
+    with pytest.raises(ModelBlobError, match="larger than"):
+        fetch_model(store, store.add(other), hashlib.sha256(other).digest(), spec)
+    junk = b"[" * 200_000                                                  # hash matches, bytes are no model
+    with pytest.raises(ModelBlobError, match="not a canonical model blob"):
+        fetch_model(store, store.add(junk), hashlib.sha256(junk).digest())
+    with pytest.raises(ModelBlobError, match="does not match"):
+        fetch_model(store, store.add(model), b"\0" * 32, spec)
