@@ -49,6 +49,13 @@ def _print_services(up: Any, as_json: bool) -> None:
         table.add_row("chain", up.chain.url, str(up.chain.pid), f"state {up.chain.extra.get('state_file')}")
     table.add_row("ipfs", up.ipfs.url, str(up.ipfs.pid), f"swarm {up.ipfs_swarm or '(offline)'}")
     console.print(table)
+    _print_swarm(up)
+
+
+def _print_swarm(up: Any) -> None:
+    """The swarm address on a line of its own: the table may wrap it, and other machines must copy it whole."""
+    if up.ipfs_swarm:
+        print(f"IPFS swarm address (the other machines' --ipfs-peer / devnet connect): {up.ipfs_swarm}")
 
 
 def _services_json(up: Any) -> dict[str, Any]:
@@ -154,6 +161,7 @@ def status(
     for row in rows:
         table.add_row(row.name, row.url, str(row.pid), "[green]yes[/]" if row.alive else "[red]no[/]", row.detail)
     console.print(table)
+    _print_swarm(running)
     if not all(row.alive for row in rows):
         raise typer.Exit(1)
 

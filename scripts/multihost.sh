@@ -15,6 +15,7 @@
 # Settings (environment): MH_ROUNDS (3), MH_INSTITUTIONS (3), MH_PREFIX (flmh: namespace/bridge names),
 # MH_SUBNET (10.231.0), MH_DIR (work dir, default /tmp/fedledger-$MH_PREFIX), MH_TIMEOUT (s for the rounds, 600),
 # MH_BOOTSTRAP (1 = also pass --bootstrap; default 0: peers find each other from the ledger's announcements).
+# MH_RULE (trimmed_mean), MH_COMMIT_PERIOD (300 s).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +34,7 @@ AUDIT_IP="$SUBNET.30"
 # A round ends as soon as every member committed and a majority voted: the periods only bound a round with
 # a missing member. Round 1 opens at deployment, so its commit period must cover the peers' start-up.
 COMMIT_PERIOD="${MH_COMMIT_PERIOD:-300}"
+RULE="${MH_RULE:-trimmed_mean}"   # 3 members: trimmed_mean/median with f=1 (auto picks arc+nnm+trimmed_mean)
 GOSSIP_PORT=4001
 SWARM_PORT=4002
 export FEDLEDGER_PASSWORD="multihost-demo-password"   # the keystores' password (an operator would be prompted)
@@ -118,9 +120,9 @@ genesis() { on chain "$FL" devnet genesis --task digits --state-dir "$DIR/chain/
 deploy() {
   local members=() i
   for i in $(seq 1 "$N"); do members+=(--member "$DIR/inst$i/identity.json"); done
-  say "chain host: fedledger devnet config (trimmed_mean f=1), deploy, fund"
+  say "chain host: fedledger devnet config ($RULE f=1), deploy, fund"
   on chain "$FL" devnet config "${members[@]}" --auditor "$DIR/audit/identity.json" \
-    --genesis "$DIR/chain/genesis.json" --rule trimmed_mean --f 1 --commit-period "$COMMIT_PERIOD" --vote-period 60 \
+    --genesis "$DIR/chain/genesis.json" --rule "$RULE" --f 1 --commit-period "$COMMIT_PERIOD" --vote-period 60 \
     --reward-eth 1 --funding-eth 100 --out "$DIR/chain/federation.json" --force >&2
   on chain "$FL" devnet deploy --config "$DIR/chain/federation.json" --state-dir "$DIR/chain/devnet" \
     --json > "$DIR/chain/deployed.json"
