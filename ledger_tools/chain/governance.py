@@ -15,6 +15,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.logs import DISCARD
 
 from consensus.commitment import bytes32 as _b32
 from ledger_tools.chain.binding import ARTIFACT_PATH as LEDGER_ARTIFACT_PATH
@@ -289,7 +290,7 @@ class FederationGovernor:
     def slash_equivocation(self, envelope_a: bytes, envelope_b: bytes) -> SlashReceipt:
         receipt, raw = self._send(self.contract.functions.slashEquivocation(envelope_a, envelope_b),
                                   return_raw=True)
-        ev = self.contract.events.Slashed().process_receipt(raw)[0]["args"]
+        ev = self.contract.events.Slashed().process_receipt(raw, errors=DISCARD)[0]["args"]
         return SlashReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used, ev["member"], ev["round"],
                             ev["amount"], ev["reward"], ev["removed"])
 
@@ -300,7 +301,7 @@ class FederationGovernor:
 
     def _propose(self, fn: Any) -> ProposalReceipt:
         receipt, raw = self._send(fn, return_raw=True)
-        ev = self.contract.events.ProposalCreated().process_receipt(raw)[0]["args"]
+        ev = self.contract.events.ProposalCreated().process_receipt(raw, errors=DISCARD)[0]["args"]
         return ProposalReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used, ev["id"])
 
     def _send(self, fn: Any, **kwargs: Any) -> Any:

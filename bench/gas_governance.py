@@ -1,0 +1,106 @@
+"""Gas of governance, stake and slashing (contracts/FederationGovernor.sol) on a real anvil devnet.
+
+    .venv/bin/python -m bench.gas_governance     # writes bench/results/gas_governance.json, prints a table
+
+Per n (bootstrap members, rule multi_krum, f = max(1, n // 10)): a candidate stakes; a member proposes its
+admission; members vote for it until a majority of the total weight (every vote measured; the first vote of a
+proposal is the one that pays for the proposal's cold tally slot); anyone executes it after the delay; the
+newcomer equivocates and a third party slashes it from two envelopes whose wrapped keys are the size a real seal
+header has for n + 1 recipients (68 + 144 bytes each: calldata dominates) and, for comparison, with empty wrapped
+keys; a bootstrap member stakes, leaves (before the slashes) and withdraws after the delay.
+docs/governance.md quotes the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+
+from devnet.anvil import extra_accounts, increase_time, start_anvil
+from devnet.deploy import deploy_governed_federation
+from ledger_tools.chain.governance import GovParams
+from ledger_tools.config import FederationConfig
+from peer.net.envelope import Envelope
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "gas_governance.json"
+TARGETS = {"vote_avg": 60_000, "slash_max": 120_000}
+ETH = 10**18
+GOV = GovParams(min_stake=ETH, voting_period=600, execution_delay=60, execution_window=3600, withdraw_delay=600)
+CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def _envelope(key: str, ledger: str, chain_id: int, update: bytes, keys_len: int) -> bytes:
+    return Envelope.create(Account.from_key(key), federation=ledger, chain_id=chain_id, round=1, update_hash=update,
+                           cid=CID, wrapped_keys=bytes(range(256)) * (keys_len // 256) + b"\x5a" * (keys_len % 256),
+                           blob_sha256=b"\x33" * 32, blob_size=10**6).to_bytes()
+
+
+def measure(n: int) -> dict[str, Any]:
+    with start_anvil() as anvil:
+        deployer, *people = extra_accounts(anvil.rpc_url, n + 4, seed=f"bench-gov-{n}", wei=10**22)
+        members, (cand, second, reporter) = people[:n], people[n:n + 3]
+        config = FederationConfig.from_data({
+            "members": [{"address": m.address, "enc_key": "0x" + "ab" * 32} for m in members],
+            "rule": "multi_krum", "f": max(1, n // 10), "quorum_bps": 5000, "commit_period": 3600,
+            "vote_period": 3600, "reward_per_round_wei": ETH, "funding_wei": 10 * ETH,
+            "model_spec_hash": "0x" + "01" * 32, "genesis_model_hash": "0x" + "02" * 32,
+            "genesis_model_cid": "bafkreigenesis",
+        })
+        d = deploy_governed_federation(anvil.rpc_url, config, deployer.private_key, GOV)
+        gov = [d.governor.with_account(m.private_key) for m in members]
+        out: dict[str, Any] = {"n": n}
+        out["stake"] = d.governor.with_account(cand.private_key).stake(2 * ETH).gas_used
+        d.governor.with_account(second.private_key).stake(2 * ETH)
+        proposals = []
+        for who in (cand, second):
+            r = gov[0].propose_admit(who.address, b"\x42" * 32, 1_000_000, 2 * ETH)
+            proposals.append(r.proposal_id)
+            out.setdefault("propose_admit", r.gas_used)
+        votes = [g.vote(pid, True).gas_used for pid in proposals for g in gov[: n // 2 + 1]]
+        out["vote"] = {"avg": round(statistics.fmean(votes)), "min": min(votes), "max": max(votes),
+                       "count": len(votes)}
+        increase_time(anvil.rpc_url, GOV.voting_period + GOV.execution_delay + 1)
+        out["execute_admit"] = d.governor.with_account(reporter.private_key).execute(proposals[0]).gas_used
+        d.governor.with_account(reporter.private_key).execute(proposals[1])
+        leaver = d.governor.with_account(members[-1].private_key)
+        leaver.stake(ETH)
+        out["leave"] = leaver.leave().gas_used  # before the slashes: the rule keeps enough members
+        chain_id = d.ledger.chain_id
+        real = 68 + 144 * (n + 1)
+        slashes = {}
+        for label, who, keys_len in (("slash", cand, real), ("slash_empty_keys", second, 0)):
+            a = _envelope(who.private_key, d.ledger.address, chain_id, b"\x01" * 32, keys_len)
+            b = _envelope(who.private_key, d.ledger.address, chain_id, b"\x02" * 32, keys_len)
+            slashes[label] = {"gas": d.governor.with_account(reporter.private_key).slash_equivocation(a, b).gas_used,
+                              "envelope_bytes": len(a)}
+        out.update(slashes)
+        increase_time(anvil.rpc_url, GOV.withdraw_delay + 1)
+        out["withdraw"] = leaver.withdraw().gas_used
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="*", default=[5, 20])
+    args = parser.parse_args()
+    rows = [measure(n) for n in args.n]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"targets": TARGETS, "results": rows}, indent=1) + "\n")
+    print("| n | stake | propose | vote avg (min-max) | execute admit | slash (envelope bytes) | slash, empty keys "
+          "| leave | withdraw |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        v = r["vote"]
+        print(f"| {r['n']} | {r['stake']} | {r['propose_admit']} | {v['avg']} ({v['min']}-{v['max']}) | "
+              f"{r['execute_admit']} | {r['slash']['gas']} ({r['slash']['envelope_bytes']}) | "
+              f"{r['slash_empty_keys']['gas']} ({r['slash_empty_keys']['envelope_bytes']}) | {r['leave']} | "
+              f"{r['withdraw']} |")
+
+
+if __name__ == "__main__":
+    main()
