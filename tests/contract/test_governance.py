@@ -180,3 +180,14 @@ def test_rounds_finalize_across_admission_and_removal(gfed: Governed) -> None:
         gfed.members[3].commit(3, b"\x01" * 32, "bafkreix", 1)
     _round(gfed, 3, gfed.members[:3] + [newcomer])
     assert gfed.ledger.current_round() == 4
+
+
+def test_member_leaving_mid_round_keeps_the_round_consistent(gfed: Governed) -> None:
+    """A member that committed and then left no longer counts: the others can still all commit (the commit phase
+    does not close early on its commit), and the round finalizes on the quorum of the reduced total weight."""
+    gfed.members[3].commit(1, b"\x04" * 32, "bafkreiupdate1x3", 100)
+    gfed.gov[3].leave()
+    assert gfed.ledger.totals()[:2] == (3, 3_000_000)
+    _round(gfed, 1, gfed.members[:3])
+    assert gfed.ledger.current_round() == 2
+    assert gfed.ledger.finalization(1).total_weight == 3_000_000
