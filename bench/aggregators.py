@@ -197,15 +197,18 @@ def main(argv: list[str] | None = None) -> None:
             for n in ((10, 50) if args.quick else (10, 50, 100))]
     if args.cell:
         grid = [tuple(cell) for cell in args.cell]
-    rows = [row for n, d in grid for row in run_cell(n, d, args.load)]
     command = "python -m bench.aggregators" + (" --quick" if args.quick else "") + (" --load" if args.load else "")
     command += "".join(f" --cell {n} {d}" for n, d in args.cell or ())
     report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                           "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-              "quick": args.quick, "load": args.load, "command": command, "rows": rows}
+              "quick": args.quick, "load": args.load, "command": command, "complete": False, "rows": []}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    for n, d in grid:  # written after every cell, so an interrupted run keeps what it measured
+        report["rows"] += run_cell(n, d, args.load)
+        report["complete"] = len(report["rows"]) == len(grid) * len(RULES)
+        out.write_text(json.dumps(report, indent=1) + "\n")
+    rows = report["rows"]
     print(markdown_table(rows))
     print(f"wrote {out}")
 
