@@ -1,0 +1,121 @@
+"""docs/robustness.md from the robustness bench's cells (see bench/robustness.py)."""
+from __future__ import annotations
+
+from bench.robustness_report import accuracy_table, default_rule, reward_table, stats
+
+
+def _setup(meta) -> list[str]:
+    rounds = "; ".join(f"{s['name']}: {s['rounds']} rounds × {s['local_epochs']} local epochs, batch {s['batch_size']}, "
+                       f"lr {s['lr']}" for s in meta["settings"])
+    return [
+        "## Set-up",
+        "",
+        "- Every run is the protocol's own code path (`simulation/engine.py`, ledger-free transport): local SGD per",
+        "  peer (`peer.learning.training.train_batched`), canonical fixed-point encoding, exact aggregation, exclusion",
+        "  and reward split via `consensus.round_outcome.compute_round_outcome`.",
+        "- 20 peers; scikit-learn `load_digits` (MLP 64→64→10) with a Dirichlet(α) label-skewed split, and",
+        "  `load_breast_cancer` (logistic regression), Dirichlet(1.0); test accuracy on the fixed 20 % held-out split.",
+        f"- Rounds were shrunk, not the attacks: {rounds}. Accuracies are therefore below converged values",
+        "  (clean FedAvg reaches ~95 % on digits after 20 rounds, ~84–86 % after 5).",
+        "- `f` given to the rules = the number of Byzantine peers (clean runs: f = 2), capped at what the rule accepts.",
+        "- Attacks (`peer/byzantine/adversary.py`, `peer/byzantine/optimised.py`; a fixed random subset of peers,",
+        "  all omniscient: a member can unseal every other member's blob before the commit deadline):",
+        "  sign flip −4×; scaled 20×; Gaussian N(0, 1); label flip y → C−1−y; ALIE mean − z·std, z from (n, f);",
+        "  IPM −0.1 × mean; min-max / min-sum (Shejwalkar & Houmansadr 2021, std perturbation, γ by the authors'",
+        "  search); fang (Fang et al. 2020: the Krum attack against Krum-based rules, the trimmed-mean attack",
+        "  otherwise); alie_opt / ipm_opt (ByzFL's line search, 20 evaluations, maximising the aggregate's distance",
+        "  to the honest mean *under the federation's own exact rule*); mimic (Karimireddy et al. 2022: every",
+        "  Byzantine peer copies the honest update furthest along the top principal direction).",
+        f"- Default rule (`rule = auto` for n = 20): **{default_rule()}** (`consensus/auto_rule.py`).",
+        f"- Seeds per cell: {', '.join(map(str, meta['seeds']))}; tables give mean ± population std over seeds.",
+        "",
+    ]
+
+
+def render(cells, meta, claim, worst, rule_cells=None) -> str:
+    rule = claim["default_rule"]
+    lines = [
+        "# Robustness of the aggregation rules",
+        "",
+        f"Produced by `nice -n 10 python -m bench.robustness` — **{meta.get('label') or 'full grid'}**. "
+        f"{meta['runs']} of {meta['planned_runs']} planned runs, {meta['wall_seconds']:.0f} s wall on "
+        f"{meta['workers']} worker processes ({meta['machine']}; load average {meta['load_average_at_start'][0]} at "
+        f"start, {meta['load_average_at_end'][0]} at end: other agents shared the 2 cores).",
+        "Raw cells: `bench/results/robustness.json` (and `.jsonl`); figures: `bench/results/robustness.png`,",
+        "`bench/results/robustness_fraction.png`.",
+        "",
+    ]
+    lines += _setup(meta)
+    lines += ["## The claim checked (default rule vs clean FedAvg)", "",
+              "Targets: within 3 points of clean FedAvg at 20 % Byzantine and within 5 at 30 %, every attack, on",
+              "digits α = 1.0 and breast cancer (mean of the seeds); digits α = 0.3 reported as measured.", ""]
+    for name, s in claim["settings"].items():
+        ok = s["all_ok"]
+        lines += [f"### {name}: clean FedAvg {s['clean_fedavg']:.1f} % — all targets met: **{'yes' if ok else 'no'}**",
+                  "", f"| cell | {rule} | gap (points) | target met |", "|---|---|---|---|"]
+        for key, r in s["rows"].items():
+            lines.append(f"| {key} | {r['mean']:.1f} ± {r['std']:.1f} | {r['gap']:.1f} | {'yes' if r['ok'] else '**no**'} |")
+        lines.append("")
+    lines += _summary(cells, meta, claim)
+    lines += ["## Rewards paid to the Byzantine peers", "",
+              "Share (%) of all rewards paid over the run that went to Byzantine peers, at 20 % Byzantine (their",
+              "population share is 20 %), mean of the seeds. Scores are `consensus.rewards.contribution_scores`:",
+              "the rule's score × min(p, 1/p) of the update's component along the aggregate, near-identical updates",
+              "sharing one score.", ""]
+    lines += reward_table(cells, meta) + [""]
+    if worst:
+        lines += [f"Accuracy vs Byzantine fraction for {rule} vs FedAvg under `{worst}` (the attack worst for the",
+                  "default rule at the largest fraction): `bench/results/robustness_fraction.png`.", ""]
+    lines += ["## Final accuracy (%) per setting, mean ± std over seeds", "", "Bold = best rule of the row.", ""]
+    for s in meta["settings"]:
+        lines += [f"### {s['name']}", ""] + accuracy_table(cells, meta, s["name"]) + [""]
+    if rule_cells:
+        rmeta = {**meta, "seeds": [0], "rules": sorted({c["rule"] for c in rule_cells}, key=_rule_order),
+                 "fractions": sorted({c["fraction"] for c in rule_cells})}
+        lines += ["## Every rule, one seed (digits α = 1.0, seed 0)", "",
+                  "The rule comparison the default was chosen from (`bench/results/robustness_rules_seed0.jsonl`,",
+                  "same settings; one seed, so 1–3 points between rules are noise; the heat map",
+                  "`bench/results/robustness.png` draws it). Cells missing: the run was stopped to fit the time box.",
+                  ""] + accuracy_table(rule_cells, rmeta, "digits a=1.0") + [""]
+    return "\n".join(lines)
+
+
+def _summary(cells, meta, claim) -> list[str]:
+    """What the numbers say, computed (so a re-run cannot leave stale prose behind)."""
+    rule = claim["default_rule"]
+    out = ["### Summary", ""]
+    for name, s in claim["settings"].items():
+        rows = s["rows"]
+        if not rows:
+            continue
+        met = sum(r["ok"] for r in rows.values())
+        worst_key = min(rows, key=lambda k: rows[k]["mean"])
+        out.append(f"- {name}: {met} of {len(rows)} (fraction, attack) cells within target; worst {worst_key} at "
+                   f"{rows[worst_key]['mean']:.1f} ± {rows[worst_key]['std']:.1f} % (clean FedAvg {s['clean_fedavg']:.1f} %).")
+    shares = [(stats(cells, st["name"], 0.2, a, rule, "byzantine_reward_share"), st["name"], a)
+              for st in meta["settings"] for a in meta["attacks"]]
+    shares = [(g[0], n, a) for g, n, a in shares if g is not None]
+    if shares:
+        top = max(shares)
+        below = sum(v < 20.0 for v, _, _ in shares)
+        zero = sum(v == 0.0 for v, _, _ in shares)
+        out.append(f"- Byzantine reward share under {rule} at 20 % Byzantine: below the 20 % population share in "
+                   f"{below} of {len(shares)} (setting, attack) cells, exactly 0 in {zero}; largest {top[0]:.1f} % "
+                   f"({top[1]}, {top[2]}).")
+    out += ["- The accuracy std over 3 seeds is large on digits with 5 rounds (often 5–10 points): the shrunk",
+            "  training leaves the model mid-climb, where an attack that slows it costs many points. The 10-round",
+            "  setting (when present) shows how much of the gap closes with more training.",
+            "- The inner-product attacks (ipm, ipm_opt) are the hardest for the default rule on digits: their",
+            "  updates are small and aligned with each other, so NNM mixes them in and the trimmed mean keeps them.",
+            "  They earn nothing (their component along the aggregate is negative) but they slow training.",
+            ""]
+    return out
+
+
+def _rule_order(rule: str) -> int:
+    from bench.robustness import RULES
+
+    return RULES.index(rule) if rule in RULES else len(RULES)
+
+
+__all__ = ["render", "stats"]
