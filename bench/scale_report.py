@@ -66,6 +66,45 @@ def _row(r: dict) -> str:
             f"{m['peak_collect_aggregate'] / GIB:.2f} | {r['load_avg']} |")
 
 
+def _gossip_pace_seconds(size: int) -> float:
+    """What the same blob took on the old path at best: 512 KiB chunks + envelope at 8 gossip messages/s."""
+    return (-(-size // (512 * 1024)) + 1) / 8.0
+
+
+def _memory_text(r: dict) -> str:
+    m = r["rss"]
+    work = m["peak_collect_aggregate"] - m["rss_after_collect"]
+    return (f"Peak RSS of one peer process, {r['parameters']:,} parameters, {r['peers']} peers: "
+            f"**{m['peak_collect_aggregate'] / GIB:.2f} GiB** during collect + aggregate (target ≤ 2 GiB: "
+            f"{'met' if m['peak_collect_aggregate'] <= 2 * GIB else '**not met**'}), {m['peak_train'] / GIB:.2f} GiB "
+            f"while training. What holds it: the interpreter with torch and numpy "
+            f"{m['rss_after_imports'] / 2**20:.0f} MiB; before collect {m['rss_before_collect'] / 2**20:.0f} MiB "
+            f"(adds M(r−1) and the own update, {m['model_bytes'] / 2**20:.0f} MiB each, and what the training left "
+            f"in the allocators); the n canonical updates, {m['held_updates_bytes'] / 2**20:.0f} MiB (held once, as "
+            f"bytes: decoding is a zero-copy int32 view); the aggregation working set, {work / 2**20:.0f} MiB "
+            f"(int64 aggregate, Gram chunks, new model and its encoding). Not held: the sealed blobs — the gossip "
+            f"node spools them to disk and the collector reads each inside its fetch worker, so at most 4 are in "
+            f"memory at once (before: every sealed copy in the gossip store plus its chunks, and all n handed to "
+            f"the workers at once).")
+
+
+def _verdict(rows: list[dict]) -> list[str]:
+    out = []
+    for r in sorted(rows, key=lambda r: (r["parameters"], r["peers"])):
+        d = r["deployment"]
+        if (r["model"], r["peers"]) in (("11M", 10), ("1M", 10)):
+            out.append(f"- {r['parameters']:,} parameters, {r['peers']} peers, {r['epochs']} local epochs: the "
+                       f"ledger adds {d['ledger_added']:.2f} s to a {d['round_no_ledger']:.2f} s round "
+                       f"(**{d['ledger_pct']:+.1f} %**, target ≤ 20 %: "
+                       f"{'met' if d['ledger_pct'] <= 20 else '**not met**'}; load average {r['load_avg']}). "
+                       f"Exchange {r['exchange']['seconds']:.2f} s on the bulk path; the same blob through "
+                       f"gossip chunks needs ≥ {_gossip_pace_seconds(r['sealed_bytes']):.1f} s (publish pacing).")
+    ten = [r for r in rows if r["model"] == "11M" and r["peers"] == 10]
+    if ten:
+        out += ["", _memory_text(ten[0])]
+    return out
+
+
 def section(doc: dict) -> str:
     meta, rows = doc["meta"], doc["rows"]
     head = ("| parameters | peers | slowest learning (s) | exchange (s) | aggregate (s) | round, no ledger (s) | "
@@ -81,6 +120,7 @@ def section(doc: dict) -> str:
          "a receiver, real `GossipNode` processes on loopback, shortest of 3. Peak RSS: `python -m "
          "bench.scale_rss` (one peer process: train on its shard, then collect the other n−1 sealed updates from "
          "its spool, unseal, Multi-Krum, apply; the kernel's high-water mark per phase).", "",
+         "### Verdict", "", *_verdict(rows), "",
          "### vs parameters (10 peers)", "", head, sep, *[_row(r) for r in _by_params(rows)], "",
          "### vs peers (11M parameters)", "", head, sep, *[_row(r) for r in _by_peers(rows)], "",
          "![scale](../bench/results/scale.png)", "", END]
