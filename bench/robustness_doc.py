@@ -38,9 +38,10 @@ def render(cells, meta, claim, worst, rule_cells=None) -> str:
         "# Robustness of the aggregation rules",
         "",
         f"Produced by `nice -n 10 python -m bench.robustness` — **{meta.get('label') or 'full grid'}**. "
-        f"{meta['runs']} of {meta['planned_runs']} planned runs, {meta['wall_seconds']:.0f} s wall on "
-        f"{meta['workers']} worker processes ({meta['machine']}; load average {meta['load_average_at_start'][0]} at "
-        f"start, {meta['load_average_at_end'][0]} at end: other agents shared the 2 cores).",
+        + (f"{meta['runs']} runs on {meta['workers']} worker processes ({meta['machine']})." if meta.get("label") else
+           f"{meta['runs']} of {meta['planned_runs']} planned runs, {meta['wall_seconds']:.0f} s wall on "
+           f"{meta['workers']} worker processes ({meta['machine']}; load average {meta['load_average_at_start'][0]} "
+           f"at start, {meta['load_average_at_end'][0]} at end)."),
         "Raw cells: `bench/results/robustness.json` (and `.jsonl`); figures: `bench/results/robustness.png`,",
         "`bench/results/robustness_fraction.png`.",
         "",
