@@ -5,8 +5,8 @@ from bench.robustness_report import accuracy_table, default_rule, reward_table, 
 
 
 def _setup(meta) -> list[str]:
-    rounds = "; ".join(f"{s['name']}: {s['rounds']} rounds × {s['local_epochs']} local epochs, batch {s['batch_size']}, "
-                       f"lr {s['lr']}" for s in meta["settings"])
+    rounds = "; ".join(f"{s['name']}: {s['rounds']} rounds × {s['local_epochs']} local epochs, "
+                       f"batch {s['batch_size']}, lr {s['lr']}" for s in meta["settings"])
     return [
         "## Set-up",
         "",
@@ -17,7 +17,8 @@ def _setup(meta) -> list[str]:
         "  `load_breast_cancer` (logistic regression), Dirichlet(1.0); test accuracy on the fixed 20 % held-out split.",
         f"- Rounds were shrunk, not the attacks: {rounds}. Accuracies are therefore below converged values",
         "  (clean FedAvg reaches ~95 % on digits after 20 rounds, ~84–86 % after 5).",
-        "- `f` given to the rules = the number of Byzantine peers (clean runs: f = 2), capped at what the rule accepts.",
+        "- `f` given to the rules = the number of Byzantine peers (clean runs: f = 2), capped at what the rule",
+        "  accepts.",
         "- Attacks (`peer/byzantine/adversary.py`, `peer/byzantine/optimised.py`; a fixed random subset of peers,",
         "  all omniscient: a member can unseal every other member's blob before the commit deadline):",
         "  sign flip −4×; scaled 20×; Gaussian N(0, 1); label flip y → C−1−y; ALIE mean − z·std, z from (n, f);",
@@ -55,7 +56,8 @@ def render(cells, meta, claim, worst, rule_cells=None) -> str:
         lines += [f"### {name}: clean FedAvg {s['clean_fedavg']:.1f} % — all targets met: **{'yes' if ok else 'no'}**",
                   "", f"| cell | {rule} | gap (points) | target met |", "|---|---|---|---|"]
         for key, r in s["rows"].items():
-            lines.append(f"| {key} | {r['mean']:.1f} ± {r['std']:.1f} | {r['gap']:.1f} | {'yes' if r['ok'] else '**no**'} |")
+            verdict = "yes" if r["ok"] else "**no**"
+            lines.append(f"| {key} | {r['mean']:.1f} ± {r['std']:.1f} | {r['gap']:.1f} | {verdict} |")
         lines.append("")
     lines += _summary(cells, meta, claim)
     lines += ["## Rewards paid to the Byzantine peers", "",
@@ -91,8 +93,9 @@ def _summary(cells, meta, claim) -> list[str]:
             continue
         met = sum(r["ok"] for r in rows.values())
         worst_key = min(rows, key=lambda k: rows[k]["mean"])
+        worst = rows[worst_key]
         out.append(f"- {name}: {met} of {len(rows)} (fraction, attack) cells within target; worst {worst_key} at "
-                   f"{rows[worst_key]['mean']:.1f} ± {rows[worst_key]['std']:.1f} % (clean FedAvg {s['clean_fedavg']:.1f} %).")
+                   f"{worst['mean']:.1f} ± {worst['std']:.1f} % (clean FedAvg {s['clean_fedavg']:.1f} %).")
     shares = [(stats(cells, st["name"], 0.2, a, rule, "byzantine_reward_share"), st["name"], a)
               for st in meta["settings"] for a in meta["attacks"]]
     shares = [(g[0], n, a) for g, n, a in shares if g is not None]

@@ -97,7 +97,8 @@ def compute_round_outcome(
     excluded_idx = unusable | {i for i, score in enumerate(scores) if score == 0}
     excluded = tuple(peers[i] for i in sorted(excluded_idx))
     valid_idx = [i for i in range(len(peers)) if i not in unusable]
-    rows = [consensus.decode_ints(blobs[i], spec=spec, scale_bits=scale_bits).values for i in valid_idx]
+    rows = [consensus.decode_ints(blob, spec=spec, scale_bits=scale_bits).values
+            for blob in (blobs[i] for i in valid_idx) if blob is not None]  # valid: never None
     agg_ints = consensus.decode_ints(result.aggregate).values
     reward_scores = [0] * len(peers)
     for i, s in zip(valid_idx, contribution_scores(rows, agg_ints, [scores[i] for i in valid_idx])):

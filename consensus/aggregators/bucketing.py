@@ -17,6 +17,7 @@ paper's analysis already allows a Byzantine member per bucket.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class BucketedInput(RuleInput):
     groups: tuple[tuple[int, ...], ...]
 
 
-def bucket_order(rows) -> list[int]:
+def bucket_order(rows: Sequence[np.ndarray]) -> list[int]:
     digests = [hashlib.sha256(np.ascontiguousarray(r, dtype="<i4").tobytes()).digest() for r in rows]
     key = hashlib.sha256(b"fedledger/bucketing/v1" + b"".join(sorted(digests))).digest()
     return sorted(range(len(rows)), key=lambda i: (hashlib.sha256(key + digests[i]).digest(), i))

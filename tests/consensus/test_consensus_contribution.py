@@ -7,7 +7,7 @@ import numpy as np
 
 import consensus
 from consensus.commitment import Commitment, CommittedUpdate
-from consensus.rewards import QUALITY_ONE, contribution_scores
+from consensus.rewards import contribution_scores
 from consensus.round_outcome import compute_round_outcome
 
 SCALE = 2.0**20

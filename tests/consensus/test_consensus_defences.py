@@ -116,8 +116,9 @@ def test_new_rules_permutation_and_threads(rule):
 
 def test_threads_in_subprocesses():
     code = ("import numpy as np, consensus; from tests.consensus.test_consensus_defences import _blobs;"
-            "print(consensus.aggregate('arc+bucketing+nnm+trimmed_mean', _blobs(5, n=14), f=2).aggregate_update_hash.hex(),"
-            "consensus.aggregate('centered_clipping', _blobs(5), f=2).aggregate_update_hash.hex())")
+            "a = consensus.aggregate('arc+bucketing+nnm+trimmed_mean', _blobs(5, n=14), f=2);"
+            "b = consensus.aggregate('centered_clipping', _blobs(5), f=2);"
+            "print(a.aggregate_update_hash.hex(), a.scores, b.aggregate_update_hash.hex(), b.scores)")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"OMP_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t, "PATH": "/usr/bin:/bin",
                                 "PYTHONPATH": "."}).stdout for t in ("1", "2")}

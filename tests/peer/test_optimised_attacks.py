@@ -79,7 +79,7 @@ def test_alie_opt_and_ipm_opt_are_byzfl_line_searches_no_weaker_than_byzfl(rule)
         def harm(w):
             return np.linalg.norm(agg([*ref, *([w] * f)]) - mu)
 
-        tau = _byzfl_line_search(lambda t: harm(craft(t)))
+        tau = _byzfl_line_search(lambda t, craft=craft: harm(craft(t)))
         assert np.allclose(ours, craft(tau))
         assert harm(ours) >= harm(craft(1.5)) - 1e-12  # no weaker than ByzFL's fixed default (τ = 1.5 / 2.0)
 
