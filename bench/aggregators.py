@@ -23,9 +23,10 @@ import os
 import platform
 import time
 import tracemalloc
-from pathlib import Path
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,14 +119,14 @@ def run_cell(n: int, d: int, load: bool, seed: int = 0) -> list[dict[str, Any]]:
             if rule.startswith("nnm+") and n * d > BYZFL_NNM_MAX:
                 byz = None
             timed[rule] = interleaved_times({
-                "ours": lambda: consensus.aggregate(rule, blobs, f=f, spec=spec),
+                "ours": lambda rule=rule: consensus.aggregate(rule, blobs, f=f, spec=spec),
                 "flower": flower_call(rule, results, n, f),
-                "byzfl": None if byz is None else lambda: byz(floats, f)}, repeats)
+                "byzfl": None if byz is None else lambda byz=byz: byz(floats, f)}, repeats)
     load_after = os.getloadavg()[0]
     rows = []
     for rule in RULES:
         t = timed[rule]
-        peak = peak_extra(lambda: consensus.aggregate(rule, blobs, f=f, spec=spec))
+        peak = peak_extra(lambda rule=rule: consensus.aggregate(rule, blobs, f=f, spec=spec))
         h1 = hash_with_threads(rule, blobs, f, 1)
         h2 = hash_with_threads(rule, blobs, f, 2)
         row = {"n": n, "d": d, "f": f, "rule": rule, "load": load,

@@ -24,10 +24,10 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
     from ledger_tools.chain import FederationLedger, LedgerError
     from peer.crypto.identity import IdentityError, PeerIdentity
     from peer.learning.local_data import load_training_data
-    from peer.net.gossip_key import gossip_seed
+    from peer.learning.tasks import TaskError, get_task
     from peer.loop.node import NodeLog, PeerNode
     from peer.loop.state import StateError
-    from peer.learning.tasks import TaskError, get_task
+    from peer.net.gossip_key import gossip_seed
 
     adversary = _adversary(config)
     try:
@@ -166,9 +166,12 @@ def _adversary(config):
 def run(
     config_file: Path | None = typer.Option(None, "--config", help="peer.toml (flags override its values)."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="The peer's state directory."),
-    contract: str | None = typer.Option(None, "--contract", envvar="FEDLEDGER_CONTRACT", help="FederationLedger address."),
-    rpc_url: str | None = typer.Option(None, "--rpc", "--rpc-url", envvar="FEDLEDGER_RPC", help="Ethereum JSON-RPC URL."),
-    ipfs_api: str | None = typer.Option(None, "--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS", help="IPFS (Kubo RPC) API URL or multiaddr."),
+    contract: str | None = typer.Option(None, "--contract", envvar="FEDLEDGER_CONTRACT",
+                                        help="FederationLedger address."),
+    rpc_url: str | None = typer.Option(None, "--rpc", "--rpc-url", envvar="FEDLEDGER_RPC",
+                                       help="Ethereum JSON-RPC URL."),
+    ipfs_api: str | None = typer.Option(None, "--ipfs", "--ipfs-api", envvar="FEDLEDGER_IPFS",
+                                        help="IPFS (Kubo RPC) API URL or multiaddr."),
     from_block: int | None = typer.Option(None, "--from-block", help="The ledger's deploy block."),
     password_file: Path | None = typer.Option(None, "--password-file", help="Keystore password file."),
     name: str | None = typer.Option(None, "--name", help="Label in log lines."),
@@ -272,7 +275,7 @@ def run(
                 addr = gossip.start()
                 node.nlog.event(None, "gossip", "listening", message=f"{addr} (bound {gossip.listen})",
                                 peers=gossip.peer_count)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any gossip start failure: run on IPFS alone, say so
                 node.gossip = None
                 node.nlog.event(None, "gossip", "disabled", level="warning", message=f"{exc}; IPFS only")
             else:
@@ -286,7 +289,7 @@ def run(
         if gossip is not None:
             try:
                 gossip.stop(timeout=5)
-            except Exception:
+            except Exception:  # noqa: BLE001 - best-effort stop on the way out; state is already persisted
                 pass
     # Everything is persisted; don't let a lingering library thread (libp2p) keep the process alive.
     sys.stdout.flush()

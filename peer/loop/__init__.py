@@ -1,1 +1,2 @@
-"""The round loop: the node's restartable state machine and its steps (commit, collect, vote, settle), its persisted state and retries."""
+"""The round loop: the node's restartable state machine and its steps (commit, collect, vote, settle), its
+persisted state and retries."""

@@ -1,7 +1,7 @@
 """What every step of the round loop works with: one peer's collaborators, wired once by `PeerNode`.
 
-The steps (`peer.loop.commit_step`, `peer.loop.vote_step`, `peer.loop.settle`) are plain functions of a `NodeContext`, so
-each can be read — and tested — without the rest of the loop, and none of them owns a connection.
+The steps (`peer.loop.commit_step`, `peer.loop.vote_step`, `peer.loop.settle`) are plain functions of a
+`NodeContext`, so each can be read — and tested — without the rest of the loop, and none of them owns a connection.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from ledger_tools.chain import FederationLedger, LedgerParams
 from ledger_tools.chain import Phase as ChainPhase
 from peer.config import PeerConfig
 from peer.crypto.identity import PeerIdentity
+from peer.learning.tasks import Task, TaskData
 from peer.loop.log import NodeLog
-from peer.net.membership import MembershipCache
 from peer.loop.model_store import ModelStore
 from peer.loop.retry import Retrier
 from peer.loop.round_clock import commit_window_open, judge_phase
 from peer.loop.state import PeerState
-from peer.learning.tasks import Task, TaskData
+from peer.net.membership import MembershipCache
 
 
 @dataclass

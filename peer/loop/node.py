@@ -24,22 +24,20 @@ import time
 from collections.abc import Callable
 
 from ledger_tools.chain import FederationLedger, LedgerError
-from peer.loop import commit_step
-from peer.loop import settle
-from peer.loop import vote_step
 from peer.config import PeerConfig
-from peer.loop.context import NodeContext
-from peer.net.gossip_key import gossip_peer_id, gossip_seed  # noqa: F401  (re-exported: fedledger.bootstrap)
 from peer.crypto.identity import PeerIdentity
+from peer.errors import PeerError
 from peer.learning.local_data import load_training_data
+from peer.learning.tasks import TaskData
+from peer.loop import commit_step, settle, vote_step
+from peer.loop.context import NodeContext
 from peer.loop.log import NodeLog, Timer, round_
-from peer.net.discovery import LedgerDiscovery
-from peer.net.membership import MembershipCache
 from peer.loop.model_store import ModelStore
 from peer.loop.retry import Retrier, Stopped
 from peer.loop.state import PeerState, Phase, RoundRecord
-from peer.learning.tasks import TaskData
-from peer.errors import PeerError
+from peer.net.discovery import LedgerDiscovery
+from peer.net.gossip_key import gossip_peer_id, gossip_seed  # noqa: F401  (re-exported: fedledger.bootstrap)
+from peer.net.membership import MembershipCache
 
 log = logging.getLogger("fedledger.node")
 
@@ -252,7 +250,7 @@ class PeerNode:
         if ctx.gossip is not None:
             try:
                 ctx.gossip.forget_rounds_before(r)
-            except Exception:  # housekeeping only
+            except Exception:  # noqa: BLE001 - housekeeping only
                 pass
 
     def _note_missed(self, r: int) -> None:

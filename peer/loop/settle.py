@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ledger_tools.chain import Phase as ChainPhase
 from ledger_tools.chain import RoundNotOpen, VoteDeadlineNotReached, VotingClosed
+from peer.errors import PeerError
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer
 from peer.loop.retry import Stopped
 from peer.loop.round_clock import CLOSE_GAS, send_time_dependent
 from peer.loop.state import Phase, RoundRecord
-from peer.errors import PeerError
 
 
 class RoundNotOpened(PeerError):
@@ -58,7 +58,7 @@ def _record_finalized(ctx: NodeContext, r: int, rec: RoundRecord, t: Timer) -> N
             accuracy = evaluate(ctx, model)
         except Stopped:
             raise
-        except Exception as exc:  # the accuracy is informative; the round is settled either way
+        except Exception as exc:  # noqa: BLE001 - the accuracy is informative; the round is settled either way
             ctx.nlog.event(r, "model", "unavailable", level="warning", message=str(exc))
     agreed = fin is not None and rec.digest is not None and fin.digest.hex() == rec.digest
     ctx.state.advance(rec, Phase.FINALIZED, accuracy=accuracy)
@@ -90,7 +90,7 @@ def evaluate(ctx: NodeContext, model: bytes) -> float | None:
 
     try:
         return float(ctx.task.evaluate(consensus.decode(model)).accuracy)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - evaluation is informative only
         ctx.nlog.event(None, "evaluate", "failed", level="warning", message=str(exc))
         return None
 
@@ -124,7 +124,7 @@ def _late_vote(ctx: NodeContext, rec: RoundRecord) -> None:
         vote_step.vote_on_round(ctx, rec.round, rec, model)
     except Stopped:
         raise
-    except Exception as exc:  # the round is settled either way; the late vote only spares our reputation
+    except Exception as exc:  # noqa: BLE001 - the round is settled either way; a late vote only spares reputation
         ctx.nlog.event(rec.round, "vote", "late-failed", level="warning", message=f"{type(exc).__name__}: {exc}")
 
 

@@ -1,1 +1,2 @@
-"""Peer-to-peer transport: signed gossip envelopes and blob chunks, admission, the libp2p node, dialling, membership cache, evidence."""
+"""Peer-to-peer transport: signed gossip envelopes and blob chunks, admission, the libp2p node, dialling,
+membership cache, ledger discovery, evidence."""

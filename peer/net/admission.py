@@ -80,7 +80,7 @@ class EnvelopeValidator:
             return Verdict(message, DropReason.OVERSIZED, f"blob of {message.blob_size} bytes")
         try:
             current = self.current_round()
-        except Exception as exc:  # a failing callback must not kill the gossip thread
+        except Exception as exc:  # noqa: BLE001 - a failing callback must not kill the gossip thread
             return Verdict(message, DropReason.VALIDATOR_ERROR, f"current_round(): {exc!r}")
         if not current - self.rounds_behind <= message.round <= current + self.rounds_ahead:
             return Verdict(message, DropReason.WRONG_ROUND, f"round {message.round}, current {current}")
@@ -90,7 +90,7 @@ class EnvelopeValidator:
             return Verdict(message, DropReason.FORGED, str(exc))
         try:
             member = bool(self.is_member(message.sender))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as above
             return Verdict(message, DropReason.VALIDATOR_ERROR, f"is_member(): {exc!r}")
         if not member:
             return Verdict(message, DropReason.NON_MEMBER, message.sender)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ledger_tools.audit.history import LedgerHistory
 from ledger_tools.audit.verification import SignedClaim
-from peer.net.envelope import Envelope
 from peer.net.admission import DropReason, EnvelopeValidator
+from peer.net.envelope import Envelope
 
 _ANY_ROUND = 2**64
 

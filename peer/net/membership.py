@@ -8,8 +8,8 @@ chain once per round by the round loop (`refresh`), and the current round is pus
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 

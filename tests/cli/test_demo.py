@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 
-
 def test_demo_three_peers_two_rounds(tmp_path) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.run(

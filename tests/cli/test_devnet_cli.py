@@ -5,9 +5,9 @@ import json
 import os
 import re
 import socket
-import time
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-
 from test_devnet_cli import _services, fedledger, rpc, state_dir  # noqa: F401  (fixtures shared with the devnet CLI tests)
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
-
-import threading
 
 import numpy as np
 import pytest

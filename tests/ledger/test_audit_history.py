@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from ledger_tools.chain import NO_DP, LedgerParams
 from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundStatus
-from ledger_tools.ledger_cache import LedgerEvent
 from ledger_tools.audit.queries import peer_history
 from ledger_tools.audit.verification import Severity, SignedClaim, equivocation_findings, verify_round
+from ledger_tools.chain import NO_DP, LedgerParams
+from ledger_tools.ledger_cache import LedgerEvent
 
 A, B, C = "0x" + "0a" * 20, "0x" + "0b" * 20, "0x" + "0c" * 20
 AUDITOR = "0x" + "ad" * 20

@@ -5,14 +5,14 @@ import json
 
 import pytest
 from web3 import Web3
-from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
-from devnet.compile import BUILD_DIR, CONTRACTS_DIR, SHIM, compile_source, source_hash
-from devnet.ports import free_port
-from ledger_tools import chain
-from ledger_tools.chain import FederationLedger, LedgerUnavailable
 from consensus.digest import excluded_hash, vote_digest
 from consensus.merkle import reward_leaf
+from devnet.compile import BUILD_DIR, CONTRACTS_DIR, SHIM, compile_source, source_hash
+from devnet.ports import free_port
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
+from ledger_tools import chain
+from ledger_tools.chain import FederationLedger, LedgerUnavailable
 from ledger_tools.config import ConfigError, FederationConfig
 
 GOOD = {

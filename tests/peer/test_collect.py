@@ -5,8 +5,8 @@ import hashlib
 import threading
 import time
 
-from ledger_tools.blobstore import InMemoryBlobStore
 from consensus import Commitment
+from ledger_tools.blobstore import InMemoryBlobStore
 from peer.loop.collect import collect_updates
 
 
@@ -122,7 +122,8 @@ def test_dead_gossip_missing_blob_and_no_store_are_rejections_not_errors():
     store = SlowStore(delay=0.0)
     updates, commits = _round(3, store)
     commits[1] = Commitment(commits[1].member, commits[1].update_hash, "bafkreimissingmissing", 10, round=1)
-    got, report = collect_updates(1, commits, unseal=_fake_unseal, blobstore=store, gossip=FakeGossip(dead=True), gossip_wait=0.1,
+    got, report = collect_updates(1, commits, unseal=_fake_unseal, blobstore=store, gossip=FakeGossip(dead=True),
+                                  gossip_wait=0.1,
                                   local={commits[0].member: updates[commits[0].member]})
     assert report.source == {commits[0].member: "local", commits[2].member: "ipfs"}
     assert got[1].update is None and "IPFS" in report.rejected[commits[1].member]

@@ -8,9 +8,9 @@ import os
 import pytest
 from eth_account import Account
 
+from peer.net.admission import DropReason, EnvelopeValidator, federation_topic
 from peer.net.chunking import BlobAssembly, split_blob
 from peer.net.envelope import BlobChunk, Envelope, EnvelopeError, SignatureError, decode_message
-from peer.net.admission import DropReason, EnvelopeValidator, federation_topic
 
 FEDERATION = "0x" + "ab" * 20
 OTHER_FEDERATION = "0x" + "cd" * 20

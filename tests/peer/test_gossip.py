@@ -1,4 +1,5 @@
-"""GossipSub between three separate OS processes on loopback (tests/helpers/gossip_peer_main.py), plus in-process checks.
+"""GossipSub between three separate OS processes on loopback (tests/helpers/gossip_peer_main.py), plus in-process
+checks.
 
 The three-process network is module-scoped (starting a process that imports libp2p takes seconds); the
 tests run in file order and the last one stops the peers.
@@ -19,9 +20,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from peer.net.envelope import Envelope
-
 from peer.net.admission import EnvelopeValidator
+from peer.net.envelope import Envelope
 from peer.net.gossip import GossipError, GossipNode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,8 @@ class PeerProcess:
         self.stderr_path = log_dir / f"gossip-peer-{index}.stderr"
         self.proc = subprocess.Popen(
             # the tests below publish many envelopes per sender and round; the cap itself is tested in-process
-            [sys.executable, str(PEER_MAIN), "--index", str(index), "--members", str(N), "--max-per-sender-round", "32"],
+            [sys.executable, str(PEER_MAIN), "--index", str(index), "--members", str(N),
+             "--max-per-sender-round", "32"],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr_path.open("wb"),
             env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True, bufsize=1,
         )
@@ -152,7 +153,7 @@ def test_equivocation_is_kept_as_evidence(peers):
     attacker = peers[2]
     attacker.request("attack", kind="equivocate", round=1)
     for v in peers[:2]:
-        def has_evidence() -> list:
+        def has_evidence(v=v) -> list:
             return [e for e in v.request("equivocations")["equivocations"] if e["round"] == 1]
         deadline = time.monotonic() + 15
         while not has_evidence():
@@ -170,7 +171,7 @@ def test_publish_to_receive_latency(peers, tmp_path_factory):
     Wall clock across processes on one machine: publish start (sender) -> accepted/reassembled (receiver).
     """
     samples: dict[str, list[float]] = {"envelope": [], "blob_1MiB": []}
-    for repeat in range(3):
+    for _repeat in range(3):
         for s, sender in enumerate(peers):
             receivers = [p for i, p in enumerate(peers) if i != s]
             update_hash = os.urandom(32).hex()
@@ -186,7 +187,8 @@ def test_publish_to_receive_latency(peers, tmp_path_factory):
         for kind, v in samples.items()
     }
     print("\ngossip latency, 3 processes on loopback:", json.dumps(report))
-    (tmp_path_factory.getbasetemp() / "gossip_latency.json").write_text(json.dumps({"report": report, "samples": samples}))
+    out = tmp_path_factory.getbasetemp() / "gossip_latency.json"
+    out.write_text(json.dumps({"report": report, "samples": samples}))
     assert report["envelope"]["median_ms"] < 2000 and report["blob_1MiB"]["median_ms"] < 5000, report
 
 

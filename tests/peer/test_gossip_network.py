@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 
 from devnet.ports import free_port
-from peer.net.envelope import Envelope
 from peer.net.admission import EnvelopeValidator
+from peer.net.envelope import Envelope
 from peer.net.gossip import GossipNode
 from peer.net.gossip_addr import GossipAddressError
 from peer.net.gossip_dial import DialPolicy

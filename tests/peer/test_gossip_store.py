@@ -6,9 +6,9 @@ import os
 
 from eth_account import Account
 
+from peer.net.admission import EnvelopeValidator
 from peer.net.chunking import split_blob
 from peer.net.envelope import Envelope
-from peer.net.admission import EnvelopeValidator
 from peer.net.gossip import GossipNode
 
 FEDERATION = "0x" + "ab" * 20

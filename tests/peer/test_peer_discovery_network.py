@@ -8,9 +8,9 @@ import re
 import pytest
 
 from devnet.ports import free_port
+from helpers.peer_proc import PeerProcess
 from ledger_tools.chain import FederationLedger
 from peer.net.gossip_key import gossip_peer_id
-from helpers.peer_proc import PeerProcess
 
 pytestmark = pytest.mark.timeout(420)
 

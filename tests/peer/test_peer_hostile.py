@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ledger_tools.chain import NO_DP, WEIGHT_ONE, FederationLedger
 from helpers.peer_proc import PeerProcess
+from ledger_tools.chain import NO_DP, WEIGHT_ONE, FederationLedger
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,15 +7,15 @@ import json
 import pytest
 
 import consensus
-from ledger_tools.blobstore import InMemoryBlobStore
-from consensus.round_outcome import compute_round_outcome
 from consensus import Commitment
-from peer.loop.collect import collect_updates
-from peer.crypto.identity import PeerIdentity
-from ledger_tools.chain import FederationLedger
-from peer.crypto.seal import seal, unseal
-from peer.loop.state import Phase, PeerState
+from consensus.round_outcome import compute_round_outcome
 from helpers.peer_proc import PeerProcess
+from ledger_tools.blobstore import InMemoryBlobStore
+from ledger_tools.chain import FederationLedger
+from peer.crypto.identity import PeerIdentity
+from peer.crypto.seal import seal, unseal
+from peer.loop.collect import collect_updates
+from peer.loop.state import PeerState, Phase, StateError
 
 FED = "0x" + "ab" * 20
 
@@ -143,5 +143,5 @@ def test_peer_state_is_atomic_and_monotonic(tmp_path):
     again = PeerState(tmp_path, federation=FED, address="0x" + "cd" * 20)
     assert again.rounds[3].phase is Phase.COMMITTED and again.rounds[3].update_hash == "aa"
     assert not list((tmp_path / "node").glob("*.tmp"))
-    with pytest.raises(Exception):
+    with pytest.raises(StateError):
         PeerState(tmp_path, federation="0x" + "ef" * 20, address="0x" + "cd" * 20)

@@ -4,12 +4,12 @@ node relies on (`member_keys`, `round_pool`, `chain_id`, `gas=`)."""
 from __future__ import annotations
 
 import pytest
-from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
 
-from ledger_tools.chain import Phase, RoundInfo, RoundStatus, VoteDeadlineNotReached, VotingNotOpen
 from consensus.digest import vote_digest
-from peer.net.membership import MembershipCache
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH
+from ledger_tools.chain import Phase, RoundInfo, RoundStatus, VoteDeadlineNotReached, VotingNotOpen
 from peer.loop.round_clock import commit_window_open, judge_phase, send_time_dependent
+from peer.net.membership import MembershipCache
 
 ZERO = b"\0" * 32
 

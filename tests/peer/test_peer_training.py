@@ -57,7 +57,8 @@ def test_partitions_are_disjoint_and_cover(digits):
         joined = np.concatenate(parts)
         assert len(joined) == len(y) == len(np.unique(joined))
         assert all(len(p) > 0 for p in parts)
-    assert all(np.array_equal(a, b) for a, b in zip(dirichlet_partition(y, 5, 0.3, 7), dirichlet_partition(y, 5, 0.3, 7)))
+    again = zip(dirichlet_partition(y, 5, 0.3, 7), dirichlet_partition(y, 5, 0.3, 7))
+    assert all(np.array_equal(a, b) for a, b in again)
     skewed = label_histogram(y, dirichlet_partition(y, 5, alpha=0.1, seed=0), 10)
     uniform = label_histogram(y, dirichlet_partition(y, 5, alpha=1000.0, seed=0), 10)
     share = lambda h: (h / h.sum(axis=1, keepdims=True)).max(axis=1).mean()  # noqa: E731
