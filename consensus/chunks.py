@@ -37,13 +37,13 @@ def single_threaded_blas() -> Iterator[None]:
 
     Reference-counted under a lock, so nested or concurrent aggregations (several threads of one process)
     limit once and restore once, to the limits that were in force before the first of them entered.
-    The controller (a scan of the loaded libraries) is built once and reused.
+    The controller (a scan of the loaded libraries, a few ms) is rebuilt at each outermost entry: a BLAS
+    library loaded after the first aggregation (scipy's, torch's) must be limited too.
     """
     global _blas_depth, _blas_limiter, _blas_controller
     with _blas_lock:
         if _blas_depth == 0:
-            if _blas_controller is None:
-                _blas_controller = ThreadpoolController()
+            _blas_controller = ThreadpoolController()
             _blas_limiter = _unowned(lambda: _blas_controller.limit(limits=1, user_api="blas"))
         _blas_depth += 1
     try:

@@ -147,3 +147,22 @@ if __name__ == "__main__":
         raise SystemExit("usage: python -m tests.consensus.test_consensus_threads --write")
     GOLDEN.write_text(json.dumps(run_all(), indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
+
+
+def test_blas_loaded_after_the_first_aggregation_is_limited_too():
+    """Regression: the library scan was cached at the first aggregation, so a BLAS loaded later (scipy's, via
+    scikit-learn tasks) kept its threads inside consensus. A fresh interpreter controls the load order."""
+    script = (
+        "from consensus import chunks\n"
+        "with chunks.single_threaded_blas():\n    pass\n"
+        "import scipy.linalg, sklearn, torch\n"
+        "import json\nfrom threadpoolctl import threadpool_info\n"
+        "with chunks.single_threaded_blas():\n"
+        "    print(json.dumps([lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas']))\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    threads = json.loads(out.stdout)
+    assert len(threads) >= 2 and all(n == 1 for n in threads), threads
