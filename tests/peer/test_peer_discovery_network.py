@@ -69,12 +69,13 @@ def test_no_bootstrap_peers_find_each_other_on_the_ledger_paced_and_bounded(loca
 
 
 def test_peer_whose_only_bootstrap_peer_is_down_finds_the_others_on_the_ledger(local_federation) -> None:
-    fed = local_federation(3)
+    fed = local_federation(3, commit_period=150)
     nobody = gossip_peer_id(bytes([7]) * 32)
     dead = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{nobody}"  # nobody listens there
     p0, p1, p2 = fed.peers
-    # round 1's commits wait until 20 s after deploy: the lonely peer, started last, is there by then
-    flags = ["--max-rounds", "1", "--min-round-interval", "20"]
+    # round 1's commits wait until 60 s after deploy, so the lonely peer, started only after the others have
+    # announced, is up by then even on a loaded 2-core machine (start-up alone took ~40 s at load 14)
+    flags = ["--max-rounds", "1", "--min-round-interval", "60"]
     procs = [PeerProcess(p0.config_path, *flags), PeerProcess(p1.config_path, *flags),
              PeerProcess(p2.config_path, *flags, "--bootstrap", dead)]
     try:
