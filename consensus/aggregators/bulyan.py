@@ -20,8 +20,8 @@ import numpy as np
 from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
 from consensus.aggregators.krum import NEIGHBOURS, krum_scores, neighbour_count
 from consensus.chunks import Scratch, columns_for, map_chunks
-from consensus.intmath import round_div, sq_distances
 from consensus.feasibility import require_feasible
+from consensus.intmath import round_div, sq_distances
 
 
 def bulyan(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:

@@ -20,8 +20,8 @@ from typing import Any
 
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra, require
 from consensus.aggregators.fedavg import weighted_mean
-from consensus.intmath import k_smallest_sum, sq_distances
 from consensus.feasibility import require_feasible
+from consensus.intmath import k_smallest_sum, sq_distances
 
 NEIGHBOURS = {"paper": 2, "flower": 2, "blanchard": 2, "byzfl": 1}
 

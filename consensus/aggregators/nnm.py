@@ -9,8 +9,8 @@ ByzFL's `NNM` does the same in float (torch.topk/argsort tie order); Flower has 
 from __future__ import annotations
 
 from consensus.aggregators.base import RuleInput
-from consensus.intmath import mix_rows, sq_distances
 from consensus.feasibility import require_feasible
+from consensus.intmath import mix_rows, sq_distances
 
 
 def nnm(inp: RuleInput) -> RuleInput:

@@ -16,8 +16,8 @@ import numpy as np
 
 from consensus.aggregators.base import RuleInput, RuleOutput, no_extra
 from consensus.chunks import Scratch, columns_for, map_chunks
-from consensus.intmath import round_div
 from consensus.feasibility import require_feasible
+from consensus.intmath import round_div
 
 
 def trimmed(inp: RuleInput, trim: int) -> RuleOutput:

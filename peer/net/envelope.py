@@ -24,7 +24,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -293,7 +293,7 @@ class BlobChunk(_SignedMessage):
 
 
 
-GossipMessage = Union[Envelope, BlobChunk]
+GossipMessage = Envelope | BlobChunk
 
 
 def _replace_signature(message, signature: bytes):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from fedledger.cli import app
 from fedledger.errors import UserError
 from helpers.ledger_history import make_history, pay_wrong_peer_lie, wrong_model_lie
-from ledger_tools.audit import Severity, load_history, verify_history
+from ledger_tools.audit import load_history, verify_history
 from ledger_tools.blobstore import verify_blob
 
 runner = CliRunner()
