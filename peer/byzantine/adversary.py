@@ -363,9 +363,7 @@ class Adversary:
         params: dict = {"seed": self._round_seed(round), **self.strengths.params(self.attack), **self.params}
         if self.attack is Attack.ALIE:
             params.setdefault("n", n)
-            params.setdefault("f", f)
-            params["honest"] = [update, *honest]
-        elif self.attack is Attack.IPM or self.attack.needs_other_updates:
+        if self.attack.needs_other_updates:
             params.setdefault("f", f)
             params["honest"] = [update, *honest]
         return self.attack.apply(update, **params)
