@@ -6,6 +6,8 @@ demo: setup
 	@.venv/bin/fedledger demo
 
 test: setup
+	@.venv/bin/ruff check .
+	@.venv/bin/mypy
 	@.venv/bin/python -m pytest -q
 
 bench: setup

@@ -116,8 +116,7 @@ class GossipNode:
     # ---------------------------------------------------------------- lifecycle (caller's thread)
 
     def start(self, timeout: float = 15.0) -> str:
-        """Start listening; returns the multiaddr others dial (announce + ``/p2p/<id>``). Bootstrap dials run in
-        the background."""
+        """Start listening; return the multiaddr others dial (announce + ``/p2p/<id>``); dials run in background."""
         if self._thread is not None:
             raise GossipError("gossip node already started")
         self._thread = threading.Thread(target=self._thread_main, name=f"gossip-{self.peer_id}", daemon=False)

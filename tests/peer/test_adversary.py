@@ -45,7 +45,8 @@ def test_names_and_kinds():
         Attack.EQUIVOCATE, Attack.WRONG_VOTE, Attack.SILENT, Attack.GARBAGE
     }
     assert {a for a in Attack if a.needs_other_updates} == {
-        Attack.ALIE, Attack.IPM, Attack.MIN_MAX, Attack.MIN_SUM, Attack.FANG, Attack.ALIE_OPT, Attack.IPM_OPT, Attack.MIMIC
+        Attack.ALIE, Attack.IPM, Attack.MIN_MAX, Attack.MIN_SUM, Attack.FANG, Attack.ALIE_OPT, Attack.IPM_OPT,
+        Attack.MIMIC,
     }
 
 
@@ -163,7 +164,8 @@ def test_one_implementation_configured_by_strength():
     assert _eq(Adversary.parse("scaled:factor=3").poison_update(u), {k: 3 * v for k, v in u.items()})
     assert _eq(forge_update("sign_flip", u, [], n=5, f=1, seed=0), {k: -4 * v for k, v in u.items()})
     assert _eq(forge_update("scaled", u, [], n=5, f=1, seed=0), {k: 20 * v for k, v in u.items()})
-    assert _eq(forge_update("gaussian", u, [], n=5, f=1, seed=7), gaussian(u, std=STRENGTHS.gaussian_std, seed=7), tol=0)
+    expected = gaussian(u, std=STRENGTHS.gaussian_std, seed=7)
+    assert _eq(forge_update("gaussian", u, [], n=5, f=1, seed=7), expected, tol=0)
     assert _eq(forge_update("alie", u, [_update(1)], n=5, f=1, seed=0), u, tol=0)  # too few to estimate from
     assert STRENGTHS.spec("sign_flip") == "sign_flip:factor=4" and STRENGTHS.spec("alie") == "alie"
     assert DEFAULT_STRENGTHS.spec("scaled:factor=2") == "scaled:factor=2"
