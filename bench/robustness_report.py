@@ -81,7 +81,7 @@ def accuracy_table(cells, meta, setting: str) -> list[str]:
 
 def reward_table(cells, meta, fraction: float = 0.2) -> list[str]:
     rules = meta["rules"]
-    out = [f"| setting | attack | population | " + " | ".join(SHORT.get(r, r) for r in rules) + " |",
+    out = ["| setting | attack | population | " + " | ".join(SHORT.get(r, r) for r in rules) + " |",
            "|---|---|---|" + "---|" * len(rules)]
     for s in meta["settings"]:
         for attack in meta["attacks"]:
