@@ -102,9 +102,9 @@ def _where_text(r: dict, small: list[dict]) -> str:
             f"computation) scale with the bytes and dominate; the transactions do not grow. With the bulk path the "
             f"exchange is no longer the long pole of the baseline round, so the same additions weigh more: the "
             f"+22.5 % of the 1M, 2-epoch case above was measured against a 1.08 s gossip exchange that is now "
-            f"~0.2 s. These rows ran at load averages 13–18 from other work on the same 2 cores, which inflates "
-            f"every term several-fold against the figures above (the 1M own IPFS add: 0.07 s above, {small_add} "
-            f"here).")
+            f"{'well under' if small else ''} 0.2 s. Each row ran at the load average in its last column (other work on "
+            f"the same 2 cores): a loaded row's terms are inflated several-fold (the 1M own IPFS add: 0.07 s in the "
+            f"sections above, {small_add} here).")
 
 
 def _verdict(rows: list[dict]) -> list[str]:
