@@ -88,6 +88,16 @@ def up(
     as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints as one JSON object.")] = False,
 ) -> None:
     """Start anvil and the IPFS node (on loopback unless --host); the chain and pinned blobs persist in --state-dir."""
+    import ipaddress
+
+    for option, value in (("--host", host), ("--ipfs-api-host", ipfs_api_host)):
+        try:
+            if value is not None:
+                ipaddress.ip_address(value)
+        except ValueError:
+            raise UserError(f"{option} {value!r} is not an IP address",
+                            hint="pass an address of this machine, e.g. 127.0.0.1 or its LAN IP (`ip -br addr`)",
+                            exit_code=2) from None
     services = _services()
     try:
         started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host,

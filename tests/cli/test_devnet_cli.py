@@ -157,3 +157,11 @@ def _minimal_config() -> dict:
         "model_spec_hash": "0x" + "aa" * 32, "genesis_model_hash": "0x" + "bb" * 32,
         "genesis_model_cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
     }
+
+
+@pytest.mark.parametrize("option", ["--host", "--ipfs-api-host"])
+def test_up_refuses_a_host_that_is_not_an_ip_address(tmp_path, option):
+    """Found trying the README as a new user: `--host notanip` printed a raw '[Errno -2] Name or service not known'."""
+    res = fedledger("devnet", "up", "--state-dir", str(tmp_path / "dev"), option, "notanip", cwd=tmp_path)
+    assert res.returncode == 2 and "is not an IP address" in res.stderr and "hint:" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "dev" / "services.json").exists()
