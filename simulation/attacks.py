@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from peer.byzantine.adversary import Attack, Strengths
-from peer.byzantine.optimised import OPTIMISED, rule_aggregator
+from peer.byzantine.optimised import rule_params
 from peer.learning.tasks import StateDict
 
 #: The simulator's attack strengths (documented in docs/robustness.md). Sign flip and scaling are amplified:
@@ -40,10 +40,7 @@ def forge_update(
     if kind.needs_other_updates and len(honest) < (1 if kind is Attack.IPM else 2):
         return dict(own)
     params = dict(STRENGTHS.params(kind))
-    if attack in OPTIMISED:
-        params["rule"] = rule
-        if attack in ("alie_opt", "ipm_opt"):
-            params["aggregator"] = rule_aggregator(rule, f if rule_f is None else rule_f)
+    params.update(rule_params(attack, rule, f if rule_f is None else rule_f))
     if attack in _SHARED and _cache.get("honest") is honest and _cache.get("attack") == attack:
         return dict(_cache["update"])  # type: ignore[call-overload]
     forged = kind.apply(own, honest=honest, n=n, f=f, seed=seed, **params)

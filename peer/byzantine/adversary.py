@@ -353,14 +353,19 @@ class Adversary:
         honest: Sequence[Update] = (),
         n: int | None = None,
         f: int | None = None,
+        rule: str | None = None,
+        scale_bits: int = 20,
     ) -> dict[str, torch.Tensor]:
         """The update to commit instead of `update` (unchanged unless this is an update attack).
 
         For ALIE, `honest` should hold the other updates the attacker knows; its own update is added to them.
+        `rule` (the federation's rule, with `f`) is what the optimised attacks tune against; options given to the
+        adversary explicitly win.
         """
         if not self.poisons_update:
             return dict(update)
-        params: dict = {"seed": self._round_seed(round), **self.strengths.params(self.attack), **self.params}
+        tuned = optimised.rule_params(self.attack.value, rule, 0 if f is None else f, scale_bits) if rule else {}
+        params: dict = {"seed": self._round_seed(round), **self.strengths.params(self.attack), **tuned, **self.params}
         if self.attack is Attack.ALIE:
             params.setdefault("n", n)
         if self.attack.needs_other_updates:

@@ -35,7 +35,8 @@ def poison(ctx: NodeContext, r: int, update: dict) -> Any:
     n, f = len(ctx.membership.members), ctx.params.f
     others = visible_updates(ctx, r) if adv.attack.needs_other_updates else []
     try:
-        poisoned = adv.poison_update(update, round=r, honest=others, n=n, f=f)
+        poisoned = adv.poison_update(update, round=r, honest=others, n=n, f=f, rule=ctx.params.rule,
+                                       scale_bits=ctx.params.scale_bits)
     except ValueError:
         # ALIE without any other update in sight: estimate the spread from our own update.
         estimate = (update, {k: v.abs() for k, v in update.items()})

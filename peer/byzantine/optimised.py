@@ -209,6 +209,18 @@ def mimic(reference: Sequence[np.ndarray]) -> np.ndarray:
     return ref[int(np.argmax(proj))].copy()
 
 
+def rule_params(attack: str, rule: str, f: int, scale_bits: int = 20) -> dict:
+    """What an optimised attack needs to know of the federation's rule: `fang` picks its variant from the rule's
+    name, `alie_opt`/`ipm_opt` line-search against the rule itself (the strongest, omniscient setting). One place, so
+    real peers and the simulator attack the same way."""
+    if attack not in OPTIMISED:
+        return {}
+    params: dict = {"rule": rule}
+    if attack in ("alie_opt", "ipm_opt"):
+        params["aggregator"] = rule_aggregator(rule, f, scale_bits)
+    return params
+
+
 def apply(name: str, target: Mapping[str, torch.Tensor], params: Mapping) -> dict[str, torch.Tensor]:
     """`Attack.apply` for the attacks above: `honest` (or the attacker's own update alone), `f`, `rule`,
     `aggregator` (default: the mean), `seed`, `deviation`, `evals`."""

@@ -101,3 +101,21 @@ def test_every_optimised_attack_through_the_adversary(name):
     assert all(torch.isfinite(v).all() for v in out.values())
     again = adv.poison_update(like, round=1, honest=honest, n=8, f=2)
     assert all(torch.equal(out[k], again[k]) for k in out)
+
+
+@pytest.mark.parametrize("name", ["alie_opt", "ipm_opt"])
+def test_real_peer_attacks_tune_against_the_federation_rule_like_the_simulator(name):
+    """A real Byzantine peer is told the federation's rule, so its line search targets that rule (not the mean),
+    exactly as the simulator's peers do: one implementation, the same forged update."""
+    from simulation.attacks import STRENGTHS, forge_update
+
+    like = {"a": torch.zeros(3, 4), "b": torch.zeros(5)}
+    honest = [{"a": torch.randn(3, 4, generator=torch.Generator().manual_seed(i)),
+               "b": torch.randn(5, generator=torch.Generator().manual_seed(100 + i))} for i in range(7)]
+    adv = Adversary(Attack(name), strengths=STRENGTHS)
+    against_rule = adv.poison_update(like, round=1, honest=honest, n=10, f=2, rule="trimmed_mean")
+    against_mean = adv.poison_update(like, round=1, honest=honest, n=10, f=2)
+    assert any(not torch.equal(against_rule[k], against_mean[k]) for k in like)
+    simulated = forge_update(name, like, [like, *honest], n=10, f=2, seed=adv._round_seed(1),
+                             rule="trimmed_mean")
+    assert all(torch.allclose(against_rule[k], simulated[k]) for k in like)
