@@ -85,9 +85,11 @@ def unixfs_cid(data: bytes) -> str:
     """
     if len(data) <= CHUNK_SIZE:
         return raw_cid(data)
+    view = memoryview(data)  # leaves hashed in place: no 256 KiB copies, one sha256 pass over the blob
     level = [
-        _DagEntry(CID("base32", 1, "raw", multihash.digest(chunk, "sha2-256")), len(chunk), len(chunk))
-        for chunk in (data[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE))
+        _DagEntry(CID("base32", 1, "raw", multihash.wrap(hashlib.sha256(chunk).digest(), "sha2-256")),
+                  len(chunk), len(chunk))
+        for chunk in (view[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE))
     ]
     while len(level) > 1:
         level = [_file_node(level[i:i + MAX_LINKS_PER_NODE]) for i in range(0, len(level), MAX_LINKS_PER_NODE)]
@@ -176,8 +178,9 @@ def verify_blob(cid: str, data: bytes, expected_sha256: bytes | str | None = Non
 class BlobStore(Protocol):
     """Content-addressed blob storage. CIDs are CIDv1 strings, identical across implementations."""
 
-    def add(self, data: bytes) -> str:
-        """Store `data` (pinned) and return its CID."""
+    def add(self, data: bytes, *, expected_cid: str | None = None) -> str:
+        """Store `data` (pinned) and return its CID. `expected_cid`: the CID the caller already computed with
+        `unixfs_cid(data)`; the store checks its answer against it instead of hashing the blob again."""
 
     def cat(self, cid: str, expected_sha256: bytes | str | None = None, *, max_bytes: int | None = None) -> bytes:
         """Return the bytes named by `cid`, verified locally; BlobIntegrityError if they do not match,
@@ -197,8 +200,10 @@ class InMemoryBlobStore:
         self._blobs: dict[str, bytes] = {}
         self.max_blob_bytes = max_blob_bytes
 
-    def add(self, data: bytes) -> str:
+    def add(self, data: bytes, *, expected_cid: str | None = None) -> str:
         cid = unixfs_cid(bytes(data))
+        if expected_cid is not None and CID.decode(expected_cid) != CID.decode(cid):
+            raise BlobIntegrityError(f"blob whose CID is {cid} added as {expected_cid}")
         self._blobs[cid] = bytes(data)
         return cid
 
@@ -308,13 +313,13 @@ class IpfsBlobStore:
             f"{type(last).__name__}: {last}"
         ) from last
 
-    def add(self, data: bytes) -> str:
+    def add(self, data: bytes, *, expected_cid: str | None = None) -> str:
         data = bytes(data)
         try:
             cid = self._call("add", lambda: self._client.add_bytes(data, opts=_ADD_OPTS))
         except self._errors.ErrorResponse as exc:
             raise BlobStoreError(f"IPFS node at {self.api_url} rejected add: {exc}") from exc
-        expected = unixfs_cid(data)
+        expected = unixfs_cid(data) if expected_cid is None else expected_cid
         if CID.decode(cid) != CID.decode(expected):
             raise BlobIntegrityError(f"IPFS node at {self.api_url} returned CID {cid} for a blob whose CID is "
                                      f"{expected}")

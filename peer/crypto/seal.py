@@ -282,10 +282,10 @@ def unseal(
         content_key = AESGCM(_kek(shared, ctx)).decrypt(wrap.nonce, wrap.wrapped_key, _WRAP_AAD + ctx)
     except (InvalidTag, ValueError) as exc:
         raise SealTampered(f"key wrap for {wrap.recipient} fails authentication (tampered or forged)") from exc
-    blob = bytes(blob)
+    view = memoryview(blob)  # the payload is decrypted in place: slicing bytes would copy the whole update
     try:
         return AESGCM(content_key).decrypt(
-            header.nonce, blob[header.header_len :], _PAYLOAD_AAD + blob[: header.header_len]
+            header.nonce, view[header.header_len :], _PAYLOAD_AAD + bytes(view[: header.header_len])
         )
     except InvalidTag as exc:
         raise SealTampered("payload or header fails authentication (tampered)") from exc
