@@ -8,3 +8,11 @@ class DevnetError(RuntimeError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message, self.hint = message, hint
+
+
+class DevnetAlreadyRunning(DevnetError):
+    """Every service recorded in the state dir is running: nothing to start."""
+
+
+class DevnetPortInUse(DevnetError):
+    """A port the devnet must bind is held by another process."""

@@ -33,6 +33,7 @@ POLYFILL = _HERE / "polyfill.cjs"
 PID_FILE = "fedledger-node.pid"   # written by ipfs_node.mjs inside the repo
 LOG_FILE = "fedledger-node.log"   # the node's stdout/stderr, inside the repo
 PEERING_FILE = "fedledger-peering.json"  # swarm multiaddrs the node keeps connected to (read by ipfs_node.mjs)
+_LOCK_STALE_S = 20.0  # js-ipfs refreshes repo.lock's mtime every 10 s and honours it for 20 s
 _PEER_MULTIADDR = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/\d{1,5}/p2p/[1-9A-HJ-NP-Za-km-z]{40,80}$")
 
 # ipfshttpclient 0.7.0 passes urllib3 a `strict` argument that urllib3 2.x deprecates on every request.
@@ -208,7 +209,12 @@ def _installed_script() -> Path:
 
 
 def _clear_stale_lock(repo_dir: Path) -> None:
-    """A node killed with SIGKILL leaves repo.lock behind (stale only after 20 s): clear it if its node is gone."""
+    """Remove the repo.lock a killed node left behind (js-ipfs would honour it for 20 s), only when its owner is dead.
+
+    The owner is the pid our node script writes before it opens the repo and removes after closing it: a live
+    node there (a zombie or a recycled pid does not count) is IpfsRepoInUse. Without a pid file the last node
+    closed the repo cleanly, so a lock still being refreshed belongs to some other program: it is left alone."""
+    lock = repo_dir / "repo.lock"
     pid_file = repo_dir / PID_FILE
     if pid_file.exists():
         try:
@@ -216,8 +222,15 @@ def _clear_stale_lock(repo_dir: Path) -> None:
         except ValueError:
             pid = 0
         if pid and is_ipfs_node_pid(pid):
-            raise IpfsRepoInUse(f"IPFS repo {repo_dir} is already served by a running node (pid {pid})")
-    shutil.rmtree(repo_dir / "repo.lock", ignore_errors=True)
+            raise IpfsRepoInUse(f"IPFS repo {repo_dir} is already served by a running node (pid {pid})",
+                                hint=f"stop it first (kill {pid}, or `fedledger devnet down`)")
+    else:
+        try:
+            if time.time() - lock.stat().st_mtime < _LOCK_STALE_S:
+                return
+        except OSError:
+            return  # no lock
+    shutil.rmtree(lock, ignore_errors=True)
 
 
 def _log_tail(path: Path, start: int = 0, lines: int = 12) -> str:

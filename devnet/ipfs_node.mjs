@@ -14,7 +14,7 @@
 // and stops gracefully on SIGTERM / SIGINT (API first, then the node, so the repo is closed cleanly).
 import { create } from 'ipfs-core'
 import { HttpApi } from 'ipfs-http-server'
-import { writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
+import { writeFileSync, readFileSync, rmSync, mkdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 
@@ -48,15 +48,27 @@ const pidFile = join(args.repo, 'fedledger-node.pid')
 const peeringFile = join(args.repo, 'fedledger-peering.json')
 const PEERING_INTERVAL_MS = 3000
 
+// Liveness as devnet/processes.py sees it: kill(pid, 0) succeeds for a zombie (exited, not yet reaped by its
+// parent), so on Linux /proc/<pid>/stat's state 'Z' counts as dead; `marker` must be in the pid's command line
+// (a recycled pid runs something else).
+const HAVE_PROC = existsSync('/proc/self/stat')
+function pidAlive (pid, marker) {
+  try { process.kill(pid, 0) } catch (err) { if (err.code !== 'EPERM') return false }
+  if (!HAVE_PROC) return true
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false
+    return !marker || readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)
+  } catch { return false }  // gone between the two checks
+}
+
 // One node per repo: refuse while another live node holds it, otherwise claim it (a stale pid file from a
 // killed node is simply overwritten; devnet/ipfs.py clears that node's stale repo.lock before starting us).
 mkdirSync(args.repo, { recursive: true })
 try {
   const other = Number(readFileSync(pidFile, 'utf8'))
   if (other && other !== process.pid) {
-    let alive = true
-    try { process.kill(other, 0) } catch { alive = false }
-    if (alive) {
+    if (pidAlive(other, 'ipfs_node.mjs')) {
       emit('error', { message: `repo ${args.repo} is in use by a running node (pid ${other})` })
       process.exit(3)
     }
@@ -157,6 +169,6 @@ if (!args.offline) {
 // A node started for a test or a foreground command must not outlive the process that started it.
 if (args.parentPid) {
   setInterval(() => {
-    try { process.kill(args.parentPid, 0) } catch { shutdown('parent-exit') }
+    if (!pidAlive(args.parentPid)) shutdown('parent-exit')
   }, 1000).unref()
 }

@@ -2,7 +2,7 @@
 
 Layout of the state dir (default `.fedledger/devnet`):
 
-    services.json      pids, ports and URLs of the running services (present only while "up")
+    services.json      pids, ports and URLs of the services (from `up` until `down`, crashes included)
     anvil-state.json   the chain (loaded on start, dumped on graceful stop and every second)
     anvil.log          anvil's output
     ipfs/              the IPFS repo (pinned blobs survive a restart); ipfs/fedledger-node.log
@@ -11,128 +11,33 @@ An institution runs only the IPFS node (`ipfs_only=True`: no chain record) and l
 addresses (`ipfs_peers`) so that blobs travel between the federation's nodes.
 
 Services run as detached processes (their own session), so the CLI that started them may exit;
-`devnet_down` finds them again by pid (checking the pid is still ours) and stops them gracefully.
+`devnet_down` finds them again by pid (checking the pid is still ours) and stops them gracefully. After a crash
+of one service, `devnet_up` restarts only that one, on its recorded ports (`devnet.launch.restart_dead`).
 """
 from __future__ import annotations
 
 import json
-import os
-import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from devnet.anvil import AnvilProcess, AnvilStartError, PortInUse, is_anvil_pid, rpc_answers, start_anvil
-from devnet.errors import DevnetError
-from devnet.ipfs import (
-    IpfsPeeringError,
-    IpfsPortInUse,
-    IpfsProcess,
-    IpfsStartError,
-    api_answers,
-    is_ipfs_node_pid,
-    read_peering,
-    start_ipfs,
-    swarm_peers,
+from devnet.anvil import AnvilProcess, is_anvil_pid
+from devnet.errors import DevnetAlreadyRunning, DevnetError, DevnetPortInUse
+from devnet.ipfs import IpfsProcess, add_peering, api_answers, is_ipfs_node_pid, read_peering, swarm_peers
+from devnet.launch import (
+    ANVIL_STATE_FILE,
+    chain_record,
+    ipfs_record,
+    launch_chain,
+    launch_ipfs,
+    restart_dead,
+    service_alive,
 )
 from devnet.ports import port_in_use
+from devnet.records import DevnetServices, ServiceRecord, ServiceStatus, read_services, services_path, write_services
 
 DEFAULT_STATE_DIR = Path(".fedledger/devnet")
 DEFAULT_CHAIN_PORT = 8545
 DEFAULT_IPFS_PORT = 5001
-SERVICES_FILE = "services.json"
-ANVIL_STATE_FILE = "anvil-state.json"
-
-
-class DevnetAlreadyRunning(DevnetError):
-    pass
-
-
-class DevnetPortInUse(DevnetError):
-    pass
-
-
-@dataclass
-class ServiceRecord:
-    """One running service as recorded in services.json."""
-
-    name: str          # "chain" | "ipfs"
-    pid: int
-    port: int
-    url: str
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class DevnetServices:
-    state_dir: Path
-    chain: ServiceRecord | None    # None on an IPFS-only node (an institution's)
-    ipfs: ServiceRecord
-    started_at: float = field(default_factory=time.time)
-
-    @property
-    def rpc_url(self) -> str | None:
-        return self.chain.url if self.chain else None
-
-    @property
-    def ipfs_swarm(self) -> str | None:
-        """The node's swarm multiaddr with its peer id: what the other nodes pass to --ipfs-peer."""
-        return self.ipfs.extra.get("swarm")
-
-    @property
-    def ipfs_api_url(self) -> str:
-        return self.ipfs.url
-
-    def records(self) -> list[ServiceRecord]:
-        return [r for r in (self.chain, self.ipfs) if r is not None]
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"state_dir": str(self.state_dir), "started_at": self.started_at,
-             "chain": asdict(self.chain) if self.chain else None, "ipfs": asdict(self.ipfs)},
-            indent=2,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> "DevnetServices":
-        raw = json.loads(text)
-        chain = ServiceRecord(**raw["chain"]) if raw.get("chain") else None
-        return cls(Path(raw["state_dir"]), chain, ServiceRecord(**raw["ipfs"]), raw.get("started_at", 0.0))
-
-
-@dataclass
-class ServiceStatus:
-    name: str
-    url: str
-    pid: int
-    alive: bool
-    detail: str      # block number for the chain, peer id for IPFS, or why it is not answering
-
-
-def services_path(state_dir: Path) -> Path:
-    return Path(state_dir) / SERVICES_FILE
-
-
-def read_services(state_dir: Path = DEFAULT_STATE_DIR) -> DevnetServices | None:
-    """The services recorded in `state_dir`, or None when the devnet is not up there."""
-    path = services_path(state_dir)
-    if not path.exists():
-        return None
-    try:
-        return DevnetServices.from_json(path.read_text())
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DevnetError(f"{path} is corrupt ({exc})", hint=f"stop leftover processes, then delete {path}") from exc
-
-
-def _write_services(services: DevnetServices) -> None:
-    path = services_path(services.state_dir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(services.to_json())
-    os.replace(tmp, path)
-
-
-def _service_alive(record: ServiceRecord) -> bool:
-    return is_anvil_pid(record.pid) if record.name == "chain" else is_ipfs_node_pid(record.pid)
 
 
 def devnet_up(
@@ -150,6 +55,9 @@ def devnet_up(
 
     A port of None or 0 means "any free port". `ipfs_peers` are swarm multiaddrs the node keeps connected to;
     `ipfs_api_host` binds the IPFS API elsewhere than `host` (default: `host`).
+    When the state dir already records a devnet, only its services that are down are restarted, on their
+    recorded hosts and ports (the chain from its state file); the given ports and hosts are then ignored.
+    `.actions` of the result says what happened to each service ("started", "restarted", "running").
     Raises DevnetAlreadyRunning / DevnetPortInUse / DevnetError (IpfsPeeringError for a malformed peer).
     """
     state_dir = Path(state_dir).resolve()
@@ -158,13 +66,9 @@ def devnet_up(
     swarm_port = swarm_port or None
     existing = read_services(state_dir)
     if existing is not None:
-        if any(_service_alive(r) for r in existing.records()):
-            raise DevnetAlreadyRunning(
-                f"devnet already running from {state_dir} (chain {existing.rpc_url or '-'}, "
-                f"ipfs {existing.ipfs_api_url})",
-                hint="`fedledger devnet status` to inspect it, `fedledger devnet down` to stop it",
-            )
-        services_path(state_dir).unlink(missing_ok=True)  # leftovers of a crashed devnet
+        if ipfs_peers:
+            add_peering(Path(existing.ipfs.extra.get("repo", state_dir / "ipfs")), list(ipfs_peers))
+        return restart_dead(existing)
     checks = ((chain_port, "chain RPC", "--chain-port", host), (ipfs_port, "IPFS API", "--ipfs-port",
               ipfs_api_host or host), (swarm_port, "IPFS swarm", "--swarm-port", host))
     for port, what, flag, where in checks:
@@ -175,39 +79,18 @@ def devnet_up(
 
     anvil = None
     if not ipfs_only:
-        try:
-            anvil = start_anvil(chain_port, state_file=state_dir / ANVIL_STATE_FILE, host=host,
-                                log_path=state_dir / "anvil.log")
-        except PortInUse as exc:
-            raise DevnetPortInUse(str(exc), hint="pick another with --chain-port N (0 = any free port)") from exc
-        except AnvilStartError as exc:
-            raise DevnetError(f"anvil failed to start: {exc}", hint=f"see {state_dir / 'anvil.log'}") from exc
+        anvil = launch_chain(state_dir, chain_port, host,
+                             port_hint="pick another with --chain-port N (0 = any free port)")
     try:
-        ipfs = start_ipfs(ipfs_port, swarm_port, repo_dir=state_dir / "ipfs", host=host, detach=True,
-                          peers=ipfs_peers, api_host=ipfs_api_host)
-    except BaseException as exc:
+        ipfs = launch_ipfs(state_dir, ipfs_port, swarm_port, host, ipfs_api_host, peers=ipfs_peers)
+    except BaseException:
         if anvil is not None:
             anvil.stop()
-        if isinstance(exc, IpfsPortInUse):
-            flag = "--swarm-port" if exc.what == "IPFS swarm" else "--ipfs-port"
-            raise DevnetPortInUse(str(exc), hint=f"pick another with {flag} N (0 = any free port)") from exc
-        if isinstance(exc, (IpfsStartError, OSError)):
-            raise DevnetError(f"IPFS node failed to start: {exc}",
-                              hint="run `bash scripts/setup.sh` if js-ipfs is missing") from exc
         raise
-
-    chain = None
-    if anvil is not None:
-        chain = ServiceRecord("chain", anvil.pid, anvil.port, anvil.rpc_url,
-                              {"state_file": str(anvil.state_file), "log": str(anvil.log_path)})
-    services = DevnetServices(
-        state_dir=state_dir,
-        chain=chain,
-        ipfs=ServiceRecord("ipfs", ipfs.pid, ipfs.api_port, ipfs.api_url,
-                           {"http_url": ipfs.http_url, "peer_id": ipfs.peer_id, "swarm": ipfs.swarm_addr,
-                            "repo": str(ipfs.repo_dir), "log": str(ipfs.log_path)}),
-    )
-    _write_services(services)
+    services = DevnetServices(state_dir=state_dir, chain=chain_record(anvil) if anvil is not None else None,
+                              ipfs=ipfs_record(ipfs))
+    services.actions = {r.name: "started" for r in services.records()}
+    write_services(services)
     return services
 
 
@@ -230,7 +113,7 @@ def devnet_down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 15.0) -> l
         if anvil_was_alive:
             AnvilProcess(services.chain.pid, services.chain.port).stop(timeout)
         result.append(("chain", anvil_was_alive))
-    still = [r.name for r in services.records() if _service_alive(r)]
+    still = [r.name for r in services.records() if service_alive(r)]
     if still:
         raise DevnetError(f"could not stop {', '.join(still)}",
                           hint="check the pids in " + str(services_path(state_dir)))
@@ -249,24 +132,33 @@ def chain_block_number(rpc_url: str, timeout: float = 2.0) -> int | None:
 
 
 def devnet_status(state_dir: Path = DEFAULT_STATE_DIR) -> list[ServiceStatus]:
-    """Liveness of each recorded service: pid alive, and what it answers (block number / IPFS peer id)."""
+    """Each recorded service on its own: "up" (answers: block number / swarm address), "not answering" (its
+    process runs but its API is silent) or "down" (its process is gone or a zombie: `devnet up` restarts it)."""
     services = read_services(state_dir)
     if services is None:
         return []
     statuses = []
     chain = services.chain
     if chain is not None:
-        alive = is_anvil_pid(chain.pid)
-        block = chain_block_number(chain.url) if alive else None
-        statuses.append(ServiceStatus("chain", chain.url, chain.pid, alive and block is not None,
-                                      f"block {block}" if block is not None
-                                      else ("not answering" if alive else "not running")))
+        running = is_anvil_pid(chain.pid)
+        block = chain_block_number(chain.url) if running else None
+        statuses.append(_status(chain, running, None if block is None else f"block {block}"))
     node = services.ipfs
-    alive = is_ipfs_node_pid(node.pid)
-    peer = api_answers(node.url) if alive else None
-    detail = _ipfs_detail(services, peer) if peer else ("not answering" if alive else "not running")
-    statuses.append(ServiceStatus("ipfs", node.url, node.pid, alive and peer is not None, detail))
+    running = is_ipfs_node_pid(node.pid)
+    peer = api_answers(node.url) if running else None
+    statuses.append(_status(node, running, _ipfs_detail(services, peer) if peer else None))
     return statuses
+
+
+def _status(record: ServiceRecord, running: bool, answer: str | None) -> ServiceStatus:
+    if answer is not None:
+        return ServiceStatus(record.name, record.url, record.pid, True, answer, "up", record.port)
+    if running:
+        return ServiceStatus(record.name, record.url, record.pid, False, f"pid {record.pid} runs but does not answer",
+                             "not answering", record.port)
+    return ServiceStatus(record.name, record.url, record.pid, False,
+                         f"pid {record.pid} is gone; `fedledger devnet up` restarts it on port {record.port}",
+                         "down", record.port)
 
 
 def _ipfs_detail(services: DevnetServices, peer: str) -> str:
@@ -281,8 +173,6 @@ def _ipfs_detail(services: DevnetServices, peer: str) -> str:
 
 
 __all__ = [
-    "DEFAULT_CHAIN_PORT", "DEFAULT_IPFS_PORT", "DEFAULT_STATE_DIR", "DevnetAlreadyRunning", "DevnetError",
-    "IpfsPeeringError",
-    "DevnetPortInUse", "DevnetServices", "ServiceRecord", "ServiceStatus", "chain_block_number", "devnet_down",
-    "devnet_status", "devnet_up", "read_services", "rpc_answers",
+    "ANVIL_STATE_FILE", "DEFAULT_CHAIN_PORT", "DEFAULT_IPFS_PORT", "DEFAULT_STATE_DIR", "DevnetAlreadyRunning",
+    "DevnetPortInUse", "chain_block_number", "devnet_down", "devnet_status", "devnet_up",
 ]

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from devnet.errors import DevnetError
 from fedledger.errors import UserError
 
 app = typer.Typer(help="Local devnet: anvil (chain) + IPFS node, and federation deployment.", no_args_is_help=True)
@@ -30,9 +31,14 @@ def _services():
     return services
 
 
+def _records():
+    from devnet import records
+
+    return records
+
+
 def _devnet_user_error(exc: Exception) -> UserError:
-    services = _services()
-    if isinstance(exc, services.DevnetError):
+    if isinstance(exc, DevnetError):
         return UserError(exc.message, hint=exc.hint)
     return UserError(str(exc))
 
@@ -42,12 +48,15 @@ def _print_services(up: Any, as_json: bool) -> None:
         typer.echo(json.dumps(_services_json(up)))
         return
     table = Table(title=f"devnet ({up.state_dir})")
-    for col in ("service", "url", "pid"):
+    for col in ("service", "url", "pid", "action"):
         table.add_column(col)
     table.add_column("detail", overflow="fold")
+    actions = {"restarted": "[yellow]restarted[/]", "running": "running (untouched)"}
     if up.chain is not None:
-        table.add_row("chain", up.chain.url, str(up.chain.pid), f"state {up.chain.extra.get('state_file')}")
-    table.add_row("ipfs", up.ipfs.url, str(up.ipfs.pid), f"swarm {up.ipfs_swarm or '(offline)'}")
+        table.add_row("chain", up.chain.url, str(up.chain.pid), actions.get(up.actions.get("chain", ""), "started"),
+                      f"state {up.chain.extra.get('state_file')}")
+    table.add_row("ipfs", up.ipfs.url, str(up.ipfs.pid), actions.get(up.actions.get("ipfs", ""), "started"),
+                  f"swarm {up.ipfs_swarm or '(offline)'}")
     console.print(table)
     _print_swarm(up)
 
@@ -63,7 +72,7 @@ def _services_json(up: Any) -> dict[str, Any]:
     return {"state_dir": str(up.state_dir), "rpc": up.rpc_url, "ipfs_api": up.ipfs.url,
             "ipfs_http": up.ipfs.extra.get("http_url"), "ipfs_peer_id": up.ipfs.extra.get("peer_id"),
             "ipfs_swarm": up.ipfs_swarm,
-            "pids": {r.name: r.pid for r in up.records()}}
+            "pids": {r.name: r.pid for r in up.records()}, **({"actions": up.actions} if up.actions else {})}
 
 
 @app.command()
@@ -87,7 +96,10 @@ def up(
                                 "API serving only this machine's peer while the swarm faces the others).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints as one JSON object.")] = False,
 ) -> None:
-    """Start anvil and the IPFS node (on loopback unless --host); the chain and pinned blobs persist in --state-dir."""
+    """Start anvil and the IPFS node (on loopback unless --host); the chain and pinned blobs persist in --state-dir.
+
+    After a crash, `up` again restarts only the services that are down, on their recorded ports (the chain from its
+    state file); a running one is left untouched."""
     import ipaddress
 
     for option, value in (("--host", host), ("--ipfs-api-host", ipfs_api_host)):
@@ -103,7 +115,7 @@ def up(
         started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host,
                                      ipfs_only=ipfs_only, swarm_port=swarm_port, ipfs_peers=ipfs_peer or [],
                                      ipfs_api_host=ipfs_api_host or ("127.0.0.1" if ipfs_only else host))
-    except (services.DevnetError, OSError) as exc:
+    except (DevnetError, OSError) as exc:
         raise _devnet_user_error(exc) from exc
     except Exception as exc:  # ToolMissing and friends: still one line
         raise UserError(str(exc), hint="run `bash scripts/setup.sh` to install the toolchain") from exc
@@ -137,10 +149,10 @@ def down(state_dir: StateDir = _DEFAULT_STATE_DIR) -> None:
     services = _services()
     try:
         stopped = services.devnet_down(state_dir)
-    except services.DevnetError as exc:
+    except DevnetError as exc:
         raise _devnet_user_error(exc) from exc
     if not stopped:
-        console.print(f"devnet is not running (no {services.services_path(state_dir)})")
+        console.print(f"devnet is not running (no {_records().services_path(state_dir)})")
         return
     for name, was_running in stopped:
         console.print(f"{name}: {'stopped' if was_running else 'was not running'}")
@@ -151,27 +163,35 @@ def status(
     state_dir: StateDir = _DEFAULT_STATE_DIR,
     as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints (and liveness) as JSON.")] = False,
 ) -> None:
-    """Show each service: URL, pid, whether it answers, block number / IPFS swarm address. Exit 1 unless all are up."""
+    """Show each service on its own: URL, pid, state (up / not answering / down), block number / IPFS swarm address.
+
+    Exit 1 unless all are up."""
     services = _services()
     try:
         rows = services.devnet_status(state_dir)
-        running = services.read_services(state_dir)
-    except services.DevnetError as exc:
+        running = _records().read_services(state_dir)
+    except DevnetError as exc:
         raise _devnet_user_error(exc) from exc
     if not rows or running is None:
-        console.print(f"devnet is not running (no {services.services_path(state_dir)})")
+        console.print(f"devnet is not running (no {_records().services_path(state_dir)})")
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps({**_services_json(running), "alive": {row.name: row.alive for row in rows},
+                               "state": {row.name: row.state for row in rows},
                                "detail": {row.name: row.detail for row in rows}}))
         raise typer.Exit(0 if all(row.alive for row in rows) else 1)
     table = Table(title=f"devnet ({Path(state_dir).resolve()})")
-    for col in ("service", "url", "pid", "alive", "detail"):
+    for col in ("service", "url", "pid", "state", "detail"):
         table.add_column(col, overflow="fold")
+    colour = {"up": "green", "not answering": "yellow"}
     for row in rows:
-        table.add_row(row.name, row.url, str(row.pid), "[green]yes[/]" if row.alive else "[red]no[/]", row.detail)
+        table.add_row(row.name, row.url, str(row.pid), f"[{colour.get(row.state, 'red')}]{row.state}[/]", row.detail)
     console.print(table)
     _print_swarm(running)
+    down = [row.name for row in rows if row.state == "down"]
+    if down:
+        print(f"hint: `fedledger devnet up -d --state-dir {state_dir}` restarts {' and '.join(down)} on the recorded "
+              "port(s), leaving the running service untouched")
     if not all(row.alive for row in rows):
         raise typer.Exit(1)
 
@@ -179,8 +199,8 @@ def status(
 def _default_rpc(state_dir: Path) -> str:
     services = _services()
     try:
-        running = services.read_services(state_dir)
-    except services.DevnetError:
+        running = _records().read_services(state_dir)
+    except DevnetError:
         running = None
     if running is not None and running.rpc_url:
         return running.rpc_url
@@ -198,8 +218,7 @@ def connect(
     remembered and re-dialled every few seconds)."""
     from devnet.ipfs import IpfsPeeringError, add_peering, check_peer_multiaddr, swarm_connect
 
-    services = _services()
-    running = services.read_services(state_dir)
+    running = _records().read_services(state_dir)
     if running is None:
         raise UserError(f"no IPFS node running from {state_dir}",
                         hint="start it with `fedledger devnet up --ipfs-only --host ADDR -d` (or pass --state-dir)")
@@ -347,10 +366,9 @@ def genesis(
     except TaskError as exc:
         raise UserError(str(exc), hint="tasks: digits, breast_cancer, csv:PATH:LABEL") from exc
     if ipfs is None:
-        services = _services()
         try:
-            running = services.read_services(state_dir)
-        except services.DevnetError:
+            running = _records().read_services(state_dir)
+        except DevnetError:
             running = None
         if running is None:
             raise UserError("no IPFS API given and no local devnet running",
