@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from consensus.commitment import Commitment
-from ledger_tools.blobstore import BlobIntegrityError, BlobStoreError
+from ledger_tools.blobstore import BlobIntegrityError, BlobStoreError, BlobTooLarge
 from ledger_tools.errors import LedgerToolsError
 
 #: unseal(sealed_blob, sender, round) -> canonical update bytes; raises ValueError on anything wrong.
@@ -20,7 +20,8 @@ Unseal = Callable[[bytes, str, int], bytes]
 
 
 class BlobReader(Protocol):
-    def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes: ...
+    def cat(self, cid: str, expected_sha256: bytes | str | None = None, *,
+            max_bytes: int | None = None) -> bytes: ...
 
 
 class UpdateUnusable(LedgerToolsError):
@@ -32,13 +33,19 @@ class UpdateUnusable(LedgerToolsError):
         self.detail = detail
 
 
-def fetch_sealed(store: BlobReader, commitment: Commitment) -> bytes:
-    """The sealed blob named by the commitment's CID, its bytes checked against the CID by the store."""
+def fetch_sealed(store: BlobReader, commitment: Commitment, *, max_bytes: int | None = None) -> bytes:
+    """The sealed blob named by the commitment's CID, its bytes checked against the CID by the store.
+
+    `max_bytes`: the cap for this blob (`ledger_tools.blob_caps.sealed_update_cap` of the federation's model
+    spec); the store stops reading past it, so an oversized blob is refused before it is held in memory.
+    None = the store's default cap."""
     try:
-        return store.cat(commitment.cid)
+        return store.cat(commitment.cid, max_bytes=max_bytes)
     except BlobIntegrityError as exc:
         raise UpdateUnusable("blob-cid-mismatch", f"bytes served for {commitment.cid} do not match the CID "
                                                   f"({exc})") from exc
+    except BlobTooLarge as exc:
+        raise UpdateUnusable("blob-too-large", str(exc)) from exc
     except BlobStoreError as exc:
         raise UpdateUnusable("blob-unavailable", f"cannot fetch {commitment.cid}: {exc}") from exc
 
@@ -56,6 +63,7 @@ def open_update(sealed: bytes, commitment: Commitment, unseal: Unseal) -> bytes:
     return update
 
 
-def fetch_update(store: BlobReader, commitment: Commitment, unseal: Unseal) -> bytes:
-    """The commitment's canonical update bytes, or UpdateUnusable saying why not."""
-    return open_update(fetch_sealed(store, commitment), commitment, unseal)
+def fetch_update(store: BlobReader, commitment: Commitment, unseal: Unseal, *, max_bytes: int | None = None) -> bytes:
+    """The commitment's canonical update bytes, or UpdateUnusable saying why not (`max_bytes`: see
+    `fetch_sealed`)."""
+    return open_update(fetch_sealed(store, commitment, max_bytes=max_bytes), commitment, unseal)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from consensus.commitment import Commitment, CommittedUpdate
 from ledger_tools.updates import Unseal, UpdateUnusable, fetch_update, open_update
@@ -75,6 +76,7 @@ def collect_updates(
     local: dict[str, bytes] | None = None,
     gossip_wait: float = 3.0,
     threads: int = FETCH_THREADS,
+    max_blob_bytes: int | None = None,
 ) -> tuple[list[CommittedUpdate], CollectReport]:
     """One `CommittedUpdate` per commitment (canonical update bytes or None), plus a report.
 
@@ -85,6 +87,8 @@ def collect_updates(
     Fetching and unsealing run on `threads` worker threads: a gossip copy is unsealed as soon as it has
     arrived (while the others are still awaited), and the IPFS fetches of the missing blobs run side by side.
     A gossip copy that does not unseal to the committed hash falls back to IPFS like a missing one.
+    `max_blob_bytes` caps every IPFS fetch (the spec-derived `sealed_update_cap`; None: the store's default): a
+    larger blob is rejected as `blob-too-large` without being read past the cap.
     """
     if any(c.round != round for c in commitments):
         raise ValueError(f"collect_updates(round={round}) got a commitment of another round")
@@ -104,7 +108,8 @@ def collect_updates(
         report.equivocations = gossip_equivocations(round, commitments, gossip)
 
     if pending:
-        _fetch_concurrently(round, pending, unseal=unseal, blobstore=blobstore, gossip=gossip,
+        fetch = _IpfsFetch(unseal, blobstore, max_blob_bytes)
+        _fetch_concurrently(round, pending, fetch=fetch, gossip=gossip,
                             gossip_wait=gossip_wait, threads=threads, result=result, report=report)
 
     report.seconds = time.perf_counter() - started
@@ -112,30 +117,38 @@ def collect_updates(
     return updates, report
 
 
-def _from_ipfs(unseal: Unseal, blobstore, c: Commitment) -> tuple[bytes | None, str, str]:
+@dataclass(frozen=True)
+class _IpfsFetch:
+    """How one round's blobs are fetched from the blob store: unseal function, store, per-blob cap."""
+
+    unseal: Unseal
+    blobstore: Any                      # BlobStore (or a ReachableBlobStore); None: gossip only
+    max_bytes: int | None
+
+
+def _from_ipfs(fetch: _IpfsFetch, c: Commitment) -> tuple[bytes | None, str, str]:
     """(update, source, why not) for one commitment fetched from the blob store. A node stopping during the
     fetch (`Stopped` from the retrying store) propagates: that is not a faulty peer's blob."""
-    if blobstore is None:
+    if fetch.blobstore is None:
         return None, "", "no gossip copy and no blob store"
     try:
-        return fetch_update(blobstore, c, unseal), "ipfs", ""
+        return fetch_update(fetch.blobstore, c, fetch.unseal, max_bytes=fetch.max_bytes), "ipfs", ""
     except UpdateUnusable as exc:
         return None, "", f"IPFS {exc}"
 
 
-def _from_gossip(unseal: Unseal, blobstore, read: Callable[[], bytes | None],
-                 c: Commitment) -> tuple[bytes | None, str, str]:
+def _from_gossip(fetch: _IpfsFetch, read: Callable[[], bytes | None], c: Commitment) -> tuple[bytes | None, str, str]:
     """The gossip copy is read (from the node's spool) only here, inside the worker: at most `threads`
     sealed blobs are in memory at once, whatever the number of peers."""
     sealed = read()
-    update = None if sealed is None else _open(unseal, sealed, c)[0]
+    update = None if sealed is None else _open(fetch.unseal, sealed, c)[0]
     del sealed
     if update is not None:
         return update, "gossip", ""
-    return _from_ipfs(unseal, blobstore, c)  # a bad (or vanished) gossip copy proves nothing about the blob
+    return _from_ipfs(fetch, c)  # a bad (or vanished) gossip copy proves nothing about the blob
 
 
-def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Unseal, blobstore, gossip,
+def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, fetch: _IpfsFetch, gossip,
                         gossip_wait: float, threads: int, result: dict[str, bytes | None],
                         report: CollectReport) -> None:
     jobs: dict[str, Future] = {}
@@ -158,7 +171,7 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
             def start_arrived() -> bool:
                 for c in pending:
                     if c.member not in jobs and arrived(c):
-                        jobs[c.member] = pool.submit(_from_gossip, unseal, blobstore, gossip_copy(c), c)
+                        jobs[c.member] = pool.submit(_from_gossip, fetch, gossip_copy(c), c)
                 return len(jobs) == len(pending)
 
             try:
@@ -167,7 +180,7 @@ def _fetch_concurrently(round: int, pending: Sequence[Commitment], *, unseal: Un
                 log.warning("gossip wait failed (%s); using IPFS", exc)
         for c in pending:
             if c.member not in jobs:
-                jobs[c.member] = pool.submit(_from_ipfs, unseal, blobstore, c)
+                jobs[c.member] = pool.submit(_from_ipfs, fetch, c)
         for c in pending:
             update, source, why = jobs[c.member].result()
             result[c.member] = update

@@ -17,8 +17,11 @@ from peer.loop.state import atomic_write_bytes
 
 class ModelStore:
     def __init__(self, models_dir: Path, *, ledger: FederationLedger, blobstore, retry: Retrier,
-                 nlog: NodeLog) -> None:
+                 nlog: NodeLog, max_bytes: int | None = None) -> None:
+        """`max_bytes`: the exact size of a canonical model of the federation's spec
+        (`ledger_tools.blob_caps.model_blob_cap`); a fetch stops reading past it. None: the store's default."""
         self.dir = Path(models_dir)
+        self.max_bytes = max_bytes
         self.ledger = ledger
         self.blobstore = blobstore
         self.retry = retry
@@ -50,8 +53,8 @@ class ModelStore:
         if data is not None:
             return data, model.hash
         t = Timer()
-        data = self.retry(f"ipfs cat {model.cid}", lambda: self.blobstore.cat(model.cid, expected_sha256=model.hash),
-                          round=round)
+        data = self.retry(f"ipfs cat {model.cid}", lambda: self.blobstore.cat(
+            model.cid, expected_sha256=model.hash, max_bytes=self.max_bytes), round=round)
         self.cache(data)
         self.nlog.event(round, "model", "fetched", elapsed=t.elapsed, message=f"M({model.round}) from IPFS {model.cid}")
         return data, model.hash

@@ -23,13 +23,14 @@ import logging
 import time
 from collections.abc import Callable
 
+from ledger_tools.blob_caps import model_blob_cap
 from ledger_tools.chain import FederationLedger, LedgerError
 from peer.config import PeerConfig
 from peer.crypto.identity import PeerIdentity
 from peer.errors import PeerError
 from peer.learning.local_data import load_training_data
 from peer.learning.tasks import TaskData
-from peer.loop import commit_step, settle, vote_step
+from peer.loop import commit_step, publisher, settle, vote_step
 from peer.loop.context import NodeContext
 from peer.loop.log import NodeLog, Timer, round_
 from peer.loop.model_store import ModelStore
@@ -80,10 +81,12 @@ class PeerNode:
         nlog = nlog or NodeLog(identity.address, config.name)
         retry = Retrier(nlog, sleep=sleep, should_stop=lambda: self._stop)
         state = PeerState(config.state_dir, federation=ledger.address, address=identity.address)
+        task = task or get_task(config.task)
         self.ctx = NodeContext(
-            cfg=config, identity=identity, ledger=ledger, blobstore=blobstore, task=task or get_task(config.task),
+            cfg=config, identity=identity, ledger=ledger, blobstore=blobstore, task=task,
             state=state, nlog=nlog, retry=retry, membership=MembershipCache(),
-            models=ModelStore(state.dir / "models", ledger=ledger, blobstore=blobstore, retry=retry, nlog=nlog),
+            models=ModelStore(state.dir / "models", ledger=ledger, blobstore=blobstore, retry=retry, nlog=nlog,
+                              max_bytes=model_blob_cap(task.model_spec())),
             training_data=self.training_data, gossip=gossip, adversary=adversary, sleep=sleep,
         )
 
@@ -192,6 +195,7 @@ class PeerNode:
         ctx = self.ctx
         t = Timer()
         self.check_startup()
+        publisher.resume(ctx.publisher, ctx)  # adds a killed run left unfinished
         p = ctx.params
         attack = f" attack={ctx.cfg.adversary.attack}" if ctx.cfg.adversary.attack else ""
         ctx.nlog.event(None, "start", "ready", elapsed=t.elapsed,
@@ -219,6 +223,7 @@ class PeerNode:
                 ctx.nlog.event(r, "error", "retry", level="error",
                                message=f"{type(exc).__name__}: {exc}; resuming round in {delay:.0f}s")
                 ctx.sleep(delay)
+        ctx.publisher.close(timeout=30.0)  # the last adds (this round's model) land before the node exits
         finalized = sum(1 for x in ctx.state if x.phase is Phase.FINALIZED)
         ctx.nlog.event(None, "stop", "done", elapsed=t.elapsed, message=f"{why}; {finalized} rounds finalized")
         return dict(ctx.state.rounds)

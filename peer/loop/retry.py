@@ -88,12 +88,14 @@ class ReachableBlobStore:
         self.retry = retry
         self.round = round
 
-    def cat(self, cid: str, expected_sha256: bytes | str | None = None) -> bytes:
+    def cat(self, cid: str, expected_sha256: bytes | str | None = None, *, max_bytes: int | None = None) -> bytes:
+        """`max_bytes`: the caller's cap for this blob kind (None: the store's default), passed to the store,
+        which stops reading past it (`BlobTooLarge`, never retried)."""
         from ledger_tools.blobstore import BlobStoreError
 
         def once() -> bytes:
             try:
-                return self.store.cat(cid, expected_sha256=expected_sha256)
+                return self.store.cat(cid, expected_sha256=expected_sha256, max_bytes=max_bytes)
             except Exception as exc:
                 if is_unreachable(exc):
                     raise  # transient: the Retrier waits and tries again

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consensus.round_outcome import CommittedUpdate, RoundNotAggregatable, RoundOutcome, compute_round_outcome
+from ledger_tools.blob_caps import sealed_update_cap
 from ledger_tools.chain import (
     AlreadySettled,
     AlreadyVoted,
@@ -35,6 +36,7 @@ from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase, RoundRecord
 
 TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up
+RECIPIENT_SLACK = 8      # recipients a sealed update may have beyond this node's view of the membership
 
 
 class VoteNeverAccepted(PeerError):
@@ -80,6 +82,14 @@ def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> N
     send_vote(ctx, r, rec, outcome)
 
 
+def update_blob_cap(ctx: NodeContext) -> int:
+    """The largest sealed update an honest member can publish: a canonical update of the federation's model
+    spec sealed for every current recipient, plus `RECIPIENT_SLACK` (a member admitted after this node's
+    membership refresh may be among the sender's recipients). Derived from the spec, so a committed CID naming
+    a larger blob is refused by the store before it is read past this size (`blob-too-large`)."""
+    return sealed_update_cap(ctx.task.model_spec(), recipients=len(ctx.membership.recipients()) + RECIPIENT_SLACK)
+
+
 def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]:
     """Every committed update in canonical order (gossip first, IPFS fallback); `None` for unusable ones."""
     t = Timer()
@@ -89,6 +99,7 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
         r, commitments, unseal=ctx.unseal, blobstore=ReachableBlobStore(ctx.blobstore, ctx.retry, round=r),
         gossip=ctx.gossip,
         local={ctx.me: own} if own is not None else None, gossip_wait=ctx.cfg.gossip_wait,
+        max_blob_bytes=update_blob_cap(ctx),
     )
     rec.timings["collect"] = t.elapsed
     ctx.nlog.event(r, "collect", "done", elapsed=t.elapsed,
@@ -146,14 +157,18 @@ def vote_tx(ledger, r: int, aggregate_hash: bytes, model_cid: str, rewards_root:
 
 
 def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome) -> None:
-    """Publish M(r) and the reward tree on IPFS (their CIDs travel with the vote), then vote."""
+    """Vote with the CIDs of M(r) and the reward tree, computed locally; their IPFS adds run in the background
+    (`peer.loop.publisher`; the tree is kept as `rounds/<r>/rewards.json` for a restart's re-add)."""
     import consensus
+    from ledger_tools.blobstore import unixfs_cid
 
     t = Timer()
-    model_cid = ctx.retry("ipfs add model", lambda: ctx.blobstore.add(outcome.new_model), round=r)
     tree_json = outcome.reward_tree.to_json()
     tree_bytes = tree_json.encode() if isinstance(tree_json, str) else bytes(tree_json)
-    rewards_cid = ctx.retry("ipfs add rewards", lambda: ctx.blobstore.add(tree_bytes), round=r)
+    model_cid, rewards_cid = unixfs_cid(outcome.new_model), unixfs_cid(tree_bytes)
+    ctx.state.write_artefact(r, "rewards.json", tree_bytes)
+    ctx.publisher.submit(r, "model", outcome.new_model, model_cid)
+    ctx.publisher.submit(r, "rewards", tree_bytes, rewards_cid)
     rec.timings["ipfs_results"] = t.elapsed
 
     aggregate_hash = attack_hooks.wrong_aggregate_hash(ctx, r, outcome.aggregate_hash)

@@ -29,14 +29,14 @@ class SlowStore(InMemoryBlobStore):
         self.delay, self.running, self.most, self.calls = delay, 0, 0, 0
         self._lock = threading.Lock()
 
-    def cat(self, cid, expected_sha256=None):
+    def cat(self, cid, expected_sha256=None, *, max_bytes=None):
         with self._lock:
             self.calls += 1
             self.running += 1
             self.most = max(self.most, self.running)
         try:
             time.sleep(self.delay)
-            return super().cat(cid, expected_sha256)
+            return super().cat(cid, expected_sha256, max_bytes=max_bytes)
         finally:
             with self._lock:
                 self.running -= 1
@@ -137,10 +137,45 @@ def test_node_stopping_during_a_fetch_propagates_instead_of_excluding():
     from peer.loop.retry import Stopped
 
     class StoppingStore(InMemoryBlobStore):
-        def cat(self, cid, expected_sha256=None):
+        def cat(self, cid, expected_sha256=None, *, max_bytes=None):
             raise Stopped()
 
     store = StoppingStore()
     _, commits = _round(3, store)
     with pytest.raises(Stopped):
         collect_updates(1, commits, unseal=_fake_unseal, blobstore=store)
+
+
+def test_a_blob_one_byte_over_the_cap_is_refused_never_loaded():
+    """The collector passes its spec-derived cap to every IPFS fetch (issue 12, deliverable 2): a sealed blob
+    one byte over it is rejected as `blob-too-large` by the store, which stops reading at the cap; a blob of
+    exactly the cap is used. The same cap reaches the store through the node's retrying `ReachableBlobStore`."""
+    from ledger_tools.blobstore import BlobTooLarge
+    from peer.loop.log import NodeLog
+    from peer.loop.retry import ReachableBlobStore, Retrier
+
+    class CountingStore(InMemoryBlobStore):
+        """Records the cap of every `cat`; never returns more than it."""
+
+        caps: list = []
+
+        def cat(self, cid, expected_sha256=None, *, max_bytes=None):
+            self.caps.append(max_bytes)
+            return super().cat(cid, expected_sha256, max_bytes=max_bytes)
+
+    store = CountingStore()
+    fits, over = bytes([1]) * 1000, bytes([2]) * 1001
+    commits = [Commitment(p, hashlib.sha256(u).digest(), store.add(_fake_seal(u, p, 1)), 10, round=1)
+               for p, u in (("0x" + "01" * 20, fits), ("0x" + "02" * 20, over))]
+    cap = len(_fake_seal(fits, "0x" + "01" * 20, 1))
+    retry = Retrier(NodeLog("0x" + "aa" * 20, "t"), sleep=lambda s: None, should_stop=lambda: False)
+    got, report = collect_updates(1, commits, unseal=_fake_unseal, blobstore=ReachableBlobStore(store, retry),
+                                  max_blob_bytes=cap)
+    assert got[0].update == fits and got[1].update is None
+    assert "blob-too-large" in report.rejected["0x" + "02" * 20]
+    assert str(cap) in report.rejected["0x" + "02" * 20]
+    assert store.caps == [cap, cap]
+    import pytest
+
+    with pytest.raises(BlobTooLarge):
+        ReachableBlobStore(store, retry).cat(commits[1].cid, max_bytes=cap)
