@@ -8,13 +8,15 @@ full app with every area mounted, built on first access.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from fedledger.errors import UserError
+from fedledger.errors import DEBUG_ENV, EXIT_INTERNAL, EXIT_INTERRUPTED, INTERNAL_HINT, UserError
 
 # (module, attribute, command name) — each module exposes a typer app or a command function.
 _SUBAPPS = [
@@ -75,21 +77,42 @@ def __getattr__(name: str) -> Any:  # PEP 562: `from fedledger.cli import app` b
     raise AttributeError(name)
 
 
+def report_error(exc: BaseException, err: Console) -> int:
+    """Print `exc` as one error line and a hint on `err`; return the exit code (README, "CLI exit codes").
+
+    A known service failure that escaped its command (an unreachable RPC, a server that is not an Ethereum
+    node, a contract that is not ours) still gets its own line; anything else is an internal error (exit 70)."""
+    from fedledger.service_errors import as_user_error
+
+    user = as_user_error(exc)
+    if user is None:
+        user = UserError(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", hint=INTERNAL_HINT,
+                         exit_code=EXIT_INTERNAL)
+    err.print(f"[bold red]error:[/] {escape(_one_line(user.message))}", soft_wrap=True)
+    if user.hint:
+        err.print(f"[dim]hint: {escape(_one_line(user.hint))}[/]", soft_wrap=True)
+    return user.exit_code
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
 def main() -> None:
     """Entry point: expected failures become one red line + hint, exit code from the error."""
     err = Console(stderr=True)
     first = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    root = build_app(first if first in _NAMES else None)
     try:
+        root = build_app(first if first in _NAMES else None)
         root()
-    except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}")
-        if exc.hint:
-            err.print(f"[dim]hint: {exc.hint}[/]")
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line + hint, never a traceback (unless debugging)
+        if os.environ.get(DEBUG_ENV) and not isinstance(exc, UserError):
+            raise
+        sys.exit(report_error(exc, err))
 
 
 if __name__ == "__main__":

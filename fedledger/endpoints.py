@@ -14,7 +14,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from fedledger.errors import UserError
+from fedledger.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, UserError
+from fedledger.service_errors import IPFS_HINT, check_ipfs, check_url, service_errors
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_IPFS = "http://127.0.0.1:5001"
@@ -37,45 +38,44 @@ class Endpoints:
         try:
             return FederationLedger(self.rpc, self.contract)
         except ValueError as exc:
-            raise UserError(f"{self.contract!r} is not a contract address: {exc}", exit_code=2) from exc
+            raise UserError(f"--contract {self.contract!r} is not a contract address: {_first_line(exc)}",
+                            hint="pass the 0x… address `fedledger devnet deploy` printed", exit_code=2) from exc
 
     def store(self):
         """The IPFS node, checked to answer."""
         from ledger_tools.blobstore import BlobStoreError, BlobStoreUnavailable, IpfsBlobStore
 
-        hint = "start one with `fedledger devnet up`, or pass --ipfs URL"
         try:
-            store = IpfsBlobStore(self.ipfs, timeout=30, retries=1, backoff=0.2)
-            store.node_id()
+            with service_errors(self.ipfs, service="ipfs"):
+                store = IpfsBlobStore(self.ipfs, timeout=30, retries=1, backoff=0.2)
+                store.node_id()
         except BlobStoreUnavailable as exc:  # the raw requests error is several lines of urllib3 internals
             reason = type(exc.__cause__).__name__ if exc.__cause__ is not None else "no answer"
-            raise UserError(f"cannot reach the IPFS API at {self.ipfs} ({reason})", hint=hint) from exc
+            raise UserError(f"cannot reach the IPFS API at {self.ipfs} ({reason})", hint=IPFS_HINT,
+                            exit_code=EXIT_UNREACHABLE) from exc
         except (BlobStoreError, ValueError) as exc:
-            raise UserError(f"the IPFS API at {self.ipfs} does not work: {_first_line(exc)}", hint=hint) from exc
+            raise UserError(f"the IPFS API at {self.ipfs} does not work: {_first_line(exc)}", hint=IPFS_HINT,
+                            exit_code=EXIT_UNREACHABLE) from exc
         return store
 
     def load(self):
         """(ledger, history): the event cache synced and the history rebuilt from it."""
         from ledger_tools.audit.history import load_history
-        from ledger_tools.chain import LedgerError, LedgerUnavailable
+        from ledger_tools.chain import LedgerError
         from ledger_tools.ledger_cache import LedgerCacheError
 
         ledger = self.ledger()
         try:
-            history, _ = load_history(ledger, cache_dir=self.cache_dir)
-        except LedgerUnavailable as exc:
-            hint = ("check --contract (and that it was deployed on this chain)" if "no contract" in str(exc)
-                    else "is the node running? pass --rpc URL (or set FEDLEDGER_RPC)")
-            raise UserError(str(exc), hint=hint) from exc
+            with service_errors(self.rpc, contract=self.contract):
+                history, _ = load_history(ledger, cache_dir=self.cache_dir)
         except LedgerCacheError as exc:
             raise UserError(str(exc), hint="retry; if it persists, delete the cache (--cache-dir)") from exc
+        except OSError as exc:  # the cache folder cannot be made or written
+            raise UserError(f"cannot use the event cache in {self.cache_dir or '~/.cache/fedledger'}: "
+                            f"{exc.strerror or exc}", hint="pass --cache-dir a writable folder",
+                            exit_code=EXIT_BAD_INPUT) from exc
         except LedgerError as exc:
             raise UserError(f"reading the ledger at {self.contract} failed: {exc}") from exc
-        except Exception as exc:  # a contract that is not a FederationLedger fails to decode its views
-            if type(exc).__module__.startswith("web3"):
-                raise UserError(f"{self.contract} on {self.rpc} does not look like a FederationLedger "
-                                f"({type(exc).__name__})", hint="check --contract") from exc
-            raise
         return ledger, history
 
 
@@ -151,6 +151,11 @@ def endpoint_options(
                                                   help="Event cache directory (default ~/.cache/fedledger).")] = None,
 ) -> None:
     """Where the federation lives (every option also reads an environment variable)."""
+    check_url(rpc, "--rpc")
+    check_ipfs(ipfs, "--ipfs")
+    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
+        raise UserError(f"--cache-dir {cache_dir} is a file, not a folder",
+                        hint="pass a folder (it is created if missing)", exit_code=EXIT_BAD_INPUT)
     typer_ctx.obj = Endpoints(rpc, contract, ipfs, cache_dir)
 
 

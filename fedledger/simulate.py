@@ -18,7 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.errors import UserError
+from fedledger.errors import UserError, bad_input
+from fedledger.service_errors import check_ipfs, check_url, service_errors
+from peer.learning.tasks import TaskError, get_task
 from simulation.config import ATTACKS, SimConfig, SimError
 from simulation.plots import write_plots
 from simulation.records import RoundRecord
@@ -29,8 +31,10 @@ def simulate(
     byzantine_fraction: float = typer.Option(0.0, "--byzantine-fraction", "-b", help="fraction of Byzantine peers"),
     attack: str = typer.Option("none", "--attack", help=f"one of: {', '.join(ATTACKS)}"),
     rule: str = typer.Option("multi_krum", "--rule",
-                             help="fedavg krum multi_krum trimmed_mean median bulyan nnm+<rule>"),
-    f: int | None = typer.Option(None, "--f", help="the federation's f (default: the number of Byzantine peers)"),
+                             help="auto (the most uniform rule for n and f), fedavg krum multi_krum trimmed_mean "
+                                  "median bulyan centered_clipping, or <pre>+<rule> (nnm, arc, bucketing)"),
+    f: int | None = typer.Option(None, "--f", help="the federation's f (default: the number of Byzantine peers); "
+                                                   "refused above what the rule tolerates for --peers"),
     rounds: int = typer.Option(10, "--rounds", "-r"),
     dataset: str = typer.Option("digits", "--dataset", help="digits, breast_cancer or csv:PATH:LABEL"),
     alpha: float = typer.Option(1.0, "--alpha", help="Dirichlet label skew (small = more non-IID)"),
@@ -52,24 +56,14 @@ def simulate(
     """Simulate a federation of many peers in one process (real consensus code; real chain + IPFS unless
     --no-ledger)."""
     console = Console(stderr=as_json)
-    if not 0 <= byzantine_fraction < 1:
-        raise UserError(f"--byzantine-fraction must be in [0, 1), got {byzantine_fraction}")
-    byzantine = int(round(byzantine_fraction * peers))
-    if byzantine and attack == "none":
-        raise UserError("Byzantine peers need an attack", hint=f"add --attack, one of {', '.join(ATTACKS[1:])}")
-    try:
-        config = SimConfig(
-            task=dataset, peers=peers, byzantine=byzantine, attack=attack if byzantine else "none", rule=rule, f=f,
-            rounds=rounds, alpha=None if iid else alpha, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
-            hidden=hidden, seed=seed,
-        )
-    except SimError as exc:
-        raise UserError(str(exc)) from None
-    import consensus
-
-    base_rule = rule.split("+")[-1]
-    if base_rule not in consensus.RULES:
-        raise UserError(f"unknown rule {rule!r}", hint=f"one of {', '.join(sorted(consensus.RULES))}, or nnm+<rule>")
+    config = _config(peers, byzantine_fraction, attack, rule, f, rounds, dataset, iid, alpha, local_epochs,
+                     batch_size, lr, hidden, seed)
+    byzantine, rule = config.byzantine, config.rule
+    _check_out(out)
+    if not no_ledger and rpc_url is not None:
+        check_url(rpc_url, "--rpc")
+    if not no_ledger and ipfs_api is not None:
+        check_ipfs(ipfs_api, "--ipfs")
 
     def show(record: RoundRecord) -> None:
         if as_json:
@@ -90,20 +84,29 @@ def simulate(
     started = time.perf_counter()
     with ExitStack() as stack:
         transport = None
+        urls = (None, None)
         if not no_ledger:
-            transport = ChainTransport(*_services(stack, rpc_url, ipfs_api, console), gossip=gossip)
+            urls = _services(stack, rpc_url, ipfs_api, console)
         try:
-            engine = SimEngine(config, transport, on_round=show)
-            result = engine.run()
+            with service_errors(urls[0]):
+                if not no_ledger:
+                    transport = ChainTransport(*urls, gossip=gossip)
+                engine = SimEngine(config, transport, on_round=show)
+                result = engine.run()
         except SimError as exc:
             raise UserError(str(exc)) from None
+        except TaskError as exc:
+            raise bad_input(f"--dataset {dataset!r}: {exc}", hint=DATASET_HINT) from None
         except (LedgerError, BlobStoreError) as exc:  # the expected service failures, in one line
             raise UserError(f"{type(exc).__name__}: {exc}", hint="is the devnet / IPFS node still running?") from None
     wall = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     doc = result.to_json() | {"wall_seconds": round(wall, 2), "mode": "no-ledger" if no_ledger else "ledger"}
-    (out / "simulation.json").write_text(json.dumps(doc, indent=1))
-    plots = write_plots(result, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "simulation.json").write_text(json.dumps(doc, indent=1))
+        plots = write_plots(result, out)
+    except OSError as exc:
+        raise bad_input(f"cannot write the results to {out}: {exc.strerror or exc}", hint=OUT_HINT) from exc
     if as_json:
         print(json.dumps(doc))
         return
@@ -126,6 +129,55 @@ def simulate(
     table.add_row("wall time", f"{wall:.1f} s")
     table.add_row("results", f"{out / 'simulation.json'}, {', '.join(str(p) for p in plots)}")
     console.print(table)
+
+
+DATASET_HINT = "digits, breast_cancer, or csv:PATH:LABEL with an existing CSV file and its label column"
+OUT_HINT = "pass -o a folder (created if missing), not a file"
+
+
+def _config(peers: int, byzantine_fraction: float, attack: str, rule: str, f: int | None, rounds: int,
+            dataset: str, iid: bool, alpha: float, local_epochs: int, batch_size: int, lr: float,
+            hidden: int | None, seed: int) -> SimConfig:
+    """The simulation's config from the flags, every value checked before anything starts (one line each)."""
+    from consensus.errors import AggregationError
+    from consensus.feasibility import max_f
+
+    if not 0 <= byzantine_fraction < 1:
+        raise bad_input(f"--byzantine-fraction must be in [0, 1), got {byzantine_fraction}")
+    byzantine = int(round(byzantine_fraction * peers))
+    if byzantine and attack == "none":
+        raise bad_input("Byzantine peers need an attack", hint=f"add --attack, one of {', '.join(ATTACKS[1:])}")
+    for option, value, low in (("--peers", peers, 2), ("--rounds", rounds, 1), ("--local-epochs", local_epochs, 1),
+                               ("--batch-size", batch_size, 1), ("--hidden", hidden, 1)):
+        if value is not None and value < low:
+            raise bad_input(f"{option} must be >= {low}, got {value}")
+    if not lr > 0 or not alpha > 0:
+        raise bad_input(f"--lr and --alpha must be positive, got {lr} and {alpha}")
+    try:
+        get_task(dataset)  # a missing CSV file or an unknown task: now, not after the services started
+        config = SimConfig(
+            task=dataset, peers=peers, byzantine=byzantine, attack=attack if byzantine else "none", rule=rule, f=f,
+            rounds=rounds, alpha=None if iid else alpha, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
+            hidden=hidden, seed=seed,
+        )
+        highest = max_f(config.rule, peers)
+    except TaskError as exc:
+        raise bad_input(f"--dataset {dataset!r}: {exc}", hint=DATASET_HINT) from None
+    except AggregationError as exc:
+        raise bad_input(str(exc), hint="rules: auto, fedavg, krum, multi_krum, trimmed_mean, median, bulyan, "
+                                       "centered_clipping, optionally behind nnm+, arc+ or bucketing+") from None
+    except SimError as exc:
+        raise bad_input(str(exc)) from None
+    if f is not None and not 0 <= f <= highest:
+        feasible = f"0..{highest}" if highest >= 0 else "none"
+        raise bad_input(f"--f {f} is not feasible: rule {config.rule} with {peers} peers tolerates f in {feasible}",
+                        hint="lower --f, add --peers, or pick another --rule (see docs/aggregators.md)")
+    return config
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise bad_input(f"-o/--out {out} is a file, not a folder", hint=OUT_HINT)
 
 
 def _honest_vs_byzantine(summary: dict) -> list[tuple[str, str]]:
