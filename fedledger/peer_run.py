@@ -13,13 +13,16 @@ import typer
 
 from fedledger.errors import UserError
 from fedledger.peer_cmd import app, read_password
+from peer.startup_wait import DEFAULT_BUDGET as DEFAULT_WAIT
 
 
-def build_node(config, password: str, *, json_log: bool = False, start_gossip: bool = True):
+def build_node(config, password: str, *, json_log: bool = False, start_gossip: bool = True,
+               wait_for_services: float = 0.0):
     """Wire a PeerNode from its config: task + data, identity, chain, IPFS, gossip, adversary.
 
     Local inputs (the task and the institution's own data) are checked first, so a bad CSV file is reported
-    before any network endpoint is contacted. Returns (node, gossip); gossip is not started yet."""
+    before any network endpoint is contacted; then it waits up to `wait_for_services` seconds for a chain or
+    IPFS node that does not answer yet. Returns (node, gossip); gossip is not started yet."""
     from ledger_tools.blobstore import IpfsBlobStore
     from ledger_tools.chain import FederationLedger, LedgerError
     from peer.crypto.identity import IdentityError, PeerIdentity
@@ -41,11 +44,17 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
         raise UserError(str(exc), hint="run `fedledger peer init --state-dir DIR` first") from exc
     nlog = NodeLog(identity.address, config.name, json_mode=json_log)
     ledger = FederationLedger(config.rpc_url, config.contract, identity.account, deploy_block=config.from_block)
+    ipfs_down = _wait_for_services(config, ledger, nlog, wait_for_services)
+    waited = f" (waited {wait_for_services:g} s)" if wait_for_services > 0 else ""
     try:
         ledger.check()
     except LedgerError as exc:
-        raise UserError(str(exc), hint="check --contract / --rpc-url (is the devnet up? `fedledger devnet status`)"
-                        ) from exc
+        raise UserError(f"{exc}{waited}",
+                        hint="check --contract / --rpc-url (is the devnet up? `fedledger devnet status`)") from exc
+    if ipfs_down:
+        raise UserError(f"cannot reach the IPFS API at {config.ipfs_api}{waited}",
+                        hint="check --ipfs (is the IPFS node up? `fedledger devnet status`); "
+                             "--wait-for-services SECONDS waits for it")
     blobstore = IpfsBlobStore(config.ipfs_api, retries=4, backoff=0.5)
     try:
         node = PeerNode(config, identity, ledger=ledger, blobstore=blobstore, task=task, nlog=nlog,
@@ -55,6 +64,7 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
     gossip = None
     if config.gossip and start_gossip:
         from peer.net.admission import EnvelopeValidator
+        from peer.net.equivocation_log import EquivocationRecorder
         from peer.net.gossip import GossipNode
 
         # The validator runs on the gossip thread: it reads the node's membership cache, never the chain.
@@ -63,8 +73,23 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
                                       current_round=node.membership.current_round)
         gossip = GossipNode(validator=validator, listen=config.listen, announce=config.announce,
                             bootstrap=config.bootstrap, seed=gossip_seed(config.state_dir))
+        # a member's two contradicting signed envelopes are kept as slash evidence under <state>/evidence
+        EquivocationRecorder(config.state_dir / "evidence").attach(gossip.store)
         node.gossip = gossip
     return node, gossip
+
+
+def _wait_for_services(config, ledger, nlog, budget: float) -> bool:
+    """Wait (one log line per attempt) while the chain or the IPFS node does not answer; True if IPFS still does not.
+
+    A chain still down is reported by the caller's `ledger.check()`, with the same error as without waiting."""
+    from peer.startup_wait import chain_service, ipfs_service, wait_for_services
+
+    def say(event: str, line: str) -> None:
+        nlog.event(None, "startup", event, level="warning" if event == "waiting" else "info", message=line)
+
+    down = wait_for_services([chain_service(ledger), ipfs_service(config.ipfs_api)], budget=budget, say=say)
+    return any(s.name == "IPFS" for s in down)
 
 
 def _config_error(exc) -> UserError:
@@ -107,6 +132,7 @@ def _gossip_log_to(nlog, verbose: bool) -> None:
 #: vote (at least `peer.loop.round_clock.vote_gas`, which covers a finalizing vote)
 COMMIT_GAS_LIMIT = 100_000
 FEE_MARGIN = 2  # web3's default max fee is 2 x base fee + tip; a node pays for the limit up front
+EXIT_DISK = 74  # sysexits EX_IOERR: the state directory cannot be written (full, read-only, no permission)
 
 
 def gas_money_needed(node) -> tuple[int, int]:
@@ -146,6 +172,19 @@ def wait_for_gas_money(node, stopping: threading.Event, poll: float = 2.0) -> No
 
 def _eth(wei: int) -> str:
     return f"{wei / 10**18:.6g}"
+
+
+def _watch_membership(node, config):
+    """Follow admissions and removals between rounds: the gossip validator's member set is refreshed as soon as
+    the ledger logs a change (`peer.net.membership.MembershipWatcher`), and the change is logged."""
+    from peer.net.membership import MembershipWatcher
+
+    def changed(added: list[str], removed: list[str]) -> None:
+        parts = [f"+{a}" for a in added] + [f"-{r}" for r in removed]
+        node.nlog.event(None, "membership", "changed", message=" ".join(parts) or "auditors changed")
+
+    return MembershipWatcher(node.membership, node.ctx.ledger, interval=max(config.poll_interval, 1.0),
+                             on_change=changed).start()
 
 
 def _adversary(config):
@@ -211,6 +250,10 @@ def run(
     json_log: bool = typer.Option(False, "--json", help="One JSON object per line (for machines)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads for local training."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    wait_for_services: float = typer.Option(
+        DEFAULT_WAIT, "--wait-for-services", min=0, metavar="SECONDS",
+        help="At start-up, wait up to SECONDS for a chain or IPFS node that does not answer yet (retrying after "
+             "1, 2, 4 … 30 s, one log line per attempt); 0 = fail at once."),
 ) -> None:
     """Run the round loop: train, seal, publish, commit, aggregate, vote — every round, until stopped.
 
@@ -221,7 +264,7 @@ def run(
 
     from peer.config import PeerConfig
     from peer.loop.node import ModelSpecMismatch, NodeError
-    from peer.loop.state import StateError
+    from peer.loop.state import DiskError, StateError
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # dial failures to peers that are not up yet are expected; the node logs what matters
@@ -257,7 +300,7 @@ def run(
     import torch
 
     torch.set_num_threads(max(1, threads))  # several peers often share a machine's cores
-    node, gossip = build_node(config, password, json_log=json_log)
+    node, gossip = build_node(config, password, json_log=json_log, wait_for_services=wait_for_services)
 
     stopping = threading.Event()
 
@@ -266,8 +309,10 @@ def run(
         node.stop()
 
     signal.signal(signal.SIGTERM, _terminate)
+    watcher = None
     try:
         node.check_startup()  # also fills the membership cache the gossip validator reads
+        watcher = _watch_membership(node, config)
         wait_for_gas_money(node, stopping)
         if gossip is not None:
             _gossip_log_to(node.nlog, verbose)
@@ -283,9 +328,14 @@ def run(
         node.run()
     except ModelSpecMismatch as exc:
         raise UserError(str(exc), hint="use the federation's --task", exit_code=2) from exc
+    except DiskError as exc:
+        raise UserError(str(exc), hint="free space (or fix the mount / permissions) under the state directory, "
+                                       "then start the peer again", exit_code=EXIT_DISK) from exc
     except (NodeError, StateError) as exc:
         raise UserError(str(exc)) from exc
     finally:
+        if watcher is not None:
+            watcher.stop()
         if gossip is not None:
             try:
                 gossip.stop(timeout=5)

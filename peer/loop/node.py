@@ -35,7 +35,7 @@ from peer.loop.context import NodeContext
 from peer.loop.log import NodeLog, Timer, round_
 from peer.loop.model_store import ModelStore
 from peer.loop.retry import Retrier, Stopped
-from peer.loop.state import PeerState, Phase, RoundRecord
+from peer.loop.state import DiskError, PeerState, Phase, RoundRecord
 from peer.net.discovery import LedgerDiscovery
 from peer.net.gossip_key import gossip_peer_id, gossip_seed  # noqa: F401  (re-exported: fedledger.bootstrap)
 from peer.net.membership import MembershipCache
@@ -214,8 +214,8 @@ class PeerNode:
                 failures = 0
             except Stopped:
                 break
-            except (NodeError, KeyboardInterrupt):
-                raise
+            except (NodeError, DiskError, KeyboardInterrupt):
+                raise  # a disk that cannot be written stops the node: rounds it cannot record are not retried
             except Exception as exc:  # one bad round must not kill the node: the chain is re-read on resume
                 failures += 1
                 delay = min(2.0 ** failures, 20.0)

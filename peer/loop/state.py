@@ -13,6 +13,7 @@ The file is a hint, never the authority: before committing or voting the node al
 from __future__ import annotations
 
 import enum
+import errno
 import functools
 import json
 import math
@@ -161,7 +162,34 @@ class StateError(PeerError):
     """The state directory is unusable (belongs to another federation or identity, unreadable, malformed)."""
 
 
+#: errnos that mean "this disk cannot take the write" (full, over quota, read-only, no permission, failing):
+#: retrying cannot help, so the peer stops instead of looping through rounds it cannot record.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+
+
+class DiskError(PeerError):
+    """Writing under the state directory failed for a reason only the operator can fix; names the path."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        super().__init__(f"cannot write {path}: {exc.strerror or exc} ({code}); the peer stopped, its state on "
+                         "disk is intact")
+        self.path = path
+        self.errno = exc.errno
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (temp file + fsync + rename); DiskError for a full, read-only or
+    forbidden disk."""
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        if exc.errno in DISK_ERRNOS:
+            raise DiskError(path, exc) from exc
+        raise
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
