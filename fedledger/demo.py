@@ -26,7 +26,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from fedledger.errors import UserError
+from fedledger.errors import UserError, bad_input
 
 
 @dataclass
@@ -155,6 +155,46 @@ def _render(peers: list[PeerView], rounds: dict[int, RoundView], title: str, n_r
     return Group(pt, rt)
 
 
+def _check_inputs(peers: int, rounds: int, rule: str, attack: str, dataset: str, alpha: float, epochs: int,
+                  timeout: float, workdir: Path | None) -> tuple[str, int]:
+    """(resolved rule, number of Byzantine peers): every flag checked before anything starts, one line each."""
+    from consensus.auto_rule import resolve_rule
+    from consensus.errors import AggregationError
+    from peer.byzantine.adversary import Adversary
+    from peer.learning.tasks import TaskError, get_task
+    from simulation.config import clamp_f
+
+    if peers < 3:
+        raise bad_input(f"--peers {peers}: the demo needs at least 3 peers (one of them Byzantine)",
+                        hint="pass --peers 3 or more")
+    for option, value in (("--rounds", rounds), ("--epochs", epochs)):
+        if value < 1:
+            raise bad_input(f"{option} must be >= 1, got {value}")
+    if not alpha > 0 or not timeout > 0:
+        raise bad_input(f"--alpha and --timeout must be positive, got {alpha} and {timeout}")
+    if workdir is not None and workdir.exists() and not workdir.is_dir():
+        raise bad_input(f"--workdir {workdir} is a file, not a folder", hint="pass a folder (created if missing)")
+    try:
+        get_task(dataset)
+    except TaskError as exc:
+        raise bad_input(f"--dataset {dataset!r}: {exc}", hint="use --dataset digits or breast_cancer") from None
+    byzantine = 0 if attack == "none" else 1
+    if byzantine:
+        try:
+            Adversary.parse(_attack_spec(attack))
+        except ValueError as exc:
+            raise bad_input(f"--attack {attack!r}: {exc}", hint="e.g. --attack sign_flip, or none") from None
+    try:
+        resolved = resolve_rule(rule, peers, byzantine)
+        tolerated = clamp_f(resolved, peers, byzantine)
+    except AggregationError as exc:
+        raise bad_input(f"--rule {rule!r}: {exc}", hint="use --rule auto, or one of the rules named above") from None
+    if tolerated != byzantine:
+        raise bad_input(f"rule {resolved} cannot tolerate f={byzantine} with {peers} peers",
+                        hint="use more peers (Krum needs n >= 2f+3, Bulyan n >= 4f+3) or --rule trimmed_mean")
+    return resolved, byzantine
+
+
 def demo(
     peers: int = typer.Option(5, "--peers", "-n", help="number of peer processes"),
     rounds: int = typer.Option(5, "--rounds", "-r", help="rounds to run"),
@@ -171,18 +211,7 @@ def demo(
 ) -> None:
     """Run a whole federation locally: devnet + IPFS + N peer processes (one Byzantine), audit, claims, report."""
     console = Console()
-    if peers < 3:
-        raise UserError("the demo needs at least 3 peers (one of them Byzantine)")
-    if rounds < 1:
-        raise UserError("--rounds must be >= 1")
-    byzantine = 0 if attack == "none" else 1
-    from consensus.auto_rule import resolve_rule
-    from simulation.config import clamp_f
-
-    rule = resolve_rule(rule, peers, byzantine)
-    if clamp_f(rule, peers, byzantine) != byzantine:
-        raise UserError(f"rule {rule} cannot tolerate f={byzantine} with {peers} peers",
-                        hint="use more peers (Krum needs n >= 2f+3, Bulyan n >= 4f+3) or --rule trimmed_mean")
+    rule, byzantine = _check_inputs(peers, rounds, rule, attack, dataset, alpha, epochs, timeout, workdir)
     started = time.monotonic()
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -327,20 +356,9 @@ def demo(
             for p, view in zip(fed.peers, views):
                 if view.byzantine:
                     continue
-                res = subprocess.run(
-                    _cli(
-                        "rewards",
-                        *chain_args,
-                        "claim",
-                        "--state-dir",
-                        str(p.state_dir),
-                        "--password-file",
-                        str(fed.password_file),
-                    ),
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                )
+                res = subprocess.run(_cli("rewards", *chain_args, "claim", "--state-dir", str(p.state_dir),
+                                          "--password-file", str(fed.password_file)),
+                                     capture_output=True, text=True, timeout=120)
                 # the claim command's own message, unwrapped (rich wraps it at 80 columns in a pipe)
                 line = " ".join((res.stdout if res.returncode == 0 else res.stderr).split())
                 claims_ok &= res.returncode == 0
