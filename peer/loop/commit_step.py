@@ -117,11 +117,15 @@ def _sealed(ctx: NodeContext, r: int, rec: RoundRecord, update: bytes) -> bytes:
 
 
 def publish(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, sealed: bytes) -> str:
-    """Add the sealed blob to IPFS (idempotent: same bytes, same CID), then gossip it; returns the CID."""
+    """The sealed blob's CID, computed locally; its IPFS add (idempotent: same bytes, same CID) queued on the
+    background publisher (`peer.loop.publisher`: the commitment needs only the CID); then gossip it."""
+    from ledger_tools.blobstore import unixfs_cid
+
     t = Timer()
-    cid = ctx.retry("ipfs add", lambda: ctx.blobstore.add(sealed), round=r)
+    cid = unixfs_cid(sealed)
+    ctx.publisher.submit(r, "update", sealed, cid)
     rec.timings["ipfs"] = t.elapsed
-    ctx.nlog.event(r, "ipfs", "added", elapsed=t.elapsed, cid=cid)
+    ctx.nlog.event(r, "ipfs", "queued", elapsed=t.elapsed, cid=cid)
     gossip_update(ctx, r, rec, update_hash, cid, sealed)
     ctx.state.advance(rec, Phase.PUBLISHED, cid=cid)
     return cid

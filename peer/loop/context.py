@@ -41,6 +41,7 @@ class NodeContext:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     _params: LedgerParams | None = field(default=None, repr=False)
+    _publisher: Any = field(default=None, repr=False)
 
     @property
     def me(self) -> str:
@@ -52,6 +53,16 @@ class NodeContext:
         if self._params is None:
             self._params = self.retry("read parameters", self.ledger.params)
         return self._params
+
+    @property
+    def publisher(self):
+        """IPFS adds off the critical path (`peer.loop.publisher.Publisher`), started on first use."""
+        if self._publisher is None:
+            from peer.loop.publisher import Publisher
+
+            self._publisher = Publisher(self.blobstore, self.nlog, clock=self.clock,
+                                        deadline_of=lambda r: self.ledger.round_info(r).vote_deadline)
+        return self._publisher
 
     def round_phase(self, r: int) -> ChainPhase:
         info = self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
