@@ -77,6 +77,7 @@ def collect_updates(
     gossip_wait: float = 3.0,
     threads: int = FETCH_THREADS,
     max_blob_bytes: int | None = None,
+    unsealed: Callable[[Commitment], bytes | None] | None = None,
 ) -> tuple[list[CommittedUpdate], CollectReport]:
     """One `CommittedUpdate` per commitment (canonical update bytes or None), plus a report.
 
@@ -89,6 +90,8 @@ def collect_updates(
     A gossip copy that does not unseal to the committed hash falls back to IPFS like a missing one.
     `max_blob_bytes` caps every IPFS fetch (the spec-derived `sealed_update_cap`; None: the store's default): a
     larger blob is rejected as `blob-too-large` without being read past the cap.
+    `unsealed(c)`: the update already unsealed on arrival (`peer.loop.unseal_ahead`) and checked against c's
+    committed hash, or None; such an update counts as a gossip copy and is not fetched again.
     """
     if any(c.round != round for c in commitments):
         raise ValueError(f"collect_updates(round={round}) got a commitment of another round")
@@ -101,6 +104,9 @@ def collect_updates(
         if own is not None and hashlib.sha256(own).digest() == c.update_hash:
             result[c.member] = own
             report.source[c.member] = "local"
+        elif unsealed is not None and (early := unsealed(c)) is not None:
+            result[c.member] = early
+            report.source[c.member] = "gossip"
         else:
             pending.append(c)
 

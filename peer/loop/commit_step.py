@@ -13,6 +13,7 @@ import math
 import consensus
 from ledger_tools.chain import NO_DP, AlreadyCommitted, CommitClosed, Commitment, RoundNotOpen
 from peer.byzantine import attack_hooks
+from peer.loop import unseal_ahead
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer, round_
 from peer.loop.retry import Stopped
@@ -64,6 +65,7 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
         _skip(ctx, r, rec, "commit window closed before the commit transaction")
         return
     send_commit(ctx, r, rec, update_hash, cid)
+    unseal_ahead.start_for(ctx, r)  # the others' updates are unsealed as they arrive, while the phase runs out
 
 
 def _skip(ctx: NodeContext, r: int, rec: RoundRecord, why: str) -> None:

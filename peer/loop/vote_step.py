@@ -28,6 +28,7 @@ from ledger_tools.chain import (
 from ledger_tools.chain import Phase as ChainPhase
 from peer.byzantine import attack_hooks
 from peer.errors import PeerError
+from peer.loop import unseal_ahead
 from peer.loop.collect import collect_updates
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer
@@ -95,12 +96,17 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
     t = Timer()
     commitments = ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r)
     own = ctx.state.read_artefact(r, "update.bin")
-    updates, report = collect_updates(
-        r, commitments, unseal=ctx.unseal, blobstore=ReachableBlobStore(ctx.blobstore, ctx.retry, round=r),
-        gossip=ctx.gossip,
-        local={ctx.me: own} if own is not None else None, gossip_wait=ctx.cfg.gossip_wait,
-        max_blob_bytes=update_blob_cap(ctx),
-    )
+    ahead = unseal_ahead.take_running(ctx, r)  # blobs unsealed as they arrived since the own commit
+    try:
+        updates, report = collect_updates(
+            r, commitments, unseal=ctx.unseal, blobstore=ReachableBlobStore(ctx.blobstore, ctx.retry, round=r),
+            gossip=ctx.gossip,
+            local={ctx.me: own} if own is not None else None, gossip_wait=ctx.cfg.gossip_wait,
+            max_blob_bytes=update_blob_cap(ctx), unsealed=None if ahead is None else ahead.take,
+        )
+    finally:
+        if ahead is not None:
+            ahead.close()
     rec.timings["collect"] = t.elapsed
     ctx.nlog.event(r, "collect", "done", elapsed=t.elapsed,
                    message=f"{len(commitments)} commitments: {report.from_gossip} gossip, "
