@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedledger.audit_gov_view import governance, load_gov, print_governance
 from fedledger.audit_keys import auditor_unseal, load_evidence
 from fedledger.endpoints import EndpointGroup, endpoint_options, parse_round_range
 from fedledger.errors import UserError
@@ -41,11 +42,12 @@ def rounds(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Every round: status, commits, votes per digest, finalized aggregate, excluded set, pool, gas."""
+    """Every round: status, commits, votes per digest, finalized aggregate, excluded set, pool, gas; then the
+    membership changes, stakes and slashes (`audit governance` for them alone)."""
     from ledger_tools.audit.export import round_json
     from ledger_tools.audit.queries import underpaid_warning
 
-    _, history = ctx.obj.load()
+    ledger, history = ctx.obj.load()
     full = history.params.reward_per_round_wei
     if as_json:
         typer.echo(json.dumps([round_json(history.rounds[r], reward_per_round_wei=full)
@@ -71,6 +73,10 @@ def rounds(
     warning = underpaid_warning(history)
     if warning:
         console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
+    print_governance(console, load_gov(ledger, history, ctx.obj.cache_dir), history)
+
+
+app.command("governance")(governance)
 
 
 @app.command("round")
@@ -310,6 +316,7 @@ def report(
     data = ReportData(history, provenance=Provenance.of(history, rpc_url=ctx.obj.rpc,
                                                         ipfs_url=None if no_ipfs else ctx.obj.ipfs),
                       times=block_times(ledger.w3, event_blocks(history)))
+    data.governance = load_gov(ledger, history, ctx.obj.cache_dir)
     store = None if no_ipfs else ctx.obj.store()
     if store is not None:
         data.rewards = _rewards_by_round(history, store)

@@ -26,6 +26,32 @@ def b32(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else bytes.fromhex(value.removeprefix("0x"))
 
 
+@dataclass(frozen=True)
+class VoteInForce:
+    """An on-time vote as the tally counted it, next to what the member set in force said when it was cast."""
+
+    member: str
+    digest: bytes
+    counted: int        # weight the ledger added to the tally (`Voted.weight`)
+    was_member: bool    # a member at that point of the event log (admitted, not removed)
+    weight_then: int    # its weight then, replayed from admissions and reputation updates
+    block: int
+
+
+@dataclass(frozen=True)
+class MembershipEvent:
+    """A member entering or leaving the ledger's member set (bootstrap, proposal, leave or slash: see
+    `audit.governance` for the cause)."""
+
+    block: int
+    log_index: int
+    tx: str
+    kind: str           # "admitted" | "removed"
+    member: str
+    weight: int
+    total_weight: int   # the ledger's total weight after it, as its event reports
+
+
 class RoundStatus(str, enum.Enum):
     OPEN = "open"
     FINALIZED = "finalized"
@@ -38,6 +64,7 @@ class RoundRecord:
 
     round: int
     start: int = 0
+    opened_block: int = 0
     commit_deadline: int = 0
     vote_deadline: int = 0
     status: RoundStatus = RoundStatus.OPEN
@@ -47,6 +74,8 @@ class RoundRecord:
     failed_by: str | None = None
     failed_block: int = 0
     close_gas: int = 0
+    in_force: list[VoteInForce] = field(default_factory=list)  # the on-time votes, against the member set then
+    total_weight_then: int | None = None  # replayed total weight of the members in force at finalization
 
     @property
     def gas_used(self) -> int:
@@ -101,7 +130,9 @@ class LedgerHistory:
     chain_id: int
     address: str
     params: LedgerParams
-    members: dict[str, int] = field(default_factory=dict)  # address -> admission block
+    members: dict[str, int] = field(default_factory=dict)  # address -> admission block (removed ones too)
+    removed: dict[str, int] = field(default_factory=dict)  # address -> removal block (if not re-admitted)
+    membership: list[MembershipEvent] = field(default_factory=list)  # admissions and removals, in chain order
     member_keys: dict[str, bytes] = field(default_factory=dict)
     auditors: dict[str, bytes] = field(default_factory=dict)  # address -> X25519 key
     rounds: dict[int, RoundRecord] = field(default_factory=dict)
@@ -116,28 +147,47 @@ class LedgerHistory:
     ) -> "LedgerHistory":
         """Replay the event log in chain order; events this version does not know are ignored."""
         h = cls(chain_id=chain_id, address=address, params=params)
+        in_force: dict[str, int] = {}  # the member set in force at this point of the log: member -> weight
         for ev in events:
             a = ev.args
             if ev.name == "MemberAdmitted":
                 h.members[a["member"]] = ev.block
+                h.removed.pop(a["member"], None)
                 h.member_keys[a["member"]] = b32(a["encKey"])
                 h.weights.setdefault(a["member"], []).append((ev.block, int(a["weight"])))
+                in_force[a["member"]] = int(a["weight"])
+                h.membership.append(MembershipEvent(ev.block, ev.log_index, ev.tx, "admitted", a["member"],
+                                                    int(a["weight"]), int(a["totalWeight"])))
+            elif ev.name == "MemberRemoved":
+                h.removed[a["member"]] = ev.block
+                in_force.pop(a["member"], None)
+                h.membership.append(MembershipEvent(ev.block, ev.log_index, ev.tx, "removed", a["member"],
+                                                    int(a["weight"]), int(a["totalWeight"])))
             elif ev.name == "AuditorRegistered":
                 h.auditors[a["auditor"]] = b32(a["encKey"])
+            elif ev.name == "AuditorRemoved":
+                h.auditors.pop(a["auditor"], None)
             elif ev.name == "Funded":
                 h.funded += int(a["amount"])
             elif ev.name == "RoundOpened":
                 rec = h._round(int(a["round"]))
                 rec.start, rec.commit_deadline, rec.vote_deadline = (
                     int(a["start"]), int(a["commitDeadline"]), int(a["voteDeadline"]))
+                rec.opened_block = ev.block
             elif ev.name == "Committed":
                 h._round(int(a["round"])).commits.append(Commitment.from_event(a, ev.block, ev.tx, ev.gas_used))
             elif ev.name == "Voted":
-                h._round(int(a["round"])).votes.append(Vote.from_event(a, ev.block, ev.tx, ev.gas_used))
+                vote = Vote.from_event(a, ev.block, ev.tx, ev.gas_used)
+                rec = h._round(int(a["round"]))
+                rec.votes.append(vote)
+                if not vote.late:
+                    rec.in_force.append(VoteInForce(vote.member, vote.digest, vote.weight, vote.member in in_force,
+                                                    in_force.get(vote.member, 0), ev.block))
             elif ev.name == "RoundFinalized":
                 rec = h._round(int(a["round"]))
                 rec.status = RoundStatus.FINALIZED
                 rec.finalization = Finalization.from_event(a, ev.block, ev.tx)
+                rec.total_weight_then = sum(in_force.values())
             elif ev.name == "RoundFailed":
                 # The finalization (if a broken ledger emitted both) stays on record for the verifier to flag.
                 rec = h._round(int(a["round"]))
@@ -148,6 +198,8 @@ class LedgerHistory:
             elif ev.name == "WeightUpdated":
                 update = WeightUpdate.from_event(a, ev.block, ev.tx)
                 h.weights.setdefault(update.member, []).append((ev.block, update.new_weight))
+                if update.member in in_force:
+                    in_force[update.member] = update.new_weight
             elif ev.name == "Claimed":
                 h.claims.append(Claim.from_event(a, ev.block, ev.tx, ev.gas_used))
         return h
@@ -156,6 +208,11 @@ class LedgerHistory:
         if r not in self.rounds:
             self.rounds[r] = RoundRecord(r)
         return self.rounds[r]
+
+    def round_at(self, block: int) -> int:
+        """The round open at `block` (0: before the first round opened)."""
+        opened = [r for r, rec in self.rounds.items() if rec.opened_block and rec.opened_block <= block]
+        return max(opened, default=0)
 
     def round_numbers(self, selection: RoundRange | None = None) -> list[int]:
         return [r for r in sorted(self.rounds) if selection is None or r in selection]

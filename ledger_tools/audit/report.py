@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ledger_tools.audit.governance import GovernanceLog
 from ledger_tools.audit.history import LedgerHistory, RoundRecord, RoundStatus, short
 from ledger_tools.audit.provenance import Provenance
 from ledger_tools.audit.queries import peer_history, round_ranges, underpaid_warning
@@ -31,6 +32,7 @@ class ReportData:
     provenance: Provenance | None = None
     times: dict[int, int] = field(default_factory=dict)  # block -> timestamp
     title: str = "fedledger audit report"
+    governance: GovernanceLog | None = None  # membership changes, stakes, slashes (None: not read)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,29 @@ def _members(data: ReportData) -> str:
                                    if claims else "<p>No rewards claimed yet.</p>"))
 
 
+def _governance(data: ReportData) -> str:
+    """Membership changes by cause, stakes and slashes over time, and the proposals with their tallies."""
+    gov = data.governance
+    if gov is None:
+        return ""
+    owner = (f"owned by its governor <span class='mono'>{gov.governor}</span>: members admit and remove by vote, "
+             "anyone slashes a member with a signed proof" if gov.governor else
+             "owned by an account (deployed without a governor)")
+    rows = [[e.block, utc(data.times.get(e.block)), e.round, Cell(e.kind, "bad" if e.kind in ("removed", "slashed")
+                                                                 else "ok" if e.kind == "admitted" else ""),
+             Cell(e.account, "mono"), e.detail] for e in gov.timeline]
+    proposals = [[p.id, p.kind, Cell(p.account, "mono"), Cell(p.proposer, "mono"), f"{p.votes_for / 1e6:g}",
+                  f"{p.votes_against / 1e6:g}", len(p.voters), p.executed_block or "not executed"]
+                 for p in gov.proposals.values()]
+    stakes = [[Cell(a, "mono"), f"{v / ETH:g}"] for a, v in sorted(gov.stakes.items())]
+    return ("<h2>Governance</h2>" + f"<p>The ledger is {owner}. Each round's tally is checked against the member "
+            "set in force when its votes were cast (verification above).</p>"
+            + _table(["block", "time", "round", "event", "account", "detail"], rows, "governance")
+            + ("<h3>Proposals</h3>" + _table(["id", "kind", "about", "proposer", "for", "against", "voters",
+                                               "executed (block)"], proposals, "proposals") if proposals else "")
+            + ("<h3>Stake now</h3>" + _table(["account", "stake (ETH)"], stakes, "stakes") if stakes else ""))
+
+
 def render_html(data: ReportData) -> str:
     h = data.history
     p = h.params
@@ -217,7 +242,7 @@ def render_html(data: ReportData) -> str:
     ]
     if data.provenance is not None:
         parts.append(_provenance(data.provenance))
-    parts += [_verification(data), _plots(data), _rounds(data), _votes(data), _members(data)]
+    parts += [_verification(data), _plots(data), _rounds(data), _votes(data), _members(data), _governance(data)]
     parts.append("<script>addEventListener('load',function(){document.body.setAttribute('data-plots-loaded',"
                  "Array.prototype.filter.call(document.images,function(i){return i.naturalWidth>0}).length)})</script>")
     parts.append("</body></html>")

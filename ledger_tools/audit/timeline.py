@@ -23,12 +23,13 @@ def now_utc() -> str:
 
 
 def event_blocks(history: LedgerHistory) -> set[int]:
-    """Every block holding a commitment, vote, finalization, failure close or claim of the history."""
+    """Every block holding a commitment, vote, finalization, failure close, claim or membership change."""
     blocks = {c.block_number for rec in history.rounds.values() for c in rec.commits}
     blocks |= {v.block_number for rec in history.rounds.values() for v in rec.votes}
     blocks |= {rec.finalization.block_number for rec in history.rounds.values() if rec.finalization is not None}
     blocks |= {rec.failed_block for rec in history.rounds.values()}
     blocks |= {c.block_number for c in history.claims}
+    blocks |= {m.block for m in history.membership}
     return {b for b in blocks if b}
 
 

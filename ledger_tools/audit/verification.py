@@ -337,7 +337,10 @@ def verify_history(
     evidence: Iterable[SignedClaim] = (),
     progress: Callable[[RoundVerification], None] | None = None,
 ) -> VerificationReport:
-    """Verify every finalized round in `rounds` (all by default); chained, so each model is fetched once."""
+    """Verify every finalized round in `rounds` (all by default); chained, so each model is fetched once.
+    Each round's tally is also held to the member set in force when it was cast (`audit.tally`)."""
+    from ledger_tools.audit.tally import tally_findings  # tally imports this module's Finding
+
     by_round: dict[int, list[Finding]] = defaultdict(list)
     for finding in equivocation_findings(history, evidence):
         by_round[finding.round].append(finding)
@@ -351,6 +354,10 @@ def verify_history(
             previous_model=model if model_round == prev_round else None,
         )
         result.findings.extend(by_round.get(r, ()))
+        tally = tally_findings(history, history.rounds[r])  # the member set in force: from the log alone
+        result.findings.extend(tally)
+        if tally and result.verified is not None:
+            result.verified = False
         if after is not None:
             model, model_round = after, r
         results.append(result)

@@ -19,13 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 import consensus
 from consensus.commitment import Commitment, CommittedUpdate
 from consensus.round_outcome import RoundOutcome, compute_round_outcome
-from devnet.anvil import DevAccount, extra_accounts
-from devnet.deploy import deploy_federation
-from ledger_tools.chain import FederationLedger
+from devnet.anvil import DevAccount, extra_accounts, increase_time
+from devnet.deploy import deploy_governed_federation
+from ledger_tools.chain import WEIGHT_ONE, FederationLedger
+from ledger_tools.chain.governance import FederationGovernor, GovParams, ProposalReceipt
 from ledger_tools.config import FederationConfig
 from peer.crypto.seal import seal, unseal
 
 SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}
+#: Governance of a history's federation: a proposal passes a minute after it opened and executes at once.
+HISTORY_GOV = GovParams(voting_period=60, execution_delay=0, execution_window=86400, withdraw_delay=60)
 
 
 def _x25519(seed: bytes) -> X25519PrivateKey:
@@ -70,7 +73,7 @@ class Lie:
 @dataclass
 class LedgerHistory:
     rpc_url: str
-    owner: FederationLedger
+    owner: FederationLedger  # the deployer's binding: no power left (the governor owns the ledger)
     members: list[Member]
     auditor: Auditor
     store: object
@@ -81,6 +84,34 @@ class LedgerHistory:
     extra_recipients: dict[str, bytes] = field(default_factory=dict)  # auditors registered later: address -> key
     outcomes: dict[int, RoundOutcome] = field(default_factory=dict)
     round: int = 1
+    governor: FederationGovernor | None = None
+
+    def govern(self, propose: Callable[[FederationGovernor], ProposalReceipt]) -> int:
+        """Pass a proposal by member vote: the first member proposes, every member votes for, the clock moves
+        past the voting period, anyone executes. Returns the proposal id."""
+        assert self.governor is not None
+        gov = [self.governor.with_account(m.account.private_key) for m in self.members]
+        pid = propose(gov[0]).proposal_id
+        for g in gov:
+            g.vote(pid, True)
+        increase_time(self.rpc_url, HISTORY_GOV.voting_period + HISTORY_GOV.execution_delay + 1)
+        gov[0].execute(pid)
+        return pid
+
+    def admit(self, account: DevAccount, enc_key: X25519PrivateKey, stake_wei: int = 10**18) -> Member:
+        """The candidate stakes, the members admit it by vote; it commits and votes from the open round on."""
+        assert self.governor is not None
+        self.governor.with_account(account.private_key).stake(stake_wei)
+        self.govern(lambda g: g.propose_admit(account.address, _public(enc_key), WEIGHT_ONE, stake_wei))
+        member = Member(account, enc_key, self.owner.with_account(account.private_key))
+        self.members.append(member)
+        return member
+
+    def register_auditor(self, address: str, enc_key: bytes) -> int:
+        """Register an auditor by member vote; later blobs are sealed to it too."""
+        pid = self.govern(lambda g: g.propose_register_auditor(address, enc_key))
+        self.extra_recipients[address] = enc_key
+        return pid
 
     @property
     def address(self) -> str:
@@ -261,10 +292,11 @@ def make_history(
         "genesis_model_hash": "0x" + hashlib.sha256(genesis).hexdigest(),
         "genesis_model_cid": genesis_cid,
     })
-    owner = deploy_federation(rpc_url, config, deployer_key)
+    deployed = deploy_governed_federation(rpc_url, config, deployer_key, HISTORY_GOV)
+    owner = deployed.ledger
     members = [Member(a, k, owner.with_account(a.private_key)) for a, k in zip(member_accounts, keys)]
     return LedgerHistory(rpc_url, owner, members, Auditor(auditor_account, keys[-1]), store, config, genesis, rng,
-                         shapes=shapes)
+                         shapes=shapes, governor=deployed.governor)
 
 
 def write_identity(state_dir, private_key: str, enc_key: X25519PrivateKey, password: str) -> None:
