@@ -74,9 +74,14 @@ def visible_updates(ctx: NodeContext, r: int, timeout: float = 8.0) -> list[dict
 
 
 def equivocating_blob(ctx: NodeContext, r: int, update_hash: bytes, sealed: bytes) -> tuple[bytes, bytes]:
-    """(update hash, sealed blob) to gossip: the committed ones, or for an equivocator a different update."""
+    """(update hash, sealed blob) to gossip: the committed ones, or for an equivocator a different update.
+
+    With `equivocate:pair=1` the committed update is gossiped too, under its own signed envelope: two envelopes
+    of one round naming two update hashes, which any peer can submit to the governor to slash this member."""
     if ctx.adversary is None or not ctx.adversary.equivocates:
         return update_hash, sealed
+    if ctx.adversary.params.get("pair"):
+        _gossip_committed(ctx, r, update_hash, sealed)
     try:
         committed = consensus.decode(ctx.state.read_artefact(r, "update.bin"))
         other = encode_update(ctx, ctx.adversary.equivocation_update(committed, round=r))
@@ -85,6 +90,29 @@ def equivocating_blob(ctx: NodeContext, r: int, update_hash: bytes, sealed: byte
         return update_hash, sealed
     ctx.nlog.event(r, "attack", "equivocate", message="gossiping a different update than committed")
     return hashlib.sha256(other).digest(), ctx.seal(r, other)
+
+
+def _gossip_committed(ctx: NodeContext, r: int, update_hash: bytes, sealed: bytes) -> None:
+    """The first half of a paired equivocation: the committed update under its own signed envelope."""
+    from peer.crypto.seal import SealError, parse_header
+    from peer.net.envelope import Envelope
+
+    if ctx.gossip is None:
+        return
+    try:
+        header_len = parse_header(sealed).header_len
+    except SealError:
+        header_len = 0
+    try:
+        envelope = Envelope.create(
+            ctx.identity.account, federation=ctx.ledger.address, chain_id=ctx.ledger.chain_id, round=r,
+            update_hash=update_hash, cid=ctx.blobstore.add(sealed), wrapped_keys=sealed[:min(header_len, 60_000)],
+            blob_sha256=hashlib.sha256(sealed).digest(), blob_size=len(sealed),
+        )
+        ctx.gossip.publish_blob(envelope, sealed, ctx.identity.account)
+        ctx.gossip.publish_envelope(envelope)
+    except Exception as exc:  # noqa: BLE001 - a failing experiment attack must not stop the node
+        log.warning("paired equivocation failed: %s", exc)
 
 
 def wrong_aggregate_hash(ctx: NodeContext, r: int, aggregate_hash: bytes) -> bytes:
