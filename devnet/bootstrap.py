@@ -1,4 +1,5 @@
-"""Create a whole local federation in one call: peer identities, genesis model on IPFS, deployed ledger.
+"""Create a whole local federation in one call: peer identities, genesis model on IPFS, deployed ledger owned by
+its governor (`devnet.deploy.deploy_governed_federation`: members admit and remove by vote, nobody else can).
 
 Used by the tests, `fedledger demo` and the simulator. On a real deployment each institution runs
 `fedledger peer init` itself and hands its public part to the federation's admin; here one process plays
@@ -8,7 +9,7 @@ Layout under `root_dir`::
 
     password.txt                      the keystore password of every local peer (0600)
     federation.json                   the FederationConfig that was deployed
-    federation.deployed.json          contract address, deploy block, chain id, peers, gossip addresses
+    federation.deployed.json          contract + governor address, deploy block, chain id, peers, gossip addresses
     peers/p<i>/                       peer i's state dir: keystore, X25519 key, node/, peer.toml
     auditors/a<j>/                    auditor identities (they can unseal every update)
 """
@@ -21,12 +22,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger_tools.chain.governance import GovParams
 from ledger_tools.config import RoundParams
 from peer.config import PeerConfig
 
 DEFAULT_PASSWORD = "fedledger-local"
 #: Round rules of a local federation unless a caller says otherwise: minute-long phases, 1 ETH a round.
 LOCAL_ROUND_PARAMS = RoundParams(commit_period=60, vote_period=60, reward_per_round_wei=10**18)
+#: Governance of a local federation: proposals vote for a minute (the contract's minimum) and execute at once,
+#: a leaving member waits a minute; stake and slashing as on a real deployment.
+LOCAL_GOV_PARAMS = GovParams(voting_period=60, execution_delay=0, execution_window=86400, withdraw_delay=60)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class LocalFederation:
     peers: list[LocalPeer] = field(default_factory=list)
     auditors: list[LocalAuditor] = field(default_factory=list)
     federation_config: Path | None = None
+    governor: str = ""             # the FederationGovernor that owns the ledger ("" in files written before it)
 
     def peer_config(self, index: int, **overrides: Any) -> PeerConfig:
         """Peer `index`'s config (as written to its peer.toml), with optional overrides."""
@@ -102,6 +108,7 @@ def create_local_federation(
     ipfs_api: str,
     task: str = "digits",
     params: RoundParams = LOCAL_ROUND_PARAMS,
+    gov_params: GovParams = LOCAL_GOV_PARAMS,
     funding_wei: int | None = None,
     password: str = DEFAULT_PASSWORD,
     auditors: int = 1,
@@ -118,8 +125,9 @@ def create_local_federation(
     names: Sequence[str] | None = None,
 ) -> LocalFederation:
     """Create `n_peers` peer identities (+ `auditors` auditor identities) under `root_dir`, put the genesis
-    model of `task` on IPFS, deploy a funded FederationLedger with them as members and return where
-    everything is. Each peer gets a `peer.toml` (data shard i of a `partition` split of the task's train
+    model of `task` on IPFS, deploy a funded FederationLedger with them as members, owned by a
+    FederationGovernor with `gov_params` (the deployer keeps no power), and return where everything is.
+    Each peer gets a `peer.toml` (data shard i of a `partition` split of the task's train
     data, gossip port + bootstrap to every other peer) ready for `fedledger peer run --config`.
 
     `params` are the round rules (`LOCAL_ROUND_PARAMS.replace(rule=..., f=...)`); `funding_wei` defaults to 100
@@ -131,7 +139,7 @@ def create_local_federation(
 
     import consensus
     from devnet.anvil import dev_accounts
-    from devnet.deploy import deploy_federation
+    from devnet.deploy import deploy_governed_federation
     from devnet.ports import free_port
     from ledger_tools.blobstore import IpfsBlobStore
     from ledger_tools.config import FederationConfig
@@ -171,7 +179,8 @@ def create_local_federation(
     config_path = root / "federation.json"
     config.dump(config_path)
     key = deployer_key or dev_accounts()[0].private_key
-    ledger = deploy_federation(rpc_url, config, key)
+    deployed = deploy_governed_federation(rpc_url, config, key, gov_params)
+    ledger = deployed.ledger
 
     # gas money for every peer (and auditors: they may want to send transactions too)
     w3 = Web3(Web3.HTTPProvider(rpc_url))
@@ -225,7 +234,7 @@ def create_local_federation(
         genesis_hash="0x" + genesis_hash.hex(), peers=peers,
         auditors=[LocalAuditor(a.address, "0x" + a.enc_public_key.hex(), root / "auditors" / f"a{j}")
                   for j, a in enumerate(auditor_ids)],
-        federation_config=config_path,
+        federation_config=config_path, governor=deployed.governor.address,
     )
     atomic_write_bytes(root / "federation.deployed.json", fed.to_json().encode())
     return fed

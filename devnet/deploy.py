@@ -1,5 +1,10 @@
-"""Deploy a federation from a `FederationConfig`: compile (cached) and deploy `FederationLedger`, and (governed
-deployment) its `FederationGovernor`, to which the deployer hands the ledger's ownership in the same script."""
+"""Deploy a federation from a `FederationConfig`: compile (cached) and deploy `FederationLedger`, then its
+`FederationGovernor`, to which the deployer hands the ledger's ownership in the same script.
+
+`deploy_governed_federation` is how every federation is deployed (`fedledger devnet deploy`, the local bootstrap,
+`fedledger demo`, the simulator on a chain): afterwards no account has special power. `deploy_federation` is only
+its first step, the bare ledger still owned by the deployer, kept for the ledger contract's own tests (its
+owner-only functions are the governor's interface) and the round-gas benchmark."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +16,8 @@ from ledger_tools.config import FederationConfig
 
 
 def deploy_federation(rpc_url: str, config: FederationConfig, deployer_key: str) -> FederationLedger:
-    """Deploy a new FederationLedger funded with `config.funding_wei`; the deployer becomes its owner.
+    """Deploy a new FederationLedger funded with `config.funding_wei`; the deployer becomes its owner (until
+    `deploy_governed_federation` hands it to the governor; nothing else should keep an owner-run ledger).
 
     Returns a binding that signs as the deployer (`.with_account(key)` for a member's view);
     `.address` and `.deploy_block` identify the deployment.
@@ -35,6 +41,15 @@ class GovernedFederation:
 
     ledger: FederationLedger
     governor: FederationGovernor
+
+    @property
+    def address(self) -> str:
+        """The ledger's address: what peers, auditors and `--contract` name the federation by."""
+        return self.ledger.address
+
+    @property
+    def deploy_block(self) -> int:
+        return int(self.ledger.deploy_block)
 
 
 def deploy_governed_federation(rpc_url: str, config: FederationConfig, deployer_key: str,

@@ -247,8 +247,8 @@ def demo(
                 auditors=1, gossip=gossip, funding_wei=10**18 * rounds,
                 peer_overrides={"training": {"local_epochs": epochs}},
             )
-            console.print(f"federation {fed.contract} deployed (block {fed.deploy_block}), auditor "
-                          f"{fed.auditors[0].address}")
+            console.print(f"federation {fed.contract} deployed (block {fed.deploy_block}), owned by its governor "
+                          f"{fed.governor} (members admit by vote), auditor {fed.auditors[0].address}")
 
             lock = threading.Lock()
             views = [PeerView(p.name, p.address, byzantine and i == peers - 1) for i, p in enumerate(fed.peers)]

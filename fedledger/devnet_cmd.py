@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devnet.errors import DevnetError
+from fedledger.devnet_deploy_cmd import deploy
 from fedledger.errors import UserError
 
 app = typer.Typer(help="Local devnet: anvil (chain) + IPFS node, and federation deployment.", no_args_is_help=True)
@@ -240,82 +241,7 @@ def connect(
         raise typer.Exit(1)
 
 
-@app.command()
-def deploy(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Federation config file (JSON or TOML).")],
-    rpc: Annotated[str | None, typer.Option(help="Chain JSON-RPC URL (default: the running devnet's).")] = None,
-    key: Annotated[
-        str | None,
-        typer.Option(envvar="FEDLEDGER_DEPLOYER_KEY", help="Deployer private key (hex); default: anvil dev account 0."),
-    ] = None,
-    state_dir: StateDir = _DEFAULT_STATE_DIR,
-    expect_rounds: Annotated[int, typer.Option(
-        help="Rounds the federation should run: warns (before deploying) if funding_wei pays fewer.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Print address, deploy block, rpc, chain id (JSON).")] = False,
-) -> None:
-    """Compile and deploy a FederationLedger from a config file; print its address and parameters.
-
-    The config is checked before any network call: a rule/f that can never aggregate with these members is
-    refused; a reward pool that pays fewer than --expect-rounds rounds is a one-line warning."""
-    from fedledger.devnet_config_cmd import funding_warning
-    from ledger_tools.config import ConfigError, FederationConfig
-
-    try:
-        federation = FederationConfig.load(config)
-    except ConfigError as exc:
-        raise UserError(f"bad federation config: {exc}", hint="see docs/devnet.md for the config keys") from exc
-    warning = funding_warning(federation.reward_per_round_wei, federation.funding_wei, expect_rounds)
-    if warning:
-        typer.echo(f"warning: {warning}", err=True)
-    rpc_url = rpc or _default_rpc(state_dir)
-    from devnet.anvil import dev_accounts, rpc_answers
-
-    chain_id = rpc_answers(rpc_url, timeout=3.0)
-    if chain_id is None:
-        raise UserError(f"cannot reach a JSON-RPC node at {rpc_url}",
-                        hint="start one with `fedledger devnet up --detach`, or pass --rpc URL")
-    if key is None:
-        if chain_id != 31337:
-            raise UserError(f"chain {chain_id} at {rpc_url} is not a devnet: no default deployer key",
-                            hint="pass --key HEX or set FEDLEDGER_DEPLOYER_KEY")
-        key = dev_accounts()[0].private_key
-    from devnet.deploy import deploy_federation
-    from devnet.toolchain import ToolMissing
-    from ledger_tools.chain import LedgerError
-
-    try:
-        deployed = deploy_federation(rpc_url, federation, key)
-    except ToolMissing as exc:
-        raise UserError(str(exc), hint="run `bash scripts/setup.sh`") from exc
-    except LedgerError as exc:
-        raise UserError(f"deployment to {rpc_url} failed: {exc}",
-                        hint="check the deployer's balance (funding_wei) and the config's parameters") from exc
-    except (ValueError, TypeError) as exc:  # e.g. a malformed --key
-        raise UserError(f"deployment to {rpc_url} failed: {exc}", hint="--key takes a 32-byte hex private key") from exc
-    address = getattr(deployed, "address", deployed)
-    if as_json:
-        typer.echo(json.dumps({"contract": str(address), "deploy_block": getattr(deployed, "deploy_block", None),
-                               "rpc": rpc_url, "chain_id": chain_id}))
-        return
-    table = Table(title="federation deployed", show_header=False)
-    table.add_column("key")
-    table.add_column("value")
-    table.add_row("address", str(address))
-    table.add_row("rpc", rpc_url)
-    table.add_row("chain id", str(chain_id))
-    receipt = getattr(deployed, "deploy_receipt", None)
-    if getattr(deployed, "deploy_block", None) is not None:
-        table.add_row("deploy block", str(deployed.deploy_block))
-    if receipt is not None:
-        table.add_row("deploy tx", f"{getattr(receipt, 'tx_hash', '?')} (gas {getattr(receipt, 'gas_used', '?')})")
-    for name, value in federation.model_dump(exclude={"members", "auditors"}).items():
-        table.add_row(name, str(value))
-    table.add_row("members", str(len(federation.members)))
-    for member in federation.members:
-        table.add_row("  member", f"{member.address} weight {member.weight}")
-    auditors = getattr(federation, "auditors", None) or []
-    table.add_row("auditors", str(len(auditors)))
-    console.print(table)
+app.command("deploy")(deploy)
 
 
 @app.command()

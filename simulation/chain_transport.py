@@ -59,7 +59,7 @@ class ChainTransport:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
         from devnet.anvil import dev_accounts, set_balance
-        from devnet.deploy import deploy_federation
+        from devnet.deploy import deploy_governed_federation
         from ledger_tools.blobstore import IpfsBlobStore
         from ledger_tools.config import FederationConfig, MemberConfig
 
@@ -87,7 +87,8 @@ class ChainTransport:
         )
         deployer = self.deployer_key or dev_accounts()[0].private_key
         started = time.perf_counter()
-        self.ledger = deploy_federation(self.rpc_url, config, deployer)
+        # as every federation: owned by its governor (deploy_gas is the ledger's; deploy_seconds includes both)
+        self.ledger = deploy_governed_federation(self.rpc_url, config, deployer).ledger
         self.deploy_seconds = time.perf_counter() - started
         self.deploy_gas = self.ledger.deploy_receipt.gas_used
         self.bindings = {p.address: self.ledger.with_account("0x" + p.private_key.hex()) for p in engine.peers}
