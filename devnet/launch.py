@@ -30,7 +30,11 @@ def launch_chain(state_dir: Path, port: int | None, host: str, *, port_hint: str
     except PortInUse as exc:
         raise DevnetPortInUse(str(exc), hint=port_hint) from exc
     except AnvilStartError as exc:
-        raise DevnetError(f"anvil failed to start: {exc}", hint=f"see {state_dir / 'anvil.log'}") from exc
+        hint = f"see {state_dir / 'anvil.log'}"
+        if "--state" in str(exc):  # a dump cut short by a kill: anvil cannot load it
+            hint = (f"the chain state {state_dir / ANVIL_STATE_FILE} is unreadable (anvil killed while writing it?); "
+                    "move it aside to start an empty chain")
+        raise DevnetError(f"anvil failed to start: {exc}", hint=hint) from exc
 
 
 def launch_ipfs(state_dir: Path, api_port: int | None, swarm_port: int | None, host: str, api_host: str | None, *,

@@ -145,6 +145,18 @@ def test_ipfs_killed_comes_back_on_its_ports_with_its_blobs_chain_untouched(devn
     assert _status(devnet)[0] == 0
 
 
+def test_a_chain_state_cut_short_is_one_line_and_ipfs_stays_up(devnet: Path) -> None:
+    """anvil killed while dumping its state leaves a file it cannot load: say which file and what to do."""
+    before = _services(devnet)
+    _kill9(before["chain"]["pid"])
+    state_file = devnet / "anvil-state.json"
+    state_file.write_text(state_file.read_text()[:200])
+    again = fedledger("devnet", "up", "--state-dir", str(devnet), "-d", cwd=devnet.parent)
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert "anvil failed to start" in again.stderr and f"{state_file} is unreadable" in again.stderr
+    assert _services(devnet)["ipfs"] == before["ipfs"] and _status(devnet)[1]["state"]["ipfs"] == "up"
+
+
 # ------------------------------------------------------------------ liveness: zombies, stale locks
 
 
