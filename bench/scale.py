@@ -5,17 +5,22 @@ Same definitions as `bench.overhead` (docs/overhead.md, "What is compared"): one
 gated by the slowest peer,
 
     no-ledger round  = slowest peer's (train + encode) + update exchange + aggregate
-    ledger round     = slowest peer's (train + encode + seal + IPFS add + commit tx) + update exchange
-                       + read commitments + unseal the other n−1 blobs + aggregate + IPFS add of results + vote tx
+    ledger round     = slowest peer's (train + encode + seal + persist + local CID) + [update exchange, each
+                       update unsealed on arrival ‖ commit tx] + read commitments + aggregate (the adds running)
+                       + local CIDs of the results + vote tx
 
-every term but the exchange measured in one simulator run with the real ledger (`ChainTransport(detail=True)`,
-anvil + the local IPFS node), round 2 of 2. The exchange is measured with real `GossipNode` processes on
+with the ledger round measured as one peer's real wall time by `bench.critical_path`: the peer's IPFS adds run
+in the background on a real `Publisher` and the others' updates are unsealed as they arrive, so that work
+still competes for the cores. It is replayed on the real chain after a `ChainTransport(detail=True)`
+simulator run (anvil + the local IPFS node), median of `--repeats`. The series sum of
+`bench.overhead.round_model` over the same run (every term alone, as before the IPFS adds moved off the path)
+is kept beside it as `deployment_series`. The exchange is measured with real `GossipNode` processes on
 loopback: publish of the envelope to the blob verified at a receiver, which for blobs above one gossip chunk
-is the bulk stream path (`peer.net.bulk`); shortest of the samples (the lower bound of an all-to-all exchange,
-so a shorter baseline only makes the ledger's share larger). Peak RSS: `bench.scale_rss` (one peer process:
-train, then collect + aggregate, its own high-water mark per phase).
+is the bulk stream path (`peer.net.bulk`); shortest of the samples (the lower bound of an all-to-all
+exchange, so a shorter baseline only makes the ledger's share larger). Peak RSS: `bench.scale_rss` (one peer
+process: train, then collect + aggregate, its own high-water mark per phase).
 
-    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--no-doc]
+    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--repeats 3] [--no-doc]
         → bench/results/scale.{json,png}, the "Scale" section of docs/overhead.md
 """
 from __future__ import annotations
@@ -51,7 +56,7 @@ def _ledger_run(model: str, n: int, epochs: int, anvil, node) -> dict:
     engine = SimEngine(cfg, transport)
     res = engine.run()
     rec = res.rounds[-1]
-    return {"engine": engine, "rec": rec, "detail": transport.detail[rec.round],
+    return {"engine": engine, "transport": transport, "rec": rec, "detail": transport.detail[rec.round],
             "parameters": res.config["num_parameters"], "finalized": rec.finalized, "gas": rec.gas_used,
             "phase_seconds": rec.phase_seconds, "sim_wall_seconds": rec.wall_seconds}
 
@@ -88,7 +93,8 @@ def _sealed_size(parameters: int, n: int) -> int:
     return 4 * parameters + 200 + 116 * n + 128
 
 
-def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict) -> dict:
+def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict, repeats: int = 3) -> dict:
+    from bench.critical_path import replay
     from bench.scale_rss import measure as rss
 
     run = _ledger_run(model, n, epochs, anvil, node)
@@ -97,10 +103,14 @@ def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict) -> di
     if model not in exchanges:
         exchanges[model] = exchange_seconds(size)
     exchange = exchanges[model]["seconds"]
-    deployment = round_model(run["engine"], run["rec"], run["detail"], exchange)
+    series = round_model(run["engine"], run["rec"], run["detail"], exchange)
+    load_before = round(os.getloadavg()[0], 2)
+    critical = replay(run["engine"], run["transport"], exchange, repeats=repeats)
+    critical["load_avg"] = [load_before, round(os.getloadavg()[0], 2)]
+    del run["transport"], run["engine"]
     memory = rss(MODELS[model][0] if MODELS[model][1] is None else f"digits:h{MODELS[model][1]}", n, epochs)
     return {"key": key, "model": model, "peers": n, "epochs": epochs, "parameters": run["parameters"],
-            "sealed_bytes": size, "exchange": exchanges[model], "deployment": deployment,
+            "sealed_bytes": size, "exchange": exchanges[model], "deployment_series": series, "critical": critical,
             "simulator_phase_seconds": run["phase_seconds"], "finalized": run["finalized"], "gas": run["gas"],
             "rss": memory, "load_avg": round(os.getloadavg()[0], 2)}
 
@@ -111,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma list of MODEL@PEERS (default: the full grid)")
     ap.add_argument("--quick", action="store_true", help="11M@10 and 1M@10 only")
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="critical-path replays per row (median reported)")
     args = ap.parse_args(argv)
 
     import torch
@@ -132,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     anvil, node = start_anvil(), start_ipfs(offline=True)
     try:
         for model, n in grid:
-            row = measure(model, n, args.epochs, anvil, node, exchanges)
+            row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats)
+            row["before"] = _before(rows.get(row["key"]))
             rows[row["key"]] = row
-            d, m = row["deployment"], row["rss"]
+            d, m, s = row["critical"], row["rss"], row["deployment_series"]
             print(f"{row['key']:>8} ({row['parameters']:,} params): no-ledger {d['round_no_ledger']:.2f} s, ledger "
-                  f"{d['round_ledger_gossip']:.2f} s ({d['ledger_pct']:+.1f} %), "
+                  f"{d['round_ledger']:.2f} s ({d['ledger_pct']:+.1f} %, runs {d['repeat_pcts']}; series model "
+                  f"{s['ledger_pct']:+.1f} %), "
                   f"exchange {row['exchange']['seconds']} s,"
                   f" peak RSS collect+aggregate {m['peak_collect_aggregate'] / 2**30:.2f} GiB, train "
                   f"{m['peak_train'] / 2**30:.2f} GiB", flush=True)
@@ -149,6 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_doc:
         write_section(doc)
     return 0
+
+
+def _before(old: dict | None) -> dict | None:
+    """The row this one replaces, as it was measured before the critical-path replay (kept for the comparison)."""
+    if old is None:
+        return None
+    if "before" in old and old["before"] is not None:
+        return old["before"]
+    d = old.get("deployment_series") or old.get("deployment")
+    return None if d is None else {"ledger_pct": d["ledger_pct"], "round_no_ledger": d["round_no_ledger"],
+                                   "round_ledger": d["round_ledger_gossip"], "ledger_added": d["ledger_added"],
+                                   "load_avg": old.get("load_avg"), "definition": "series sum (bench.overhead)"}
 
 
 def _meta(argv, started: float, load_start: float, epochs: int) -> dict:

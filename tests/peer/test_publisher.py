@@ -1,0 +1,120 @@
+"""Background IPFS adds (peer.loop.publisher) and unsealing on arrival (peer.loop.unseal_ahead), without a network."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from consensus.commitment import Commitment
+from ledger_tools.blobstore import BlobStoreUnavailable, InMemoryBlobStore, unixfs_cid
+from peer.crypto.seal import seal, unseal
+from peer.loop.collect import collect_updates
+from peer.loop.log import NodeLog
+from peer.loop.publisher import Publisher
+from peer.loop.unseal_ahead import UnsealAhead
+
+FED = "0x" + "ab" * 20
+ME, OTHER = "0x" + "11" * 20, "0x" + "22" * 20
+
+
+def _log() -> tuple[NodeLog, io.StringIO]:
+    out = io.StringIO()
+    return NodeLog(ME, "t", json_mode=True, stream=out), out
+
+
+def _events(out: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+class FlakyStore(InMemoryBlobStore):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def add(self, data: bytes, *, expected_cid: str | None = None) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise BlobStoreUnavailable("node down")
+        return super().add(data, expected_cid=expected_cid)
+
+
+def test_adds_in_the_background_under_the_local_cid_and_retries_a_node_that_is_down():
+    store, (nlog, out) = FlakyStore(failures=2), _log()
+    pub = Publisher(store, nlog, base_delay=0.01)
+    blob = os.urandom(600_000)  # several UnixFS chunks: a DAG-PB CID
+    job = pub.submit(1, "update", blob, unixfs_cid(blob))
+    assert pub.drain(10)
+    assert job.done is not None and job.failed is None and store.has(job.cid)
+    retries = [e for e in _events(out) if e["phase"] == "retry"]
+    assert len(retries) == 2 and all("ipfs add update" in e["message"] for e in retries)
+    assert job.load is None, "a finished job keeps no bytes alive"
+    pub.close()
+
+
+def test_a_cid_the_store_does_not_confirm_is_an_error_not_retried():
+    store, (nlog, out) = InMemoryBlobStore(), _log()
+    pub = Publisher(store, nlog)
+    job = pub.submit(1, "model", b"x" * 1000, unixfs_cid(b"y" * 1000))
+    assert pub.drain(10)
+    assert job.failed and not store.has(job.cid)
+    assert [e["event"] for e in _events(out) if e["level"] == "error"] == ["mismatch"]
+
+
+def test_close_reports_adds_left_for_the_next_start():
+    store, (nlog, out) = FlakyStore(failures=10**6), _log()
+    pub = Publisher(store, nlog, base_delay=0.01, deadline_of=lambda r: 0.0)
+    pub.submit(3, "rewards", b"tree", unixfs_cid(b"tree"))
+    assert not pub.close(timeout=0.2)
+    events = _events(out)
+    assert any(e["event"] == "late" for e in events), "past the vote deadline: said once"
+    assert any(e["event"] == "unfinished" and e["round"] == 3 for e in events)
+
+
+class PacedGossip:
+    def __init__(self) -> None:
+        self.blobs: dict[tuple[str, bytes], bytes] = {}
+
+    def envelopes(self, round: int):
+        return [type("Env", (), {"sender": s, "update_hash": h})() for s, h in self.blobs]
+
+    def has_blob(self, update_hash: bytes, *, sender: str | None = None) -> bool:
+        return (sender, update_hash) in self.blobs
+
+    def blob(self, update_hash: bytes, *, sender: str | None = None) -> bytes | None:
+        return self.blobs.get((sender, update_hash))
+
+
+def test_unseal_ahead_hands_over_only_what_the_commitment_names():
+    key = X25519PrivateKey.generate()
+    update = os.urandom(300_000)
+    h = hashlib.sha256(update).digest()
+    gossip = PacedGossip()
+    ahead = UnsealAhead(5, gossip, lambda b, s, r: unseal(b, ME, key, federation=FED, round=r, sender=s), me=ME,
+                        poll=0.01).start()
+    try:
+        gossip.blobs[(OTHER, h)] = seal(update, {ME: key.public_key()}, federation=FED, round=5, sender=OTHER)
+        other_hash = hashlib.sha256(b"another update").digest()
+        # an equivocating commitment (another hash than the gossiped copy) gets nothing
+        assert ahead.take(Commitment(OTHER, other_hash, "cid", 1, round=5), timeout=2) is None
+        for _ in range(200):
+            if ahead.started():
+                break
+            time.sleep(0.01)
+        assert ahead.take(Commitment(OTHER, h, "cid", 1, round=5), timeout=5) == update
+        assert ahead.take(Commitment(OTHER, h, "cid", 1, round=5)) is None, "handed over once"
+    finally:
+        ahead.close()
+
+
+def test_collect_takes_a_pre_opened_update_as_a_gossip_copy_and_fetches_the_rest():
+    blobs = {a: os.urandom(1000) for a in (OTHER, "0x" + "33" * 20)}
+    commits = [Commitment(a, hashlib.sha256(b).digest(), "bafy-none", 1, round=2) for a, b in blobs.items()]
+    early = {OTHER: blobs[OTHER]}
+    updates, report = collect_updates(2, commits, unseal=lambda b, s, r: b, blobstore=InMemoryBlobStore(),
+                                      unsealed=lambda c: early.get(c.member))
+    assert updates[0].update == blobs[OTHER] and report.source[OTHER] == "gossip"
+    assert updates[1].update is None and "0x" + "33" * 20 in report.rejected
