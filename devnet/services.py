@@ -66,7 +66,7 @@ def devnet_up(
     swarm_port = swarm_port or None
     existing = read_services(state_dir)
     if existing is not None:
-        if ipfs_peers:
+        if ipfs_peers and not all(service_alive(r) for r in existing.records()):  # kept by the restarted node
             add_peering(Path(existing.ipfs.extra.get("repo", state_dir / "ipfs")), list(ipfs_peers))
         return restart_dead(existing)
     checks = ((chain_port, "chain RPC", "--chain-port", host), (ipfs_port, "IPFS API", "--ipfs-port",
