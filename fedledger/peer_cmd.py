@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from fedledger.errors import UserError
+from fedledger.errors import EXIT_BAD_INPUT, UserError
 
 app = typer.Typer(help="Run a peer node: keys, local training, the round loop.", no_args_is_help=True)
 
@@ -38,6 +38,20 @@ def read_password(password_file: Path | None, *, confirm: bool) -> str:
     if not password:
         raise UserError("the password is empty", hint="use a non-empty password", exit_code=2)
     return password
+
+
+def config_file_error(path: Path, exc: Exception) -> UserError:
+    """`peer run --config FILE` that is missing, a folder, unreadable, not UTF-8 or not TOML, as one line."""
+    if isinstance(exc, FileNotFoundError):
+        return UserError(f"config file not found: {path}", hint="pass the peer.toml `fedledger devnet` wrote",
+                         exit_code=EXIT_BAD_INPUT)
+    if isinstance(exc, OSError):
+        why = "is a folder" if path.is_dir() else f"cannot be read ({exc.strerror or exc})"
+        return UserError(f"--config {path} {why}", hint="pass the peer's TOML file, e.g. peer.toml",
+                         exit_code=EXIT_BAD_INPUT)
+    why = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"is not valid TOML ({exc})"
+    return UserError(f"--config {path} {why}", hint="peer.toml is TOML (key = \"value\" lines; see docs/devnet.md)",
+                     exit_code=EXIT_BAD_INPUT)
 
 
 def _check_announce(announce: str | None) -> None:

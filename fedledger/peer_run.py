@@ -6,13 +6,15 @@ import os
 import signal
 import sys
 import threading
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from fedledger.errors import UserError
-from fedledger.peer_cmd import app, read_password
+from fedledger.peer_cmd import app, config_file_error, read_password
+from fedledger.service_errors import service_errors
 from peer.startup_wait import DEFAULT_BUDGET as DEFAULT_WAIT
 
 
@@ -57,8 +59,9 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
                              "--wait-for-services SECONDS waits for it")
     blobstore = IpfsBlobStore(config.ipfs_api, retries=4, backoff=0.5)
     try:
-        node = PeerNode(config, identity, ledger=ledger, blobstore=blobstore, task=task, nlog=nlog,
-                        adversary=adversary, training_data=data)
+        with service_errors(config.rpc_url, contract=config.contract):  # e.g. --contract of another contract
+            node = PeerNode(config, identity, ledger=ledger, blobstore=blobstore, task=task, nlog=nlog,
+                            adversary=adversary, training_data=data)
     except StateError as exc:
         raise UserError(str(exc)) from exc
     gossip = None
@@ -95,12 +98,12 @@ def _wait_for_services(config, ledger, nlog, budget: float) -> bool:
 def _config_error(exc) -> UserError:
     """A config validation error as one line; a bad gossip address also gets the hint that fixes it."""
     from ledger_tools.config import format_validation_error
-    from peer.net.gossip_addr import ANNOUNCE_HINT, GossipAddressError
+    from peer.net.gossip_addr import GossipAddressError
 
     address_errors = [e["ctx"]["error"] for e in exc.errors()
                       if isinstance(e.get("ctx", {}).get("error"), GossipAddressError)]
     if address_errors:
-        return UserError(str(address_errors[0]), hint=ANNOUNCE_HINT, exit_code=2)
+        return UserError(str(address_errors[0]), hint=address_errors[0].hint, exit_code=2)
     return UserError(f"invalid peer config: {format_validation_error(exc)}", exit_code=2)
 
 
@@ -291,8 +294,8 @@ def run(
             from peer.config import _merge
 
             config = PeerConfig.model_validate(_merge({}, overrides))
-    except FileNotFoundError as exc:
-        raise UserError(f"config file not found: {config_file}") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise config_file_error(config_file, exc) from exc
     except ValidationError as exc:
         raise _config_error(exc) from exc
 

@@ -16,6 +16,7 @@ Example `peer.toml`::
     task = "digits"
     max_rounds = 10                            # stop after round 10 settled
     min_round_interval = 60                    # commit no earlier than 60 s after a round opened
+    confirmations = 0                          # blocks on top of a tx before it counts; use more on real chains
 
     [data]
     partition = "dirichlet"
@@ -38,7 +39,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from peer.net.gossip_addr import DEFAULT_LISTEN, check_announce, check_listen, check_pair
+from peer.net.gossip_addr import DEFAULT_LISTEN, check_announce, check_bootstrap, check_listen, check_pair
 
 CONFIG_FILE = "peer.toml"
 
@@ -129,6 +130,9 @@ class PeerConfig(_Strict):
     min_round_interval: float = Field(0.0, ge=0)   # s after a round opened (chain time) before committing in it
     poll_interval: float = Field(0.5, gt=0)
     commit_margin: float = Field(1.0, ge=0)        # don't start a commit tx closer than this to the deadline
+    # blocks on top of a commit/vote before it counts as done (peer.loop.reconcile): 0 suits anvil and local
+    # devnets; use more on real chains (e.g. 2-3 on an L2, 12+ on a PoW-style chain), where reorgs drop blocks
+    confirmations: int = Field(0, ge=0, le=1000)
     evaluate: bool = True                          # accuracy of each global model on the task's test split
 
     @field_validator("listen")
@@ -140,6 +144,11 @@ class PeerConfig(_Strict):
     @classmethod
     def _announce(cls, value: str | None) -> str | None:
         return None if value is None else check_announce(value)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: list[str]) -> list[str]:
+        return [check_bootstrap(address) for address in value]
 
     @model_validator(mode="after")
     def _dialable(self) -> "PeerConfig":

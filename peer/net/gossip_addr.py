@@ -21,8 +21,22 @@ ANNOUNCE_HINT = ("announce this machine's address as the other institutions reac
                  "--announce /ip4/<this machine's IP>/tcp/<listen port> (or announce = \"...\" in peer.toml)")
 
 
+#: what to do about a BootstrapAddressError
+BOOTSTRAP_HINT = ("pass the full multiaddr another peer's `fedledger peer id --announce ...` printed: "
+                  "--bootstrap /ip4/HOST/tcp/PORT/p2p/PEER_ID (or leave it out: members' announced addresses are "
+                  "dialled anyway)")
+
+
 class GossipAddressError(ValueError):
-    """A listen/announce multiaddr that cannot be used; the message says why (ANNOUNCE_HINT: what to do)."""
+    """A listen/announce multiaddr that cannot be used; the message says why (`hint`: what to do)."""
+
+    hint = ANNOUNCE_HINT
+
+
+class BootstrapAddressError(GossipAddressError):
+    """A bootstrap address that is not a dialable `/…/tcp/PORT/p2p/PEER_ID` multiaddr."""
+
+    hint = BOOTSTRAP_HINT
 
 
 def _split(value: str, what: str, hosts: tuple[str, ...]) -> tuple[str, str, int]:
@@ -53,6 +67,17 @@ def check_announce(value: str) -> str:
     if port == 0:
         raise GossipAddressError(f"announce address {value} has port 0: announce the port the others dial "
                                  "(and listen on that fixed port)")
+    return value
+
+
+def check_bootstrap(value: str) -> str:
+    """A bootstrap peer's address: a multiaddr that ends in /p2p/PEER_ID (gossip dials it by peer id)."""
+    try:
+        parts = [p.name for p, _ in multiaddr.Multiaddr(value).items()]
+    except (multiaddr.exceptions.Error, ValueError) as exc:
+        raise BootstrapAddressError(f"bootstrap address {value!r} is not a multiaddr") from exc
+    if len(parts) < 3 or parts[0] not in _HOST_PROTOCOLS or parts[-1] != "p2p":
+        raise BootstrapAddressError(f"bootstrap address {value!r} must look like /ip4/HOST/tcp/PORT/p2p/PEER_ID")
     return value
 
 
