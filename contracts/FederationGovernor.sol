@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {IFederationGovernor} from "./IFederationGovernor.sol";
+import {IFederationLedger} from "./IFederationLedger.sol";
 import {RuleFeasibility} from "./RuleFeasibility.sol";
 
 /// @dev The ledger functions the governor uses (FederationLedger; owner-only ones need the governor as owner).
@@ -17,8 +18,9 @@ interface ILedgerAdmin {
     function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount);
     function memberKey(address account) external view returns (bytes32);
     function auditorKey(address account) external view returns (bytes32);
-    function rule() external view returns (string memory);
-    function f() external view returns (uint16);
+    function currentRound() external view returns (uint256);
+    function paramsForRound(uint256 r) external view returns (IFederationLedger.Params memory);
+    function setRoundParams(IFederationLedger.RoundParamsUpdate calldata u) external;
     function members() external view returns (address[] memory);
 }
 
@@ -36,6 +38,12 @@ contract FederationGovernor is IFederationGovernor {
     uint8 public constant KIND_REGISTER_AUDITOR = 3;
     uint8 public constant KIND_REMOVE_AUDITOR = 4;
     uint8 public constant KIND_PARAMETER = 5;
+    uint8 public constant KIND_ROUND_PARAMS = 6;
+
+    /// @notice Bounds of a round-parameter proposal's commit and vote periods: a round cannot be made so short
+    ///         that no peer can take part, nor so long that a failed round blocks the federation for months.
+    uint32 public constant MIN_ROUND_PERIOD = 10;
+    uint32 public constant MAX_ROUND_PERIOD = 30 days;
 
     uint8 public constant PARAM_MIN_STAKE = 1;
     uint8 public constant PARAM_PASS_BPS = 2;
@@ -96,6 +104,8 @@ contract FederationGovernor is IFederationGovernor {
     uint256 private slashedPlusOne = 1;
     mapping(uint256 => Tally) private tallies;
     mapping(uint256 => Proposal) private proposals;
+    /// @dev The ledger round parameters a KIND_ROUND_PARAMS proposal sets.
+    mapping(uint256 => IFederationLedger.RoundParamsUpdate) private roundParamsOf;
     mapping(address => Stake) private stakes;
     /// @dev Bit (id & 255) of word (id >> 8): `voter` voted on proposal id. Word 0 of every member gets bit 0
     ///      (proposal 0 never exists) at admission, so a vote writes a warm non-zero slot (2.9k gas, not 22.1k)
@@ -184,6 +194,13 @@ contract FederationGovernor is IFederationGovernor {
     }
 
     /// @inheritdoc IFederationGovernor
+    function proposeRoundParams(IFederationLedger.RoundParamsUpdate calldata u) external onlyMember returns (uint256 id) {
+        _checkRoundParams(u);
+        id = _propose(Proposal(KIND_ROUND_PARAMS, false, 0, 0, msg.sender, address(0), bytes32(0), 0));
+        roundParamsOf[id] = u;
+    }
+
+    /// @inheritdoc IFederationGovernor
     function castVote(uint256 id, bool support) external {
         Tally memory t = tallies[id];
         if (t.voteEnd == 0) revert UnknownProposal(id);
@@ -226,6 +243,10 @@ contract FederationGovernor is IFederationGovernor {
             ledger_.registerAuditor(account, prop.encKey);
         } else if (kind == KIND_REMOVE_AUDITOR) {
             ledger_.removeAuditor(account);
+        } else if (kind == KIND_ROUND_PARAMS) {
+            IFederationLedger.RoundParamsUpdate memory u = roundParamsOf[id];
+            _checkRoundParams(u); // the member count may have changed since the proposal
+            ledger_.setRoundParams(u); // applies from the ledger's next round
         } else {
             _set(prop.param, prop.value);
         }
@@ -345,6 +366,12 @@ contract FederationGovernor is IFederationGovernor {
     }
 
     /// @inheritdoc IFederationGovernor
+    function roundParamsProposal(uint256 id) external view returns (IFederationLedger.RoundParamsUpdate memory) {
+        if (proposals[id].kind != KIND_ROUND_PARAMS) revert UnknownProposal(id);
+        return roundParamsOf[id];
+    }
+
+    /// @inheritdoc IFederationGovernor
     function hasVoted(uint256 id, address voter) external view returns (bool) {
         return votedBits[voter][id >> 8] & (1 << (id & 255)) != 0;
     }
@@ -384,11 +411,34 @@ contract FederationGovernor is IFederationGovernor {
         );
     }
 
-    /// @dev A member set of `n` must satisfy the ledger's rule for its f, and f < n as the ledger requires.
+    /// @dev A member set of `n` must satisfy the ledger's rule for its f, and f < n as the ledger requires: the
+    ///      open round's rule and the one set for the next round (the same unless a change is pending).
     function _requireFeasible(uint256 n) private view {
-        string memory rule = ledger_.rule();
-        uint256 f = ledger_.f();
+        uint256 r = ledger_.currentRound();
+        IFederationLedger.Params memory open = ledger_.paramsForRound(r);
+        _requireFeasible(open.rule, open.f, n);
+        IFederationLedger.Params memory next = ledger_.paramsForRound(r + 1);
+        _requireFeasible(next.rule, next.f, n);
+    }
+
+    function _requireFeasible(string memory rule, uint256 f, uint256 n) private pure {
         if (f >= n || n < RuleFeasibility.minValid(rule, f)) revert RuleInfeasible(rule, f, n);
+    }
+
+    /// @dev Bounds of a round-parameter proposal, at proposal and again at execution: the ledger's own bounds
+    ///      (InvalidProposal(<name>)), periods within MIN_ROUND_PERIOD .. MAX_ROUND_PERIOD, and the rule able to
+    ///      tolerate f with the current member count (RuleInfeasible; an unknown rule reverts UnknownRule).
+    function _checkRoundParams(IFederationLedger.RoundParamsUpdate memory u) private view {
+        uint256 ruleLength = bytes(u.rule).length;
+        if (ruleLength == 0 || ruleLength > 64) revert InvalidProposal("rule");
+        if (u.quorumBps < 5000 || u.quorumBps >= BPS) revert InvalidProposal("quorumBps");
+        if (u.commitPeriod < MIN_ROUND_PERIOD || u.commitPeriod > MAX_ROUND_PERIOD) {
+            revert InvalidProposal("commitPeriod");
+        }
+        if (u.votePeriod < MIN_ROUND_PERIOD || u.votePeriod > MAX_ROUND_PERIOD) revert InvalidProposal("votePeriod");
+        if (u.rewardPerRound > type(uint96).max) revert InvalidProposal("rewardPerRound");
+        (uint256 n,,) = ledger_.totals();
+        _requireFeasible(u.rule, u.f, n);
     }
 
     /// @dev Make word 0 of a member's vote and slash bitmaps non-zero (see `votedBits`): paid once at admission.

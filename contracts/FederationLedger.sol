@@ -44,13 +44,37 @@ contract FederationLedger is IFederationLedger {
         uint32 finalizedCount;
     }
 
-    /// @dev Written once when a round closes (finalized or failed), one slot (192 bits).
+    /// @dev Written once when a round closes (finalized or failed), one slot (256 bits). The round's periods are
+    ///      kept with it: a later parameter change must not move its late-vote or claim-window deadlines.
     struct RoundRecord {
         uint8 status;
         bytes10 digestPrefix; // first 10 bytes of the finalized digest
         uint40 start;
         uint32 commitCount;
         uint32 finIndex; // rounds finalized before this one (state.finalizedCount before it); finalized rounds only
+        uint32 commitPeriod;
+        uint32 votePeriod;
+    }
+
+    /// @dev The round parameters a passed proposal may change (`setRoundParams`), one slot (248 bits) that commit,
+    ///      vote and closeFailedRound read once. `roundParams` holds the open round's; `paramsHistory` every set
+    ///      with the first round it applies to (`since`). A set applies from the next round to open, so the open
+    ///      round keeps its periods, quorum and pool.
+    struct RoundParams {
+        uint96 rewardPerRound;
+        uint32 commitPeriod;
+        uint32 votePeriod;
+        uint16 quorumBps;
+        uint16 f;
+        uint16 ruleParam;
+        uint32 since; // first round these apply to
+        bool pending; // in roundParams: the last paramsHistory entry applies from the next round
+    }
+
+    /// @dev One set of round parameters and its rule name (2 slots for a rule name up to 31 bytes).
+    struct ParamsEntry {
+        RoundParams p;
+        string rule;
     }
 
     /// @dev Reward accounting and the model round, one slot (256 bits), written once per round close.
@@ -116,19 +140,15 @@ contract FederationLedger is IFederationLedger {
     /// @notice The only account allowed to admit and remove members and auditors: the deployer until it calls
     ///         `transferOwnership` (devnet/deploy.py hands it to the FederationGovernor at deployment).
     address public owner;
-    uint16 public immutable ruleParam;
-    uint16 public immutable f;
-    uint16 public immutable quorumBps;
-    uint32 public immutable commitPeriod;
-    uint32 public immutable votePeriod;
-    uint256 public immutable rewardPerRound;
     bytes32 public immutable modelSpecHash;
     bytes32 public immutable genesisModelHash;
     uint8 public immutable scaleBits;
     uint16 public immutable alphaBps;
     uint32 public immutable sampleCap;
-    string public rule;
     string public genesisModelCid;
+    /// @dev The open round's changeable parameters (see `RoundParams`); the rule name is in `paramsHistory`.
+    RoundParams internal roundParams;
+    ParamsEntry[] internal paramsHistory;
 
     State internal state;
     Funds internal funds;
@@ -174,27 +194,24 @@ contract FederationLedger is IFederationLedger {
     /// @param auditors_ initial auditors (address, X25519 key)
     constructor(Params memory params, MemberInit[] memory members_, AuditorInit[] memory auditors_) payable {
         if (members_.length == 0) revert InvalidParameter("members");
-        if (bytes(params.rule).length == 0 || bytes(params.rule).length > MAX_RULE_LENGTH) {
-            revert InvalidParameter("rule");
-        }
-        if (params.f >= members_.length) revert InvalidParameter("f");
-        if (params.quorumBps < 5000 || params.quorumBps >= BPS) revert InvalidParameter("quorumBps");
+        RoundParamsUpdate memory initial = RoundParamsUpdate({
+            rule: params.rule,
+            ruleParam: params.ruleParam,
+            f: params.f,
+            quorumBps: params.quorumBps,
+            commitPeriod: params.commitPeriod,
+            votePeriod: params.votePeriod,
+            rewardPerRound: params.rewardPerRound
+        });
+        RoundParams memory first = _checkRoundParams(initial, members_.length, 1);
         if (params.alphaBps > BPS) revert InvalidParameter("alphaBps");
-        if (params.commitPeriod == 0) revert InvalidParameter("commitPeriod");
-        if (params.votePeriod == 0) revert InvalidParameter("votePeriod");
-        if (params.rewardPerRound > type(uint96).max) revert InvalidParameter("rewardPerRound");
         if (params.genesisModelHash == bytes32(0)) revert InvalidParameter("genesisModelHash");
         uint256 cidLength = bytes(params.genesisModelCid).length;
         if (cidLength == 0 || cidLength > MAX_CID_LENGTH) revert InvalidParameter("genesisModelCid");
         if (params.scaleBits > MAX_SCALE_BITS) revert InvalidParameter("scaleBits");
         owner = msg.sender;
-        rule = params.rule;
-        ruleParam = params.ruleParam;
-        f = params.f;
-        quorumBps = params.quorumBps;
-        commitPeriod = params.commitPeriod;
-        votePeriod = params.votePeriod;
-        rewardPerRound = params.rewardPerRound;
+        roundParams = first;
+        paramsHistory.push(ParamsEntry(first, params.rule));
         modelSpecHash = params.modelSpecHash;
         genesisModelHash = params.genesisModelHash;
         genesisModelCid = params.genesisModelCid;
@@ -215,9 +232,9 @@ contract FederationLedger is IFederationLedger {
         s.roundStart = uint40(block.timestamp);
         state = s;
         if (msg.value > 0) emit Funded(msg.sender, msg.value, address(this).balance);
-        uint256 pool = _nextPool(0);
+        uint256 pool = _nextPool(0, first.rewardPerRound);
         funds = Funds({reserved: 0, modelRound: 0, roundPool: uint96(pool)});
-        _emitOpened(1, block.timestamp, pool);
+        _emitOpened(1, block.timestamp, pool, first);
     }
 
     // ------------------------------------------------------------------ admin
@@ -275,6 +292,22 @@ contract FederationLedger is IFederationLedger {
     }
 
     /// @inheritdoc IFederationLedger
+    function setRoundParams(RoundParamsUpdate calldata u) external onlyOwner {
+        State memory s = state;
+        uint32 since = s.currentRound + 1;
+        RoundParams memory next = _checkRoundParams(u, s.memberCount, since);
+        // a second set before `since` opens replaces the first
+        if (paramsHistory[paramsHistory.length - 1].p.since != since) paramsHistory.push();
+        ParamsEntry storage e = paramsHistory[paramsHistory.length - 1];
+        e.p = next;
+        e.rule = u.rule;
+        roundParams.pending = true;
+        emit RoundParamsChanged(
+            since, u.rule, u.ruleParam, u.f, u.quorumBps, u.commitPeriod, u.votePeriod, u.rewardPerRound
+        );
+    }
+
+    /// @inheritdoc IFederationLedger
     function fund() external payable {
         emit Funded(msg.sender, msg.value, address(this).balance);
     }
@@ -300,7 +333,7 @@ contract FederationLedger is IFederationLedger {
         State memory s = state;
         if (round != s.currentRound) revert RoundNotOpen(round);
         if (m.lastCommitRound == round) revert AlreadyCommitted(round, msg.sender);
-        if (block.timestamp >= uint256(s.roundStart) + commitPeriod || s.commitCount >= s.memberCount) {
+        if (block.timestamp >= uint256(s.roundStart) + roundParams.commitPeriod || s.commitCount >= s.memberCount) {
             revert CommitClosed(round);
         }
         _settleForCommit(m, s, round);
@@ -328,9 +361,14 @@ contract FederationLedger is IFederationLedger {
             _lateVote(m, s, round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded);
             return;
         }
-        uint256 commitDeadline = uint256(s.roundStart) + commitPeriod;
-        if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) revert VotingNotOpen(round);
-        if (block.timestamp >= commitDeadline + votePeriod) revert VotingClosed(round);
+        uint256 quorumBps;
+        {
+            RoundParams memory rp = roundParams; // the one read of the round parameters
+            uint256 commitDeadline = uint256(s.roundStart) + rp.commitPeriod;
+            if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) revert VotingNotOpen(round);
+            if (block.timestamp >= commitDeadline + rp.votePeriod) revert VotingClosed(round);
+            quorumBps = rp.quorumBps;
+        }
         if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
 
         (bool selfExcluded, bytes32 excludedHash) = _checkExcluded(excluded);
@@ -349,7 +387,7 @@ contract FederationLedger is IFederationLedger {
             round, msg.sender, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, m.weight, false
         );
 
-        if (weightFor * BPS > uint256(quorumBps) * s.totalWeight) {
+        if (weightFor * BPS > quorumBps * s.totalWeight) {
             // the pool fixed at open; an empty tree (root 0) pays nothing, so it reserves nothing
             Funds memory fu = funds;
             uint256 pool = fu.roundPool;
@@ -358,16 +396,10 @@ contract FederationLedger is IFederationLedger {
                 reservedNow += pool;
                 payout[round] = Payout({rootHigh: bytes20(rewardsRoot), unclaimed: uint96(pool)});
             }
-            uint256 nextPool = _nextPool(reservedNow);
+            _record(round, STATUS_FINALIZED, bytes10(digest), s, s.finalizedCount);
+            uint256 nextPool = _nextPool(reservedNow, _nextParams().rewardPerRound);
             funds = Funds({reserved: uint128(reservedNow), modelRound: uint32(round), roundPool: uint96(nextPool)});
             modelHash = aggregateHash;
-            roundRecord[round] = RoundRecord({
-                status: STATUS_FINALIZED,
-                digestPrefix: bytes10(digest),
-                start: s.roundStart,
-                commitCount: s.commitCount,
-                finIndex: s.finalizedCount
-            });
             emit RoundFinalized(
                 round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, weightFor, s.totalWeight, pool
             );
@@ -381,18 +413,13 @@ contract FederationLedger is IFederationLedger {
     function closeFailedRound(uint256 round) external {
         State memory s = state;
         if (round != s.currentRound) revert RoundNotOpen(round);
-        uint256 voteDeadline = uint256(s.roundStart) + commitPeriod + votePeriod;
+        RoundParams memory rp = roundParams;
+        uint256 voteDeadline = uint256(s.roundStart) + rp.commitPeriod + rp.votePeriod;
         if (block.timestamp < voteDeadline) revert VoteDeadlineNotReached(round, voteDeadline);
-        roundRecord[round] = RoundRecord({
-            status: STATUS_FAILED,
-            digestPrefix: bytes10(0),
-            start: s.roundStart,
-            commitCount: s.commitCount,
-            finIndex: 0
-        });
+        _record(round, STATUS_FAILED, bytes10(0), s, 0);
         emit RoundFailed(round, msg.sender);
         // the failed round reserved nothing; the next pool counts what was funded meanwhile
-        uint256 nextPool = _nextPool(funds.reserved);
+        uint256 nextPool = _nextPool(funds.reserved, _nextParams().rewardPerRound);
         funds.roundPool = uint96(nextPool);
         _openNext(s, round, nextPool);
         state = s;
@@ -434,7 +461,8 @@ contract FederationLedger is IFederationLedger {
         Payout memory p = payout[round];
         // only finalization with a non-empty tree writes a payout, so unclaimed > 0 implies a finalized round
         if (p.unclaimed == 0) revert NothingToSweep(round);
-        uint256 closesAt = uint256(roundRecord[round].start) + commitPeriod + votePeriod + CLAIM_WINDOW;
+        RoundRecord memory rec = roundRecord[round];
+        uint256 closesAt = uint256(rec.start) + rec.commitPeriod + rec.votePeriod + CLAIM_WINDOW;
         if (block.timestamp < closesAt) revert ClaimWindowOpen(round, closesAt);
         // effects only: the ETH stays in the contract, unreserved, for later rounds' pools (no interaction)
         payout[round] = Payout({rootHigh: p.rootHigh, unclaimed: 0});
@@ -455,15 +483,24 @@ contract FederationLedger is IFederationLedger {
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IFederationLedger
-    function parameters() external view returns (Params memory p) {
+    function parameters() external view returns (Params memory) {
+        return paramsForRound(state.currentRound);
+    }
+
+    /// @inheritdoc IFederationLedger
+    function paramsForRound(uint256 r) public view returns (Params memory p) {
+        uint256 i = paramsHistory.length;
+        while (i > 1 && paramsHistory[i - 1].p.since > r) --i;
+        ParamsEntry storage e = paramsHistory[i - 1];
+        RoundParams memory rp = e.p;
         p = Params({
-            rule: rule,
-            ruleParam: ruleParam,
-            f: f,
-            quorumBps: quorumBps,
-            commitPeriod: commitPeriod,
-            votePeriod: votePeriod,
-            rewardPerRound: rewardPerRound,
+            rule: e.rule,
+            ruleParam: rp.ruleParam,
+            f: rp.f,
+            quorumBps: rp.quorumBps,
+            commitPeriod: rp.commitPeriod,
+            votePeriod: rp.votePeriod,
+            rewardPerRound: rp.rewardPerRound,
             modelSpecHash: modelSpecHash,
             genesisModelHash: genesisModelHash,
             genesisModelCid: genesisModelCid,
@@ -510,11 +547,14 @@ contract FederationLedger is IFederationLedger {
         )
     {
         State memory s = state;
+        uint256 votePeriod;
         if (r == s.currentRound) {
+            RoundParams memory rp = roundParams;
             status = STATUS_OPEN;
             start = s.roundStart;
             commitCount = s.commitCount;
             unclaimed = funds.roundPool;
+            (commitDeadline, votePeriod) = (start + rp.commitPeriod, rp.votePeriod);
         } else if (r == 0 || r > s.currentRound) {
             return (STATUS_NONE, 0, 0, 0, 0, 0, bytes20(0), bytes10(0));
         } else {
@@ -522,8 +562,8 @@ contract FederationLedger is IFederationLedger {
             Payout memory p = payout[r];
             (status, start, commitCount, digestPrefix) = (rec.status, rec.start, rec.commitCount, rec.digestPrefix);
             (unclaimed, rootHigh) = (p.unclaimed, p.rootHigh);
+            (commitDeadline, votePeriod) = (start + rec.commitPeriod, rec.votePeriod);
         }
-        commitDeadline = start + commitPeriod;
         voteDeadline = commitDeadline + votePeriod;
     }
 
@@ -532,9 +572,10 @@ contract FederationLedger is IFederationLedger {
         State memory s = state;
         if (r == 0 || r > s.currentRound) return PHASE_NONE;
         if (r < s.currentRound) return roundRecord[r].status == STATUS_FINALIZED ? PHASE_FINALIZED : PHASE_FAILED;
-        uint256 commitDeadline = uint256(s.roundStart) + commitPeriod;
+        RoundParams memory rp = roundParams;
+        uint256 commitDeadline = uint256(s.roundStart) + rp.commitPeriod;
         if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) return PHASE_COMMIT;
-        if (block.timestamp < commitDeadline + votePeriod) return PHASE_VOTE;
+        if (block.timestamp < commitDeadline + rp.votePeriod) return PHASE_VOTE;
         return PHASE_EXPIRED;
     }
 
@@ -640,21 +681,72 @@ contract FederationLedger is IFederationLedger {
     }
 
     /// @dev The pool of a round opening now: min(rewardPerRound, balance - reserved).
-    function _nextPool(uint256 reservedNow) private view returns (uint256) {
+    function _nextPool(uint256 reservedNow, uint256 rewardPerRound) private view returns (uint256) {
         uint256 available = address(this).balance - reservedNow;
         return rewardPerRound < available ? rewardPerRound : available;
+    }
+
+    /// @dev Bounds of a round-parameter set (the constructor's, by the same names); returns it packed, applying
+    ///      from round `since`. Feasibility of the rule for the member count is checked by `setRoundParams` only
+    ///      (the constructor never did; a governed deployment checks it in the governor's constructor).
+    function _checkRoundParams(RoundParamsUpdate memory u, uint256 memberCount, uint32 since)
+        private
+        pure
+        returns (RoundParams memory)
+    {
+        uint256 ruleLength = bytes(u.rule).length;
+        if (ruleLength == 0 || ruleLength > MAX_RULE_LENGTH) revert InvalidParameter("rule");
+        if (u.f >= memberCount) revert InvalidParameter("f");
+        if (u.quorumBps < 5000 || u.quorumBps >= BPS) revert InvalidParameter("quorumBps");
+        if (u.commitPeriod == 0) revert InvalidParameter("commitPeriod");
+        if (u.votePeriod == 0) revert InvalidParameter("votePeriod");
+        if (u.rewardPerRound > type(uint96).max) revert InvalidParameter("rewardPerRound");
+        return RoundParams({
+            rewardPerRound: uint96(u.rewardPerRound),
+            commitPeriod: u.commitPeriod,
+            votePeriod: u.votePeriod,
+            quorumBps: u.quorumBps,
+            f: u.f,
+            ruleParam: u.ruleParam,
+            since: since,
+            pending: false
+        });
+    }
+
+    /// @dev Close the open round `round` for good, with the periods it ran under (warm read of `roundParams`).
+    function _record(uint256 round, uint8 status, bytes10 digestPrefix, State memory s, uint32 finIndex) private {
+        RoundParams memory rp = roundParams;
+        roundRecord[round] = RoundRecord({
+            status: status,
+            digestPrefix: digestPrefix,
+            start: s.roundStart,
+            commitCount: s.commitCount,
+            finIndex: finIndex,
+            commitPeriod: rp.commitPeriod,
+            votePeriod: rp.votePeriod
+        });
+    }
+
+    /// @dev The parameters of the round opening now, after the open one closed: a pending set takes over here
+    ///      (one cold read of it and one write, only when a change applies).
+    function _nextParams() private returns (RoundParams memory rp) {
+        rp = roundParams;
+        if (rp.pending) {
+            rp = paramsHistory[paramsHistory.length - 1].p;
+            roundParams = rp;
+        }
     }
 
     function _openNext(State memory s, uint256 round, uint256 pool) private {
         s.currentRound = uint32(round + 1);
         s.roundStart = uint40(block.timestamp);
         s.commitCount = 0;
-        _emitOpened(round + 1, block.timestamp, pool);
+        _emitOpened(round + 1, block.timestamp, pool, roundParams);
     }
 
-    function _emitOpened(uint256 round, uint256 start, uint256 pool) private {
-        uint256 commitDeadline = start + commitPeriod;
-        emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + votePeriod), pool);
+    function _emitOpened(uint256 round, uint256 start, uint256 pool, RoundParams memory rp) private {
+        uint256 commitDeadline = start + rp.commitPeriod;
+        emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + rp.votePeriod), pool);
     }
 
     /// @dev A late vote for the finalized round `round` (< the open round), until its original vote deadline.
@@ -675,7 +767,7 @@ contract FederationLedger is IFederationLedger {
         if (round == 0 || round > s.currentRound) revert RoundNotOpen(round);
         RoundRecord memory rec = roundRecord[round];
         // a failed round is always past its vote deadline (closeFailedRound requires it)
-        if (rec.status != STATUS_FINALIZED || block.timestamp >= uint256(rec.start) + commitPeriod + votePeriod) {
+        if (rec.status != STATUS_FINALIZED || block.timestamp >= uint256(rec.start) + rec.commitPeriod + rec.votePeriod) {
             revert VotingClosed(round);
         }
         if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
@@ -716,7 +808,8 @@ contract FederationLedger is IFederationLedger {
         uint256 prev = round - 1;
         if (prev > m.lastVoteRound) {
             RoundRecord memory rec = roundRecord[prev];
-            if (rec.status == STATUS_FINALIZED && block.timestamp < uint256(rec.start) + commitPeriod + votePeriod) {
+            uint256 voteDeadline = uint256(rec.start) + rec.commitPeriod + rec.votePeriod;
+            if (rec.status == STATUS_FINALIZED && block.timestamp < voteDeadline) {
                 upTo = rec.finIndex; // = finalizedCount - 1 >= finSeen
             }
         }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {IFederationLedger} from "./IFederationLedger.sol";
+
 /// @title IFederationGovernor
 /// @notice Member governance, stake and slashing of one federation. The governor owns its `FederationLedger`
 ///         (the deployer hands ownership over at deployment and keeps no power): admissions, removals, auditor
@@ -133,6 +135,11 @@ interface IFederationGovernor {
     function proposeRemoveAuditor(address account) external returns (uint256);
     /// @notice Propose setting governance parameter `param` to `value` (members only), within its bounds.
     function proposeParameter(uint8 param, uint256 value) external returns (uint256);
+    /// @notice Propose new ledger round parameters (members only), applied by the ledger from its next round
+    ///         after execution. Checked here and again at execution: InvalidProposal(<name>) for the ledger's bounds
+    ///         and periods outside MIN_ROUND_PERIOD .. MAX_ROUND_PERIOD, RuleInfeasible when the rule cannot tolerate
+    ///         f with the members at that time, UnknownRule for an unknown rule name.
+    function proposeRoundParams(IFederationLedger.RoundParamsUpdate calldata u) external returns (uint256);
     /// @notice Vote on proposal `id` with the caller's current reputation weight (members only, once).
     function castVote(uint256 id, bool support) external;
     /// @notice Execute passed proposal `id` after its delay, within its window (anyone).
@@ -160,6 +167,8 @@ interface IFederationGovernor {
     function proposal(uint256 id) external view returns (ProposalView memory);
     function proposalState(uint256 id) external view returns (uint8);
     function hasVoted(uint256 id, address voter) external view returns (bool);
+    /// @notice The round parameters proposal `id` sets (UnknownProposal unless it is a round-parameter proposal).
+    function roundParamsProposal(uint256 id) external view returns (IFederationLedger.RoundParamsUpdate memory);
     function stakeOf(address account) external view returns (uint256 amount, uint256 unlockAt, bool bonded);
     function minValidUpdates(string calldata rule, uint256 f) external pure returns (uint256);
 }

@@ -11,7 +11,9 @@ pragma solidity ^0.8.28;
 interface IFederationLedger {
     // ------------------------------------------------------------------ structs
 
-    /// @notice Federation parameters fixed at deployment.
+    /// @notice Federation parameters. rule, ruleParam, f, quorumBps, commitPeriod, votePeriod and rewardPerRound
+    ///         are round parameters the owner may change (`setRoundParams`) from the next round on; the rest is
+    ///         fixed at deployment.
     struct Params {
         string rule; // aggregation rule, e.g. "multi_krum"
         uint16 ruleParam; // rule parameter (e.g. m for Multi-Krum); 0 = rule default
@@ -26,6 +28,17 @@ interface IFederationLedger {
         uint8 scaleBits; // codec fixed-point scale
         uint16 alphaBps; // reputation step alpha, in basis points
         uint32 sampleCap; // aggregators use min(numSamples, sampleCap); 0 = DEFAULT_SAMPLE_CAP (applied off chain)
+    }
+
+    /// @notice The round parameters `setRoundParams` sets (each as in `Params`).
+    struct RoundParamsUpdate {
+        string rule;
+        uint16 ruleParam;
+        uint16 f;
+        uint16 quorumBps;
+        uint32 commitPeriod;
+        uint32 votePeriod;
+        uint256 rewardPerRound;
     }
 
     /// @notice A member admitted at deployment.
@@ -164,6 +177,18 @@ interface IFederationLedger {
     /// @notice `amount` wei of `round`'s reward, unclaimed when its claim window closed, went back to the pool
     ///         (unreserved; later rounds' pools may use it); `sweptBy` called `sweep`.
     event Swept(uint256 indexed round, address indexed sweptBy, uint256 amount);
+    /// @notice The owner set the round parameters that apply from `effectiveRound` (the next round to open) on;
+    ///         the open round keeps its own. A later set before `effectiveRound` opens replaces this one.
+    event RoundParamsChanged(
+        uint256 indexed effectiveRound,
+        string rule,
+        uint16 ruleParam,
+        uint16 f,
+        uint16 quorumBps,
+        uint32 commitPeriod,
+        uint32 votePeriod,
+        uint256 rewardPerRound
+    );
     /// @notice `member` can be dialled for gossip at libp2p `multiaddr` (e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3...);
     ///         the latest announcement of a member replaces its earlier ones. Peers discover each other from
     ///         these events, so no single bootstrap peer is needed.
@@ -181,6 +206,12 @@ interface IFederationLedger {
     /// @param account auditor address
     /// @param encKey X25519 public key
     function registerAuditor(address account, bytes32 encKey) external;
+
+    /// @notice Set the round parameters from the next round to open on (owner only: the governor, on a passed
+    ///         proposal). Bounds as in the constructor, InvalidParameter(<name>): rule 1..64 bytes, f < member
+    ///         count and the rule feasible with the member count (RuleFeasibility; an unknown rule reverts
+    ///         UnknownRule), 5000 <= quorumBps < 10000, periods > 0, rewardPerRound < 2^96.
+    function setRoundParams(RoundParamsUpdate calldata u) external;
 
     /// @notice Add ETH to the reward pool (anyone).
     function fund() external payable;
@@ -252,8 +283,11 @@ interface IFederationLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Federation parameters.
+    /// @notice Federation parameters of the open round.
     function parameters() external view returns (Params memory p);
+
+    /// @notice Federation parameters that apply (or, for a round not opened yet, will apply as set now) to round `r`.
+    function paramsForRound(uint256 r) external view returns (Params memory p);
 
     /// @notice The open round.
     function currentRound() external view returns (uint256);

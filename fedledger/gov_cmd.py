@@ -116,6 +116,43 @@ def propose_param(
     _proposed(chain_call("the proposal", lambda: gov.propose_parameter(param, value)))
 
 
+@propose_app.command("params")
+def propose_params(
+    reward_per_round: Annotated[float | None, typer.Option("--reward-per-round", help="Reward per round, ETH.")] = None,
+    commit_period: Annotated[int | None, typer.Option("--commit-period", help="Commit period (s).")] = None,
+    vote_period: Annotated[int | None, typer.Option("--vote-period", help="Vote period (s).")] = None,
+    quorum_bps: Annotated[int | None, typer.Option("--quorum-bps", help="Finalization quorum (5000..9999).")] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Aggregation rule, e.g. multi_krum.")] = None,
+    f: Annotated[int | None, typer.Option("--f", help="Tolerated Byzantine members.")] = None,
+    rule_param: Annotated[int | None, typer.Option("--rule-param", help="Rule parameter (0 = default).")] = None,
+    rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
+    state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
+) -> None:
+    """Propose the ledger's round parameters (from the round after execution); unset flags keep their value."""
+    import dataclasses
+
+    from ledger_tools.chain.binding import FederationLedger
+    from ledger_tools.chain.records import RoundParamsUpdate
+
+    given = {"reward_per_round_wei": None if reward_per_round is None else _wei(reward_per_round),
+             "commit_period": commit_period, "vote_period": vote_period, "quorum_bps": quorum_bps, "rule": rule,
+             "f": f, "rule_param": rule_param}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        raise UserError("nothing to change", hint="pass at least one of --reward-per-round, --commit-period, "
+                        "--vote-period, --quorum-bps, --rule, --f, --rule-param", exit_code=2)
+    if any(isinstance(v, int) and v < 0 for v in given.values()):
+        raise UserError("a round parameter cannot be negative", exit_code=2)
+    gov = _gov(rpc, governor_address, key, state_dir, password_file)
+
+    def propose():
+        ledger = FederationLedger(gov.rpc_url, gov.ledger_address(), w3=gov.w3)
+        current = RoundParamsUpdate.of(ledger.params_for_round(ledger.current_round() + 1))
+        return gov.propose_round_params(dataclasses.replace(current, **given))
+
+    _proposed(chain_call("the proposal", propose))
+
+
 @app.command()
 def vote(
     proposal_id: Annotated[int, typer.Argument(help="Proposal number.")],
@@ -141,9 +178,13 @@ def execute(
     console.print(f"proposal {proposal_id} executed (tx {r.tx_hash}, gas {r.gas_used})")
 
 
-def _describe(p) -> str:
+def _describe(p, gov=None) -> str:
     from ledger_tools.chain.governance import GovParam, ProposalKind
 
+    if p.kind is ProposalKind.ROUND_PARAMS and gov is not None:
+        u = gov.round_params_proposal(p.id)
+        return (f"round params: rule {u.rule} (param {u.rule_param}) f={u.f} quorum {u.quorum_bps} bps, commit "
+                f"{u.commit_period} s, vote {u.vote_period} s, reward {u.reward_per_round_wei / ETH:g} ETH")
     if p.kind is ProposalKind.ADMIT:
         return f"admit {p.account} weight {p.weight / WEIGHT_ONE:g} stake {p.value / ETH:g} ETH"
     if p.kind is ProposalKind.PARAMETER:
@@ -151,8 +192,8 @@ def _describe(p) -> str:
     return f"{p.kind.name.lower().replace('_', ' ')} {p.account}"
 
 
-def _row(p) -> dict:
-    return {"id": p.id, "kind": p.kind.name.lower(), "what": _describe(p), "state": p.state.name.lower(),
+def _row(p, gov=None) -> dict:
+    return {"id": p.id, "kind": p.kind.name.lower(), "what": _describe(p, gov), "state": p.state.name.lower(),
             "for": p.for_weight, "against": p.against_weight, "total_weight": p.total_weight,
             "vote_end": datetime.fromtimestamp(p.vote_end, UTC).isoformat(), "proposer": p.proposer}
 
@@ -164,7 +205,7 @@ def list_(
 ) -> None:
     """Every proposal with its state and tally."""
     gov = governor(rpc, governor_address, sign=False)
-    rows = [_row(p) for p in chain_call("reading the proposals", gov.proposals)]
+    rows = chain_call("reading the proposals", lambda: [_row(p, gov) for p in gov.proposals()])
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -186,7 +227,7 @@ def show(
 ) -> None:
     """One proposal in full."""
     gov = governor(rpc, governor_address, sign=False)
-    row = _row(chain_call(f"reading proposal {proposal_id}", lambda: gov.proposal(proposal_id)))
+    row = chain_call(f"reading proposal {proposal_id}", lambda: _row(gov.proposal(proposal_id), gov))
     if as_json:
         typer.echo(json.dumps(row, indent=1))
         return

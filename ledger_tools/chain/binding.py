@@ -18,12 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import (
-    ContractLogicError,
-    ProviderConnectionError,
-    TimeExhausted,
-    Web3RPCError,
-)
+from web3.exceptions import ContractLogicError, ProviderConnectionError, TimeExhausted, Web3RPCError
 from web3.logs import DISCARD as _DISCARD
 
 from consensus.commitment import bytes32 as _b32
@@ -42,6 +37,7 @@ from ledger_tools.chain.records import (
     MemberInit,
     Phase,
     RoundInfo,
+    RoundParamsUpdate,
     RoundStatus,
     SweepReceipt,
     TxReceipt,
@@ -97,7 +93,7 @@ class FederationLedger(LedgerEvents):
         self.tx_timeout = tx_timeout
         self._lock = threading.Lock()
         self._errors = error_table(self.abi)
-        self._params: LedgerParams | None = None
+        self._params: dict[int, LedgerParams] = {}  # by round, once the round opened (they never change then)
         self._chain_id: int | None = None
 
     def with_account(self, account: LocalAccount | str) -> "FederationLedger":
@@ -125,18 +121,9 @@ class FederationLedger(LedgerEvents):
     # ---------------------------------------------------------------- deploy
 
     @classmethod
-    def deploy(
-        cls,
-        rpc_url: str,
-        deployer: LocalAccount | str,
-        params: LedgerParams,
-        members: Sequence[MemberInit],
-        auditors: Sequence[AuditorInit] = (),
-        *,
-        funding_wei: int = 0,
-        abi: list[dict[str, Any]] | None = None,
-        bytecode: str | None = None,
-    ) -> "FederationLedger":
+    def deploy(cls, rpc_url: str, deployer: LocalAccount | str, params: LedgerParams, members: Sequence[MemberInit],
+               auditors: Sequence[AuditorInit] = (), *, funding_wei: int = 0,
+               abi: list[dict[str, Any]] | None = None, bytecode: str | None = None) -> "FederationLedger":
         """Deploy a new federation (the deployer becomes its owner) and return a binding signing as the deployer."""
         if abi is None or bytecode is None:
             artifact = _load_artifact()
@@ -156,13 +143,21 @@ class FederationLedger(LedgerEvents):
 
     # ---------------------------------------------------------------- reads
 
-    @_rpc_guard
     def params(self) -> LedgerParams:
-        if self._params is None:
-            p = self.contract.functions.parameters().call()
-            self._params = LedgerParams(p[0], p[1], p[2], p[3], p[4], p[5], p[6], bytes(p[7]), bytes(p[8]), p[9],
-                                        p[10], p[11], p[12])
-        return self._params
+        """The open round's parameters (round parameters can change from one round to the next)."""
+        return self.params_for_round(self.current_round())
+
+    @_rpc_guard
+    def params_for_round(self, round_: int) -> LedgerParams:
+        """The parameters round `round_` runs under (for a round not open yet: as set now), cached once it opened."""
+        if round_ in self._params:
+            return self._params[round_]
+        opened = round_ <= self.current_round()  # read first: a round's parameters are final once it opened
+        p = self.contract.functions.paramsForRound(round_).call()
+        params = LedgerParams(*p[:7], bytes(p[7]), bytes(p[8]), *p[9:])
+        if opened:
+            self._params[round_] = params
+        return params
 
     @_rpc_guard
     def owner(self) -> str:
@@ -276,11 +271,10 @@ class FederationLedger(LedgerEvents):
     def vote(self, round_: int, aggregate_hash: bytes, aggregate_cid: str, rewards_root: bytes, rewards_cid: str,
              excluded: Sequence[str] = (), digest: bytes | None = None, *, gas: int | None = None,
              min_gas: int | None = None) -> VoteReceipt:
-        """Vote for (aggregate, rewards root, excluded set); `excluded` must be sorted ascending.
-        The digest is computed when not given. `.finalized` tells whether this vote finalized the round.
-        A vote for a round already finalized (until its vote deadline) is a late vote (`.late`): recorded, not
-        tallied, it settles this member's reputation for that round.
-        `gas`: a fixed gas limit instead of an estimate (see `_send`)."""
+        """Vote for (aggregate, rewards root, excluded set); `excluded` must be sorted ascending; the digest is
+        computed when not given. `.finalized`: this vote finalized the round. A vote for a round already finalized
+        (until its vote deadline) is a late vote (`.late`): not tallied, it settles this member's reputation for
+        that round. `gas`: a fixed gas limit instead of an estimate (see `_send`)."""
         excluded = [to_checksum_address(a) for a in excluded]
         if digest is None:
             digest = vote_digest(aggregate_hash, rewards_root, excluded)
@@ -332,6 +326,10 @@ class FederationLedger(LedgerEvents):
         """Owner only: register an auditor."""
         return self._send(self.contract.functions.registerAuditor(to_checksum_address(address), _b32(enc_key)))
 
+    def set_round_params(self, update: RoundParamsUpdate) -> TxReceipt:
+        """Owner only (the governor, on a passed proposal): round parameters from the next round on."""
+        return self._send(self.contract.functions.setRoundParams(update.as_tuple()))
+
     def fund(self, value_wei: int) -> TxReceipt:
         """Add `value_wei` to the reward pool."""
         return self._send(self.contract.functions.fund(), value=value_wei)
@@ -347,17 +345,15 @@ class FederationLedger(LedgerEvents):
         logs = getattr(self.contract.events, event)().get_logs(argument_filters=filters, from_block=self.deploy_block)
         return sorted(logs, key=lambda e: (e.blockNumber, e.logIndex))
 
-
     @_rpc_guard
     def _send(self, fn: Any, *, value: int = 0, return_raw: bool = False, gas: int | None = None,
               min_gas: int | None = None) -> Any:
         """Sign, send, wait for the receipt; a revert becomes its `ContractRevert` subclass.
 
-        `gas` = a fixed gas limit, skipping estimation. For transactions that only become valid with time
-        (a vote after the commit deadline, closeFailedRound after the vote deadline): estimation runs against
-        the latest block, whose timestamp can be minutes old on a chain that mines on demand, while the block
-        that will include the transaction carries the current time. A revert still surfaces as its custom
-        error (replayed from the receipt's block).
+        `gas` = a fixed gas limit, skipping estimation. For transactions that only become valid with time (a vote
+        after the commit deadline, closeFailedRound after the vote deadline): estimation runs against the latest
+        block, whose timestamp can be minutes old on a chain that mines on demand, while the including block
+        carries the current time. A revert still surfaces as its custom error (replayed from the receipt's block).
 
         `min_gas` = estimate (so a revert is reported without spending gas) but never send less than this:
         a vote estimated as non-finalizing may be mined as the finalizing one when peers vote together."""

@@ -21,7 +21,7 @@ from consensus.commitment import bytes32 as _b32
 from ledger_tools.chain.binding import ARTIFACT_PATH as LEDGER_ARTIFACT_PATH
 from ledger_tools.chain.binding import FederationLedger, _rpc_guard
 from ledger_tools.chain.errors import ERRORS, ContractRevert, LedgerError, _revert, decode_revert
-from ledger_tools.chain.records import TxReceipt
+from ledger_tools.chain.records import RoundParamsUpdate, TxReceipt
 
 GOVERNOR_ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "build" / "FederationGovernor.json"
 
@@ -32,6 +32,7 @@ class ProposalKind(IntEnum):
     REGISTER_AUDITOR = 3
     REMOVE_AUDITOR = 4
     PARAMETER = 5
+    ROUND_PARAMS = 6  # the ledger's round parameters (rule, f, quorum, periods, reward), from its next round
 
 
 class GovParam(IntEnum):
@@ -245,6 +246,14 @@ class FederationGovernor:
         return self.contract.functions.slashedPool().call()
 
     @_rpc_guard
+    def round_params_proposal(self, proposal_id: int) -> RoundParamsUpdate:
+        """The ledger round parameters a ROUND_PARAMS proposal sets."""
+        try:
+            return RoundParamsUpdate(*self.contract.functions.roundParamsProposal(proposal_id).call())
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise self._decode(exc) from None
+
+    @_rpc_guard
     def min_valid_updates(self, rule: str, f: int) -> int:
         try:
             return self.contract.functions.minValidUpdates(rule, f).call()
@@ -269,6 +278,10 @@ class FederationGovernor:
 
     def propose_parameter(self, param: GovParam | int, value: int) -> ProposalReceipt:
         return self._propose(self.contract.functions.proposeParameter(int(param), value))
+
+    def propose_round_params(self, update: RoundParamsUpdate) -> ProposalReceipt:
+        """Propose the ledger's round parameters; once executed they apply from the ledger's next round."""
+        return self._propose(self.contract.functions.proposeRoundParams(update.as_tuple()))
 
     def vote(self, proposal_id: int, support: bool = True) -> TxReceipt:
         return self._send(self.contract.functions.castVote(proposal_id, support))

@@ -33,6 +33,7 @@ __all__ = [
     "MemberInit",
     "Phase",
     "RoundInfo",
+    "RoundParamsUpdate",
     "RoundStatus",
     "Sweep",
     "SweepReceipt",
@@ -83,6 +84,28 @@ class LedgerParams:
             self.reward_per_round_wei, _b32(self.model_spec_hash), _b32(self.genesis_model_hash),
             self.genesis_model_cid, self.scale_bits, self.alpha_bps, self.sample_cap,
         )
+
+
+@dataclass(frozen=True)
+class RoundParamsUpdate:
+    """The round parameters a passed proposal may change (IFederationLedger.RoundParamsUpdate); the ledger applies
+    them from the next round to open, so the open round keeps its periods, quorum and pool."""
+
+    rule: str
+    rule_param: int
+    f: int
+    quorum_bps: int
+    commit_period: int
+    vote_period: int
+    reward_per_round_wei: int
+
+    @classmethod
+    def of(cls, p: LedgerParams) -> "RoundParamsUpdate":
+        return cls(p.rule, p.rule_param, p.f, p.quorum_bps, p.commit_period, p.vote_period, p.reward_per_round_wei)
+
+    def as_tuple(self) -> tuple:
+        return (self.rule, self.rule_param, self.f, self.quorum_bps, self.commit_period, self.vote_period,
+                self.reward_per_round_wei)
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,8 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
 def aggregate(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes,
               updates: list[CommittedUpdate]) -> RoundOutcome | None:
     """The round's outcome by the federation's rule, f and codec scale; None (abstain) if not aggregatable."""
-    p = ctx.params
+    # the parameters of round r, not the open round's: a proposal may change rule and f from one round to the next
+    p = ctx.retry("read parameters", lambda: ctx.ledger.params_for_round(r), round=r)
     t = Timer()
     try:
         outcome = compute_round_outcome(
