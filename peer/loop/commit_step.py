@@ -1,9 +1,10 @@
 """Steps 2-5 of round r: train on M(r-1), encode, seal, publish (IPFS + gossip), commit on chain.
 
 Restart safety: the trained update and its sealed blob are persisted before anything leaves the machine and
-re-used on restart (an honest peer never publishes two different updates for one round); the chain is
-asked before training and again right before the commit transaction, because a commit may have been mined
-after the node's last write.
+re-used on restart, and on a re-send after the mined commit vanished from the chain (an honest peer never
+publishes two different updates for one round); the chain is asked (`peer.loop.reconcile.commit`) before
+training and again right before the commit transaction, because a commit may have been mined after the node's
+last write. The commit counts as done (phase COMMITTED) only `confirmations` blocks deep.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import hashlib
 import math
 
 import consensus
-from ledger_tools.chain import NO_DP, AlreadyCommitted, CommitClosed, Commitment, RoundNotOpen
+from ledger_tools.chain import NO_DP, AlreadyCommitted, CommitClosed, RoundNotOpen
 from peer.byzantine import attack_hooks
-from peer.loop import unseal_ahead
+from peer.loop import reconcile, unseal_ahead
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer, round_
+from peer.loop.reconcile import OnChain
 from peer.loop.retry import Stopped
 from peer.loop.state import Phase, RoundRecord
 
@@ -29,18 +31,12 @@ def privacy_to_chain(epsilon: float | None, delta: float | None) -> tuple[int, i
     return to_fixed_point(epsilon, delta or 0.0)
 
 
-def my_commitment(ctx: NodeContext, r: int) -> Commitment | None:
-    for c in ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r):
-        if c.member == ctx.me:
-            return c
-    return None
-
-
 def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, model_hash: bytes) -> None:
-    mine = my_commitment(ctx, r)
-    if mine is not None:
-        ctx.state.advance(rec, Phase.COMMITTED, update_hash=mine.update_hash.hex(), cid=mine.cid)
-        ctx.nlog.event(r, "commit", "recovered", message="commitment already on chain")
+    known = rec.commit_tx is not None
+    on_chain = reconcile.commit(ctx, r, rec)
+    if on_chain is not OnChain.MISSING:
+        if not known:
+            ctx.nlog.event(r, "commit", "recovered", message=f"commitment already on chain ({on_chain.value})")
         return
     if attack_hooks.is_silent(ctx):
         ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + ["silent (attack)"])
@@ -58,8 +54,7 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
     cid = publish(ctx, r, rec, update_hash, sealed)
 
     # re-check the chain right before sending
-    if my_commitment(ctx, r) is not None:
-        ctx.state.advance(rec, Phase.COMMITTED)
+    if reconcile.commit(ctx, r, rec) is not OnChain.MISSING:
         return
     if not ctx.commit_window_open(r):
         _skip(ctx, r, rec, "commit window closed before the commit transaction")
@@ -175,7 +170,8 @@ def send_commit(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, 
     except Stopped:
         raise
     except AlreadyCommitted:
-        ctx.state.advance(rec, Phase.COMMITTED)
+        if reconcile.commit(ctx, r, rec) is OnChain.MISSING:  # the node has not served the event yet
+            ctx.state.advance(rec, Phase.COMMITTED)
         ctx.nlog.event(r, "commit", "recovered", message="already committed")
         return
     except (CommitClosed, RoundNotOpen) as exc:
@@ -183,6 +179,12 @@ def send_commit(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, 
         ctx.nlog.event(r, "commit", "rejected", level="warning", message=str(exc))
         return
     rec.timings["chain_commit"] = t.elapsed
-    ctx.state.advance(rec, Phase.COMMITTED, commit_tx=receipt.tx_hash, commit_gas=receipt.gas_used)
+    depth = reconcile.depth_state(ctx, receipt.block_number)
+    fields = {"commit_tx": receipt.tx_hash, "commit_status": depth.value, "commit_gas": receipt.gas_used}
+    if depth is OnChain.CONFIRMED:
+        ctx.state.advance(rec, Phase.COMMITTED, **fields)
+    else:  # COMMITTED once `confirmations` blocks deep (reconcile.commit, while the loop waits)
+        ctx.state.update(rec, **fields)
     ctx.nlog.event(r, "commit", "mined", elapsed=t.elapsed, gas=receipt.gas_used, tx=receipt.tx_hash,
-                   update_hash="0x" + update_hash.hex()[:16])
+                   update_hash="0x" + update_hash.hex()[:16],
+                   confirmations=None if depth is OnChain.CONFIRMED else f"waiting for {ctx.cfg.confirmations}")

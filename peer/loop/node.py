@@ -12,6 +12,11 @@ double-commits, never double-votes and never publishes two different updates for
 down catches up at the chain's current round; a round whose commit window it missed is still voted on (it is a
 member), just without its own update.
 
+Reconciliation (`peer.loop.reconcile`): the state file is checked against the chain when the node starts and
+before any step is skipped as done, and the node's own commit and vote are re-checked while it waits for the
+next phase. A transaction counts only `confirmations` blocks deep; one that vanished (reorg, chain restarted
+from an older state) is re-sent while the round still accepts it — the same update for a commit.
+
 Discovery and pacing: the node publishes its gossip multiaddr on the ledger (`announce_gossip`) and, with every
 round's membership refresh, hands the members' announced addresses to its gossip node (`peer.net.discovery`).
 With `min_round_interval` it commits in round r no earlier than that many seconds after r opened (the round's
@@ -30,7 +35,7 @@ from peer.crypto.identity import PeerIdentity
 from peer.errors import PeerError
 from peer.learning.local_data import load_training_data
 from peer.learning.tasks import TaskData
-from peer.loop import commit_step, publisher, settle, vote_step
+from peer.loop import commit_step, publisher, reconcile, settle, vote_step
 from peer.loop.context import NodeContext
 from peer.loop.log import NodeLog, Timer, round_
 from peer.loop.model_store import ModelStore
@@ -76,6 +81,7 @@ class PeerNode:
 
         self._stop = False
         self._started = False
+        self._reconciled = False
         self.discovery: LedgerDiscovery | None = None
         self._data = training_data
         nlog = nlog or NodeLog(identity.address, config.name)
@@ -228,10 +234,18 @@ class PeerNode:
         ctx.nlog.event(None, "stop", "done", elapsed=t.elapsed, message=f"{why}; {finalized} rounds finalized")
         return dict(ctx.state.rounds)
 
+    def reconcile_state(self) -> None:
+        """The state file against the chain (once, before the first round): what it claims and the chain does not
+        hold is taken back out of it (`peer.loop.reconcile.on_load`)."""
+        if not self._reconciled:
+            reconcile.on_load(self.ctx)
+            self._reconciled = True
+
     def run_round(self, r: int) -> None:
         ctx = self.ctx
+        self.reconcile_state()
         rec = ctx.state.record(r)
-        if rec.phase.settled:
+        if rec.phase.settled and reconcile.settled(ctx, r, rec):
             settle.wait_round_closed(ctx, r, self._stopping)
             return
         if rec.phase is Phase.NEW:
@@ -242,13 +256,18 @@ class PeerNode:
         self.dial_members(r)
         round_timer = Timer()
         model, model_hash = ctx.models.current(r)
-        if rec.phase.order < Phase.COMMITTED.order:
-            settle.wait_round_interval(ctx, r, self._stopping)
-            commit_step.commit_own_update(ctx, r, rec, model, model_hash)
-        settle.wait_commit_phase_end(ctx, r, self._stopping)
-        if rec.phase.order < Phase.VOTED.order:
-            vote_step.vote_on_round(ctx, r, rec, model)
-        settle.await_settled(ctx, r, rec, self._stopping)
+        watch = reconcile.Watch(ctx, r, rec)
+        while True:  # again from the first step the chain does not hold, when a transaction of ours vanished
+            reconcile.round_(ctx, r, rec)  # never skip a step on the state file's word alone
+            if rec.phase.order < Phase.COMMITTED.order:
+                settle.wait_round_interval(ctx, r, self._stopping)
+                commit_step.commit_own_update(ctx, r, rec, model, model_hash)
+            if not settle.wait_commit_phase_end(ctx, r, self._stopping, watch):
+                continue
+            if rec.phase.order < Phase.VOTED.order:
+                vote_step.vote_on_round(ctx, r, rec, model)
+            if settle.await_settled(ctx, r, rec, self._stopping, watch):
+                break
         ctx.nlog.event(r, "round", rec.phase.value, elapsed=round_timer.elapsed, accuracy=rec.accuracy,
                        timings={k: round_(v, 3) for k, v in rec.timings.items()},
                        peers=None if ctx.gossip is None else ctx.gossip.peer_count)

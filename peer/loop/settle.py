@@ -1,6 +1,11 @@
 """Waiting steps of the round loop: for the commit phase to end, for the round to settle (finalized, or
-closed as failed by anyone after the vote deadline), and for rounds this node left unsettled earlier."""
+closed as failed by anyone after the vote deadline), and for rounds this node left unsettled earlier.
+
+While they wait, a `watch` (`peer.loop.reconcile.Watch`) asks the chain whether this peer's commit and vote
+still hold; when one vanished the wait returns False and the loop runs the round's steps again."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ledger_tools.chain import Phase as ChainPhase
 from ledger_tools.chain import RoundNotOpen, VoteDeadlineNotReached, VotingClosed
@@ -16,37 +21,55 @@ class RoundNotOpened(PeerError):
     """The loop was asked about a round the chain has not opened (a bug, or a different chain)."""
 
 
-def wait_commit_phase_end(ctx: NodeContext, r: int, should_stop) -> None:
+Watch = Callable[..., bool]   # watch(force=False) -> True when the round's record was rewound
+
+
+def _unwatched(force: bool = False) -> bool:
+    return False
+
+
+def wait_commit_phase_end(ctx: NodeContext, r: int, should_stop, watch: Watch = _unwatched) -> bool:
+    """Until round r's commit phase ends; False (at once) if `watch` rewound the record."""
     t = Timer()
     announced = False
     while not should_stop() and ctx.round_phase(r) == ChainPhase.COMMIT:
+        if watch():
+            return False
         if not announced:
             ctx.nlog.event(r, "wait", "commits", message="waiting for the commit phase to end")
             announced = True
         ctx.sleep(ctx.cfg.poll_interval)
     if announced:
         ctx.nlog.event(r, "wait", "done", elapsed=t.elapsed)
+    return True
 
 
-def await_settled(ctx: NodeContext, r: int, rec: RoundRecord, should_stop) -> None:
-    """Until round r is finalized or failed; closes it as failed once its vote deadline has passed."""
+def await_settled(ctx: NodeContext, r: int, rec: RoundRecord, should_stop, watch: Watch = _unwatched) -> bool:
+    """Until round r is finalized or failed (True); closes it as failed once its vote deadline has passed.
+    False if `watch` rewound the record: a transaction of this peer vanished and a step must run again. A
+    finalization is recorded only after this peer's own transactions were checked against the chain."""
     t = Timer()
     while not should_stop():
         phase = ctx.round_phase(r)
         if phase == ChainPhase.FINALIZED:
+            if watch(force=True):
+                return False
             _record_finalized(ctx, r, rec, t)
-            return
+            return True
         if phase == ChainPhase.FAILED:
             ctx.state.advance(rec, Phase.FAILED)
             ctx.nlog.event(r, "failed", "done", level="warning", elapsed=t.elapsed,
                            message="round closed without a majority; the model stays")
-            return
+            return True
         if phase == ChainPhase.EXPIRED:
             close_failed_round(ctx, r, rec)
             continue
         if phase == ChainPhase.NONE:
             raise RoundNotOpened(f"round {r} is not open on chain")
+        if watch():
+            return False
         ctx.sleep(ctx.cfg.poll_interval)
+    return True
 
 
 def _record_finalized(ctx: NodeContext, r: int, rec: RoundRecord, t: Timer) -> None:

@@ -7,8 +7,11 @@ Layout of `<state_dir>/node/`::
     rounds/<r>/sealed.bin      peer never publishes two different updates for one round)
 
 Every write is temp file + fsync + rename, so a crash leaves either the old or the new file, never half.
-The file is a hint, never the authority: before committing or voting the node also asks the chain
-(a transaction may have been mined after the last local write).
+The file is a hint, never the authority: before committing or voting — and before skipping either because the
+file says it is done — the node asks the chain (`peer.loop.reconcile`). A sent transaction is recorded with
+its hash and `commit_status` / `vote_status` "pending" until it is `confirmations` blocks deep, then
+"confirmed"; the phase says COMMITTED / VOTED only once confirmed, and a transaction the chain no longer
+holds is taken back out of the file (the phase rewound), never left claimed.
 """
 from __future__ import annotations
 
@@ -46,10 +49,10 @@ class Phase(str, enum.Enum):
     TRAINED = "trained"          # canonical update written to rounds/<r>/update.bin
     SEALED = "sealed"            # sealed blob written to rounds/<r>/sealed.bin
     PUBLISHED = "published"      # sealed blob on IPFS (cid known) and gossiped
-    COMMITTED = "committed"      # commit tx mined (or seen on chain)
+    COMMITTED = "committed"      # commit tx on chain at the confirmation depth
     NO_COMMIT = "no_commit"      # the commit window closed before we could commit: we still vote
     COLLECTED = "collected"      # every committed blob fetched / judged
-    VOTED = "voted"              # vote tx mined (or seen on chain)
+    VOTED = "voted"              # vote tx on chain at the confirmation depth
     ABSTAINED = "abstained"      # round not aggregatable or vote window closed: we do not vote
     FINALIZED = "finalized"
     FAILED = "failed"
@@ -82,6 +85,7 @@ class RoundRecord:
     epsilon: float | None = None
     delta: float | None = None
     commit_tx: str | None = None
+    commit_status: str | None = None       # "pending" (sent, not yet deep enough) | "confirmed"
     commit_gas: int | None = None
     digest: str | None = None
     aggregate_hash: str | None = None
@@ -90,6 +94,7 @@ class RoundRecord:
     excluded: list[str] = field(default_factory=list)
     equivocations: dict[str, str] = field(default_factory=dict)  # peer -> update hash it gossiped ≠ committed
     vote_tx: str | None = None
+    vote_status: str | None = None         # "pending" | "confirmed", as commit_status
     vote_gas: int | None = None
     close_tx: str | None = None
     accuracy: float | None = None          # of the global model M(r) once finalized
@@ -297,6 +302,13 @@ class PeerState:
             setattr(rec, key, value)
         if phase.order >= rec.phase.order or phase.settled:
             rec.phase = phase
+        self.save()
+
+    def rewind(self, rec: RoundRecord, phase: Phase, **fields: Any) -> None:
+        """Set fields, move back to `phase` and persist: the chain no longer holds what the record claimed."""
+        for key, value in fields.items():
+            setattr(rec, key, value)
+        rec.phase = phase
         self.save()
 
     def update(self, rec: RoundRecord, **fields: Any) -> None:

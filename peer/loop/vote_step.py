@@ -1,8 +1,9 @@
 """Steps 6-8 of round r, after the commit phase: collect every committed update, compute the round outcome,
 publish the new model and the reward tree on IPFS, vote.
 
-The chain is asked whether this member already voted before anything else and again right before the vote
-transaction, so a restarted peer never double-votes (the contract would also refuse: AlreadyVoted).
+The chain is asked whether this member already voted (`peer.loop.reconcile.vote`) before anything else and
+again right before the vote transaction, so a restarted peer never double-votes (the contract would also
+refuse: AlreadyVoted). The vote counts as done (phase VOTED) only `confirmations` blocks deep.
 
 A round the others finalized before this peer's vote is still voted on until the round's vote deadline: the
 contract records such a *late vote* without counting it, and settles this member's reputation by it, so an
@@ -28,10 +29,11 @@ from ledger_tools.chain import (
 from ledger_tools.chain import Phase as ChainPhase
 from peer.byzantine import attack_hooks
 from peer.errors import PeerError
-from peer.loop import unseal_ahead
+from peer.loop import reconcile, unseal_ahead
 from peer.loop.collect import collect_updates
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer
+from peer.loop.reconcile import OnChain
 from peer.loop.retry import ReachableBlobStore, Stopped
 from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase, RoundRecord
@@ -42,10 +44,6 @@ RECIPIENT_SLACK = 8      # recipients a sealed update may have beyond this node'
 
 class VoteNeverAccepted(PeerError):
     """The chain kept refusing the vote as too early (its clock is far behind ours)."""
-
-
-def already_voted(ctx: NodeContext, r: int) -> bool:
-    return ctx.retry("read vote", lambda: ctx.ledger.member_info(ctx.me), round=r).last_vote_round == r
 
 
 def late_vote_open(ctx: NodeContext, r: int) -> bool:
@@ -61,9 +59,11 @@ def reward_pool(ctx: NodeContext, r: int) -> int:
 
 
 def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> None:
-    if already_voted(ctx, r):
-        ctx.state.advance(rec, Phase.VOTED)
-        ctx.nlog.event(r, "vote", "recovered", message="vote already on chain")
+    known = rec.vote_tx is not None
+    on_chain = reconcile.vote(ctx, r, rec)
+    if on_chain is not OnChain.MISSING:
+        if not known:
+            ctx.nlog.event(r, "vote", "recovered", message=f"vote already on chain ({on_chain.value})")
         return
     if attack_hooks.is_silent(ctx):
         ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["silent (attack)"])
@@ -184,8 +184,7 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
     digest = consensus.vote_digest(aggregate_hash, rewards_root, excluded)
     ctx.state.update(rec, digest=digest.hex(), aggregate_hash=aggregate_hash.hex(), aggregate_cid=model_cid,
                      rewards_cid=rewards_cid, excluded=excluded)
-    if already_voted(ctx, r):
-        ctx.state.advance(rec, Phase.VOTED)
+    if reconcile.vote(ctx, r, rec) is not OnChain.MISSING:
         return
 
     vote = vote_tx(ctx.ledger, r, aggregate_hash, model_cid, rewards_root, rewards_cid, excluded, digest)
@@ -199,7 +198,8 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
         except (VotingNotOpen, VoteDeadlineNotReached):
             ctx.sleep(1.0)  # even the transaction's own block was too early: the chain's clock lags ours
         except AlreadyVoted:
-            ctx.state.advance(rec, Phase.VOTED)
+            if reconcile.vote(ctx, r, rec) is OnChain.MISSING:  # the node has not served the event yet
+                ctx.state.advance(rec, Phase.VOTED)
             return
         except (VotingClosed, RoundNotOpen, VoteOutOfOrder, AlreadySettled) as exc:
             # the vote deadline passed (or the round failed) before our vote, finalized or not
@@ -209,6 +209,12 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
     else:
         raise VoteNeverAccepted(f"round {r}: the chain kept refusing the vote as too early")
     rec.timings["chain_vote"] = t.elapsed
-    ctx.state.advance(rec, Phase.VOTED, vote_tx=receipt.tx_hash, vote_gas=receipt.gas_used)
+    depth = reconcile.depth_state(ctx, receipt.block_number)
+    fields = {"vote_tx": receipt.tx_hash, "vote_status": depth.value, "vote_gas": receipt.gas_used}
+    if depth is OnChain.CONFIRMED:
+        ctx.state.advance(rec, Phase.VOTED, **fields)
+    else:  # VOTED once `confirmations` blocks deep (reconcile.vote, while the loop awaits the round's end)
+        ctx.state.update(rec, **fields)
     ctx.nlog.event(r, "vote", "mined", elapsed=t.elapsed, gas=receipt.gas_used, tx=receipt.tx_hash,
-                   digest="0x" + digest.hex(), late=receipt.late or None)
+                   digest="0x" + digest.hex(), late=receipt.late or None,
+                   confirmations=None if depth is OnChain.CONFIRMED else f"waiting for {ctx.cfg.confirmations}")

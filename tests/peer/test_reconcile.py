@@ -1,0 +1,234 @@
+"""Reconcile with the chain, always (issue 12, finding 1 / deliverable 1).
+
+A peer whose mined commit or vote vanishes from the chain (here: a real anvil reorg, `anvil_reorg`, that drops
+exactly that transaction and re-mines every other one, so only the victim sees anything) notices it while it
+waits for the next phase, logs one line, re-sends it — the same update, from the sealed blob already on disk —
+and the round still finalizes with it. A state file claiming transactions the chain lacks is corrected when the
+node starts. A transaction counts only `confirmations` blocks deep, and a reorg above that depth is survived.
+
+The victim runs in this process (its ledger binding drops its own transaction right after it was mined, the
+"anvil killed -9 within a second of mining" case); the other members are real `fedledger peer run` processes.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from devnet.anvil import _rpc
+from helpers.peer_proc import PeerProcess
+from ledger_tools.blobstore import IpfsBlobStore
+from ledger_tools.chain import FederationLedger
+from peer.config import PeerConfig
+from peer.crypto.identity import PeerIdentity
+from peer.loop import reconcile
+from peer.loop.log import NodeLog
+from peer.loop.node import PeerNode
+from peer.loop.reconcile import OnChain
+from peer.loop.state import PeerState, Phase
+
+ROUND_TIMEOUT = 300
+
+
+def drop_tx(rpc_url: str, tx_hash: str) -> None:
+    """A reorg that drops exactly `tx_hash`: every block from its block on is replaced, every other
+    transaction of those blocks re-mined at the same offset (its sender never notices)."""
+    block = int(_rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash])["blockNumber"], 16)
+    head = int(_rpc(rpc_url, "eth_blockNumber", []), 16)
+    keep = []
+    for n in range(block, head + 1):
+        for h in _rpc(rpc_url, "eth_getBlockByNumber", [hex(n), False])["transactions"]:
+            if h != tx_hash:
+                keep.append([_rpc(rpc_url, "eth_getRawTransactionByHash", [h]), n - block])
+    _rpc(rpc_url, "anvil_reorg", [head - block + 1, keep])
+    assert _rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash]) is None
+
+
+class VanishingLedger(FederationLedger):
+    """The member's binding whose first commit (or vote) is dropped from the chain right after it was mined."""
+
+    vanish: set[str]
+    dropped: list[tuple[str, float]]
+
+    def commit(self, *args, **kwargs):
+        return self._maybe_drop("commit", super().commit(*args, **kwargs))
+
+    def vote(self, *args, **kwargs):
+        return self._maybe_drop("vote", super().vote(*args, **kwargs))
+
+    def _maybe_drop(self, kind: str, receipt):
+        if kind in self.vanish:
+            self.vanish.discard(kind)
+            drop_tx(self.rpc_url, receipt.tx_hash)
+            self.dropped.append((receipt.tx_hash, time.time()))
+        return receipt
+
+
+def _victim(peer, vanish: set[str] = frozenset(), **overrides) -> tuple[PeerNode, VanishingLedger, io.StringIO]:
+    cfg = PeerConfig.from_toml(peer.config_path).with_overrides(max_rounds=1, gossip=False, **overrides)
+    identity = PeerIdentity.load(cfg.state_dir, Path(cfg.password_file).read_text())
+    ledger = VanishingLedger(cfg.rpc_url, cfg.contract, identity.account, deploy_block=cfg.from_block)
+    ledger.vanish, ledger.dropped = set(vanish), []
+    stream = io.StringIO()
+    node = PeerNode(cfg, identity, ledger=ledger, blobstore=IpfsBlobStore(cfg.ipfs_api),
+                    nlog=NodeLog(identity.address, "victim", json_mode=True, stream=stream))
+    return node, ledger, stream
+
+
+def _events(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+
+
+def _pick(events: list[dict], phase: str, event: str) -> list[dict]:
+    return [e for e in events if e.get("phase") == phase and e.get("event") == event]
+
+
+def _record(peer, r: int) -> dict:
+    return json.loads((peer.state_dir / "node" / "state.json").read_text())["rounds"][str(r)]
+
+
+def _run_round_one(fed, node: PeerNode) -> None:
+    """The victim in a thread, the other members as processes, until round 1 settled everywhere."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            node.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            failure.append(exc)
+
+    import torch
+
+    torch.set_num_threads(1)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    procs = [PeerProcess(p.config_path, "--max-rounds", "1").start() for p in fed.peers[1:]]
+    try:
+        for p in procs:
+            assert p.wait(timeout=ROUND_TIMEOUT) == 0, p.tail()
+        thread.join(ROUND_TIMEOUT)
+        assert not thread.is_alive(), "the victim did not settle round 1"
+        assert not failure, failure
+    finally:
+        node.stop()
+        for p in procs:
+            p.kill()
+
+
+def test_a_vanished_commit_is_resent_and_the_round_finalizes_with_it(local_federation):
+    fed = local_federation(3, commit_period=90)
+    victim = fed.peers[0]
+    node, ledger, stream = _victim(victim, {"commit"})
+    _run_round_one(fed, node)
+
+    events = _events(stream)
+    vanished = _pick(events, "commit", "vanished")
+    assert len(vanished) == 1 and "re-sending the same update" in vanished[0]["message"], vanished
+    mined = _pick(events, "commit", "mined")
+    assert len(mined) == 2 and mined[0]["update_hash"] == mined[1]["update_hash"], mined
+    assert len(_pick(events, "train", "done")) == 1, "the update was not trained again"
+    print(f"\ncommit re-sent {mined[1]['ts'] - ledger.dropped[0][1]:.2f} s after it vanished")
+
+    chain = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
+    fin = chain.finalization(1)
+    assert fin is not None, "round 1 finalized"
+    commits = chain.commitments(1)
+    assert len(commits) == 3
+    mine = next(c for c in commits if c.member == victim.address)
+    rec = _record(victim, 1)
+    assert mine.update_hash.hex() == rec["update_hash"]
+    assert "0x" + mine.update_hash.hex()[:16] == mined[0]["update_hash"], "the re-sent commit is the first update"
+    assert (rec["commit_tx"], rec["commit_status"], rec["phase"]) == (mine.tx_hash, "confirmed", "finalized")
+    assert victim.address not in fin.excluded
+    assert rec["digest"] == fin.digest.hex(), "the victim computed the finalized outcome"
+
+
+def test_a_vanished_vote_is_resent_and_the_round_finalizes(local_federation):
+    fed = local_federation(3)
+    victim = fed.peers[0]
+    node, ledger, stream = _victim(victim, {"vote"})
+    _run_round_one(fed, node)
+
+    events = _events(stream)
+    vanished = _pick(events, "vote", "vanished")
+    assert len(vanished) == 1 and "voting again" in vanished[0]["message"], vanished
+    mined = _pick(events, "vote", "mined")
+    assert len(mined) == 2 and mined[0]["digest"] == mined[1]["digest"], mined
+    print(f"\nvote re-sent {mined[1]['ts'] - ledger.dropped[0][1]:.2f} s after it vanished")
+
+    chain = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
+    fin = chain.finalization(1)
+    assert fin is not None
+    mine = [v for v in chain.votes(1) if v.member == victim.address]
+    assert len(mine) == 1 and mine[0].digest == fin.digest
+    rec = _record(victim, 1)
+    assert (rec["vote_tx"], rec["vote_status"], rec["phase"]) == (mine[0].tx_hash, "confirmed", "finalized")
+
+
+def test_a_state_file_claiming_what_the_chain_lacks_is_corrected_on_load(local_federation):
+    """The file says round 1 committed and voted (transactions a restarted chain lost); on start-up both claims
+    are taken back out, one line each, and the record is rewound to the step that must run again."""
+    fed = local_federation(2)
+    victim = fed.peers[0]
+    fake_commit, fake_vote = "0x" + "c0" * 32, "0x" + "70" * 32
+    state = PeerState(victim.state_dir, federation=fed.contract, address=victim.address)
+    state.advance(state.record(1), Phase.VOTED, cid="bafkreifake", update_hash="ab" * 32, commit_tx=fake_commit,
+                  commit_status="confirmed", vote_tx=fake_vote, vote_status="confirmed", digest="cd" * 32)
+    node, _, stream = _victim(victim)
+    node.check_startup()
+    node.reconcile_state()
+
+    rec = _record(victim, 1)
+    assert rec["phase"] == "published", rec
+    assert (rec["commit_tx"], rec["commit_status"], rec["vote_tx"], rec["vote_status"]) == (None, None, None, None)
+    events = _events(stream)
+    assert [e["message"].split(" is no longer")[0] for e in _pick(events, "vote", "vanished")] == [
+        f"vote tx {fake_vote} (digest 0x{'cd' * 8})"]
+    assert [e["message"].split(" is no longer")[0] for e in _pick(events, "commit", "vanished")] == [
+        f"commit tx {fake_commit} (update 0x{'ab' * 8})"]
+
+
+def _ctx(ledger: FederationLedger, tmp_path: Path, confirmations: int, members: int) -> SimpleNamespace:
+    stream = io.StringIO()
+    return SimpleNamespace(
+        ledger=ledger, me=ledger.account.address, cfg=SimpleNamespace(confirmations=confirmations, commit_margin=1.0),
+        retry=lambda what, fn, round=None: fn(), clock=lambda: float(ledger.chain_time()),
+        membership=SimpleNamespace(members=dict.fromkeys(range(members))),
+        state=PeerState(tmp_path / ledger.account.address, federation=ledger.address, address=ledger.account.address),
+        nlog=NodeLog(ledger.account.address, "t", json_mode=True, stream=stream), stream=stream)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_commit_is_done_only_at_the_confirmation_depth_and_a_shallow_reorg_is_survived(
+        make_federation, anvil, tmp_path, depth):
+    fed = make_federation(3)
+    ctx = _ctx(fed.members[0], tmp_path, depth, members=3)
+    rec = ctx.state.record(1)
+    assert reconcile.commit(ctx, 1, rec) is OnChain.MISSING and rec.phase is Phase.NEW
+
+    receipt = fed.members[0].commit(1, b"\x01" * 32, "bafkreiupdate1", 100)
+    ctx.state.update(rec, commit_tx=receipt.tx_hash, commit_status="pending")
+    for _ in range(depth):
+        assert reconcile.commit(ctx, 1, rec) is OnChain.PENDING
+        assert rec.phase is Phase.NEW and rec.commit_status == "pending", "not done before the depth"
+        _rpc(anvil.rpc_url, "anvil_mine", [hex(1)])
+    assert reconcile.commit(ctx, 1, rec) is OnChain.CONFIRMED
+    assert (rec.phase, rec.commit_status, rec.commit_tx) == (Phase.COMMITTED, "confirmed", receipt.tx_hash)
+
+    # a second member's commit, reorged out while shallower than the depth: never claimed, then taken back
+    other = _ctx(fed.members[1], tmp_path, depth, members=3)
+    orec = other.state.record(1)
+    receipt = fed.members[1].commit(1, b"\x02" * 32, "bafkreiupdate2", 100)
+    other.state.update(orec, commit_tx=receipt.tx_hash, commit_status="pending", cid="bafkreiupdate2")
+    assert reconcile.commit(other, 1, orec) is OnChain.PENDING and orec.phase is Phase.NEW
+    _rpc(anvil.rpc_url, "anvil_reorg", [1, []])
+    assert reconcile.commit(other, 1, orec) is OnChain.MISSING
+    assert (orec.phase, orec.commit_tx, orec.commit_status) == (Phase.NEW, None, None)
+    assert "re-sending the same update" in other.stream.getvalue()
+    # the first commit, deeper than the reorg, still stands
+    assert reconcile.commit(ctx, 1, rec) is OnChain.CONFIRMED and rec.phase is Phase.COMMITTED
