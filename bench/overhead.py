@@ -15,6 +15,10 @@ and the ledger round adds only what the ledger does, one peer's own share (peers
                        + read commitments + unseal the other n-1 blobs (FETCH_THREADS threads) + aggregate
                        + IPFS add of the new model and reward tree + one vote tx
 
+That series sum is kept for comparison; each ledger row also carries `critical`, the round as the peer now runs
+it (IPFS adds in the background, updates unsealed on arrival, commit tx during the exchange), replayed as real
+wall time with that background work running (`bench.critical_path`, see docs/overhead.md's scale section).
+
 Every term is measured: the peers' own steps one at a time inside the ledger run (`ChainTransport(detail=True)`),
 so both rounds come from the same run and load drift between runs cannot fake a difference; the gossip exchange
 with real `peer.net.gossip.GossipNode` processes on loopback (`gossip_exchange`: one 4 MB sealed blob, sender to
@@ -101,7 +105,8 @@ def round_model(engine, rec, detail: dict, exchange: float) -> dict:
     }
 
 
-def _ledger_row(anvil, node, n: int, epochs: int, exchange: float, *, hidden: int | None = HIDDEN_1M) -> dict:
+def _ledger_row(anvil, node, n: int, epochs: int, exchange: float, *, hidden: int | None = HIDDEN_1M,
+                critical: bool = True) -> dict:
     from simulation.chain_transport import ChainTransport
 
     transport = ChainTransport(anvil.rpc_url, node.api_url, detail=True)
@@ -109,11 +114,16 @@ def _ledger_row(anvil, node, n: int, epochs: int, exchange: float, *, hidden: in
     rec = res.rounds[-1]
     detail = transport.detail[rec.round]
     model = round_model(engine, rec, detail, exchange)
-    return {"peers": n, "epochs": epochs, "mode": "ledger", "parameters": res.config["num_parameters"],
+    row = {"peers": n, "epochs": epochs, "mode": "ledger", "parameters": res.config["num_parameters"],
             "phase_seconds": rec.phase_seconds, "wall_seconds": rec.wall_seconds, "gas": rec.gas_used,
             "votes": rec.votes, "finalized": rec.finalized, "accuracy": rec.accuracy, "deployment": model,
             "samples_per_peer": round(statistics.mean(p["samples"] for p in res.peers)),
             "detail": {k: v for k, v in detail.items() if k != "per_peer"}}
+    if critical:  # the same round as the peer runs it now: adds in the background, unsealing on arrival
+        from bench.critical_path import replay
+
+        row["critical"] = replay(engine, transport, exchange, repeats=1)
+    return row
 
 
 def _repeated(anvil, node, n: int, epochs: int, exchange: float, repeats: int) -> dict:
@@ -186,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"n= 10 epochs={epochs}: no-ledger {d['round_no_ledger']:.2f} s, ledger "
                   f"{d['round_ledger_gossip']:.2f} s (+{d['ledger_pct']} %)", flush=True)
         for n in scale:
-            row = _ledger_row(anvil, node, n, 1, gossip["small_blob_seconds"], hidden=None)
+            row = _ledger_row(anvil, node, n, 1, gossip["small_blob_seconds"], hidden=None, critical=False)
             curve.append({"peers": n, "wall_seconds": row["wall_seconds"], "gas": row["gas"], "votes": row["votes"],
                           "gas_per_peer": row["gas"] // n, "finalized": row["finalized"],
                           "round_ledger_gossip": row["deployment"]["round_ledger_gossip"],
