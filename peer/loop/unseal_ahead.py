@@ -38,6 +38,7 @@ class UnsealAhead:
         self.round, self.gossip, self.unseal, self.me, self.poll = round, gossip, unseal, me, poll
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix=f"unseal-ahead-r{round}")
         self._jobs: dict[tuple[str, bytes], Future] = {}
+        self._taken: set[tuple[str, bytes]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"unseal-ahead-r{round}", daemon=True)
@@ -57,7 +58,7 @@ class UnsealAhead:
     def _scan(self) -> None:
         for env in self.gossip.envelopes(self.round):
             key = (env.sender, env.update_hash)
-            if env.sender == self.me or key in self._jobs:
+            if env.sender == self.me or key in self._jobs or key in self._taken:
                 continue
             if self.gossip.has_blob(env.update_hash, sender=env.sender):
                 with self._lock:
@@ -66,6 +67,7 @@ class UnsealAhead:
                     self._jobs[key] = self._pool.submit(self._open, env.sender, env.update_hash)
 
     def _open(self, sender: str, update_hash: bytes) -> bytes | None:
+        """The verified plaintext of the arrived blob naming `update_hash`, or None."""
         try:
             sealed = self.gossip.blob(update_hash, sender=sender)
             if sealed is None:
@@ -79,16 +81,27 @@ class UnsealAhead:
 
     def take(self, c: Commitment, timeout: float | None = None) -> bytes | None:
         """The commitment's update if its blob arrived and was (or is being) unsealed to the committed hash;
-        waits up to `timeout` for an unseal in progress. Handed over once."""
+        waits up to `timeout` for an unseal in progress. A blob that arrived since the watcher's last look is
+        opened here. Handed over once."""
+        key = (c.member, c.update_hash)
         with self._lock:
-            job = self._jobs.pop((c.member, c.update_hash), None)
-        if job is None or c.round != self.round:
+            job = self._jobs.pop(key, None)
+            fresh = key not in self._taken
+            self._taken.add(key)
+        if c.round != self.round:
             return None
+        if job is None:
+            try:
+                arrived = fresh and self.gossip.has_blob(c.update_hash, sender=c.member)
+            except Exception:  # noqa: BLE001 - a gossip node that died: the collector's own path decides
+                return None
+            return self._open(c.member, c.update_hash) if arrived else None
         try:
             return job.result(timeout)
         except TimeoutError:
             with self._lock:
-                self._jobs[(c.member, c.update_hash)] = job
+                self._jobs[key] = job
+                self._taken.discard(key)
             return None
 
     def started(self) -> int:
