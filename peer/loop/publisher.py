@@ -7,8 +7,9 @@ node) is done here, on one background thread, in submission order:
 
 - the node's answer is checked against the local CID (`add(expected_cid=)`; a mismatch is logged as an error
   and not retried: the node is not storing what we committed);
-- a failed add (node down, timeout) is retried with backoff (0.5 s doubling to 10 s) for as long as the node
-  runs, each retry logged as a `retry` warning; when an add is still not done at its round's vote deadline
+- a failed add (node down, timeout, an error answer from a node that is restarting) is retried with backoff
+  (0.5 s doubling to 10 s) for as long as the node runs, each retry logged as a `retry` warning (anything else
+  — a bug — is given up after 3 attempts, as an error); when an add is still not done at its round's vote deadline
   a warning says so once (members whose bulk copy failed, and auditors, cannot read the blob until it lands);
 - the sealed blob, the model and the reward tree stay on disk (`rounds/<r>/sealed.bin`, the model cache,
   `rounds/<r>/rewards.json`), so a peer killed before its adds finished re-adds them on restart (`resume`);
@@ -26,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger_tools.blobstore import BlobIntegrityError, unixfs_cid
+from ledger_tools.blobstore import BlobIntegrityError, BlobStoreError, unixfs_cid
 from peer.loop.log import NodeLog, Timer
 from peer.loop.retry import is_transient
 
@@ -149,7 +150,7 @@ class Publisher:
                 # allowed to kill the thread that every later add needs
                 attempt += 1
                 del data
-                if not is_transient(exc) and attempt >= 3:
+                if not (is_transient(exc) or isinstance(exc, BlobStoreError)) and attempt >= 3:
                     job.failed = f"{type(exc).__name__}: {exc}"
                     self.nlog.event(job.round, "ipfs", "failed", level="error", cid=job.cid,
                                     message=f"{job.what} add failed {attempt} times: {job.failed}")
