@@ -2,6 +2,7 @@
 `fedledger peer stake|withdraw`. Every expected failure is one `UserError` line."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -51,15 +52,26 @@ def governor(rpc: str, address: str | None, key: str | None = None, state_dir: P
         raise UserError(f"{address!r} is not a contract address: {exc}", exit_code=2) from exc
 
 
+#: The node refused a transaction because another process (e.g. this member's running peer) took its nonce.
+_NONCE_RACE = ("nonce too low", "replacement transaction underpriced")
+
+
 def chain_call(what: str, call: Callable[[], T]) -> T:
-    """Run one chain call; a revert or an unreachable node becomes one line naming `what` failed and why."""
+    """Run one chain call; a revert or an unreachable node becomes one line naming `what` failed and why.
+    A transaction that lost its nonce to the member's own running peer is sent again (with a fresh nonce)."""
     from ledger_tools.chain import ContractRevert, LedgerError, LedgerUnavailable
 
-    try:
-        return call()
-    except ContractRevert as exc:
-        raise UserError(f"{what} refused by the contract: {exc}") from exc
-    except LedgerUnavailable as exc:
-        raise UserError(str(exc), hint="is the node running? pass --rpc URL (or set FEDLEDGER_RPC)") from exc
-    except LedgerError as exc:
-        raise UserError(f"{what} failed: {exc}") from exc
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ContractRevert as exc:
+            raise UserError(f"{what} refused by the contract: {exc}") from exc
+        except LedgerUnavailable as exc:
+            raise UserError(str(exc), hint="is the node running? pass --rpc URL (or set FEDLEDGER_RPC)") from exc
+        except LedgerError as exc:
+            if attempt + 1 < attempts and any(m in str(exc) for m in _NONCE_RACE):
+                time.sleep(0.5)
+                continue
+            raise UserError(f"{what} failed: {exc}") from exc
+    raise AssertionError("unreachable")
