@@ -332,8 +332,9 @@ def run(
     except ModelSpecMismatch as exc:
         raise UserError(str(exc), hint="use the federation's --task", exit_code=2) from exc
     except DiskError as exc:
-        raise UserError(str(exc), hint="free space (or fix the mount / permissions) under the state directory, "
-                                       "then start the peer again", exit_code=EXIT_DISK) from exc
+        raise UserError(f"{exc}; the peer stopped (its state on disk is intact)",
+                        hint="free space (or fix the mount / permissions) under the state directory, "
+                             "then start the peer again", exit_code=EXIT_DISK) from exc
     except (NodeError, StateError) as exc:
         raise UserError(str(exc)) from exc
     finally:

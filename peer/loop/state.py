@@ -172,13 +172,13 @@ class StateError(PeerError):
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 
 
-class DiskError(PeerError):
-    """Writing under the state directory failed for a reason only the operator can fix; names the path."""
+class DiskError(PeerError, OSError):
+    """Writing under the state directory failed for a reason only the operator can fix; names the path.
+    Still an OSError, so callers outside the peer loop that handle write failures see no change."""
 
     def __init__(self, path: Path, exc: OSError) -> None:
         code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-        super().__init__(f"cannot write {path}: {exc.strerror or exc} ({code}); the peer stopped, its state on "
-                         "disk is intact")
+        super().__init__(f"cannot write {path}: {exc.strerror or exc} ({code})")
         self.path = path
         self.errno = exc.errno
 
