@@ -234,7 +234,7 @@ contract FederationLedger is IFederationLedger {
         if (msg.value > 0) emit Funded(msg.sender, msg.value, address(this).balance);
         uint256 pool = _nextPool(0, first.rewardPerRound);
         funds = Funds({reserved: 0, modelRound: 0, roundPool: uint96(pool)});
-        _emitOpened(1, block.timestamp, pool, first);
+        _emitOpened(1, block.timestamp, pool, first.commitPeriod, first.votePeriod);
     }
 
     // ------------------------------------------------------------------ admin
@@ -361,13 +361,11 @@ contract FederationLedger is IFederationLedger {
             _lateVote(m, s, round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded);
             return;
         }
-        uint256 quorumBps;
+        uint256 quorumBps = roundParams.quorumBps; // one storage read for the three fields (same slot)
         {
-            RoundParams memory rp = roundParams; // the one read of the round parameters
-            uint256 commitDeadline = uint256(s.roundStart) + rp.commitPeriod;
+            uint256 commitDeadline = uint256(s.roundStart) + roundParams.commitPeriod;
             if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) revert VotingNotOpen(round);
-            if (block.timestamp >= commitDeadline + rp.votePeriod) revert VotingClosed(round);
-            quorumBps = rp.quorumBps;
+            if (block.timestamp >= commitDeadline + roundParams.votePeriod) revert VotingClosed(round);
         }
         if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
 
@@ -397,7 +395,7 @@ contract FederationLedger is IFederationLedger {
                 payout[round] = Payout({rootHigh: bytes20(rewardsRoot), unclaimed: uint96(pool)});
             }
             _record(round, STATUS_FINALIZED, bytes10(digest), s, s.finalizedCount);
-            uint256 nextPool = _nextPool(reservedNow, _nextParams().rewardPerRound);
+            uint256 nextPool = _nextPool(reservedNow, _nextReward());
             funds = Funds({reserved: uint128(reservedNow), modelRound: uint32(round), roundPool: uint96(nextPool)});
             modelHash = aggregateHash;
             emit RoundFinalized(
@@ -419,7 +417,7 @@ contract FederationLedger is IFederationLedger {
         _record(round, STATUS_FAILED, bytes10(0), s, 0);
         emit RoundFailed(round, msg.sender);
         // the failed round reserved nothing; the next pool counts what was funded meanwhile
-        uint256 nextPool = _nextPool(funds.reserved, _nextParams().rewardPerRound);
+        uint256 nextPool = _nextPool(funds.reserved, _nextReward());
         funds.roundPool = uint96(nextPool);
         _openNext(s, round, nextPool);
         state = s;
@@ -715,38 +713,36 @@ contract FederationLedger is IFederationLedger {
 
     /// @dev Close the open round `round` for good, with the periods it ran under (warm read of `roundParams`).
     function _record(uint256 round, uint8 status, bytes10 digestPrefix, State memory s, uint32 finIndex) private {
-        RoundParams memory rp = roundParams;
         roundRecord[round] = RoundRecord({
             status: status,
             digestPrefix: digestPrefix,
             start: s.roundStart,
             commitCount: s.commitCount,
             finIndex: finIndex,
-            commitPeriod: rp.commitPeriod,
-            votePeriod: rp.votePeriod
+            commitPeriod: roundParams.commitPeriod,
+            votePeriod: roundParams.votePeriod
         });
     }
 
-    /// @dev The parameters of the round opening now, after the open one closed: a pending set takes over here
-    ///      (one cold read of it and one write, only when a change applies).
-    function _nextParams() private returns (RoundParams memory rp) {
-        rp = roundParams;
-        if (rp.pending) {
-            rp = paramsHistory[paramsHistory.length - 1].p;
-            roundParams = rp;
-        }
+    /// @dev The reward per round of the round opening now, after the open one closed: a pending set takes over
+    ///      here (one cold read of it and one write, only when a change applies).
+    function _nextReward() private returns (uint256) {
+        if (roundParams.pending) roundParams = paramsHistory[paramsHistory.length - 1].p;
+        return roundParams.rewardPerRound;
     }
 
     function _openNext(State memory s, uint256 round, uint256 pool) private {
         s.currentRound = uint32(round + 1);
         s.roundStart = uint40(block.timestamp);
         s.commitCount = 0;
-        _emitOpened(round + 1, block.timestamp, pool, roundParams);
+        _emitOpened(round + 1, block.timestamp, pool, roundParams.commitPeriod, roundParams.votePeriod);
     }
 
-    function _emitOpened(uint256 round, uint256 start, uint256 pool, RoundParams memory rp) private {
-        uint256 commitDeadline = start + rp.commitPeriod;
-        emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + rp.votePeriod), pool);
+    function _emitOpened(uint256 round, uint256 start, uint256 pool, uint256 commitPeriod, uint256 votePeriod)
+        private
+    {
+        uint256 commitDeadline = start + commitPeriod;
+        emit RoundOpened(round, uint64(start), uint64(commitDeadline), uint64(commitDeadline + votePeriod), pool);
     }
 
     /// @dev A late vote for the finalized round `round` (< the open round), until its original vote deadline.
