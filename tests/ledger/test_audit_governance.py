@@ -67,6 +67,12 @@ def test_rounds_and_governance_show_admission_slash_and_stake(governed_history, 
     assert doc["stakes_wei"][newcomer.address] == str(10**18)
     assert doc["proposals"][0]["kind"] == "admit" and doc["proposals"][0]["executed_block"]
 
+    out = tmp_path / "report.html"
+    res = _cli(h, tmp_path, "report", "--no-ipfs", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert "<h2>Governance</h2>" in page and "by proposal #1" in page and "equivocation in round 2" in page
+
 
 def test_verify_holds_each_tally_to_the_member_set_in_force(governed_history, tmp_path):
     h, newcomer, cheat = governed_history

@@ -30,7 +30,7 @@ import pytest
 from consensus.digest import vote_digest
 from devnet.anvil import AnvilProcess, _rpc, dev_accounts, start_anvil
 from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation
-from devnet.deploy import deploy_federation
+from devnet.deploy import deploy_governed_federation
 from devnet.ipfs import IpfsProcess, start_ipfs
 from devnet.ports import free_port, port_in_use
 from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config
@@ -161,8 +161,8 @@ def test_simultaneous_votes_the_finalizing_one_has_enough_gas(tmp_path):
     against the estimate. With the peer's vote transaction both are mined and the round finalizes."""
     keys = dev_accounts()
     with start_anvil(log_path=tmp_path / "anvil.log") as node:
-        owner = deploy_federation(node.rpc_url, _config(keys[1:4]), keys[0].private_key)
-        members = [FederationLedger(node.rpc_url, owner.address, k.private_key, deploy_block=owner.deploy_block)
+        deployed = deploy_governed_federation(node.rpc_url, _config(keys[1:4]), keys[0].private_key)
+        members = [FederationLedger(node.rpc_url, deployed.address, k.private_key, deploy_block=deployed.deploy_block)
                    for k in keys[1:4]]
         for i, m in enumerate(members):
             m.commit(1, bytes([i + 1]) * 32, f"bafkreiupdate{i}", 10)
@@ -253,8 +253,8 @@ def test_a_vote_that_would_revert_is_refused_before_sending(tmp_path):
     same member — surfaces as its contract error without a mined, gas-paying failed transaction."""
     keys = dev_accounts()
     with start_anvil(log_path=tmp_path / "anvil.log") as node:
-        owner = deploy_federation(node.rpc_url, _config(keys[1:4]), keys[0].private_key)
-        members = [FederationLedger(node.rpc_url, owner.address, k.private_key, deploy_block=owner.deploy_block)
+        deployed = deploy_governed_federation(node.rpc_url, _config(keys[1:4]), keys[0].private_key)
+        members = [FederationLedger(node.rpc_url, deployed.address, k.private_key, deploy_block=deployed.deploy_block)
                    for k in keys[1:4]]
         for i, m in enumerate(members):
             m.commit(1, bytes([i + 1]) * 32, f"bafkreiupdate{i}", 10)
