@@ -309,7 +309,8 @@ def report(
 
     has_key = key_file is not None or state_dir is not None
     if verification is not None and has_key:
-        raise UserError("pass either an auditor key (to verify now) or --verification FILE, not both", exit_code=2)
+        raise UserError("pass either an auditor key (to verify now) or --verification FILE, not both", exit_code=2,
+                        hint="drop --key-file/--state-dir, or drop --verification")
     if no_ipfs and has_key:
         raise UserError("verifying needs IPFS (the committed blobs)", hint="drop --no-ipfs", exit_code=2)
     ledger, history = ctx.obj.load()

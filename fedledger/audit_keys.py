@@ -31,7 +31,8 @@ def auditor_unseal(history, key_file: Path | None, state_dir: Path | None, passw
             raw = bytes.fromhex(key_file.read_text().strip().removeprefix("0x"))
             private = X25519PrivateKey.from_private_bytes(raw)
         except OSError as exc:
-            raise UserError(f"cannot read key file {key_file}: {exc.strerror}") from exc
+            raise UserError(f"cannot read key file {key_file}: {exc.strerror}",
+                            hint="--key-file names a file holding the hex X25519 private key", exit_code=2) from exc
         except ValueError as exc:
             raise UserError(f"{key_file} does not hold a 32-byte hex X25519 private key",
                             hint="or pass --state-dir DIR with an identity made by `fedledger peer init`") from exc

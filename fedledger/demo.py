@@ -169,9 +169,10 @@ def _check_inputs(peers: int, rounds: int, rule: str, attack: str, dataset: str,
                         hint="pass --peers 3 or more")
     for option, value in (("--rounds", rounds), ("--epochs", epochs)):
         if value < 1:
-            raise bad_input(f"{option} must be >= 1, got {value}")
+            raise bad_input(f"{option} must be >= 1, got {value}", hint=f"pass {option} 1 or more")
     if not alpha > 0 or not timeout > 0:
-        raise bad_input(f"--alpha and --timeout must be positive, got {alpha} and {timeout}")
+        raise bad_input(f"--alpha and --timeout must be positive, got {alpha} and {timeout}",
+                        hint="e.g. --alpha 0.5 --timeout 600")
     if workdir is not None and workdir.exists() and not workdir.is_dir():
         raise bad_input(f"--workdir {workdir} is a file, not a folder", hint="pass a folder (created if missing)")
     try:

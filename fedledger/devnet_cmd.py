@@ -18,6 +18,7 @@ from rich.table import Table
 from devnet.errors import DevnetError
 from fedledger.devnet_deploy_cmd import deploy
 from fedledger.errors import UserError
+from fedledger.service_errors import check_ipfs, check_url
 
 app = typer.Typer(help="Local devnet: anvil (chain) + IPFS node, and federation deployment.", no_args_is_help=True)
 console = Console()
@@ -258,7 +259,7 @@ def fund(
     from devnet.funding import fund as fund_addresses
 
     wei = int(Decimal(str(eth)) * WEI_PER_ETH)
-    rpc_url = rpc or _default_rpc(state_dir)
+    rpc_url = check_url(rpc, "--rpc") if rpc else _default_rpc(state_dir)
     try:
         funded = fund_addresses(rpc_url, addresses, wei)
     except FundingError as exc:
@@ -284,9 +285,16 @@ def genesis(
     import json
 
     import consensus
+    from consensus.codec import MAX_SCALE_BITS
     from ledger_tools.blobstore import BlobStoreError, IpfsBlobStore
     from peer.learning.tasks import TaskError, get_task
 
+    if not 0 <= scale_bits <= MAX_SCALE_BITS:
+        raise UserError(f"--scale-bits {scale_bits} is out of range 0..{MAX_SCALE_BITS}",
+                        hint="keep the default 20 unless the federation config's scale_bits says otherwise",
+                        exit_code=2)
+    if ipfs is not None:
+        check_ipfs(ipfs, "--ipfs")
     try:
         the_task = get_task(task)
     except TaskError as exc:

@@ -181,4 +181,5 @@ def parse_round_range(text: str | None):
     try:
         return RoundRange.parse(text)
     except ValueError as exc:
-        raise UserError(str(exc), exit_code=2) from exc
+        raise UserError(f"--rounds: {exc}", hint="e.g. --rounds 3, --rounds 2..5, --rounds 4.. or --rounds ..6",
+                        exit_code=2) from exc

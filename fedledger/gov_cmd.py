@@ -35,7 +35,8 @@ def _enc_key(text: str) -> bytes:
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise UserError(f"--enc-key must be 32 bytes of hex, got {text!r}", exit_code=2)
+        raise UserError(f"--enc-key must be 32 bytes of hex, got {text!r}",
+                        hint="the enc_key `fedledger peer init` printed: 0x + 64 hex digits", exit_code=2)
     return raw
 
 
@@ -254,7 +255,8 @@ def slash(
             a, b = load_envelope_file(envelope[0]), load_envelope_file(envelope[1])
             evidence_json(a, b)
         else:
-            raise UserError("pass --evidence FILE, or --envelope twice", exit_code=2)
+            raise UserError("pass --evidence FILE, or --envelope twice", exit_code=2,
+                            hint="--evidence takes the JSON in docs/governance.md; --envelope a raw envelope file")
     except EvidenceFileError as exc:
         raise UserError(str(exc), hint="see docs/governance.md for the evidence format") from exc
     gov = _gov(rpc, governor_address, key, state_dir, password_file)

@@ -10,7 +10,8 @@ from typing import Annotated, TypeVar
 import typer
 
 from fedledger.endpoints import DEFAULT_RPC, unlock_identity
-from fedledger.errors import UserError
+from fedledger.errors import EXIT_UNREACHABLE, UserError
+from fedledger.service_errors import check_url, service_errors
 
 T = TypeVar("T")
 
@@ -31,6 +32,7 @@ def governor(rpc: str, address: str | None, key: str | None = None, state_dir: P
 
     from ledger_tools.chain.governance import FederationGovernor
 
+    check_url(rpc, "--rpc")
     if not address:
         raise UserError("no governor address given", hint="pass --governor 0x… (or set FEDLEDGER_GOVERNOR)",
                         exit_code=2)
@@ -40,7 +42,8 @@ def governor(rpc: str, address: str | None, key: str | None = None, state_dir: P
             try:
                 account = Account.from_key(key)
             except (ValueError, TypeError) as exc:
-                raise UserError("FEDLEDGER_KEY / --key is not a valid private key", exit_code=2) from exc
+                raise UserError("FEDLEDGER_KEY / --key is not a valid private key", exit_code=2,
+                                hint="a private key is 0x + 64 hex digits; or pass --state-dir DIR") from exc
         elif state_dir is not None:
             account = unlock_identity(state_dir, password_file).account
         else:
@@ -49,7 +52,8 @@ def governor(rpc: str, address: str | None, key: str | None = None, state_dir: P
     try:
         return FederationGovernor(rpc, address, account)
     except ValueError as exc:
-        raise UserError(f"{address!r} is not a contract address: {exc}", exit_code=2) from exc
+        raise UserError(f"--governor {address!r} is not a contract address: {exc}", exit_code=2,
+                        hint="pass the FederationGovernor address `fedledger devnet deploy` printed") from exc
 
 
 #: The node refused a transaction because another process (e.g. this member's running peer) took its nonce.
@@ -64,14 +68,17 @@ def chain_call(what: str, call: Callable[[], T]) -> T:
     attempts = 3
     for attempt in range(attempts):
         try:
-            return call()
+            with service_errors(option="--governor", expected="FederationGovernor"):  # wrong server or contract
+                return call()
         except ContractRevert as exc:
             raise UserError(f"{what} refused by the contract: {exc}") from exc
         except LedgerUnavailable as exc:
-            raise UserError(str(exc), hint="is the node running? pass --rpc URL (or set FEDLEDGER_RPC)") from exc
+            raise UserError(str(exc), hint="is the node running? pass --rpc URL (or set FEDLEDGER_RPC)",
+                            exit_code=EXIT_UNREACHABLE) from exc
         except LedgerError as exc:
             if attempt + 1 < attempts and any(m in str(exc) for m in _NONCE_RACE):
                 time.sleep(0.5)
                 continue
-            raise UserError(f"{what} failed: {exc}") from exc
+            raise UserError(f"{what} failed: {exc}", hint="check --governor (its FederationGovernor) and the "
+                                                          "proposal (`fedledger gov list`)") from exc
     raise AssertionError("unreachable")

@@ -24,7 +24,9 @@ def read_password(password_file: Path | None, *, confirm: bool) -> str:
         try:
             password = password_file.read_text().rstrip("\r\n")
         except OSError as exc:
-            raise UserError(f"cannot read password file {password_file}: {exc.strerror}") from exc
+            raise UserError(f"cannot read password file {password_file}: {exc.strerror}",
+                            hint="--password-file names a text file holding the password", exit_code=EXIT_BAD_INPUT
+                            ) from exc
     elif os.environ.get(PASSWORD_ENV):
         password = os.environ[PASSWORD_ENV]
     elif sys.stdin.isatty():
@@ -114,7 +116,9 @@ def init(
     except IdentityError as exc:
         raise UserError(str(exc)) from exc
     except OSError as exc:
-        raise UserError(f"cannot write to {state_dir}: {exc.strerror}") from exc
+        raise UserError(f"cannot write to {state_dir}: {exc.strerror}",
+                        hint="--state-dir names a folder (created if missing) this user can write",
+                        exit_code=EXIT_BAD_INPUT) from exc
 
     info = identity.public_info()
     if as_json:
@@ -140,7 +144,8 @@ def show_id(
     except FileNotFoundError as exc:
         raise UserError(f"no peer identity in {state_dir}", hint="run `fedledger peer init --state-dir DIR`") from exc
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {state_dir / PUBLIC_FILE}: {exc}") from exc
+        raise UserError(f"cannot read {state_dir / PUBLIC_FILE}: {getattr(exc, 'strerror', None) or exc}",
+                        hint="pass the --state-dir folder `fedledger peer init` made") from exc
     _check_announce(announce)
     gossip = _gossip_identity(state_dir, announce)
     if as_json:

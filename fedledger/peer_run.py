@@ -59,9 +59,8 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
                              "--wait-for-services SECONDS waits for it")
     blobstore = IpfsBlobStore(config.ipfs_api, retries=4, backoff=0.5)
     try:
-        with service_errors(config.rpc_url, contract=config.contract):  # e.g. --contract of another contract
-            node = PeerNode(config, identity, ledger=ledger, blobstore=blobstore, task=task, nlog=nlog,
-                            adversary=adversary, training_data=data)
+        node = PeerNode(config, identity, ledger=ledger, blobstore=blobstore, task=task, nlog=nlog,
+                        adversary=adversary, training_data=data)
     except StateError as exc:
         raise UserError(str(exc)) from exc
     gossip = None
@@ -104,7 +103,8 @@ def _config_error(exc) -> UserError:
                       if isinstance(e.get("ctx", {}).get("error"), GossipAddressError)]
     if address_errors:
         return UserError(str(address_errors[0]), hint=address_errors[0].hint, exit_code=2)
-    return UserError(f"invalid peer config: {format_validation_error(exc)}", exit_code=2)
+    return UserError(f"invalid peer config: {format_validation_error(exc)}", exit_code=2,
+                     hint="fix the value named above (in --config or its flag; `fedledger peer run --help`)")
 
 
 class _GossipToNodeLog(logging.Handler):
@@ -314,7 +314,8 @@ def run(
     signal.signal(signal.SIGTERM, _terminate)
     watcher = None
     try:
-        node.check_startup()  # also fills the membership cache the gossip validator reads
+        with service_errors(config.rpc_url, contract=config.contract):  # e.g. --contract of another contract
+            node.check_startup()  # also fills the membership cache the gossip validator reads
         watcher = _watch_membership(node, config)
         wait_for_gas_money(node, stopping)
         if gossip is not None:

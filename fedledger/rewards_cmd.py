@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fedledger.endpoints import EndpointGroup, Endpoints, endpoint_options, parse_round_range, unlock_identity
@@ -30,7 +31,9 @@ def _account(state_dir: Path | None, key_env: str | None, password_file: Path | 
         try:
             acct = Account.from_key(key_env)
         except (ValueError, TypeError) as exc:
-            raise UserError("FEDLEDGER_KEY / --key is not a valid private key", exit_code=2) from exc
+            raise UserError("FEDLEDGER_KEY / --key is not a valid private key",
+                            hint="a private key is 0x + 64 hex digits; or pass --state-dir DIR (your keystore)",
+                            exit_code=2) from exc
         return acct.address, acct
     if state_dir is None:
         raise UserError("no account given", hint="pass --state-dir DIR (your peer identity) or --key", exit_code=2)
@@ -47,9 +50,9 @@ def _account(state_dir: Path | None, key_env: str | None, password_file: Path | 
 def _view(ctx: Endpoints, address: str, rounds: str | None):
     from ledger_tools.audit.rewards import rewards_of
 
+    rng = parse_round_range(rounds)  # a malformed range is refused before anything is contacted
     ledger, history = ctx.load()
     wanted = None
-    rng = parse_round_range(rounds)
     if rng is not None:
         wanted = history.round_numbers(rng)
         bad = [r for r in wanted if history.rounds[r].status.value == "failed"]
@@ -95,7 +98,7 @@ def show(
         t.add_row(str(e.round), f"{e.amount / ETH:.6f}", "claimed" if e.claimed else "[green]claimable[/]")
     console.print(t)
     for p in view.problems:
-        console.print(f"[yellow]round {p.round}: {p.reason}[/]")
+        console.print(f"[yellow]{escape(p.reason)}[/]", soft_wrap=True)  # the reason names its round
     console.print(f"earned {view.total_earned / ETH:.6f} ETH, claimed {view.total_claimed / ETH:.6f} ETH, "
                   f"claimable [bold]{view.total_claimable / ETH:.6f} ETH[/] in {len(view.claimable)} round(s)")
 

@@ -19,38 +19,36 @@ from fedledger.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, UserError
 RPC_HINT = "is the node running? pass --rpc URL (or set FEDLEDGER_RPC); the devnet's is http://127.0.0.1:8545"
 IPFS_HINT = "is the IPFS node running? start one with `fedledger devnet up`, or pass --ipfs URL (the devnet's is \
 http://127.0.0.1:5001)"
-CONTRACT_HINT = "check --contract: it must be a FederationLedger deployed on this chain (`fedledger devnet deploy`)"
 #: service kind -> (what it is called in a message, the hint when it cannot be reached or is the wrong server)
 SERVICES = {"rpc": ("the Ethereum JSON-RPC", RPC_HINT), "ipfs": ("the IPFS API", IPFS_HINT)}
 URL_HINT = "pass an http(s) URL with a host and a port, e.g. http://127.0.0.1:8545"
 
 
-def check_url(value: str, option: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+def check_url(value: str, option: str, *, schemes: tuple[str, ...] = ("http", "https"), hint: str = URL_HINT) -> str:
     """`value` if it is a usable `scheme://host[:port]` URL; a one-line usage error naming `option` otherwise."""
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number or out of range
     except ValueError as exc:
-        raise UserError(f"{option} {value!r} is not a URL ({exc})", hint=URL_HINT, exit_code=EXIT_BAD_INPUT) from None
+        raise UserError(f"{option} {value!r} is not a URL ({exc})", hint=hint, exit_code=EXIT_BAD_INPUT) from None
     if parts.scheme not in schemes or not parts.hostname:
-        raise UserError(f"{option} {value!r} is not an {'/'.join(schemes)} URL", hint=URL_HINT,
-                        exit_code=EXIT_BAD_INPUT)
+        raise UserError(f"{option} {value!r} is not an {'/'.join(schemes)} URL", hint=hint, exit_code=EXIT_BAD_INPUT)
     return value
 
 
 def check_ipfs(value: str, option: str = "--ipfs") -> str:
     """`value` if it is an http(s) URL or a multiaddr of an IPFS API; a one-line usage error otherwise."""
+    hint = "pass http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001/http"
     if value.startswith("/"):
         import multiaddr
 
         try:
             multiaddr.Multiaddr(value)
         except (multiaddr.exceptions.Error, ValueError) as exc:
-            raise UserError(f"{option} {value!r} is not a multiaddr ({_first_line(exc, 80)})",
-                            hint="pass http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001/http",
+            raise UserError(f"{option} {value!r} is not a multiaddr ({_first_line(exc, 80)})", hint=hint,
                             exit_code=EXIT_BAD_INPUT) from None
         return value
-    return check_url(value, option)
+    return check_url(value, option, hint=hint)
 
 
 def _loaded(module: str, name: str) -> type | None:
@@ -81,11 +79,15 @@ def _status(exc: BaseException) -> int | None:
 
 
 def as_user_error(exc: BaseException, *, url: str | None = None, contract: str | None = None,
-                  service: str = "rpc") -> UserError | None:
-    """The one-line error for a known service failure, or None when `exc` is not one (a bug: let it surface)."""
+                  service: str = "rpc", expected: str | None = None, option: str | None = None) -> UserError | None:
+    """The one-line error for a known service failure, or None when `exc` is not one (a bug: let it surface).
+
+    `contract` (given with `option`, e.g. "--contract", and `expected`, e.g. "FederationLedger") names the
+    address a failed contract call went to; without them the line and hint stay generic."""
     if isinstance(exc, UserError):
         return exc
-    if _isinstance(exc, "ledger_tools.blobstore", "BlobStoreUnavailable", "BlobStoreError"):
+    if (_isinstance(exc, "ledger_tools.blobstore", "BlobStoreError")
+            or type(exc).__module__.startswith("ipfshttpclient")):
         service = "ipfs"
     name, hint = SERVICES[service]
     where = f" at {url}" if url else ""
@@ -106,14 +108,21 @@ def as_user_error(exc: BaseException, *, url: str | None = None, contract: str |
         return UserError(f"cannot reach {name}{where} ({_reason(exc)})", hint=hint, exit_code=EXIT_UNREACHABLE)
     if _isinstance(exc, "ledger_tools.chain.errors", "LedgerUnavailable"):
         absent = "no contract" in str(exc)
-        return UserError(str(exc), hint=CONTRACT_HINT if absent else RPC_HINT,
+        return UserError(str(exc), hint=_contract_hint(option, expected) if absent else RPC_HINT,
                          exit_code=EXIT_BAD_INPUT if absent else EXIT_UNREACHABLE)
     if _isinstance(exc, "web3.exceptions", "ContractLogicError", "BadFunctionCallOutput", "Web3RPCError",
                    "MismatchedABI", "ABIFunctionNotFound"):
-        what = f"{contract} on {url}" if contract and url else contract or "the contract"
-        return UserError(f"{what} does not look like a FederationLedger ({type(exc).__name__}: "
-                         f"{_first_line(exc, 80)})", hint=CONTRACT_HINT, exit_code=EXIT_BAD_INPUT)
+        what = f"{contract} on {url}" if contract and url else contract or "the contract called"
+        return UserError(f"{what} does not answer like a {expected or 'contract of this federation'} "
+                         f"({type(exc).__name__}: {_first_line(exc, 80)})", hint=_contract_hint(option, expected),
+                         exit_code=EXIT_BAD_INPUT)
     return None
+
+
+def _contract_hint(option: str | None, expected: str | None) -> str:
+    if option is None or expected is None:
+        return "check the contract address (--contract: a FederationLedger; --governor: its FederationGovernor)"
+    return f"check {option}: it must be a {expected} deployed on this chain"
 
 
 def _first_line(exc: BaseException, limit: int = 120) -> str:
@@ -123,15 +132,16 @@ def _first_line(exc: BaseException, limit: int = 120) -> str:
 
 
 @contextmanager
-def service_errors(url: str | None = None, *, contract: str | None = None,
-                   service: str = "rpc") -> Iterator[None]:
-    """Run a block that talks to `url` (`service`: "rpc" or "ipfs"); its known failures leave as one UserError."""
+def service_errors(url: str | None = None, *, contract: str | None = None, service: str = "rpc",
+                   expected: str = "FederationLedger", option: str = "--contract") -> Iterator[None]:
+    """Run a block that talks to `url` (`service`: "rpc" or "ipfs") and, when given, the contract at `contract`
+    (an `expected` contract, set by `option`); its known failures leave as one UserError line."""
     try:
         yield
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - classified by as_user_error; anything it does not know is re-raised
-        err = as_user_error(exc, url=url, contract=contract, service=service)
+        err = as_user_error(exc, url=url, contract=contract, service=service, expected=expected, option=option)
         if err is None:
             raise
         raise err from exc

@@ -143,16 +143,17 @@ def _config(peers: int, byzantine_fraction: float, attack: str, rule: str, f: in
     from consensus.feasibility import max_f
 
     if not 0 <= byzantine_fraction < 1:
-        raise bad_input(f"--byzantine-fraction must be in [0, 1), got {byzantine_fraction}")
+        raise bad_input(f"--byzantine-fraction must be in [0, 1), got {byzantine_fraction}",
+                        hint="e.g. -b 0.2 (a fifth of the peers)")
     byzantine = int(round(byzantine_fraction * peers))
     if byzantine and attack == "none":
         raise bad_input("Byzantine peers need an attack", hint=f"add --attack, one of {', '.join(ATTACKS[1:])}")
     for option, value, low in (("--peers", peers, 2), ("--rounds", rounds, 1), ("--local-epochs", local_epochs, 1),
                                ("--batch-size", batch_size, 1), ("--hidden", hidden, 1)):
         if value is not None and value < low:
-            raise bad_input(f"{option} must be >= {low}, got {value}")
+            raise bad_input(f"{option} must be >= {low}, got {value}", hint=f"pass {option} {low} or more")
     if not lr > 0 or not alpha > 0:
-        raise bad_input(f"--lr and --alpha must be positive, got {lr} and {alpha}")
+        raise bad_input(f"--lr and --alpha must be positive, got {lr} and {alpha}", hint="e.g. --lr 0.05 --alpha 1")
     try:
         get_task(dataset)  # a missing CSV file or an unknown task: now, not after the services started
         config = SimConfig(
@@ -167,7 +168,7 @@ def _config(peers: int, byzantine_fraction: float, attack: str, rule: str, f: in
         raise bad_input(str(exc), hint="rules: auto, fedavg, krum, multi_krum, trimmed_mean, median, bulyan, "
                                        "centered_clipping, optionally behind nnm+, arc+ or bucketing+") from None
     except SimError as exc:
-        raise bad_input(str(exc)) from None
+        raise bad_input(str(exc), hint="see `fedledger simulate --help`") from None
     if f is not None and not 0 <= f <= highest:
         feasible = f"0..{highest}" if highest >= 0 else "none"
         raise bad_input(f"--f {f} is not feasible: rule {config.rule} with {peers} peers tolerates f in {feasible}",

@@ -23,7 +23,7 @@ def stake(
 ) -> None:
     """Deposit stake: a candidate before its admission vote executes, or a member topping up."""
     if amount_eth <= 0:
-        raise UserError("--amount-eth must be positive", exit_code=2)
+        raise UserError(f"--amount-eth must be positive, got {amount_eth:g}", hint="e.g. --amount-eth 1", exit_code=2)
     gov = governor(rpc, governor_address, key, state_dir, password_file)
     r = chain_call("staking", lambda: gov.stake(round(amount_eth * ETH)))
     total = gov.stake_of(gov.account.address).amount

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fedledger.cli import app
-from fedledger.errors import UserError
+from fedledger.errors import EXIT_UNREACHABLE, UserError
+from fedledger.service_errors import IPFS_HINT
 from helpers.ledger_history import make_history
 
 runner = CliRunner()
@@ -72,9 +73,8 @@ def test_unreachable_ipfs_is_one_line_in_every_command(small, tmp_path):
     out = subprocess.run([sys.executable, "-m", "fedledger.cli", "rewards", "show", "--address", member.address,
                           "--rpc", h.rpc_url, "--contract", h.address, "--ipfs", DEAD_IPFS,
                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1
-    assert out.stderr.splitlines() == [f"error: {expected}",
-                                       "hint: start one with `fedledger devnet up`, or pass --ipfs URL"], out.stderr
+    assert out.returncode == EXIT_UNREACHABLE
+    assert out.stderr.splitlines() == [f"error: {expected}", f"hint: {IPFS_HINT}"], out.stderr
 
 
 def test_repeated_claim_exits_0(small, tmp_path):

@@ -1,0 +1,374 @@
+"""Every CLI input either works or prints one line and a hint (issue 12, deliverable 4).
+
+A table of bad inputs runs against EVERY command of the `fedledger` app (a command without a row fails
+`test_every_command_has_rows`): bad URLs, a live HTTP server that is not an Ethereum node, a real anvil with a
+contract that is not a FederationLedger, files where folders are expected and the reverse, non-TOML/non-JSON/
+binary files, out-of-range numbers, unknown names. Each row names the exit code (README, "CLI exit codes":
+2 bad input, 3 unreachable or wrong service, 1 check failed / refused) and a fragment of the hint it expects,
+so the root's "internal error" fallback (exit 70) can never stand in for a real fix. Rows run in-process
+(typer's CliRunner; an escaping error goes through `fedledger.cli.report_error`, exactly as `main()` does);
+a few run as real processes to check the real exit path.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from devnet.ports import free_port
+from fedledger.cli import app, report_error
+
+runner = CliRunner()
+ENV = {name: None for name in ("FEDLEDGER_RPC", "FEDLEDGER_CONTRACT", "FEDLEDGER_IPFS", "FEDLEDGER_CACHE_DIR",
+                               "FEDLEDGER_PASSWORD", "FEDLEDGER_KEY", "FEDLEDGER_GOVERNOR", "FEDLEDGER_DEPLOYER_KEY",
+                               "FEDLEDGER_DEBUG")}
+DEAD = "http://127.0.0.1:1"            # nothing listens on port 1: connection refused at once
+REVERTS = "0x" + "ab" * 20             # anvil_setCode: a contract whose every call reverts
+EMPTY = "0x" + "cd" * 20               # anvil_setCode: a contract that returns nothing (STOP)
+NO_CODE = "0x" + "12" * 20             # no contract at all
+KEY = "0x" + "01" * 32                 # a valid private key (no funds needed: every row fails before sending)
+ADDR = "0x" + "34" * 20
+USAGE = "--help"                       # click's own usage errors: "Try '… --help' for help.", exit 2
+
+URL = "e.g. http://127.0.0.1:8545"
+RPC = "is the node running?"
+CONTRACT = "check --contract"
+GOVERNOR = "check --governor"
+FOLDER = "folder"
+
+# (argv with {placeholders}, exit code, fragment of the hint). Placeholders: {rpc} anvil, {http} an HTTP server
+# that is not Ethereum, {ipfs} a real IPFS API, {fed} a real FederationLedger, {file} a text file, {dir} an empty
+# folder, {junk} binary junk, {badtoml}/{badjson} malformed text, {state} a peer state dir, {pw} its password file.
+ROWS: list[tuple[list[str], int, str]] = [
+    (["version", "extra"], 2, USAGE),
+    # ---------------------------------------------------------------- demo (every row fails before any service)
+    (["demo", "--rule", "nope"], 2, "--rule auto"),
+    (["demo", "--dataset", "nope"], 2, "--dataset digits"),
+    (["demo", "--attack", "nope"], 2, "--attack sign_flip"),
+    (["demo", "--workdir", "{file}"], 2, FOLDER),
+    (["demo", "--peers", "2"], 2, "--peers 3"),
+    (["demo", "--rounds", "0"], 2, "--rounds 1 or more"),
+    (["demo", "--rule", "bulyan"], 2, "more peers"),
+    (["demo", "--timeout", "-5"], 2, "--timeout 600"),
+    (["demo", "--peers", "many"], 2, USAGE),
+    # ---------------------------------------------------------------- simulate
+    (["simulate", "-o", "{file}", "--no-ledger"], 2, FOLDER),
+    (["simulate", "--dataset", "csv:/nonexistent:y", "--no-ledger"], 2, "csv:PATH:LABEL"),
+    (["simulate", "--dataset", "nope", "--no-ledger"], 2, "csv:PATH:LABEL"),
+    (["simulate", "--rpc", "notaurl", "--ipfs", DEAD], 2, URL),
+    (["simulate", "--rpc", DEAD, "--ipfs", DEAD, "-n", "3", "-r", "1", "-o", "{dir}"], 3, RPC),
+    (["simulate", "--rpc", "{http}", "--ipfs", DEAD, "-n", "3", "-r", "1", "-o", "{dir}"], 3, RPC),
+    (["simulate", "--ipfs", "/not/a/multiaddr", "--rpc", DEAD], 2, "/ip4/127.0.0.1/tcp/5001/http"),
+    (["simulate", "--f", "100", "--no-ledger", "-n", "5"], 2, "lower --f"),
+    (["simulate", "--f", "-1", "--no-ledger", "-n", "5"], 2, "lower --f"),
+    (["simulate", "--rule", "nope", "--no-ledger"], 2, "rules: auto"),
+    (["simulate", "--attack", "nope", "-b", "0.2", "--no-ledger"], 2, "simulate --help"),
+    (["simulate", "--byzantine-fraction", "1.5", "--no-ledger"], 2, "-b 0.2"),
+    (["simulate", "--peers", "1", "--no-ledger"], 2, "--peers 2 or more"),
+    (["simulate", "--rounds", "0", "--no-ledger"], 2, "--rounds 1 or more"),
+    (["simulate", "--lr", "0", "--no-ledger"], 2, "--lr 0.05"),
+    # ---------------------------------------------------------------- devnet
+    (["devnet", "up", "--host", "not-an-ip", "--detach"], 2, "IP"),
+    (["devnet", "up", "--ipfs-peer", "garbage", "--detach", "--state-dir", "{dir}"], 1, "swarm"),
+    (["devnet", "down", "--state-dir", "{badstate}"], 1, "delete"),
+    (["devnet", "status", "--state-dir", "{badstate}"], 1, "delete"),
+    (["devnet", "connect", "garbage", "--state-dir", "{dir}"], 1, "devnet up --ipfs-only"),
+    (["devnet", "deploy", "--config", "{badjson}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
+    (["devnet", "deploy", "--config", "{junk}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
+    (["devnet", "deploy", "--config", "{dir}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
+    (["devnet", "fund", "garbage", "--rpc", "{rpc}"], 1, "40 hex digits"),
+    (["devnet", "fund", ADDR, "--rpc", DEAD], 1, "--rpc URL"),
+    (["devnet", "fund", ADDR, "--rpc", "notaurl"], 2, URL),
+    (["devnet", "fund", ADDR, "--rpc", "{rpc}", "--eth", "-1"], 1, "N > 0"),
+    (["devnet", "genesis", "--scale-bits", "99", "--ipfs", DEAD], 2, "scale_bits"),
+    (["devnet", "genesis", "--ipfs", "notaurl"], 2, "/ip4/127.0.0.1/tcp/5001/http"),
+    (["devnet", "genesis", "--ipfs", "{http}"], 3, "IPFS"),
+    (["devnet", "genesis", "--task", "nope", "--ipfs", DEAD], 1, "digits, breast_cancer"),
+    (["devnet", "config", "--member", "garbage", "--genesis", "{junk}"], 1, "devnet genesis"),
+    (["devnet", "config", "--member", "garbage", "--genesis", "{dir}"], 1, "devnet genesis"),
+    # ---------------------------------------------------------------- peer
+    (["peer", "init", "--state-dir", "{file}", "--password-file", "{pw}"], 2, "--state-dir names a folder"),
+    (["peer", "init", "--state-dir", "{dir}", "--announce", "garbage"], 2, "--announce"),
+    (["peer", "init", "--state-dir", "{dir}", "--password-file", "{dir}"], 2, "a text file"),
+    (["peer", "id", "--state-dir", "{dir}"], 1, "peer init"),
+    (["peer", "id", "--state-dir", "{file}"], 1, "peer init"),
+    (["peer", "run", "--config", "{badtoml}"], 2, "TOML"),
+    (["peer", "run", "--config", "{junk}"], 2, "TOML"),
+    (["peer", "run", "--config", "{dir}"], 2, "TOML file"),
+    (["peer", "run", "--config", "/nonexistent/peer.toml"], 2, "peer.toml"),
+    (["peer", "run", "--state-dir", "{state}", "--password-file", "{pw}", "--contract", ADDR, "--rpc", "{rpc}",
+      "--bootstrap", "garbage"], 2, "/p2p/PEER_ID"),
+    (["peer", "run", "--state-dir", "{state}", "--password-file", "{pw}", "--contract", "0x12"], 2, "peer run --help"),
+    (["peer", "run", "--state-dir", "{state}", "--password-file", "{pw}", "--contract", REVERTS, "--rpc", "{rpc}",
+      "--ipfs", "{ipfs}", "--no-gossip", "--wait-for-services", "0"], 2, CONTRACT),
+    (["peer", "stake", "--amount-eth", "-1", "--governor", ADDR, "--key", KEY], 2, "--amount-eth 1"),
+    (["peer", "stake", "--amount-eth", "1", "--rpc", DEAD, "--governor", ADDR, "--key", KEY], 3, RPC),
+    (["peer", "withdraw", "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY], 2, GOVERNOR),
+    (["peer", "withdraw", "--rpc", "notaurl", "--governor", ADDR, "--key", KEY], 2, URL),
+    # ---------------------------------------------------------------- audit
+    (["audit", "--rpc", "notaurl", "--contract", ADDR, "rounds"], 2, URL),
+    (["audit", "rounds", "--rpc", "{http}", "--contract", ADDR], 3, RPC),
+    (["audit", "rounds", "--rpc", DEAD, "--contract", ADDR], 3, RPC),
+    (["audit", "rounds", "--rpc", "{rpc}", "--contract", REVERTS], 2, CONTRACT),
+    (["audit", "rounds", "--rpc", "{rpc}", "--contract", EMPTY], 2, CONTRACT),
+    (["audit", "rounds", "--rpc", "{rpc}", "--contract", NO_CODE], 2, CONTRACT),
+    (["audit", "rounds", "--rpc", "{rpc}", "--contract", "0x12"], 2, "devnet deploy"),
+    (["audit", "rounds", "--rpc", "{rpc}"], 2, "--contract"),
+    (["audit", "rounds", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{file}"], 2, FOLDER),
+    (["audit", "rounds", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{file}/sub"], 2, "writable folder"),
+    (["audit", "rounds", "--ipfs", "ftp://x", "--contract", ADDR], 2, "/ip4/127.0.0.1/tcp/5001/http"),
+    (["audit", "round", "one", "--contract", ADDR], 2, USAGE),
+    (["audit", "round", "99", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{dir}"], 1, "rounds are"),
+    (["audit", "peer", ADDR, "--rpc", "{rpc}", "--contract", "{fed}", "--ipfs", "{http}", "--cache-dir", "{dir}"],
+     3, "IPFS"),
+    (["audit", "peer", ADDR, "--rpc", "{rpc}", "--contract", "{fed}", "--ipfs", DEAD, "--cache-dir", "{dir}"],
+     3, "IPFS"),
+    (["audit", "verify", "--rounds", "x..y", "--contract", ADDR], 2, "--rounds"),
+    (["audit", "verify", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{dir}", "--key-file", "{junk}"],
+     1, "--state-dir"),
+    (["audit", "verify", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{dir}", "--key-file", "{dir}"],
+     2, "hex X25519 private key"),
+    (["audit", "export", "--format", "xml", "--contract", ADDR], 2, "--format json"),
+    (["audit", "export", "--rpc", DEAD, "--contract", ADDR], 3, RPC),
+    (["audit", "report", "--rpc", "{rpc}", "--contract", REVERTS, "--no-ipfs"], 2, CONTRACT),
+    (["audit", "report", "--verification", "{junk}", "--key-file", "{file}", "--contract", ADDR], 2, "drop"),
+    (["audit", "governance", "--rpc", "{rpc}", "--contract", REVERTS], 2, CONTRACT),
+    (["audit", "governance", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{file}"], 2, FOLDER),
+    # ---------------------------------------------------------------- rewards
+    (["rewards", "show", "--rounds", "garbage", "--address", ADDR, "--contract", ADDR], 2, "--rounds"),
+    (["rewards", "show", "--address", ADDR, "--rpc", DEAD, "--contract", ADDR], 3, RPC),
+    (["rewards", "show", "--address", ADDR, "--rpc", "{rpc}", "--contract", EMPTY], 2, CONTRACT),
+    (["rewards", "show", "--state-dir", "{file}", "--password-file", "{pw}", "--contract", ADDR], 1, "peer init"),
+    (["rewards", "claim", "--key", "garbage", "--contract", ADDR], 2, "64 hex digits"),
+    (["rewards", "claim", "--rpc", "notaurl", "--key", KEY, "--contract", ADDR], 2, URL),
+    # ---------------------------------------------------------------- gov
+    (["gov", "vote", "one", "--governor", ADDR], 2, USAGE),
+    (["gov", "vote", "1", "--rpc", "notaurl", "--governor", ADDR, "--key", KEY], 2, URL),
+    (["gov", "execute", "1", "--rpc", "{http}", "--governor", ADDR, "--key", KEY], 3, RPC),
+    (["gov", "list", "--rpc", DEAD, "--governor", ADDR], 3, RPC),
+    (["gov", "list", "--rpc", "{rpc}", "--governor", REVERTS], 2, GOVERNOR),
+    (["gov", "list", "--rpc", "{rpc}"], 2, "--governor"),
+    (["gov", "show", "1", "--rpc", "{rpc}", "--governor", EMPTY], 2, GOVERNOR),
+    (["gov", "slash", "--evidence", "{junk}", "--governor", ADDR, "--key", KEY], 1, "docs/governance.md"),
+    (["gov", "slash", "--envelope", "{file}", "--governor", ADDR, "--key", KEY], 2, "--evidence"),
+    (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "garbage", "--rpc", "{rpc}", "--governor", REVERTS,
+      "--key", KEY], 2, "64 hex digits"),
+    (["gov", "propose", "remove", "--account", ADDR, "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY],
+     1, GOVERNOR),
+    (["gov", "propose", "add-auditor", "--account", ADDR, "--enc-key", "0x12", "--rpc", "{rpc}", "--governor",
+      REVERTS, "--key", KEY], 2, "64 hex digits"),
+    (["gov", "propose", "remove-auditor", "--account", ADDR, "--rpc", DEAD, "--governor", ADDR, "--key", KEY],
+     3, RPC),
+    (["gov", "propose", "param", "--name", "nope", "--value", "1", "--governor", ADDR, "--key", KEY], 2, "one of"),
+    (["gov", "propose", "params", "--quorum-bps", "1", "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY],
+     2, GOVERNOR),
+    (["gov", "propose", "params", "--rule", "nope", "--rpc", "notaurl", "--governor", ADDR, "--key", KEY], 2, URL),
+]
+
+
+def _row_id(row: tuple[list[str], int, str]) -> str:
+    return " ".join(row[0])[:90]
+
+
+# ------------------------------------------------------------------------------------------ services and files
+
+
+def _rpc(url: str, method: str, params: list) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read()).get("result")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("bad-inputs")
+    (root / "a-file.txt").write_text("just text\n")
+    (root / "junk.bin").write_bytes(b"\x00\xff\xfe\x80junk\x00" * 8)
+    (root / "bad.toml").write_text("this is = not [toml\n")
+    (root / "bad.json").write_text("{not json\n")
+    (root / "pw").write_text("password\n")
+    bad_state = root / "bad-state"
+    bad_state.mkdir()
+    (bad_state / "services.json").write_bytes(b"\x00\xff junk")
+    return {"file": str(root / "a-file.txt"), "junk": str(root / "junk.bin"), "badtoml": str(root / "bad.toml"),
+            "badjson": str(root / "bad.json"), "pw": str(root / "pw"), "badstate": str(bad_state)}
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory):
+    """`python -m http.server` on a free loopback port: answers HTTP, but is no Ethereum node and no IPFS API."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                             str(tmp_path_factory.mktemp("www"))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chain(anvil) -> str:
+    """The session anvil, with two contracts that are not FederationLedgers planted at fixed addresses."""
+    _rpc(anvil.rpc_url, "anvil_setCode", [REVERTS, "0x60006000fd"])  # PUSH1 0 PUSH1 0 REVERT
+    _rpc(anvil.rpc_url, "anvil_setCode", [EMPTY, "0x00"])  # STOP: every call returns no data
+    return anvil.rpc_url
+
+
+@pytest.fixture(scope="module")
+def peer_state(tmp_path_factory: pytest.TempPathFactory, files: dict[str, str]) -> str:
+    from peer.crypto.identity import PeerIdentity
+
+    state = tmp_path_factory.mktemp("peer-state")
+    PeerIdentity.create(state, Path(files["pw"]).read_text().strip())
+    return str(state)
+
+
+def _values(argv: list[str], request: pytest.FixtureRequest, tmp_path: Path, files: dict[str, str]) -> dict:
+    """Only the fixtures this row uses are started (a row with no service placeholder starts nothing)."""
+    text = " ".join(argv)
+    values: dict[str, str] = {"dir": str(tmp_path), **files}
+    if "{http}" in text:
+        values["http"] = request.getfixturevalue("http_server")
+    if "{rpc}" in text or "{fed}" in text:
+        values["rpc"] = request.getfixturevalue("chain")
+    if "{fed}" in text:
+        values["fed"] = request.getfixturevalue("federation").ledger.address
+    if "{ipfs}" in text:
+        values["ipfs"] = request.getfixturevalue("ipfs").api_url
+    if "{state}" in text:
+        values["state"] = request.getfixturevalue("peer_state")
+    return values
+
+
+def run_in_process(argv: list[str]) -> tuple[int, str]:
+    """(exit code, output) of `fedledger argv`, an escaping error printed by the root's own `report_error`."""
+    res = runner.invoke(app, argv, env=ENV)
+    out = res.output
+    code = res.exit_code
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        if os.environ.get("FEDLEDGER_DEBUG"):  # where an unexpected error came from
+            traceback.print_exception(res.exception)
+        buf = io.StringIO()
+        code = report_error(res.exception, Console(file=buf, width=80, color_system=None))
+        out += buf.getvalue()
+    return code, out
+
+
+def assert_one_line_and_hint(code: int, out: str, expected_code: int, hint: str) -> None:
+    assert "Traceback" not in out, out
+    assert code == expected_code, f"exit {code}, expected {expected_code}:\n{out}"
+    if hint == USAGE:  # click's own usage error: its "Try '… --help'" line is the hint
+        assert "Try '" in out and "--help" in out, out
+        return
+    lines = out.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith("error: ")), None)
+    assert first is not None, f"no 'error:' line:\n{out}"
+    assert first + 1 < len(lines) and lines[first + 1].startswith("hint: "), f"the error is not one line + hint:\n{out}"
+    assert hint in lines[first + 1], f"hint {lines[first + 1]!r} lacks {hint!r}:\n{out}"
+    assert "internal error" not in lines[first], out
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[_row_id(r) for r in ROWS])
+def test_bad_input_is_one_line_and_a_hint(row, request, tmp_path, files) -> None:
+    template, expected_code, hint = row
+    values = _values(template, request, tmp_path, files)
+    argv = [arg.format(**values) for arg in template]
+    code, out = run_in_process(argv)
+    assert_one_line_and_hint(code, out, expected_code, hint)
+
+
+def _commands(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(cmd, click.Group):
+        return [p for name, sub in sorted(cmd.commands.items()) for p in _commands(sub, (*path, name))]
+    return [path]
+
+
+def test_every_command_has_rows() -> None:
+    """A new command (or one renamed) without bad-input rows fails here: add its rows to ROWS."""
+    commands = _commands(typer.main.get_command(app))
+    assert len(commands) > 30
+    covered = {tuple(a for a in argv[:3] if not a.startswith("-")) for argv, _, _ in ROWS}
+    missing = [" ".join(c) for c in commands if not any(cov[:len(c)] == c for cov in covered)]
+    assert not missing, f"commands without bad-input rows: {missing}"
+
+
+# ------------------------------------------------------------------------------------------ the real exit path
+
+SUBPROCESS_ROWS = [  # commands that do not import torch: a real process costs its imports
+    (["audit", "--rpc", "notaurl", "--contract", ADDR, "rounds"], 2, URL),
+    (["audit", "rounds", "--rpc", "{http}", "--contract", ADDR], 3, RPC),
+    (["rewards", "claim", "--key", "garbage", "--contract", ADDR], 2, "64 hex digits"),
+    (["gov", "list", "--rpc", "notaurl", "--governor", ADDR], 2, URL),
+]
+
+
+@pytest.mark.parametrize("row", SUBPROCESS_ROWS, ids=[_row_id(r) for r in SUBPROCESS_ROWS])
+def test_real_process_exit_path(row, request, tmp_path, files) -> None:
+    """`python -m fedledger.cli`: the exit code and stderr a shell sees (rich must not wrap the line)."""
+    template, expected_code, hint = row
+    values = _values(template, request, tmp_path, files)
+    argv = [arg.format(**values) for arg in template]
+    env = {k: v for k, v in os.environ.items() if k not in ENV}
+    out = subprocess.run([sys.executable, "-m", "fedledger.cli", *argv], capture_output=True, text=True,
+                         timeout=120, env={**env, "COLUMNS": "60"})
+    assert_one_line_and_hint(out.returncode, out.stdout + out.stderr, expected_code, hint)
+    assert out.stderr.startswith("error: "), out.stderr
+
+
+def test_unexpected_exception_is_one_line_exit_70(monkeypatch, capsys) -> None:
+    """The last resort: a bug prints 'internal error: <type>: <msg>' and how to get the traceback, exit 70."""
+    import fedledger.cli as cli
+
+    def boom() -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    def build(selected=None):
+        root = typer.Typer()
+        root.command(name="x")(boom)
+        root.command(name="y")(lambda: None)
+        return root
+
+    monkeypatch.setattr(cli, "build_app", build)
+    monkeypatch.setattr(sys, "argv", ["fedledger", "x"])
+    monkeypatch.delenv("FEDLEDGER_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 70
+    assert capsys.readouterr().err.splitlines() == ["error: internal error: RuntimeError: boom second line",
+                                                    "hint: rerun with FEDLEDGER_DEBUG=1 for the traceback"]
+    monkeypatch.setenv("FEDLEDGER_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main()
+
+
+def test_simulate_rule_auto_runs(tmp_path) -> None:
+    """`--rule auto` (what the config supports) is accepted and resolved to a concrete rule."""
+    code, out = run_in_process(["simulate", "--rule", "auto", "--no-ledger", "-n", "4", "-r", "1", "--json",
+                                "--local-epochs", "1", "--batch-size", "64", "-o", str(tmp_path)])
+    assert code == 0, out
+    doc = json.loads((tmp_path / "simulation.json").read_text())
+    assert doc["config"]["rule"] != "auto"
