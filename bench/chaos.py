@@ -38,7 +38,8 @@ def table(results: dict[str, Any]) -> str:
         who = f" peer{f['target']}" if f["target"] is not None else ""
         what = f"{f['kind']}{who}" + (f" {f['magnitude']:+.0f} s" if f["kind"] == "clock_skew" else "")
         if f["kind"] == "chain_kill":
-            what += f" ({f['trigger'].replace('_', ' ')}; {res.get('blocks_lost', '?')} block(s) lost)"
+            what += (f" ({f['trigger'].replace('_', ' ')}; {res.get('blocks_lost', '?')} block(s) lost, "
+                     f"{res.get('txs_vanished_resent', 0)} tx re-sent)")
         rec = f"{res['recovery_s']:.1f} s" if res.get("recovery_s") is not None else "**not recovered**"
         if res.get("skipped"):
             lines.append(f"| {i} | {what} | – | – | – | skipped: {res['skipped']} | |")

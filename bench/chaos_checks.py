@@ -83,9 +83,12 @@ def check_state(ledger: FederationLedger, fed: LocalFederation) -> dict[str, Any
 
             mine_c = {c.tx_hash.lower() for c in ledger.commitments(r) if c.member.lower() == p.address.lower()}
             mine_v = {v.tx_hash.lower() for v in ledger.votes(r) if v.member.lower() == p.address.lower()}
-            if rec.get("commit_tx") and rec["commit_tx"].lower() not in mine_c:
+            # a transaction recorded "pending" (not yet confirmations deep) is not a claim; any other is
+            commit_tx = rec.get("commit_tx") if rec.get("commit_status") != "pending" else None
+            if commit_tx and commit_tx.lower() not in mine_c:
                 bad(f"records commit {rec['commit_tx'][:12]}… that is not its commitment on chain")
-            if rec.get("vote_tx") and rec["vote_tx"].lower() not in mine_v:
+            vote_tx = rec.get("vote_tx") if rec.get("vote_status") != "pending" else None
+            if vote_tx and vote_tx.lower() not in mine_v:
                 bad(f"records vote {rec['vote_tx'][:12]}… that is not its vote on chain")
             fin = ledger.finalization(r)
             if rec.get("phase") == "finalized":

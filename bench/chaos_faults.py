@@ -9,7 +9,7 @@ the moment where a chain crash loses a just-mined transaction), held for a seede
     link_down      the peer's machine loses its network link (veth down); link back up
     link_degraded  the peer's link shaped to 256 kbit/s with a short queue (drops); shaping removed
     disk_full      the peer's node directory (a 16 MB tmpfs) filled to the last byte; filler deleted
-    clock_skew     the peer's wall clock moved by ±3..8 s; moved back
+    clock_skew     the peer's wall clock moved by ±5..15 s; moved back
 
 The same seed gives the same schedule (kinds, rounds, targets, triggers, delays, durations).
 """
@@ -48,9 +48,9 @@ class Fault:
 
 
 def make_schedule(seed: int, rounds: int, peers: int, kinds: tuple[str, ...] = FULL_SCHEDULE,
-                  first_round: int = 2) -> list[Fault]:
+                  first_round: int = 2, duration_scale: float = 1.0) -> list[Fault]:
     """A seeded schedule of `kinds` spread over rounds first_round..rounds-2 (the last two rounds stay clean:
-    a peer fault's recovery shows as that peer's commit in a later round)."""
+    a peer fault's recovery shows as that peer's commit in a later round). `duration_scale` shortens holds."""
     rng = random.Random(seed)
     order = list(kinds)
     rng.shuffle(order)
@@ -65,8 +65,8 @@ def make_schedule(seed: int, rounds: int, peers: int, kinds: tuple[str, ...] = F
             trigger = "first_commit"   # at least one chain crash within a second of a mined commit
         delay = rng.uniform(0.2, 0.8) if trigger == "first_commit" and kind == "chain_kill" else rng.uniform(0, 6)
         lo, hi = DURATION[kind]
-        magnitude = rng.choice((-1, 1)) * rng.uniform(3, 8) if kind == "clock_skew" else 0.0
-        faults.append(Fault(kind, r, target, trigger, delay, rng.uniform(lo, hi), magnitude))
+        magnitude = rng.choice((-1, 1)) * rng.uniform(5, 15) if kind == "clock_skew" else 0.0
+        faults.append(Fault(kind, r, target, trigger, delay, rng.uniform(lo, hi) * duration_scale, magnitude))
     return faults
 
 

@@ -143,6 +143,7 @@ class ChaosRun:
         except ChainDown:
             res["round"] = None
         res["injected_at"] = self.now()
+        wall_injected = time.time()
         self.say(f"t={res['injected_at']:6.1f}s round {res['round']}: inject {fault.label()} for {fault.duration:.1f}s")
         inject(fault, c, self.held)
         self.hold(fault.duration)
@@ -170,6 +171,9 @@ class ChaosRun:
             recovered = self.wait(lambda: m.finalized_from(since) is not None, timeout)
             res["recovered_by"] = "a round finalized"
         res["recovery_s"] = round(time.monotonic() - healed, 1) if recovered else None
+        vanished = [e for p in c.peers for e in list(p.events)
+                    if e.get("event") == "vanished" and e.get("ts", 0) >= wall_injected - 2]
+        res["txs_vanished_resent"] = len(vanished)
         self.say(f"t={self.now():6.1f}s   lifted; " + (f"recovered in {res['recovery_s']}s" if recovered
                                                        else f"NOT recovered within {timeout}s"))
 

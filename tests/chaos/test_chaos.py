@@ -1,4 +1,4 @@
-"""Fault injection, short: 3 institutions + a chain/IPFS host in network namespaces run 7 rounds while a seeded
+"""Fault injection, short: 3 institutions + a chain/IPFS host in network namespaces run 8 rounds while a seeded
 schedule kill -9s the chain node (within a second of a mined commit) and the IPFS node (both restarted on the same
 port), kill -9s a peer (restarted), cuts a peer's link and skews a peer's clock. Then the four end checks of the
 suite hold: `audit verify` passes for every finalized round, at most one commit and one vote per member and round,
@@ -20,7 +20,7 @@ from bench.chaos_net import NetnsUnavailable, probe
 from bench.chaos_run import run_chaos
 from devnet.bootstrap import LOCAL_ROUND_PARAMS
 
-ROUNDS, PEERS, SEED = 7, 3, 11
+ROUNDS, PEERS, SEED = 8, 3, 11
 KINDS = ("chain_kill", "ipfs_kill", "peer_kill", "link_down", "clock_skew")
 
 
@@ -29,7 +29,7 @@ def test_chaos_short_schedule_keeps_the_ledger_whole(tmp_path: Path) -> None:
         probe()
     except NetnsUnavailable as exc:
         pytest.skip(f"network namespaces not available here: {exc}")
-    faults = make_schedule(SEED, ROUNDS, PEERS, KINDS)
+    faults = make_schedule(SEED, ROUNDS, PEERS, KINDS, duration_scale=0.5)
     assert {f.kind for f in faults} == set(KINDS)
     assert any(f.kind == "chain_kill" and f.trigger == "first_commit" for f in faults)
     prefix, net = f"flt{os.getpid() % 10000}", f"10.242.{os.getpid() % 200 + 20}"
