@@ -232,3 +232,71 @@ def test_a_commit_is_done_only_at_the_confirmation_depth_and_a_shallow_reorg_is_
     assert "re-sending the same update" in other.stream.getvalue()
     # the first commit, deeper than the reorg, still stands
     assert reconcile.commit(ctx, 1, rec) is OnChain.CONFIRMED and rec.phase is Phase.COMMITTED
+
+
+STATE_INTERVAL = 20  # s between anvil's state dumps: the kill lands well after the last one
+
+
+def test_anvil_killed_right_after_a_commit_loses_no_commit(ipfs, tmp_path):
+    """The issue's scenario: anvil (state file) is killed -9 as soon as the first commit of round 1 is mined and
+    restarted from its last dump, which lacks that commit (and any mined after the dump). Every peer whose commit
+    the chain lost says so once and re-sends it; round 1 finalizes with all three updates and every peer's
+    state.json holds exactly the transactions the chain holds."""
+    import os
+    import signal
+
+    from devnet.anvil import start_anvil
+    from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation
+    from devnet.ports import free_port, port_in_use
+
+    state_file = tmp_path / "chain" / "state.json"
+    anvil = start_anvil(port=free_port(), state_file=state_file, state_interval=STATE_INTERVAL,
+                        log_path=tmp_path / "chain" / "anvil.log")
+    procs: list[PeerProcess] = []
+    try:
+        fed = create_local_federation(tmp_path / "fed", 3, rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url,
+                                      params=LOCAL_ROUND_PARAMS.replace(rule="fedavg", commit_period=150,
+                                                                        vote_period=40), scrypt_n=2**12)
+        time.sleep(STATE_INTERVAL + 2)  # the deployment is in a dump
+        procs = [PeerProcess(p.config_path, "--max-rounds", "1").start() for p in fed.peers]
+        deadline = time.monotonic() + 180
+        while not any(p.find(lambda e: e.get("phase") == "commit" and e.get("event") == "mined") for p in procs):
+            assert time.monotonic() < deadline, "no commit mined"
+            time.sleep(0.05)
+        os.kill(anvil.pid, signal.SIGKILL)
+        killed = time.time()
+        anvil.stop()  # reaps it
+        while port_in_use(anvil.port):
+            time.sleep(0.1)
+        mined_before = {p.config_path.parent.name: [e["tx"] for e in p.events if e.get("phase") == "commit"
+                                                    and e.get("event") == "mined"] for p in procs}
+        anvil = start_anvil(port=anvil.port, state_file=state_file, state_interval=STATE_INTERVAL,
+                            log_path=tmp_path / "chain" / "anvil.log")
+        chain = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
+        held = {c.tx_hash for c in chain.commitments(1)}
+        lost = {name for name, txs in mined_before.items() if txs and not set(txs) & held}
+        assert lost, f"the restarted chain kept every commit ({mined_before}); the scenario did not happen"
+        for p in procs:
+            assert p.wait(timeout=ROUND_TIMEOUT) == 0, p.tail()
+        finalized = chain.finalization(1)
+        commits = {c.member: c for c in chain.commitments(1)}
+        votes = chain.votes(1)
+    finally:
+        for p in procs:
+            p.kill()
+        anvil.stop()
+
+    assert finalized is not None, "round 1 finalized"
+    assert len(commits) == 3
+    for peer, proc in zip(fed.peers, procs):
+        vanished = [e for e in proc.events if e.get("phase") == "commit" and e.get("event") == "vanished"]
+        assert len(vanished) == (peer.config_path.parent.name in lost), (peer.address, vanished)
+        rec = _record(peer, 1)
+        assert (rec["commit_tx"], rec["commit_status"]) == (commits[peer.address].tx_hash, "confirmed")
+        assert rec["update_hash"] == commits[peer.address].update_hash.hex()
+        mine = [v for v in votes if v.member == peer.address]
+        assert rec["vote_tx"] == (mine[0].tx_hash if mine else None)
+        if vanished:
+            resent = next(e for e in proc.events if e.get("phase") == "commit" and e.get("event") == "mined"
+                          and e["ts"] > vanished[0]["ts"])
+            print(f"\n{peer.config_path.parent.name}: commit re-sent {resent['ts'] - killed:.1f} s after the kill")
