@@ -8,6 +8,7 @@ are never imported here: an exception can only be one of theirs if its module is
 """
 from __future__ import annotations
 
+import json
 import sys
 import urllib.error
 from collections.abc import Iterator
@@ -86,9 +87,9 @@ def as_user_error(exc: BaseException, *, url: str | None = None, contract: str |
     address a failed contract call went to; without them the line and hint stay generic."""
     if isinstance(exc, UserError):
         return exc
-    if (_isinstance(exc, "ledger_tools.blobstore", "BlobStoreError")
-            or type(exc).__module__.startswith("ipfshttpclient")):
-        service = "ipfs"
+    if service != "ipfs" and (_isinstance(exc, "ledger_tools.blobstore", "BlobStoreError")
+                              or type(exc).__module__.startswith("ipfshttpclient")):
+        service, url = "ipfs", None  # an IPFS failure inside a block that named the chain's URL
     name, hint = SERVICES[service]
     where = f" at {url}" if url else ""
     if _isinstance(exc, "requests.exceptions", "MissingSchema", "InvalidSchema", "InvalidURL", "URLRequired"):
@@ -96,14 +97,17 @@ def as_user_error(exc: BaseException, *, url: str | None = None, contract: str |
                          hint=URL_HINT, exit_code=EXIT_BAD_INPUT)
     if (_isinstance(exc, "requests.exceptions", "HTTPError") or isinstance(exc, urllib.error.HTTPError)
             or _isinstance(exc, "web3.exceptions", "BadResponseFormat")
-            or _isinstance(exc, "ipfshttpclient.exceptions", "StatusError", "ProtocolError", "DecodingError")):
+            or _isinstance(exc, "ipfshttpclient.exceptions", "StatusError", "ProtocolError", "DecodingError")
+            or (isinstance(exc, json.JSONDecodeError) and str(exc).startswith("Could not decode"))):  # web3's
         status = _status(exc)
-        got = f"answered HTTP {status}" if status else "does not answer in its protocol"
-        return UserError(f"the server{where} {got}: it is not {name}", hint=hint, exit_code=EXIT_UNREACHABLE)
+        got = f"answered HTTP {status}: it is not {name}" if status else f"answered, but not as {name} does"
+        return UserError(f"the server{where} {got}", hint=hint, exit_code=EXIT_UNREACHABLE)
+    if _isinstance(exc, "ledger_tools.blobstore", "BlobStoreUnavailable"):  # its cause is urllib3's many lines
+        reason = type(exc.__cause__).__name__ if exc.__cause__ is not None else "no answer"
+        return UserError(f"cannot reach {name}{where} ({reason})", hint=hint, exit_code=EXIT_UNREACHABLE)
     if (_isinstance(exc, "requests.exceptions", "ConnectionError", "Timeout")
             or _isinstance(exc, "web3.exceptions", "ProviderConnectionError", "TimeExhausted")
             or _isinstance(exc, "ipfshttpclient.exceptions", "CommunicationError")
-            or _isinstance(exc, "ledger_tools.blobstore", "BlobStoreUnavailable")
             or isinstance(exc, urllib.error.URLError | ConnectionError | TimeoutError)):
         return UserError(f"cannot reach {name}{where} ({_reason(exc)})", hint=hint, exit_code=EXIT_UNREACHABLE)
     if _isinstance(exc, "ledger_tools.chain.errors", "LedgerUnavailable"):

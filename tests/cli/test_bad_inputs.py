@@ -11,11 +11,13 @@ a few run as real processes to check the real exit path.
 """
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.request
@@ -49,8 +51,10 @@ GOVERNOR = "check --governor"
 FOLDER = "folder"
 
 # (argv with {placeholders}, exit code, fragment of the hint). Placeholders: {rpc} anvil, {http} an HTTP server
-# that is not Ethereum, {ipfs} a real IPFS API, {fed} a real FederationLedger, {file} a text file, {dir} an empty
-# folder, {junk} binary junk, {badtoml}/{badjson} malformed text, {state} a peer state dir, {pw} its password file.
+# that is not Ethereum (`python -m http.server`: 501 to a POST), {html} one that answers 200 with a web page,
+# {ipfs} a real IPFS API, {fed} a real FederationLedger, {file} a text file, {dir} an empty folder, {junk} binary
+# junk, {badtoml}/{badjson} malformed text, {badstate} a devnet state dir with a corrupt services.json, {state} a
+# peer state dir, {pw} its password file.
 ROWS: list[tuple[list[str], int, str]] = [
     (["version", "extra"], 2, USAGE),
     # ---------------------------------------------------------------- demo (every row fails before any service)
@@ -121,6 +125,8 @@ ROWS: list[tuple[list[str], int, str]] = [
     (["audit", "--rpc", "notaurl", "--contract", ADDR, "rounds"], 2, URL),
     (["audit", "rounds", "--rpc", "{http}", "--contract", ADDR], 3, RPC),
     (["audit", "rounds", "--rpc", DEAD, "--contract", ADDR], 3, RPC),
+    (["audit", "rounds", "--rpc", "{html}", "--contract", ADDR], 3, RPC),
+    (["gov", "list", "--rpc", "{html}", "--governor", ADDR], 3, RPC),
     (["audit", "rounds", "--rpc", "{rpc}", "--contract", REVERTS], 2, CONTRACT),
     (["audit", "rounds", "--rpc", "{rpc}", "--contract", EMPTY], 2, CONTRACT),
     (["audit", "rounds", "--rpc", "{rpc}", "--contract", NO_CODE], 2, CONTRACT),
@@ -230,6 +236,36 @@ def http_server(tmp_path_factory: pytest.TempPathFactory):
         proc.wait(timeout=10)
 
 
+class _Html(http.server.BaseHTTPRequestHandler):
+    """Answers every request with 200 and an HTML page (a web server where a JSON-RPC node was expected)."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"<html><body>hello</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def html_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def chain(anvil) -> str:
     """The session anvil, with two contracts that are not FederationLedgers planted at fixed addresses."""
@@ -253,6 +289,8 @@ def _values(argv: list[str], request: pytest.FixtureRequest, tmp_path: Path, fil
     values: dict[str, str] = {"dir": str(tmp_path), **files}
     if "{http}" in text:
         values["http"] = request.getfixturevalue("http_server")
+    if "{html}" in text:
+        values["html"] = request.getfixturevalue("html_server")
     if "{rpc}" in text or "{fed}" in text:
         values["rpc"] = request.getfixturevalue("chain")
     if "{fed}" in text:
@@ -326,17 +364,20 @@ SUBPROCESS_ROWS = [  # commands that do not import torch: a real process costs i
 ]
 
 
-@pytest.mark.parametrize("row", SUBPROCESS_ROWS, ids=[_row_id(r) for r in SUBPROCESS_ROWS])
-def test_real_process_exit_path(row, request, tmp_path, files) -> None:
-    """`python -m fedledger.cli`: the exit code and stderr a shell sees (rich must not wrap the line)."""
-    template, expected_code, hint = row
-    values = _values(template, request, tmp_path, files)
-    argv = [arg.format(**values) for arg in template]
-    env = {k: v for k, v in os.environ.items() if k not in ENV}
-    out = subprocess.run([sys.executable, "-m", "fedledger.cli", *argv], capture_output=True, text=True,
-                         timeout=120, env={**env, "COLUMNS": "60"})
-    assert_one_line_and_hint(out.returncode, out.stdout + out.stderr, expected_code, hint)
-    assert out.stderr.startswith("error: "), out.stderr
+def test_real_process_exit_path(request, tmp_path, files) -> None:
+    """`python -m fedledger.cli`: the exit code and stderr a shell sees (rich must not wrap the line at COLUMNS).
+    The processes run side by side: each mostly waits for its imports."""
+    env = {**{k: v for k, v in os.environ.items() if k not in ENV}, "COLUMNS": "60"}
+    procs = []
+    for template, expected_code, hint in SUBPROCESS_ROWS:
+        values = _values(template, request, tmp_path, files)
+        argv = [arg.format(**values) for arg in template]
+        procs.append((subprocess.Popen([sys.executable, "-m", "fedledger.cli", *argv], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, env=env), expected_code, hint))
+    for proc, expected_code, hint in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert_one_line_and_hint(proc.returncode, stdout + stderr, expected_code, hint)
+        assert stderr.startswith("error: "), stderr
 
 
 def test_unexpected_exception_is_one_line_exit_70(monkeypatch, capsys) -> None:
@@ -372,3 +413,16 @@ def test_simulate_rule_auto_runs(tmp_path) -> None:
     assert code == 0, out
     doc = json.loads((tmp_path / "simulation.json").read_text())
     assert doc["config"]["rule"] != "auto"
+
+
+def test_rewards_show_names_the_round_once(monkeypatch) -> None:
+    """A problem line reads "round 3: …", not "round 3: round 3: …" (the reason already names its round)."""
+    import fedledger.rewards_cmd as rewards_cmd
+    from ledger_tools.audit.rewards import RewardProblem, RewardsView
+
+    reason = "round 3: no reward tree CID was published for root 0x" + "00" * 32
+    view = RewardsView(ADDR, (), (RewardProblem(3, reason),))
+    monkeypatch.setattr(rewards_cmd, "_view", lambda ctx, address, rounds: (None, None, view))
+    code, out = run_in_process(["rewards", "show", "--address", ADDR, "--contract", ADDR])
+    assert code == 0, out
+    assert " ".join(out.split()).count("round 3:") == 1, out

@@ -156,7 +156,7 @@ def test_expected_failures_are_one_clear_line(make, tmp_path, anvil):
     base = [sys.executable, "-m", "fedledger.cli", "audit", "--cache-dir", str(tmp_path / "c")]
     out = subprocess.run(base + ["--rpc", "http://127.0.0.1:9", "--contract", h.address, "rounds"],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "cannot reach the Ethereum RPC" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 3 and "cannot reach the Ethereum RPC" in out.stderr and "Traceback" not in out.stderr
     res = runner.invoke(app, ["audit", "--rpc", anvil.rpc_url, "--contract", "0x" + "12" * 20,
                               "--cache-dir", str(tmp_path / "c"), "rounds"])
     assert isinstance(res.exception, UserError) and "no contract at" in res.exception.message
