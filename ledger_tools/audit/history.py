@@ -75,6 +75,9 @@ class RoundRecord:
     failed_block: int = 0
     close_gas: int = 0
     in_force: list[VoteInForce] = field(default_factory=list)  # the on-time votes, against the member set then
+    # members whose commitment came after the round's first on-time vote: possible only when an admission raised
+    # the member count after every member had committed (the commit phase re-opened); no voter before it saw it
+    commits_after_vote: list[str] = field(default_factory=list)
     total_weight_then: int | None = None  # replayed total weight of the members in force at finalization
 
     @property
@@ -175,7 +178,10 @@ class LedgerHistory:
                     int(a["start"]), int(a["commitDeadline"]), int(a["voteDeadline"]))
                 rec.opened_block = ev.block
             elif ev.name == "Committed":
-                h._round(int(a["round"])).commits.append(Commitment.from_event(a, ev.block, ev.tx, ev.gas_used))
+                rec = h._round(int(a["round"]))
+                rec.commits.append(Commitment.from_event(a, ev.block, ev.tx, ev.gas_used))
+                if rec.in_force:
+                    rec.commits_after_vote.append(rec.commits[-1].member)
             elif ev.name == "Voted":
                 vote = Vote.from_event(a, ev.block, ev.tx, ev.gas_used)
                 rec = h._round(int(a["round"]))

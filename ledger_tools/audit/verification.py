@@ -18,7 +18,7 @@ from typing import Any
 
 import consensus
 from consensus.commitment import CommittedUpdate
-from consensus.round_outcome import RoundNotAggregatable, compute_round_outcome
+from consensus.round_outcome import RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from ledger_tools.audit.history import LedgerHistory, RoundRange, RoundRecord, RoundStatus, short
 from ledger_tools.chain import Finalization
 from ledger_tools.updates import Unseal, UpdateUnusable, fetch_update
@@ -177,6 +177,11 @@ def verify_round(
             blob_findings.append(Finding(r, Severity.WARNING, exc.kind, exc.detail, c.member))
             update = None
         updates.append(CommittedUpdate(c, update))
+    for c in rec.commits:
+        if c.member in rec.commits_after_vote:
+            out.findings.append(Finding(r, Severity.WARNING, "commit-after-vote", (
+                f"committed at block {c.block_number}, after voting on the round had begun (the commit phase "
+                "re-opened when a member was admitted): the voters before it could not aggregate it"), c.member))
     _flag_duplicates(rec, out)
     twice = sorted({c.member for c in rec.commits
                     if sum(d.member.lower() == c.member.lower() for d in rec.commits) > 1})
@@ -187,11 +192,18 @@ def verify_round(
                                       "the round cannot be re-derived", member)
         return out, None
 
-    try:
-        outcome = compute_round_outcome(
-            round=r, previous_model=previous_model, updates=updates, rule=p.rule, rule_param=p.rule_param, f=p.f,
+    def derive(counted: list[CommittedUpdate]) -> RoundOutcome:
+        return compute_round_outcome(
+            round=r, previous_model=previous_model, updates=counted, rule=p.rule, rule_param=p.rule_param, f=p.f,
             reward_pool=fin.pool_wei, sample_cap=p.sample_cap, spec=spec, scale_bits=p.scale_bits,
         )
+
+    try:
+        outcome = derive(updates)
+        if rec.commits_after_vote and outcome.digest != fin.digest:
+            # the voters may have aggregated the commitments made before voting began: that outcome counts too
+            before = derive([u for u in updates if u.commitment.member not in rec.commits_after_vote])
+            outcome = before if before.digest == fin.digest else outcome
     except RoundNotAggregatable as exc:
         out.findings.extend(_escalate(blob_findings))
         mismatch("not-aggregatable", f"the chain finalized the round but the recomputation cannot aggregate: {exc}")

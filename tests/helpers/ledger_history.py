@@ -147,8 +147,10 @@ class LedgerHistory:
         liars: Sequence[Member] = (),
         lie: Callable[[RoundOutcome], Lie] | None = None,
         use_store: bool = True,
+        after_first_vote: Callable[[], None] | None = None,
     ) -> RoundOutcome:
         """One round: commit, compute, publish, vote until finalized. Returns the true outcome.
+        `after_first_vote` runs once between the first vote and the others (e.g. a member admitted mid-round).
 
         `commit_cid` maps a member to the CID it commits instead of its real blob's (the others still see its
         real update, as if gossiped); `liars` vote `lie(outcome)`, right after the first honest voter.
@@ -184,11 +186,13 @@ class LedgerHistory:
             ballots = ballots[:1] + [(m, bad.aggregate_hash, bad.aggregate_cid, bad.tree.root, bad_tree_cid,
                                       bad.excluded) for m in liars] + ballots[1:]
         finalized_hash = None
-        for m, agg, agg_cid, root, root_cid, excluded in ballots:
+        for i, (m, agg, agg_cid, root, root_cid, excluded) in enumerate(ballots):
             receipt = m.ledger.vote(r, agg, agg_cid, root, root_cid, sorted(excluded, key=lambda a: int(a, 16)))
             if receipt.finalized:
                 finalized_hash = agg
                 break
+            if i == 0 and after_first_vote is not None:
+                after_first_vote()
         if finalized_hash == outcome.aggregate_hash:
             self.model = outcome.new_model
         elif finalized_hash is not None:

@@ -108,3 +108,27 @@ def test_governance_log_finds_the_governor_and_the_changes(governed_history, tmp
     changes = gov.membership_changes()
     assert [c.kind for c in changes] == ["admitted", "removed"]
     assert changes[0].account == newcomer.address
+
+
+def test_a_commit_after_voting_began_is_named_and_the_voters_outcome_verifies(anvil, ipfs_store, dev_keys):
+    """Every member committed and one voted; then a member is admitted: the commit phase re-opens (the member count
+    grew), the newcomer commits, the others vote the outcome of the four commitments they saw. The auditor
+    re-derives that outcome (not one over all five commitments) and names the late commitment."""
+    h = make_history(anvil.rpc_url, ipfs_store, dev_keys[0].private_key, n_members=4, seed=9,
+                     account_seed="late-commit")
+    h.run_round()
+    newcomer = extra_accounts(anvil.rpc_url, 1, seed="late-commit/newcomer")[0]
+
+    def admit_and_commit() -> None:
+        member = h.admit(newcomer, _x25519(b"late-commit/newcomer"))
+        update = h.random_update()
+        cid = h.store.add(h.sealed(update, member.address, h.round))
+        member.ledger.commit(h.round, hashlib.sha256(update).digest(), cid, 10)
+
+    h.run_round(after_first_vote=admit_and_commit)
+    history, _ = load_history(h.owner)
+    assert history.rounds[2].commits_after_vote == [newcomer.address] and len(history.rounds[2].commits) == 5
+    report = verify_history(history, store=h.store, unseal=h.auditor_unseal())
+    assert report.ok, [f.line() for f in report.mismatches]
+    late = [f for f in report.findings if f.kind == "commit-after-vote"]
+    assert [(f.round, f.peer) for f in late] == [(2, newcomer.address)]
