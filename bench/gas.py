@@ -175,6 +175,14 @@ def markdown(report: dict[str, Any]) -> str:
         "Deploy +540k: ~22k "
         "for that slot, the rest code (+2.3 kB runtime: sweep, bounds checks, the reserved/modelRound views "
         "and, committed alongside, the owner transfer and member/auditor removal of the governance work).",
+        "- Issue 14, round parameters changeable by member vote (rule, f, quorum, periods and reward moved from "
+        "immutables into one packed storage slot, applied from the next round) against the previous table "
+        "(n = 5 / 20 / 100): commit +2,303 / +2,301 / +2,299 and non-finalizing vote +2,350 / +2,349 / +2,349 "
+        "(the one cold read of that slot, ~2.1k, and unpacking it); finalizing vote max +2,738 (the same read, "
+        "plus the periods kept in the round record so a later change cannot move a closed round's late-vote and "
+        "claim-window deadlines); late vote +321, sweep +183, claims and announce −88 (dispatcher). A finalizing "
+        "vote that applies a pending change reads and writes that slot once more (bench.gas_governance). Deploy "
+        "+755k / +762k / +802k: the parameter slot and first history entry, and ~3 kB more runtime code.",
         "",
     ])
 
