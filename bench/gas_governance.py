@@ -7,12 +7,16 @@ admission; members vote for it until a majority of the total weight (every vote 
 proposal is the one that pays for the proposal's cold tally slot); anyone executes it after the delay; the
 newcomer equivocates and a third party slashes it from two envelopes whose wrapped keys are the size a real seal
 header has for n + 1 recipients (68 + 144 bytes each: calldata dominates) and, for comparison, with empty wrapped
-keys; a bootstrap member stakes, leaves (before the slashes) and withdraws after the delay.
+keys; a bootstrap member stakes, leaves (before the slashes) and withdraws after the delay. A member proposes new
+ledger round parameters (reward, commit period), a majority votes, anyone executes; every member commits round 1 and
+the members vote until it finalizes: that finalizing vote opens round 2 under the new parameters (the one round
+operation a change costs more: reading and writing the pending set).
 docs/governance.md quotes the numbers.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -23,6 +27,7 @@ from eth_account import Account
 from devnet.anvil import extra_accounts, increase_time, start_anvil
 from devnet.deploy import deploy_governed_federation
 from ledger_tools.chain.governance import GovParams
+from ledger_tools.chain.records import RoundParamsUpdate
 from ledger_tools.config import FederationConfig
 from peer.net.envelope import Envelope
 
@@ -67,6 +72,7 @@ def measure(n: int) -> dict[str, Any]:
         increase_time(anvil.rpc_url, GOV.voting_period + GOV.execution_delay + 1)
         out["execute_admit"] = d.governor.with_account(reporter.private_key).execute(proposals[0]).gas_used
         d.governor.with_account(reporter.private_key).execute(proposals[1])
+        out.update(_round_params(anvil.rpc_url, d, gov))
         leaver = d.governor.with_account(members[-1].private_key)
         leaver.stake(ETH)
         out["leave"] = leaver.leave().gas_used  # before the slashes: the rule keeps enough members
@@ -82,6 +88,30 @@ def measure(n: int) -> dict[str, Any]:
         increase_time(anvil.rpc_url, GOV.withdraw_delay + 1)
         out["withdraw"] = leaver.withdraw().gas_used
         return out
+
+
+def _round_params(rpc_url: str, d: Any, gov: list[Any]) -> dict[str, Any]:
+    """Propose, vote and execute a round-parameter change, then the finalizing vote that applies it."""
+    change = dataclasses.replace(RoundParamsUpdate.of(d.ledger.params()), reward_per_round_wei=2 * ETH,
+                                 commit_period=1800)
+    r = gov[0].propose_round_params(change)
+    count, _total, _ = d.ledger.totals()
+    votes = [g.vote(r.proposal_id, True).gas_used for g in gov[: count // 2 + 1]]
+    increase_time(rpc_url, GOV.voting_period + GOV.execution_delay + 1)
+    out: dict[str, Any] = {"propose_round_params": r.gas_used, "vote_round_params": round(statistics.fmean(votes)),
+                           "execute_round_params": gov[-1].execute(r.proposal_id).gas_used}
+    members = [d.ledger.with_account(g.account) for g in gov]
+    for i, m in enumerate(members):
+        m.commit(1, bytes([i + 1]) * 32, CID, 100)
+    # the admitted candidates do not commit: wait for the commit deadline
+    increase_time(rpc_url, d.ledger.round_info(1).commit_deadline - d.ledger.chain_time() + 1)
+    for m in members:
+        v = m.vote(1, b"\xa1" * 32, CID, b"\0" * 32, CID)
+        if v.finalized:
+            out["finalizing_vote_applying_change"] = v.gas_used
+            break
+    assert d.ledger.round_info(2).commit_deadline - d.ledger.round_info(2).start == 1800
+    return out
 
 
 def main() -> None:
@@ -100,6 +130,10 @@ def main() -> None:
               f"{r['execute_admit']} | {r['slash']['gas']} ({r['slash']['envelope_bytes']}) | "
               f"{r['slash_empty_keys']['gas']} ({r['slash_empty_keys']['envelope_bytes']}) | {r['leave']} | "
               f"{r['withdraw']} |")
+    print("\n| n | propose round params | vote (avg) | execute | finalizing vote applying it |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']} | {r['propose_round_params']} | {r['vote_round_params']} | {r['execute_round_params']} | "
+              f"{r['finalizing_vote_applying_change']} |")
 
 
 if __name__ == "__main__":
