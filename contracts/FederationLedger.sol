@@ -685,8 +685,8 @@ contract FederationLedger is IFederationLedger {
     }
 
     /// @dev Bounds of a round-parameter set (the constructor's, by the same names); returns it packed, applying
-    ///      from round `since`. Feasibility of the rule for the member count is checked by `setRoundParams` only
-    ///      (the constructor never did; a governed deployment checks it in the governor's constructor).
+    ///      from round `since`. Rule feasibility for the member count is the governor's check, at deployment and
+    ///      for every proposal (RuleFeasibility here would push the runtime past the 24,576-byte limit).
     function _checkRoundParams(RoundParamsUpdate memory u, uint256 memberCount, uint32 since)
         private
         pure

@@ -209,8 +209,8 @@ interface IFederationLedger {
 
     /// @notice Set the round parameters from the next round to open on (owner only: the governor, on a passed
     ///         proposal). Bounds as in the constructor, InvalidParameter(<name>): rule 1..64 bytes, f < member
-    ///         count and the rule feasible with the member count (RuleFeasibility; an unknown rule reverts
-    ///         UnknownRule), 5000 <= quorumBps < 10000, periods > 0, rewardPerRound < 2^96.
+    ///         count, 5000 <= quorumBps < 10000, periods > 0, rewardPerRound < 2^96. Whether the rule can
+    ///         tolerate f with the members is checked by the governor (FederationGovernor.proposeRoundParams).
     function setRoundParams(RoundParamsUpdate calldata u) external;
 
     /// @notice Add ETH to the reward pool (anyone).
