@@ -3,8 +3,8 @@
 A small supervisor plays the operator's service manager: a peer process that exits before its last round
 (a crash, a full disk, a chain that was down when it started) is restarted after a short pause, unless a fault
 holds it down on purpose; every such restart is recorded. Recovery of a fault is measured from the moment it
-is lifted: for a peer fault, until that peer's next commitment is on chain; for a chain or IPFS crash, until
-the next round is finalized.
+is lifted: for a peer fault, until that peer does its part again (its log shows a mined commit or vote, or a
+finalized round); for a chain or IPFS crash, until the next round is finalized on chain.
 """
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ from ledger_tools.chain import FederationLedger, LedgerError
 from ledger_tools.config import RoundParams
 
 RESTART_PAUSE = 3.0
+
+
+def _progress(event: dict[str, Any]) -> bool:
+    """A peer log line that shows the peer doing its part again: a mined commit or vote, a finalized round."""
+    return ((event.get("phase") in ("commit", "vote") and event.get("event") == "mined")
+            or (event.get("phase") == "round" and event.get("event") == "finalized"))
 
 
 class ChainDown(Exception):
@@ -47,11 +53,6 @@ class Monitor:
 
     def block(self) -> int:
         return self._read(lambda: int(self.ledger.w3.eth.block_number))
-
-    def committed_rounds(self, member: str, since: int) -> set[int]:
-        now = self.current_round()
-        return {r for r in range(since, now + 1)
-                if any(c.member.lower() == member.lower() for c in self._read(lambda r=r: self.ledger.commitments(r)))}
 
     def commits_in(self, r: int) -> int:
         return len(self._read(lambda: self.ledger.commitments(r)))
@@ -161,11 +162,10 @@ class ChaosRun:
         recovered = False
         timeout = 4 * round_len
         if fault.kind in PEER_KINDS:
-            member = c.fed.peers[fault.target].address
-            since = heal_round or res.get("round") or 1
-            before = self._committed(member, since)
-            recovered = self.wait(lambda: bool(m.committed_rounds(member, since) - before), timeout)
-            res["recovered_by"] = f"peer{fault.target} committed again"
+            peer = c.peers[fault.target]
+            seen = len(peer.events)
+            recovered = self.wait(lambda: any(map(_progress, peer.events[seen:])), timeout)
+            res["recovered_by"] = f"peer{fault.target} back at work"
         else:
             since = heal_round or res.get("round") or 1
             recovered = self.wait(lambda: m.finalized_from(since) is not None, timeout)
@@ -183,15 +183,6 @@ class ChaosRun:
             return self.monitor.current_round()
         except ChainDown:
             return None
-
-    def _committed(self, member: str, since: int) -> set[int]:
-        assert self.monitor is not None
-        for _ in range(20):
-            try:
-                return self.monitor.committed_rounds(member, since)
-            except ChainDown:
-                self.hold(1.0)
-        return set()
 
     def finish(self) -> dict[str, Any]:
         """Wait for every peer to settle the last round, stop them, run the end checks."""
