@@ -7,6 +7,7 @@ auditor can never read an event differently. `load_history` is the one function 
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import defaultdict
 from collections.abc import Iterable
@@ -143,6 +144,9 @@ class LedgerHistory:
     weights: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # member -> [(block, weight)]
     funded: int = 0
     to_block: int = 0  # the last block the history was read up to (0: unknown)
+    # round parameters changed by vote: (effective round, new values), in log order; `first_params` are round 1's
+    param_changes: list[tuple[int, dict[str, int | str]]] = field(default_factory=list)
+    first_params: LedgerParams | None = None
 
     @classmethod
     def from_events(
@@ -206,6 +210,11 @@ class LedgerHistory:
                 h.weights.setdefault(update.member, []).append((ev.block, update.new_weight))
                 if update.member in in_force:
                     in_force[update.member] = update.new_weight
+            elif ev.name == "RoundParamsChanged":
+                h.param_changes.append((int(a["effectiveRound"]), {
+                    "rule": a["rule"], "rule_param": int(a["ruleParam"]), "f": int(a["f"]),
+                    "quorum_bps": int(a["quorumBps"]), "commit_period": int(a["commitPeriod"]),
+                    "vote_period": int(a["votePeriod"]), "reward_per_round_wei": int(a["rewardPerRound"])}))
             elif ev.name == "Claimed":
                 h.claims.append(Claim.from_event(a, ev.block, ev.tx, ev.gas_used))
         return h
@@ -214,6 +223,16 @@ class LedgerHistory:
         if r not in self.rounds:
             self.rounds[r] = RoundRecord(r)
         return self.rounds[r]
+
+    def params_for(self, r: int) -> LedgerParams:
+        """The parameters round `r` ran under: round 1's, with every change voted in for a round up to `r`."""
+        if not self.param_changes:
+            return self.params
+        params = self.first_params or self.params
+        for effective, values in self.param_changes:
+            if effective <= r:
+                params = dataclasses.replace(params, **values)
+        return params
 
     def round_at(self, block: int) -> int:
         """The round open at `block` (0: before the first round opened)."""
@@ -274,4 +293,6 @@ def load_history(ledger, *, cache_dir=None, confirmations: int = 0) -> tuple[Led
         events = cache.events()
     history = LedgerHistory.from_events(events, params, chain_id=chain_id, address=ledger.address)
     history.to_block = stats.to_block
+    if history.param_changes:  # `ledger.params()` are the current round's; older rounds start from round 1's
+        history.first_params = ledger.params_for_round(1)
     return history, stats

@@ -40,7 +40,7 @@ def tally_findings(history: LedgerHistory, rec: RoundRecord) -> list[Finding]:
     if fin.total_weight != rec.total_weight_then:
         mismatch(f"finalized against a total weight of {fin.total_weight}, but the members in force then weighed "
                  f"{rec.total_weight_then}")
-    quorum = history.params.quorum_bps
+    quorum = history.params_for(rec.round).quorum_bps
     if voted_for * BPS <= quorum * rec.total_weight_then:
         mismatch(f"finalized with {voted_for} of {rec.total_weight_then} weight from members in force: not above "
                  f"the quorum of {quorum / 100:g} %")

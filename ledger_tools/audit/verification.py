@@ -154,7 +154,7 @@ def verify_round(
     if fin is None:
         return out, None
     out.verified = False
-    p = history.params
+    p = history.params_for(r)  # the round's own rule, f, quorum (changed by vote from some round on)
 
     def mismatch(kind: str, detail: str, peer: str | None = None) -> None:
         out.findings.append(Finding(r, Severity.MISMATCH, kind, detail, peer))

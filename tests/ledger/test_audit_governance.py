@@ -132,3 +132,18 @@ def test_a_commit_after_voting_began_is_named_and_the_voters_outcome_verifies(an
     assert report.ok, [f.line() for f in report.mismatches]
     late = [f for f in report.findings if f.kind == "commit-after-vote"]
     assert [(f.round, f.peer) for f in late] == [(2, newcomer.address)]
+
+
+def test_each_round_is_checked_under_its_own_parameters():
+    """Round parameters changed by vote apply from their effective round on; the tally's quorum and the
+    re-derivation's rule are the round's own."""
+    from ledger_tools.audit.history import LedgerHistory
+    from ledger_tools.chain import LedgerParams
+
+    first = LedgerParams("fedavg", 0, 0, 5000, 60, 60, 10**18, b"\0" * 32, b"\0" * 32, "bafk", 20, 1000, 0)
+    h = LedgerHistory(chain_id=1, address="0x" + "11" * 20, params=dataclasses.replace(first, quorum_bps=7000))
+    assert h.params_for(3) == h.params  # no change on record: the ledger's parameters
+    h.first_params = first
+    h.param_changes = [(4, {"quorum_bps": 6000, "rule": "median"}), (6, {"quorum_bps": 7000, "rule": "median"})]
+    assert [h.params_for(r).quorum_bps for r in (1, 3, 4, 5, 6, 9)] == [5000, 5000, 6000, 6000, 7000, 7000]
+    assert h.params_for(3).rule == "fedavg" and h.params_for(4).rule == "median"
