@@ -49,8 +49,8 @@ class Fault:
 
 def make_schedule(seed: int, rounds: int, peers: int, kinds: tuple[str, ...] = FULL_SCHEDULE,
                   first_round: int = 2, duration_scale: float = 1.0) -> list[Fault]:
-    """A seeded schedule of `kinds` spread over rounds first_round..rounds-2 (the last two rounds stay clean:
-    a peer fault's recovery shows as that peer's commit in a later round). `duration_scale` shortens holds."""
+    """A seeded schedule of `kinds` spread over rounds first_round..rounds-2 (the last round stays clean).
+    `duration_scale` shortens the holds."""
     rng = random.Random(seed)
     order = list(kinds)
     rng.shuffle(order)

@@ -130,8 +130,8 @@ class ChaosRun:
         assert m is not None and c.fed is not None
         round_len = c.params.commit_period + c.params.vote_period
         self.wait(lambda: m.current_round() >= fault.round, 4 * round_len)
-        if (self._round_or_none() or 0) >= self.rounds:   # no later round would show the recovery
-            fault.result.update(skipped="the run was in its last round before this fault's turn")
+        if (self._round_or_none() or 0) > self.rounds or len(self.done) == self.n:
+            fault.result.update(skipped="the run was over before this fault's turn")
             self.say(f"skip {fault.label()}: {fault.result['skipped']}")
             return
         if fault.trigger == "first_commit":
@@ -164,7 +164,10 @@ class ChaosRun:
         if fault.kind in PEER_KINDS:
             peer = c.peers[fault.target]
             seen = len(peer.events)
-            recovered = self.wait(lambda: any(map(_progress, peer.events[seen:])), timeout)
+            # or it settled its last round and exited: nothing more for it to do
+            recovered = self.wait(lambda: any(map(_progress, peer.events[seen:]))
+                                  or (not peer.running() and peer.proc is not None and peer.proc.returncode == 0),
+                                  timeout)
             res["recovered_by"] = f"peer{fault.target} back at work"
         else:
             since = heal_round or res.get("round") or 1

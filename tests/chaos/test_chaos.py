@@ -36,7 +36,7 @@ def test_chaos_short_schedule_keeps_the_ledger_whole(tmp_path: Path) -> None:
     params = LOCAL_ROUND_PARAMS.replace(rule="fedavg", commit_period=45, vote_period=25)
     lines: list[str] = []
     results = run_chaos(tmp_path, rounds=ROUNDS, peers=PEERS, faults=faults, params=params, prefix=prefix,
-                        subnet=net, seed=SEED, pace=10.0, say=lines.append)
+                        subnet=net, seed=SEED, pace=12.0, say=lines.append)
     log = "\n".join(lines)
 
     assert results["leftover_namespaces"] == [], log
