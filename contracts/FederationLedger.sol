@@ -411,7 +411,7 @@ contract FederationLedger is IFederationLedger {
     function closeFailedRound(uint256 round) external {
         State memory s = state;
         if (round != s.currentRound) revert RoundNotOpen(round);
-        RoundParams memory rp = roundParams;
+        RoundParams storage rp = roundParams;
         uint256 voteDeadline = uint256(s.roundStart) + rp.commitPeriod + rp.votePeriod;
         if (block.timestamp < voteDeadline) revert VoteDeadlineNotReached(round, voteDeadline);
         _record(round, STATUS_FAILED, bytes10(0), s, 0);
@@ -490,7 +490,7 @@ contract FederationLedger is IFederationLedger {
         uint256 i = paramsHistory.length;
         while (i > 1 && paramsHistory[i - 1].p.since > r) --i;
         ParamsEntry storage e = paramsHistory[i - 1];
-        RoundParams memory rp = e.p;
+        RoundParams storage rp = e.p;
         p = Params({
             rule: e.rule,
             ruleParam: rp.ruleParam,
@@ -547,7 +547,7 @@ contract FederationLedger is IFederationLedger {
         State memory s = state;
         uint256 votePeriod;
         if (r == s.currentRound) {
-            RoundParams memory rp = roundParams;
+            RoundParams storage rp = roundParams;
             status = STATUS_OPEN;
             start = s.roundStart;
             commitCount = s.commitCount;
@@ -570,7 +570,7 @@ contract FederationLedger is IFederationLedger {
         State memory s = state;
         if (r == 0 || r > s.currentRound) return PHASE_NONE;
         if (r < s.currentRound) return roundRecord[r].status == STATUS_FINALIZED ? PHASE_FINALIZED : PHASE_FAILED;
-        RoundParams memory rp = roundParams;
+        RoundParams storage rp = roundParams;
         uint256 commitDeadline = uint256(s.roundStart) + rp.commitPeriod;
         if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) return PHASE_COMMIT;
         if (block.timestamp < commitDeadline + rp.votePeriod) return PHASE_VOTE;
