@@ -42,6 +42,8 @@ def _records():
 def _devnet_user_error(exc: Exception) -> UserError:
     if isinstance(exc, DevnetError):
         return UserError(exc.message, hint=exc.hint)
+    if isinstance(exc, OSError):  # e.g. --state-dir names a file
+        return UserError(str(exc), hint="--state-dir names a folder (created if missing) this user can write")
     return UserError(str(exc))
 
 
@@ -79,8 +81,8 @@ def _services_json(up: Any) -> dict[str, Any]:
 
 @app.command()
 def up(
-    chain_port: Annotated[int, typer.Option(help="anvil JSON-RPC port (0 = any free port).")] = 8545,
-    ipfs_port: Annotated[int, typer.Option(help="IPFS RPC API port (0 = any free port).")] = 5001,
+    chain_port: Annotated[int, typer.Option(min=0, max=65535, help="anvil JSON-RPC port (0 = any free port).")] = 8545,
+    ipfs_port: Annotated[int, typer.Option(min=0, max=65535, help="IPFS RPC API port (0 = any free port).")] = 5001,
     state_dir: StateDir = _DEFAULT_STATE_DIR,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Start in the background and return.")] = False,
     host: Annotated[str, typer.Option(
@@ -89,7 +91,7 @@ def up(
     ipfs_only: Annotated[bool, typer.Option(
         "--ipfs-only", help="Only the IPFS node (an institution's own node; the chain runs elsewhere).")] = False,
     swarm_port: Annotated[int, typer.Option(
-        "--swarm-port", help="IPFS swarm port the other nodes dial (0 = any free port).")] = 0,
+        "--swarm-port", min=0, max=65535, help="IPFS swarm port the other nodes dial (0 = any free port).")] = 0,
     ipfs_peer: Annotated[list[str] | None, typer.Option(
         "--ipfs-peer", help="Another node's IPFS swarm multiaddr (/ip4/H/tcp/P/p2p/ID, repeatable): kept "
                             "connected, re-dialled while down, remembered across restarts.")] = None,

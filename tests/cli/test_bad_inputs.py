@@ -86,6 +86,8 @@ ROWS: list[tuple[list[str], int, str]] = [
     # ---------------------------------------------------------------- devnet
     (["devnet", "up", "--host", "not-an-ip", "--detach"], 2, "IP"),
     (["devnet", "up", "--ipfs-peer", "garbage", "--detach", "--state-dir", "{dir}"], 1, "swarm"),
+    (["devnet", "up", "--chain-port", "99999", "--detach", "--state-dir", "{dir}"], 2, USAGE),
+    (["devnet", "up", "--state-dir", "{file}", "--detach", "--chain-port", "0", "--ipfs-port", "0"], 1, FOLDER),
     (["devnet", "down", "--state-dir", "{badstate}"], 1, "delete"),
     (["devnet", "status", "--state-dir", "{badstate}"], 1, "delete"),
     (["devnet", "connect", "garbage", "--state-dir", "{dir}"], 1, "devnet up --ipfs-only"),

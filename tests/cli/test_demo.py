@@ -29,5 +29,5 @@ def test_demo_rejects_rule_that_cannot_tolerate_f(tmp_path) -> None:
         [sys.executable, "-m", "fedledger.cli", "demo", "--peers", "3", "--rule", "krum", "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input (README, "CLI errors and exit codes")
     assert "cannot tolerate" in proc.stderr + proc.stdout
