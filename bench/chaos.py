@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--prefix", default="flch")
     ap.add_argument("--subnet", default="10.241.0")
+    ap.add_argument("--code", default="", help="what code ran (e.g. the commit of a clean export), for the record")
     args = ap.parse_args(argv)
     try:
         probe()
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = f"python -m bench.chaos --rounds {args.rounds} --seed {args.seed}"
     doc = {"command": cmd, "seed": args.seed, "rounds": args.rounds, "peers": args.peers,
            "commit_period": args.commit_period, "vote_period": args.vote_period, "pace": args.pace,
-           "machine": f"{platform.machine()}, Python {platform.python_version()}",
+           "machine": f"{platform.machine()}, Python {platform.python_version()}", "code": args.code,
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "workdir": str(workdir), **results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
