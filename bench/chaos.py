@@ -27,6 +27,8 @@ from bench.chaos_run import run_chaos
 from devnet.bootstrap import LOCAL_ROUND_PARAMS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "chaos.json"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+BEGIN, END = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"
 
 
 def table(results: dict[str, Any]) -> str:
@@ -49,9 +51,9 @@ def table(results: dict[str, Any]) -> str:
     c = results["checks"]
     fin, failed = results["rounds_finalized"], results["rounds_failed"]
     lines += ["",
-              f"- rounds: {results['rounds_settled']} settled, **{len(fin)} finalized**, {len(failed)} failed "
-              f"{failed if failed else ''}; wall {results['wall_seconds']:.0f} s; peer restarts by the supervisor "
-              f"(process exited by itself): {len(results['restarts'])}",
+              f"- rounds: {results['rounds_settled']} settled, **{len(fin)} finalized**, {len(failed)} failed"
+              f"{' ' + str(failed) if failed else ''}; wall {results['wall_seconds']:.0f} s; "
+              f"peer restarts by the supervisor (process exited by itself): {len(results['restarts'])}",
               f"- audit verify: {'**pass**' if c['audit']['ok'] else '**FAIL**'} "
               f"({len(c['audit'].get('rounds_verified', []))} finalized rounds verified, "
               f"{len(c['audit'].get('mismatches', []))} mismatches)",
@@ -64,6 +66,21 @@ def table(results: dict[str, Any]) -> str:
               f"{c['funds']['swept_wei']} + never allocated {c['funds']['unallocated_wei']}; reserved after sweep "
               f"{c['funds']['reserved_wei']}"]
     return "\n".join(lines)
+
+
+def write_doc(doc: dict[str, Any], path: Path) -> None:
+    """Replace the text between the chaos-table markers of `path` (the rest belongs to other sections)."""
+    fuzz = json.loads((RESULTS.parent / "fuzz.json").read_text()) if (RESULTS.parent / "fuzz.json").exists() else None
+    head = (f"`{doc['command']}` ({doc['peers']} institutions, commit/vote periods {doc['commit_period']}/"
+            f"{doc['vote_period']} s, rounds paced {doc.get('pace', 0):.0f} s; {doc['machine']}; started "
+            f"{doc['started']}{'; code ' + doc['code'] if doc.get('code') else ''}). Raw results: "
+            "`bench/results/chaos.json`.")
+    tail = ("" if fuzz is None else f"\n\nFuzzing, for the same issue (`bench/results/fuzz.json`, section above): "
+            f"{fuzz['total_cases']:,} cases, {fuzz['total_findings']} findings.")
+    text = path.read_text()
+    before, rest = text.split(BEGIN, 1)
+    path.write_text(before + BEGIN + "\n\n" + head + "\n\n" + table(doc) + tail + "\n\n" + END
+                    + rest.split(END, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefix", default="flch")
     ap.add_argument("--subnet", default="10.241.0")
     ap.add_argument("--code", default="", help="what code ran (e.g. the commit of a clean export), for the record")
+    ap.add_argument("--report-only", action="store_true", help="write the table of --out into --doc; no run")
+    ap.add_argument("--doc", type=Path, default=DOC)
     args = ap.parse_args(argv)
+    if args.report_only:
+        write_doc(json.loads(args.out.read_text()), args.doc)
+        return 0
     try:
         probe()
     except NetnsUnavailable as exc:
@@ -97,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results = run_chaos(workdir, rounds=args.rounds, peers=args.peers, faults=faults, params=params,
                         prefix=args.prefix, subnet=args.subnet, seed=args.seed, pace=args.pace, say=say)
-    cmd = f"python -m bench.chaos --rounds {args.rounds} --seed {args.seed}"
+    plumbing = {"--out", "--workdir", "--code", "--prefix", "--subnet", "--doc"}   # where, not what
+    given = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for i, a in enumerate(given) if a not in plumbing and (i == 0 or given[i - 1] not in plumbing)]
+    cmd = " ".join(["python -m bench.chaos", *kept])
     doc = {"command": cmd, "seed": args.seed, "rounds": args.rounds, "peers": args.peers,
            "commit_period": args.commit_period, "vote_period": args.vote_period, "pace": args.pace,
            "machine": f"{platform.machine()}, Python {platform.python_version()}", "code": args.code,
