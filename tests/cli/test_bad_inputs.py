@@ -1,13 +1,13 @@
 """Every CLI input either works or prints one line and a hint (issue 12, deliverable 4).
 
-A table of bad inputs runs against EVERY command of the `fedledger` app (a command without a row fails
-`test_every_command_has_rows`): bad URLs, a live HTTP server that is not an Ethereum node, a real anvil with a
-contract that is not a FederationLedger, files where folders are expected and the reverse, non-TOML/non-JSON/
-binary files, out-of-range numbers, unknown names. Each row names the exit code (README, "CLI exit codes":
-2 bad input, 3 unreachable or wrong service, 1 check failed / refused) and a fragment of the hint it expects,
-so the root's "internal error" fallback (exit 70) can never stand in for a real fix. Rows run in-process
-(typer's CliRunner; an escaping error goes through `fedledger.cli.report_error`, exactly as `main()` does);
-a few run as real processes to check the real exit path.
+A table of bad inputs (`helpers.bad_inputs.ROWS`) runs against EVERY command of the `fedledger` app (a
+command without a row fails `test_every_command_has_rows`): bad URLs, a live HTTP server that is not an Ethereum
+node, a real anvil with a contract that is not a FederationLedger, files where folders are expected and the
+reverse, non-TOML/non-JSON/binary files, out-of-range numbers, unknown names. Each row names the exit code
+(README, "CLI errors and exit codes": 2 bad input, 3 unreachable or wrong service, 1 check failed / refused) and
+a fragment of the hint it expects, so the root's "internal error" fallback (exit 70) can never stand in for a
+real fix. Rows run in-process (typer's CliRunner; an escaping error goes through `fedledger.cli.report_error`,
+exactly as `main()` does); a few run as real processes to check the real exit path.
 """
 from __future__ import annotations
 
@@ -31,159 +31,19 @@ from typer.testing import CliRunner
 
 from devnet.ports import free_port
 from fedledger.cli import app, report_error
+from helpers.bad_inputs import (
+    ADDR,
+    EMPTY,
+    ENV,
+    REVERTS,
+    ROWS,
+    RPC,
+    URL,
+    USAGE,
+    HtmlPage,
+)
 
 runner = CliRunner()
-ENV = {name: None for name in ("FEDLEDGER_RPC", "FEDLEDGER_CONTRACT", "FEDLEDGER_IPFS", "FEDLEDGER_CACHE_DIR",
-                               "FEDLEDGER_PASSWORD", "FEDLEDGER_KEY", "FEDLEDGER_GOVERNOR", "FEDLEDGER_DEPLOYER_KEY",
-                               "FEDLEDGER_DEBUG")}
-DEAD = "http://127.0.0.1:1"            # nothing listens on port 1: connection refused at once
-REVERTS = "0x" + "ab" * 20             # anvil_setCode: a contract whose every call reverts
-EMPTY = "0x" + "cd" * 20               # anvil_setCode: a contract that returns nothing (STOP)
-NO_CODE = "0x" + "12" * 20             # no contract at all
-KEY = "0x" + "01" * 32                 # a valid private key (no funds needed: every row fails before sending)
-ADDR = "0x" + "34" * 20
-USAGE = "--help"                       # click's own usage errors: "Try '… --help' for help.", exit 2
-
-URL = "e.g. http://127.0.0.1:8545"
-RPC = "is the node running?"
-CONTRACT = "check --contract"
-GOVERNOR = "check --governor"
-FOLDER = "folder"
-
-# (argv with {placeholders}, exit code, fragment of the hint). Placeholders: {rpc} anvil, {http} an HTTP server
-# that is not Ethereum (`python -m http.server`: 501 to a POST), {html} one that answers 200 with a web page,
-# {ipfs} a real IPFS API, {fed} a real FederationLedger, {file} a text file, {dir} an empty folder, {junk} binary
-# junk, {badtoml}/{badjson} malformed text, {badstate} a devnet state dir with a corrupt services.json, {state} a
-# peer state dir, {pw} its password file.
-ROWS: list[tuple[list[str], int, str]] = [
-    (["version", "extra"], 2, USAGE),
-    # ---------------------------------------------------------------- demo (every row fails before any service)
-    (["demo", "--rule", "nope"], 2, "--rule auto"),
-    (["demo", "--dataset", "nope"], 2, "--dataset digits"),
-    (["demo", "--attack", "nope"], 2, "--attack sign_flip"),
-    (["demo", "--workdir", "{file}"], 2, FOLDER),
-    (["demo", "--peers", "2"], 2, "--peers 3"),
-    (["demo", "--rounds", "0"], 2, "--rounds 1 or more"),
-    (["demo", "--rule", "bulyan"], 2, "more peers"),
-    (["demo", "--timeout", "-5"], 2, "--timeout 600"),
-    (["demo", "--peers", "many"], 2, USAGE),
-    # ---------------------------------------------------------------- simulate
-    (["simulate", "-o", "{file}", "--no-ledger"], 2, FOLDER),
-    (["simulate", "--dataset", "csv:/nonexistent:y", "--no-ledger"], 2, "csv:PATH:LABEL"),
-    (["simulate", "--dataset", "nope", "--no-ledger"], 2, "csv:PATH:LABEL"),
-    (["simulate", "--rpc", "notaurl", "--ipfs", DEAD], 2, URL),
-    (["simulate", "--rpc", DEAD, "--ipfs", DEAD, "-n", "3", "-r", "1", "-o", "{dir}"], 3, RPC),
-    (["simulate", "--rpc", "{http}", "--ipfs", DEAD, "-n", "3", "-r", "1", "-o", "{dir}"], 3, RPC),
-    (["simulate", "--ipfs", "/not/a/multiaddr", "--rpc", DEAD], 2, "/ip4/127.0.0.1/tcp/5001/http"),
-    (["simulate", "--f", "100", "--no-ledger", "-n", "5"], 2, "lower --f"),
-    (["simulate", "--f", "-1", "--no-ledger", "-n", "5"], 2, "lower --f"),
-    (["simulate", "--rule", "nope", "--no-ledger"], 2, "rules: auto"),
-    (["simulate", "--attack", "nope", "-b", "0.2", "--no-ledger"], 2, "simulate --help"),
-    (["simulate", "--byzantine-fraction", "1.5", "--no-ledger"], 2, "-b 0.2"),
-    (["simulate", "--peers", "1", "--no-ledger"], 2, "--peers 2 or more"),
-    (["simulate", "--rounds", "0", "--no-ledger"], 2, "--rounds 1 or more"),
-    (["simulate", "--lr", "0", "--no-ledger"], 2, "--lr 0.05"),
-    # ---------------------------------------------------------------- devnet
-    (["devnet", "up", "--host", "not-an-ip", "--detach"], 2, "IP"),
-    (["devnet", "up", "--ipfs-peer", "garbage", "--detach", "--state-dir", "{dir}"], 1, "swarm"),
-    (["devnet", "up", "--chain-port", "99999", "--detach", "--state-dir", "{dir}"], 2, USAGE),
-    (["devnet", "up", "--state-dir", "{file}", "--detach", "--chain-port", "0", "--ipfs-port", "0"], 1, FOLDER),
-    (["devnet", "down", "--state-dir", "{badstate}"], 1, "delete"),
-    (["devnet", "status", "--state-dir", "{badstate}"], 1, "delete"),
-    (["devnet", "connect", "garbage", "--state-dir", "{dir}"], 1, "devnet up --ipfs-only"),
-    (["devnet", "deploy", "--config", "{badjson}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
-    (["devnet", "deploy", "--config", "{junk}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
-    (["devnet", "deploy", "--config", "{dir}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
-    (["devnet", "fund", "garbage", "--rpc", "{rpc}"], 1, "40 hex digits"),
-    (["devnet", "fund", ADDR, "--rpc", DEAD], 1, "--rpc URL"),
-    (["devnet", "fund", ADDR, "--rpc", "notaurl"], 2, URL),
-    (["devnet", "fund", ADDR, "--rpc", "{rpc}", "--eth", "-1"], 1, "N > 0"),
-    (["devnet", "genesis", "--scale-bits", "99", "--ipfs", DEAD], 2, "scale_bits"),
-    (["devnet", "genesis", "--ipfs", "notaurl"], 2, "/ip4/127.0.0.1/tcp/5001/http"),
-    (["devnet", "genesis", "--ipfs", "{http}"], 3, "IPFS"),
-    (["devnet", "genesis", "--task", "nope", "--ipfs", DEAD], 1, "digits, breast_cancer"),
-    (["devnet", "config", "--member", "garbage", "--genesis", "{junk}"], 1, "devnet genesis"),
-    (["devnet", "config", "--member", "garbage", "--genesis", "{dir}"], 1, "devnet genesis"),
-    # ---------------------------------------------------------------- peer
-    (["peer", "init", "--state-dir", "{file}", "--password-file", "{pw}"], 2, "--state-dir names a folder"),
-    (["peer", "init", "--state-dir", "{dir}", "--announce", "garbage"], 2, "--announce"),
-    (["peer", "init", "--state-dir", "{dir}", "--password-file", "{dir}"], 2, "a text file"),
-    (["peer", "id", "--state-dir", "{dir}"], 1, "peer init"),
-    (["peer", "id", "--state-dir", "{file}"], 1, "peer init"),
-    (["peer", "run", "--config", "{badtoml}"], 2, "TOML"),
-    (["peer", "run", "--config", "{junk}"], 2, "TOML"),
-    (["peer", "run", "--config", "{dir}"], 2, "TOML file"),
-    (["peer", "run", "--config", "/nonexistent/peer.toml"], 2, "peer.toml"),
-    (["peer", "run", "--state-dir", "{state}", "--password-file", "{pw}", "--contract", ADDR, "--rpc", "{rpc}",
-      "--bootstrap", "garbage"], 2, "/p2p/PEER_ID"),
-    (["peer", "run", "--state-dir", "{state}", "--password-file", "{pw}", "--contract", "0x12"], 2, "peer run --help"),
-    (["peer", "run", "--state-dir", "{state}", "--password-file", "{pw}", "--contract", REVERTS, "--rpc", "{rpc}",
-      "--ipfs", "{ipfs}", "--no-gossip", "--wait-for-services", "0"], 2, CONTRACT),
-    (["peer", "stake", "--amount-eth", "-1", "--governor", ADDR, "--key", KEY], 2, "--amount-eth 1"),
-    (["peer", "stake", "--amount-eth", "1", "--rpc", DEAD, "--governor", ADDR, "--key", KEY], 3, RPC),
-    (["peer", "withdraw", "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY], 2, GOVERNOR),
-    (["peer", "withdraw", "--rpc", "notaurl", "--governor", ADDR, "--key", KEY], 2, URL),
-    # ---------------------------------------------------------------- audit
-    (["audit", "--rpc", "notaurl", "--contract", ADDR, "rounds"], 2, URL),
-    (["audit", "rounds", "--rpc", "{http}", "--contract", ADDR], 3, RPC),
-    (["audit", "rounds", "--rpc", DEAD, "--contract", ADDR], 3, RPC),
-    (["audit", "rounds", "--rpc", "{html}", "--contract", ADDR], 3, RPC),
-    (["gov", "list", "--rpc", "{html}", "--governor", ADDR], 3, RPC),
-    (["audit", "rounds", "--rpc", "{rpc}", "--contract", REVERTS], 2, CONTRACT),
-    (["audit", "rounds", "--rpc", "{rpc}", "--contract", EMPTY], 2, CONTRACT),
-    (["audit", "rounds", "--rpc", "{rpc}", "--contract", NO_CODE], 2, CONTRACT),
-    (["audit", "rounds", "--rpc", "{rpc}", "--contract", "0x12"], 2, "devnet deploy"),
-    (["audit", "rounds", "--rpc", "{rpc}"], 2, "--contract"),
-    (["audit", "rounds", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{file}"], 2, FOLDER),
-    (["audit", "rounds", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{file}/sub"], 2, "writable folder"),
-    (["audit", "rounds", "--ipfs", "ftp://x", "--contract", ADDR], 2, "/ip4/127.0.0.1/tcp/5001/http"),
-    (["audit", "round", "one", "--contract", ADDR], 2, USAGE),
-    (["audit", "round", "99", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{dir}"], 1, "rounds are"),
-    (["audit", "peer", ADDR, "--rpc", "{rpc}", "--contract", "{fed}", "--ipfs", "{http}", "--cache-dir", "{dir}"],
-     3, "IPFS"),
-    (["audit", "peer", ADDR, "--rpc", "{rpc}", "--contract", "{fed}", "--ipfs", DEAD, "--cache-dir", "{dir}"],
-     3, "IPFS"),
-    (["audit", "verify", "--rounds", "x..y", "--contract", ADDR], 2, "--rounds"),
-    (["audit", "verify", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{dir}", "--key-file", "{junk}"],
-     1, "--state-dir"),
-    (["audit", "verify", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{dir}", "--key-file", "{dir}"],
-     2, "hex X25519 private key"),
-    (["audit", "export", "--format", "xml", "--contract", ADDR], 2, "--format json"),
-    (["audit", "export", "--rpc", DEAD, "--contract", ADDR], 3, RPC),
-    (["audit", "report", "--rpc", "{rpc}", "--contract", REVERTS, "--no-ipfs"], 2, CONTRACT),
-    (["audit", "report", "--verification", "{junk}", "--key-file", "{file}", "--contract", ADDR], 2, "drop"),
-    (["audit", "governance", "--rpc", "{rpc}", "--contract", REVERTS], 2, CONTRACT),
-    (["audit", "governance", "--rpc", "{rpc}", "--contract", "{fed}", "--cache-dir", "{file}"], 2, FOLDER),
-    # ---------------------------------------------------------------- rewards
-    (["rewards", "show", "--rounds", "garbage", "--address", ADDR, "--contract", ADDR], 2, "--rounds"),
-    (["rewards", "show", "--address", ADDR, "--rpc", DEAD, "--contract", ADDR], 3, RPC),
-    (["rewards", "show", "--address", ADDR, "--rpc", "{rpc}", "--contract", EMPTY], 2, CONTRACT),
-    (["rewards", "show", "--state-dir", "{file}", "--password-file", "{pw}", "--contract", ADDR], 1, "peer init"),
-    (["rewards", "claim", "--key", "garbage", "--contract", ADDR], 2, "64 hex digits"),
-    (["rewards", "claim", "--rpc", "notaurl", "--key", KEY, "--contract", ADDR], 2, URL),
-    # ---------------------------------------------------------------- gov
-    (["gov", "vote", "one", "--governor", ADDR], 2, USAGE),
-    (["gov", "vote", "1", "--rpc", "notaurl", "--governor", ADDR, "--key", KEY], 2, URL),
-    (["gov", "execute", "1", "--rpc", "{http}", "--governor", ADDR, "--key", KEY], 3, RPC),
-    (["gov", "list", "--rpc", DEAD, "--governor", ADDR], 3, RPC),
-    (["gov", "list", "--rpc", "{rpc}", "--governor", REVERTS], 2, GOVERNOR),
-    (["gov", "list", "--rpc", "{rpc}"], 2, "--governor"),
-    (["gov", "show", "1", "--rpc", "{rpc}", "--governor", EMPTY], 2, GOVERNOR),
-    (["gov", "slash", "--evidence", "{junk}", "--governor", ADDR, "--key", KEY], 1, "docs/governance.md"),
-    (["gov", "slash", "--envelope", "{file}", "--governor", ADDR, "--key", KEY], 2, "--evidence"),
-    (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "garbage", "--rpc", "{rpc}", "--governor", REVERTS,
-      "--key", KEY], 2, "64 hex digits"),
-    (["gov", "propose", "remove", "--account", ADDR, "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY],
-     1, GOVERNOR),
-    (["gov", "propose", "add-auditor", "--account", ADDR, "--enc-key", "0x12", "--rpc", "{rpc}", "--governor",
-      REVERTS, "--key", KEY], 2, "64 hex digits"),
-    (["gov", "propose", "remove-auditor", "--account", ADDR, "--rpc", DEAD, "--governor", ADDR, "--key", KEY],
-     3, RPC),
-    (["gov", "propose", "param", "--name", "nope", "--value", "1", "--governor", ADDR, "--key", KEY], 2, "one of"),
-    (["gov", "propose", "params", "--quorum-bps", "1", "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY],
-     2, GOVERNOR),
-    (["gov", "propose", "params", "--rule", "nope", "--rpc", "notaurl", "--governor", ADDR, "--key", KEY], 2, URL),
-]
 
 
 def _row_id(row: tuple[list[str], int, str]) -> str:
@@ -238,27 +98,9 @@ def http_server(tmp_path_factory: pytest.TempPathFactory):
         proc.wait(timeout=10)
 
 
-class _Html(http.server.BaseHTTPRequestHandler):
-    """Answers every request with 200 and an HTML page (a web server where a JSON-RPC node was expected)."""
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = b"<html><body>hello</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def html_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HtmlPage)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
