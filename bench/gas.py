@@ -182,7 +182,7 @@ def markdown(report: dict[str, Any]) -> str:
         "plus the periods kept in the round record so a later change cannot move a closed round's late-vote and "
         "claim-window deadlines); late vote +321, sweep +183, claims and announce −88 (dispatcher). A finalizing "
         "vote that applies a pending change reads and writes that slot once more (bench.gas_governance). Deploy "
-        "+755k / +762k / +802k: the parameter slot and first history entry, and ~3 kB more runtime code.",
+        "+697k / +704k / +744k: the parameter slot and first history entry, and 2.8 kB more runtime code.",
         "",
     ])
 
