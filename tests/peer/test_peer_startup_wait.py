@@ -126,7 +126,8 @@ def test_wait_zero_fails_at_once_with_one_line(chain_and_federation) -> None:
     out = _peer_run(fed, "--wait-for-services", "0")
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: cannot reach the Ethereum RPC at http://127.0.0.1:{port} (ConnectionError)"], out.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"error: cannot reach the Ethereum RPC at http://127.0.0.1:{port}")
+    assert "waited" not in errors[0]
     assert not [e for e in _events(out.stdout) if e["event"] == "waiting"]
     assert time.monotonic() - started < 50  # start-up (torch, data, keystore) on a loaded machine; no wait
 
