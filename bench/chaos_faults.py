@@ -7,7 +7,7 @@ the moment where a chain crash loses a just-mined transaction), held for a seede
     chain_kill     kill -9 anvil; restart it on the same port from its state file (dumped every second)
     ipfs_kill      kill -9 the IPFS node; restart it on the same port and repo
     link_down      the peer's machine loses its network link (veth down); link back up
-    link_degraded  the peer's link shaped to 256 kbit/s with a short queue (drops); shaping removed
+    link_degraded  the peer's link shaped to 32 kbit/s with a 300 ms queue (drops); shaping removed
     disk_full      the peer's node directory (a 16 MB tmpfs) filled to the last byte; filler deleted
     clock_skew     the peer's wall clock moved by ±5..15 s; moved back
 

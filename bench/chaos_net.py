@@ -17,7 +17,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 
-TBF = ["tbf", "rate", "256kbit", "burst", "16kbit", "latency", "150ms"]
+TBF = ["tbf", "rate", "32kbit", "burst", "16kbit", "latency", "300ms"]   # ~4 KB/s, 300 ms of queue, then drops
 
 
 class NetnsUnavailable(RuntimeError):

@@ -15,13 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos_faults import make_schedule
+from bench.chaos_faults import FULL_SCHEDULE, make_schedule
 from bench.chaos_net import NetnsUnavailable, probe
 from bench.chaos_run import run_chaos
 from devnet.bootstrap import LOCAL_ROUND_PARAMS
 
 ROUNDS, PEERS, SEED = 8, 3, 11
 KINDS = ("chain_kill", "ipfs_kill", "peer_kill", "link_down", "clock_skew")
+
+
+def test_schedule_is_seeded_and_covers_every_fault() -> None:
+    """Same seed, same schedule; the full schedule has every kind, one fault per round before the last, and at
+    least one chain crash within a second of a mined commit (where a just-mined transaction can be lost)."""
+    one, again = make_schedule(1, 20, 3), make_schedule(1, 20, 3)
+    assert [f.to_json() for f in one] == [f.to_json() for f in again]
+    assert [f.to_json() for f in one] != [f.to_json() for f in make_schedule(2, 20, 3)]
+    assert {f.kind for f in one} == set(FULL_SCHEDULE) and len(one) == len(FULL_SCHEDULE)
+    assert len({f.round for f in one}) == len(one) and all(2 <= f.round <= 18 for f in one)
+    assert any(f.kind == "chain_kill" and f.trigger == "first_commit" and f.delay < 1 for f in one)
+    assert len({f.target for f in one if f.kind == "disk_full"}) == 1
+    assert all(5 <= abs(f.magnitude) <= 15 for f in one if f.kind == "clock_skew")
 
 
 def test_chaos_short_schedule_keeps_the_ledger_whole(tmp_path: Path) -> None:
