@@ -352,16 +352,10 @@ class Adversary:
         round: int = 0,
         honest: Sequence[Update] = (),
         n: int | None = None,
-        f: int | None = None,
-        rule: str | None = None,
-        scale_bits: int = 20,
+        f: int | None = None, rule: str | None = None, scale_bits: int = 20,
     ) -> dict[str, torch.Tensor]:
-        """The update to commit instead of `update` (unchanged unless this is an update attack).
-
-        For ALIE, `honest` should hold the other updates the attacker knows; its own update is added to them.
-        `rule` (the federation's rule, with `f`) is what the optimised attacks tune against; options given to the
-        adversary explicitly win.
-        """
+        """The update to commit instead of `update` (unchanged unless this is an update attack). For ALIE, `honest`
+        holds the other updates the attacker knows (its own is added); the optimised attacks tune against `rule`."""
         if not self.poisons_update:
             return dict(update)
         tuned = optimised.rule_params(self.attack.value, rule, 0 if f is None else f, scale_bits) if rule else {}
