@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         for model, n in grid:
             row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats)
             row["before"] = _before(rows.get(row["key"]))
+            row["earlier_replays"] = _earlier(rows.get(row["key"]))
             rows[row["key"]] = row
             d, m, s = row["critical"], row["rss"], row["deployment_series"]
             print(f"{row['key']:>8} ({row['parameters']:,} params): no-ledger {d['round_no_ledger']:.2f} s, ledger "
@@ -174,6 +175,15 @@ def _before(old: dict | None) -> dict | None:
     return None if d is None else {"ledger_pct": d["ledger_pct"], "round_no_ledger": d["round_no_ledger"],
                                    "round_ledger": d["round_ledger_gossip"], "ledger_added": d["ledger_added"],
                                    "load_avg": old.get("load_avg"), "definition": "series sum (bench.overhead)"}
+
+
+def _earlier(old: dict | None) -> list[dict]:
+    """Summaries of the critical-path replays of the runs this row replaces (a loaded machine spreads them)."""
+    if old is None or old.get("critical") is None:
+        return []
+    c = old["critical"]
+    return old.get("earlier_replays", []) + [{"ledger_pct": c["ledger_pct"], "repeat_pcts": c["repeat_pcts"],
+                                              "load_avg": c["load_avg"], "exchange": old["exchange"]["seconds"]}]
 
 
 def _meta(argv, started: float, load_start: float, epochs: int) -> dict:
