@@ -49,7 +49,8 @@ class NodeContext:
 
     @property
     def params(self) -> LedgerParams:
-        """The federation's parameters (immutable on chain: read once)."""
+        """The federation's parameters when the peer started (read once): fixed ones and start-up checks only; a
+        round's rule, f and periods are `ledger.params_for_round(r)` (they can change by vote between rounds)."""
         if self._params is None:
             self._params = self.retry("read parameters", self.ledger.params)
         return self._params
