@@ -35,6 +35,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -144,6 +145,14 @@ class PeerConfig(_Strict):
     @classmethod
     def _announce(cls, value: str | None) -> str | None:
         return None if value is None else check_announce(value)
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _rpc_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:  # web3 HTTPProvider
+            raise ValueError(f"rpc_url {value!r} is not an http(s) URL, e.g. http://127.0.0.1:8545")
+        return value
 
     @field_validator("bootstrap")
     @classmethod
