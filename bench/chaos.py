@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default=",".join(FULL_SCHEDULE), help="comma-separated fault kinds (repeats allowed)")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--prefix", default="flch")
+    ap.add_argument("--prefix", help="namespace/bridge name prefix (default flc<pid>)")
     ap.add_argument("--subnet", default="10.241.0")
     ap.add_argument("--code", default="", help="what code ran (e.g. the commit of a clean export), for the record")
     ap.add_argument("--report-only", action="store_true", help="write the table of --out into --doc; no run")

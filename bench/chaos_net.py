@@ -12,6 +12,7 @@ without entering a namespace. Faults on the network act on a machine's link:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,30 @@ class NetnsUnavailable(RuntimeError):
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+
+
+def run_prefix() -> str:
+    """Names of this process's namespaces: `flc<pid>`, so a later run can tell a dead run's leftovers."""
+    return f"flc{os.getpid()}"
+
+
+def sweep_stale(institutions: int = 8) -> list[str]:
+    """Tear down the namespaces of chaos runs whose process is gone (killed before its own teardown ran)."""
+    listed = _ip("netns", "list", check=False).stdout.split()
+    owners = {int(m.group(1)) for name in listed if (m := re.match(r"^flc(\d+)-chain$", name))}
+    swept = []
+    for pid in sorted(owners):
+        try:
+            os.kill(pid, 0)
+            continue            # still running: not ours to touch
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        topo = Topology(f"flc{pid}", "0.0.0", institutions)
+        topo.down()
+        swept.append(topo.prefix)
+    return swept
 
 
 def probe(prefix: str = "flchaosprobe") -> None:

@@ -18,7 +18,7 @@ from web3 import Web3
 from bench.chaos_checks import run_checks
 from bench.chaos_cluster import Cluster
 from bench.chaos_faults import PEER_KINDS, Fault, disk_peer_of, inject, lift
-from bench.chaos_net import Topology
+from bench.chaos_net import Topology, run_prefix, sweep_stale
 from ledger_tools.chain import FederationLedger, LedgerError
 from ledger_tools.config import RoundParams
 
@@ -115,6 +115,9 @@ class ChaosRun:
 
     # ---- the run -----------------------------------------------------------------------------------------
     def start(self) -> None:
+        stale = sweep_stale()
+        if stale:
+            self.say(f"removed the namespaces of dead chaos runs: {', '.join(stale)}")
         self.say(f"network: {len(self.topo.machines)} namespaces on {self.topo.bridge} ({self.topo.subnet}.0/24)")
         self.topo.up()
         self.cluster.start_service("anvil")
@@ -209,11 +212,12 @@ class ChaosRun:
 
 
 def run_chaos(workdir: Path, *, rounds: int, peers: int, faults: list[Fault], params: RoundParams,
-              prefix: str = "flch", subnet: str = "10.241.0", seed: int = 0, pace: float = 0.0,
+              prefix: str | None = None, subnet: str = "10.241.0", seed: int = 0, pace: float = 0.0,
               say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run a whole chaos experiment and return its results (always tears everything down). `pace`: seconds
     each round waits after it opens before peers commit (keeps rounds from outrunning the schedule)."""
-    run = ChaosRun(workdir, rounds=rounds, peers=peers, faults=faults, params=params, prefix=prefix, subnet=subnet,
+    run = ChaosRun(workdir, rounds=rounds, peers=peers, faults=faults, params=params, prefix=prefix or run_prefix(),
+                   subnet=subnet,
                    seed=seed, pace=pace, say=say)
     try:
         run.start()

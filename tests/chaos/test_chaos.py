@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos_faults import FULL_SCHEDULE, make_schedule
-from bench.chaos_net import NetnsUnavailable, probe
+from bench.chaos_net import NetnsUnavailable, probe, run_prefix
 from bench.chaos_run import run_chaos
 from devnet.bootstrap import LOCAL_ROUND_PARAMS
 
@@ -45,7 +45,7 @@ def test_chaos_short_schedule_keeps_the_ledger_whole(tmp_path: Path) -> None:
     faults = make_schedule(SEED, ROUNDS, PEERS, KINDS, duration_scale=0.5)
     assert {f.kind for f in faults} == set(KINDS)
     assert any(f.kind == "chain_kill" and f.trigger == "first_commit" for f in faults)
-    prefix, net = f"flt{os.getpid() % 10000}", f"10.242.{os.getpid() % 200 + 20}"
+    prefix, net = run_prefix(), f"10.242.{os.getpid() % 200 + 20}"
     params = LOCAL_ROUND_PARAMS.replace(rule="fedavg", commit_period=45, vote_period=25)
     lines: list[str] = []
     results = run_chaos(tmp_path, rounds=ROUNDS, peers=PEERS, faults=faults, params=params, prefix=prefix,
