@@ -165,6 +165,16 @@ def markdown(report: dict[str, Any]) -> str:
         "(rounds 1–10 share a 256-bit word) and its proofs' calldata (~log2 n hashes per round).",
         "- `sweep` (anyone, `CLAIM_WINDOW` = 365 days after a round's vote deadline) reads the round's payout and "
         "record, zeroes its unclaimed amount, lowers `reserved` and emits `Swept`; it moves no ETH.",
+        "- Commit stores the update hash it commits (`lastCommitHash`, one slot per member, read by "
+        "`lastCommit(member)`) so that `FederationGovernor.slashCommitMismatch` can prove an envelope naming "
+        "another update than the one committed: a deliberate trade-off of +5.1k gas on every commit (a cold "
+        "non-zero slot rewritten; avg 44,530 / 44,131 / 44,045 → 49,602 / 49,203 / 49,117, min 42,122 → 47,194, "
+        "max 48,282 → 53,354 at n = 5 / 20 / 100, measured against the ledger with changeable round parameters "
+        "just before). Admission makes the slot non-zero so that no commit pays a 22.1k zero-to-non-zero store "
+        "(without it the 11-round average here would be ~1.6k higher, over the 50k target): +22.1k per "
+        "bootstrap member at deployment, which with the code (the lastCommit view, the O(1) member removal of "
+        "docs/governance.md) is deploy +212k / +545k / +2.32M. Announce +22 (dispatcher); votes, late votes, "
+        "claims and sweeps unchanged.",
         "- Issue 12 (pool fixed at open, exact reservation, sweep, parameter bounds) against the previous table "
         "(n = 5 / 20 / 100): commit +24, non-finalizing vote +34, late vote +31, announce +132, claim 1 round "
         "+202, claim 10 rounds +724 (≤ 0.5 %; a larger function dispatcher and the packed `reserved` slot). The "

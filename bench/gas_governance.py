@@ -6,8 +6,10 @@ Per n (bootstrap members, rule multi_krum, f = max(1, n // 10)): a candidate sta
 admission; members vote for it until a majority of the total weight (every vote measured; the first vote of a
 proposal is the one that pays for the proposal's cold tally slot); anyone executes it after the delay; the
 newcomer equivocates and a third party slashes it from two envelopes whose wrapped keys are the size a real seal
-header has for n + 1 recipients (68 + 144 bytes each: calldata dominates) and, for comparison, with empty wrapped
-keys; a bootstrap member stakes, leaves (before the slashes) and withdraws after the delay. A member proposes new
+header has for n + 1 recipients (68 + 144 bytes each) and, for comparison, with empty wrapped keys: a slash
+carries only each envelope's signed header (`EnvelopeProof`), so both cost the same; a third newcomer commits one
+update and gossips another, and is slashed for the mismatch; a bootstrap member stakes, leaves (before the
+slashes) and withdraws after the delay. Every slashed member is removed (slash_bps = 100 %). A member proposes new
 ledger round parameters (reward, commit period), a majority votes, anyone executes; every member commits round 1 and
 the members vote until it finalizes: that finalizing vote opens round 2 under the new parameters (the one round
 operation a change costs more: reading and writing the pending set).
@@ -30,6 +32,7 @@ from ledger_tools.chain.governance import GovParams
 from ledger_tools.chain.records import RoundParamsUpdate
 from ledger_tools.config import FederationConfig
 from peer.net.envelope import Envelope
+from peer.net.envelope_proof import EnvelopeProof
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "gas_governance.json"
@@ -39,16 +42,17 @@ GOV = GovParams(min_stake=ETH, voting_period=600, execution_delay=60, execution_
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
-def _envelope(key: str, ledger: str, chain_id: int, update: bytes, keys_len: int) -> bytes:
-    return Envelope.create(Account.from_key(key), federation=ledger, chain_id=chain_id, round=1, update_hash=update,
+def _envelope(key: str, ledger: str, chain_id: int, update: bytes, keys_len: int, round_: int = 1) -> Envelope:
+    return Envelope.create(Account.from_key(key), federation=ledger, chain_id=chain_id, round=round_,
+                           update_hash=update,
                            cid=CID, wrapped_keys=bytes(range(256)) * (keys_len // 256) + b"\x5a" * (keys_len % 256),
-                           blob_sha256=b"\x33" * 32, blob_size=10**6).to_bytes()
+                           blob_sha256=b"\x33" * 32, blob_size=10**6)
 
 
 def measure(n: int) -> dict[str, Any]:
     with start_anvil() as anvil:
-        deployer, *people = extra_accounts(anvil.rpc_url, n + 4, seed=f"bench-gov-{n}", wei=10**22)
-        members, (cand, second, reporter) = people[:n], people[n:n + 3]
+        deployer, *people = extra_accounts(anvil.rpc_url, n + 5, seed=f"bench-gov-{n}", wei=10**22)
+        members, (cand, second, third, reporter) = people[:n], people[n:n + 4]
         config = FederationConfig.from_data({
             "members": [{"address": m.address, "enc_key": "0x" + "ab" * 32} for m in members],
             "rule": "multi_krum", "f": max(1, n // 10), "quorum_bps": 5000, "commit_period": 3600,
@@ -61,8 +65,9 @@ def measure(n: int) -> dict[str, Any]:
         out: dict[str, Any] = {"n": n}
         out["stake"] = d.governor.with_account(cand.private_key).stake(2 * ETH).gas_used
         d.governor.with_account(second.private_key).stake(2 * ETH)
+        d.governor.with_account(third.private_key).stake(2 * ETH)
         proposals = []
-        for who in (cand, second):
+        for who in (cand, second, third):
             r = gov[0].propose_admit(who.address, b"\x42" * 32, 1_000_000, 2 * ETH)
             proposals.append(r.proposal_id)
             out.setdefault("propose_admit", r.gas_used)
@@ -71,20 +76,25 @@ def measure(n: int) -> dict[str, Any]:
                        "count": len(votes)}
         increase_time(anvil.rpc_url, GOV.voting_period + GOV.execution_delay + 1)
         out["execute_admit"] = d.governor.with_account(reporter.private_key).execute(proposals[0]).gas_used
-        d.governor.with_account(reporter.private_key).execute(proposals[1])
+        for pid in proposals[1:]:
+            d.governor.with_account(reporter.private_key).execute(pid)
         out.update(_round_params(anvil.rpc_url, d, gov))
         leaver = d.governor.with_account(members[-1].private_key)
         leaver.stake(ETH)
         out["leave"] = leaver.leave().gas_used  # before the slashes: the rule keeps enough members
         chain_id = d.ledger.chain_id
         real = 68 + 144 * (n + 1)
-        slashes = {}
+        slasher = d.governor.with_account(reporter.private_key)
         for label, who, keys_len in (("slash", cand, real), ("slash_empty_keys", second, 0)):
             a = _envelope(who.private_key, d.ledger.address, chain_id, b"\x01" * 32, keys_len)
             b = _envelope(who.private_key, d.ledger.address, chain_id, b"\x02" * 32, keys_len)
-            slashes[label] = {"gas": d.governor.with_account(reporter.private_key).slash_equivocation(a, b).gas_used,
-                              "envelope_bytes": len(a)}
-        out.update(slashes)
+            r = slasher.slash_equivocation(EnvelopeProof.of(a).as_abi(), EnvelopeProof.of(b).as_abi())
+            out[label] = {"gas": r.gas_used, "envelope_bytes": len(a.to_bytes()), "removed": r.removed}
+        now = d.ledger.current_round()
+        d.ledger.with_account(third.private_key).commit(now, b"\x01" * 32, CID, 100)
+        gossiped = _envelope(third.private_key, d.ledger.address, chain_id, b"\x02" * 32, real, now)
+        r = slasher.slash_commit_mismatch(EnvelopeProof.of(gossiped).as_abi())
+        out["slash_commit_mismatch"] = {"gas": r.gas_used, "removed": r.removed}
         increase_time(anvil.rpc_url, GOV.withdraw_delay + 1)
         out["withdraw"] = leaver.withdraw().gas_used
         return out
@@ -122,13 +132,14 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"targets": TARGETS, "results": rows}, indent=1) + "\n")
     print("| n | stake | propose | vote avg (min-max) | execute admit | slash (envelope bytes) | slash, empty keys "
-          "| leave | withdraw |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| slash commit mismatch | leave | withdraw |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         v = r["vote"]
         print(f"| {r['n']} | {r['stake']} | {r['propose_admit']} | {v['avg']} ({v['min']}-{v['max']}) | "
               f"{r['execute_admit']} | {r['slash']['gas']} ({r['slash']['envelope_bytes']}) | "
-              f"{r['slash_empty_keys']['gas']} ({r['slash_empty_keys']['envelope_bytes']}) | {r['leave']} | "
+              f"{r['slash_empty_keys']['gas']} ({r['slash_empty_keys']['envelope_bytes']}) | "
+              f"{r['slash_commit_mismatch']['gas']} | {r['leave']} | "
               f"{r['withdraw']} |")
     print("\n| n | propose round params | vote (avg) | execute | finalizing vote applying it |\n|---|---|---|---|---|")
     for r in rows:

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {IFederationGovernor} from "./IFederationGovernor.sol";
 import {IFederationLedger} from "./IFederationLedger.sol";
 import {RuleFeasibility} from "./RuleFeasibility.sol";
@@ -22,16 +22,15 @@ interface ILedgerAdmin {
     function paramsForRound(uint256 r) external view returns (IFederationLedger.Params memory);
     function setRoundParams(IFederationLedger.RoundParamsUpdate calldata u) external;
     function members() external view returns (address[] memory);
+    function lastCommit(address account) external view returns (uint256 round, bytes32 updateHash);
 }
 
 /// @title FederationGovernor
 /// @notice See `IFederationGovernor`. Owner of its ledger; has no owner itself.
 /// @dev Votes weigh the voter's `effectiveWeight` on the ledger when it votes (no checkpoints: reputation only
 ///      moves by rounds, and each member votes once); the pass and quorum thresholds use the ledger's total
-///      weight when the proposal was made. Envelope layout (peer/net/envelope.py, docs/interfaces.md):
-///      "FLGS" | 0x01 | 0x01 | federation 20 | chainId u64 | round u64 | sender 20 | updateHash 32 | blobSha 32 |
-///      blobSize u64 | timestamp u64 | cidLen u16 | cid | keysLen u32 | keys | r 32 | s 32 | v 1, all big-endian;
-///      the signature is EIP-191 personal_sign over every byte before it.
+///      weight when the proposal was made. A gossip envelope's EIP-191 signature covers its fixed-size header
+///      `_envelopeHeader` (peer/net/envelope.py, docs/interfaces.md), so a slash proof is a `SignedEnvelope`.
 contract FederationGovernor is IFederationGovernor {
     uint8 public constant KIND_ADMIT = 1;
     uint8 public constant KIND_REMOVE = 2;
@@ -64,12 +63,12 @@ contract FederationGovernor is IFederationGovernor {
     uint8 public constant STATE_EXECUTED = 6;
 
     uint8 public constant OFFENCE_EQUIVOCATION = 1;
+    uint8 public constant OFFENCE_COMMIT_MISMATCH = 2;
 
     uint64 public constant MAX_MEMBER_WEIGHT = 1000 * 1_000_000; // FederationLedger.MAX_MEMBER_WEIGHT
     uint256 private constant BPS = 10_000;
-    uint256 private constant ENVELOPE_FIXED = 144; // bytes before the cid
-    uint256 private constant SIGNATURE_LEN = 65;
-    bytes6 private constant ENVELOPE_HEAD = 0x464c47530101; // "FLGS", version 1, kind envelope
+    /// @dev Domain tag of the envelope header (peer.net.envelope.ENVELOPE_TAG).
+    bytes32 private constant ENVELOPE_TAG = keccak256("fedledger.gossip.envelope.v2");
 
     /// @dev Vote state, the only slot `castVote` writes (232 bits).
     struct Tally {
@@ -111,8 +110,8 @@ contract FederationGovernor is IFederationGovernor {
     ///      (proposal 0 never exists) at admission, so a vote writes a warm non-zero slot (2.9k gas, not 22.1k)
     ///      for the first 255 proposals; later each 256 proposals' first vote of a member pays for its word.
     mapping(address => mapping(uint256 => uint256)) private votedBits;
-    /// @dev The same per (member, round) slashed for equivocation; word 0 pre-set the same way (round 0 is never
-    ///      a ledger round).
+    /// @dev The same per (member, round) slashed, for either offence (one slash per member and round); word 0
+    ///      pre-set the same way (round 0 is never a ledger round).
     mapping(address => mapping(uint256 => uint256)) private slashedBits;
 
     bool transient locked;
@@ -291,31 +290,22 @@ contract FederationGovernor is IFederationGovernor {
     }
 
     /// @inheritdoc IFederationGovernor
-    function slashEquivocation(bytes calldata envelopeA, bytes calldata envelopeB) external nonReentrant {
-        (address signer, uint256 round, bytes32 hashA) = _verifyEnvelope(envelopeA);
-        (address signerB, uint256 roundB, bytes32 hashB) = _verifyEnvelope(envelopeB);
-        if (signer != signerB || round != roundB || hashA == hashB) revert NotEquivocation();
-        uint256 word = slashedBits[signer][round >> 8];
-        uint256 bit = 1 << (round & 255);
-        if (word & bit != 0) revert AlreadySlashed(signer, round); // (round 0: never a ledger round)
-        Stake memory st = stakes[signer];
-        bool member = ledger_.memberKey(signer) != bytes32(0);
-        // a removed member stays slashable while its stake is locked; nothing left to take = not slashable
-        if (!member && (!st.bonded || st.amount == 0)) revert NotMember(signer);
-        slashedBits[signer][round >> 8] = word | bit;
+    function slashEquivocation(SignedEnvelope calldata a, SignedEnvelope calldata b) external nonReentrant {
+        address signer = _verifyEnvelope(a);
+        if (b.sender != signer || b.round != a.round || b.updateHash == a.updateHash) revert NotEquivocation();
+        _verifyEnvelope(b);
+        _markSlashed(signer, a.round);
+        _slash(signer, a.round, OFFENCE_EQUIVOCATION);
+    }
 
-        uint256 amount = (uint256(st.amount) * p.slashBps) / BPS;
-        uint256 reward = (amount * p.reporterShareBps) / BPS;
-        st.amount -= uint96(amount);
-        bool removed = member && st.amount < p.minStake;
-        if (removed) {
-            ledger_.removeMember(signer);
-            st.unlockAt = uint40(block.timestamp + p.withdrawDelay);
-        }
-        stakes[signer] = st;
-        slashedPlusOne += amount - reward;
-        emit Slashed(signer, round, OFFENCE_EQUIVOCATION, msg.sender, amount, reward, removed);
-        if (reward > 0) _pay(msg.sender, reward);
+    /// @inheritdoc IFederationGovernor
+    function slashCommitMismatch(SignedEnvelope calldata e) external nonReentrant {
+        address signer = _verifyEnvelope(e);
+        _markSlashed(signer, e.round); // first: a replay after the removal reverts AlreadySlashed
+        (uint256 committedRound, bytes32 committed) = ledger_.lastCommit(signer);
+        if (committedRound == 0 || committedRound != e.round) revert NotCommitted(signer, e.round);
+        if (committed == e.updateHash) revert CommitMatches(signer, e.round);
+        _slash(signer, e.round, OFFENCE_COMMIT_MISMATCH);
     }
 
     /// @inheritdoc IFederationGovernor
@@ -483,33 +473,48 @@ contract FederationGovernor is IFederationGovernor {
         emit ParameterChanged(param, v);
     }
 
-    /// @dev Parse a signed gossip envelope's wire bytes and recover its signer; reverts with the named error of
-    ///      the first check that fails. Returns (sender, round, updateHash).
-    function _verifyEnvelope(bytes calldata env) private view returns (address sender, uint256 round, bytes32 h) {
-        uint256 len = env.length;
-        if (len < ENVELOPE_FIXED + 2 + 4 + SIGNATURE_LEN || bytes6(env[0:6]) != ENVELOPE_HEAD) {
-            revert MalformedEnvelope();
-        }
-        uint256 bodyLen = len - SIGNATURE_LEN;
-        uint256 cidLen = uint16(bytes2(env[142:144]));
-        uint256 keysAt = ENVELOPE_FIXED + cidLen;
-        if (keysAt + 4 > bodyLen || keysAt + 4 + uint32(bytes4(env[keysAt:keysAt + 4])) != bodyLen) {
-            revert MalformedEnvelope();
-        }
-        address federation = address(bytes20(env[6:26]));
-        if (federation != address(ledger_)) revert WrongFederation(federation);
-        uint256 chainId = uint64(bytes8(env[26:34]));
-        if (chainId != block.chainid) revert WrongChain(chainId);
-        round = uint64(bytes8(env[34:42]));
-        sender = address(bytes20(env[42:62]));
-        h = bytes32(env[62:94]);
-        bytes32 digest = keccak256(
-            abi.encodePacked("\x19Ethereum Signed Message:\n", Strings.toString(bodyLen), env[0:bodyLen])
+    /// @dev Check an envelope's header fields and EIP-191 signature; reverts with the named error of the first
+    ///      check that fails. Returns its sender (= the signer).
+    function _verifyEnvelope(SignedEnvelope calldata e) private view returns (address sender) {
+        if (e.federation != address(ledger_)) revert WrongFederation(e.federation);
+        if (e.chainId != block.chainid) revert WrongChain(e.chainId);
+        sender = e.sender;
+        bytes32 header = keccak256(
+            abi.encode(ENVELOPE_TAG, e.federation, e.chainId, e.round, sender, e.updateHash, e.cidHash, e.restHash)
         );
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(
-            digest, uint8(env[bodyLen + 64]), bytes32(env[bodyLen:bodyLen + 32]), bytes32(env[bodyLen + 32:bodyLen + 64])
-        );
+        (address recovered, ECDSA.RecoverError err,) =
+            ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(header), e.v, e.r, e.s);
         if (err != ECDSA.RecoverError.NoError || recovered != sender) revert InvalidSignature(sender);
+    }
+
+    /// @dev One slash per (member, round), whatever the offence (round 0: never a ledger round).
+    function _markSlashed(address signer, uint256 round) private {
+        uint256 word = slashedBits[signer][round >> 8];
+        uint256 bit = 1 << (round & 255);
+        if (word & bit != 0) revert AlreadySlashed(signer, round);
+        slashedBits[signer][round >> 8] = word | bit;
+    }
+
+    /// @dev Take `slashBps` of `signer`'s stake for `offence` in `round`, pay the reporter share, remove it from
+    ///      the ledger when what is left is below `minStake`.
+    function _slash(address signer, uint256 round, uint8 offence) private {
+        Stake memory st = stakes[signer];
+        bool member = ledger_.memberKey(signer) != bytes32(0);
+        // a removed member stays slashable while its stake is locked; nothing left to take = not slashable
+        if (!member && (!st.bonded || st.amount == 0)) revert NotMember(signer);
+
+        uint256 amount = (uint256(st.amount) * p.slashBps) / BPS;
+        uint256 reward = (amount * p.reporterShareBps) / BPS;
+        st.amount -= uint96(amount);
+        bool removed = member && st.amount < p.minStake;
+        if (removed) {
+            ledger_.removeMember(signer);
+            st.unlockAt = uint40(block.timestamp + p.withdrawDelay);
+        }
+        stakes[signer] = st;
+        slashedPlusOne += amount - reward;
+        emit Slashed(signer, round, offence, msg.sender, amount, reward, removed);
+        if (reward > 0) _pay(msg.sender, reward);
     }
 
     function _pay(address to, uint256 amount) private {

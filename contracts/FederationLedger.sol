@@ -115,6 +115,9 @@ contract FederationLedger is IFederationLedger {
     uint8 private constant FLAG_MEMBER = 1;
     uint8 private constant FLAG_VOTE_PENDING = 2;
     uint8 private constant FLAG_SELF_EXCLUDED = 4;
+    /// @dev A removed member: the only flag it keeps. It stays in `memberList` (removal is O(1); `members()`
+    ///      filters), so a member's address is in the list iff it has FLAG_MEMBER or FLAG_REMOVED.
+    uint8 private constant FLAG_REMOVED = 8;
     uint256 private constant BPS = ReputationMath.BPS;
     /// @dev Longest multiaddr `announce` accepts, in bytes (a /dns4/<name>/tcp/<port>/p2p/<peer id> is ~100).
     ///      Not a public getter: it would cost ~190 bytes of runtime code (~40k deploy gas) for a fixed number.
@@ -166,6 +169,10 @@ contract FederationLedger is IFederationLedger {
     /// @notice Vote weight per (round, digest).
     mapping(uint256 => mapping(bytes32 => uint256)) public tally;
     mapping(address => mapping(uint256 => uint256)) internal claimedBits;
+    /// @dev Update hash of each member's last commitment (its round is memberState.lastCommitRound), so the
+    ///      governor can prove a commitment that contradicts the member's signed gossip envelope. Set to 1 at
+    ///      admission (never read before a commit), so every commit rewrites a non-zero slot (5k gas, not 22.1k).
+    mapping(address => bytes32) internal lastCommitHash;
 
     bool transient locked;
 
@@ -277,9 +284,8 @@ contract FederationLedger is IFederationLedger {
         s.totalWeight -= m.weight;
         if (m.lastCommitRound == s.currentRound) s.commitCount -= 1;
         state = s;
-        delete memberState[account];
+        memberState[account] = MemberState(0, 0, 0, 0, FLAG_REMOVED, bytes10(0));
         delete memberKey[account];
-        _unlist(memberList, account);
         emit MemberRemoved(account, m.weight, s.totalWeight);
     }
 
@@ -340,6 +346,7 @@ contract FederationLedger is IFederationLedger {
         m.lastCommitRound = uint32(round);
         s.commitCount += 1;
         memberState[msg.sender] = m;
+        lastCommitHash[msg.sender] = updateHash;
         state = s;
         emit Committed(round, msg.sender, updateHash, cid, numSamples, epsilonE6, deltaE18);
     }
@@ -579,12 +586,24 @@ contract FederationLedger is IFederationLedger {
 
     /// @inheritdoc IFederationLedger
     function members() external view returns (address[] memory) {
-        return memberList;
+        address[] memory out = new address[](state.memberCount);
+        uint256 k;
+        for (uint256 i = 0; i < memberList.length; ++i) {
+            address a = memberList[i];
+            if (memberState[a].flags & FLAG_MEMBER != 0) out[k++] = a;
+        }
+        return out;
     }
 
     /// @inheritdoc IFederationLedger
     function auditors() external view returns (address[] memory) {
         return auditorList;
+    }
+
+    /// @notice The round and update hash of `account`'s last commitment (round 0: none since its admission).
+    function lastCommit(address account) external view returns (uint256 round, bytes32 updateHash) {
+        round = memberState[account].lastCommitRound;
+        if (round != 0) updateHash = lastCommitHash[account];
     }
 
     /// @inheritdoc IFederationLedger
@@ -638,7 +657,8 @@ contract FederationLedger is IFederationLedger {
 
     function _admit(State memory s, address account, bytes32 encKey, uint64 weight) private {
         if (account == address(0)) revert InvalidParameter("account");
-        if (memberState[account].flags & FLAG_MEMBER != 0) revert AlreadyMember(account);
+        uint8 flags = memberState[account].flags;
+        if (flags & FLAG_MEMBER != 0) revert AlreadyMember(account);
         // A member nobody can seal to would make every honest peer's seal fail: refuse it at admission.
         if (encKey == bytes32(0)) revert InvalidParameter("encKey");
         if (weight > MAX_MEMBER_WEIGHT) revert InvalidParameter("weight");
@@ -651,7 +671,8 @@ contract FederationLedger is IFederationLedger {
             voteDigestPrefix: bytes10(0)
         });
         memberKey[account] = encKey;
-        memberList.push(account);
+        lastCommitHash[account] = bytes32(uint256(1)); // non-zero from admission: a commit rewrites it for 5k gas
+        if (flags & FLAG_REMOVED == 0) memberList.push(account); // a removed member is still listed
         s.memberCount += 1;
         s.totalWeight += weight;
         emit MemberAdmitted(account, encKey, weight, s.totalWeight);

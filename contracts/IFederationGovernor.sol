@@ -10,7 +10,8 @@ import {IFederationLedger} from "./IFederationLedger.sol";
 ///         OpenZeppelin Governor's lifecycle in miniature (propose -> vote for `votingPeriod` -> passed proposals
 ///         wait `executionDelay` -> anyone executes within `executionWindow`, or it expires).
 ///         Members stake ETH; anyone who submits a proof of misbehaviour signed by a member (two gossip envelopes
-///         of one round naming different updates) slashes the stake and earns `reporterShareBps` of it.
+///         of one round naming different updates, or an envelope naming another update than the member
+///         committed) slashes the stake and earns `reporterShareBps` of it.
 /// @dev Proposal kinds, parameter ids and proposal states are uint8 constants of the implementation.
 interface IFederationGovernor {
     /// @notice Governance parameters; every one can be changed by a SetParameter proposal within its bounds.
@@ -24,6 +25,23 @@ interface IFederationGovernor {
         uint32 withdrawDelay; // seconds from leaving to withdrawing the stake, 60 .. 365 days
         uint16 reporterShareBps; // share of a slash paid to the reporter, 0..10000
         uint16 slashBps; // share of the stake an offence takes, 1..10000
+    }
+
+    /// @notice The signed header of a gossip envelope (peer/net/envelope_proof.py): the member's EIP-191
+    ///         signature (r, s, v) covers keccak256(abi.encode(keccak256("fedledger.gossip.envelope.v2"),
+    ///         federation, chainId, round, sender, updateHash, cidHash, restHash)); cidHash = keccak256(cid),
+    ///         restHash = keccak256(blobSha256 | blobSize u64 | timestamp u64 | wrappedKeys), both big-endian packed.
+    struct SignedEnvelope {
+        address federation;
+        uint64 chainId;
+        uint64 round;
+        address sender;
+        bytes32 updateHash;
+        bytes32 cidHash;
+        bytes32 restHash;
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
     }
 
     /// @notice A proposal as stored (`state` is computed by `proposalState`).
@@ -65,8 +83,6 @@ interface IFederationGovernor {
     error ProposalNotReady(uint256 id, uint256 readyAt);
     /// @notice Admission needs `required` wei staked by `account` (not leaving); it has `staked`.
     error InsufficientStake(address account, uint256 required, uint256 staked);
-    /// @notice The envelope's bytes are not a well-formed signed gossip envelope.
-    error MalformedEnvelope();
     /// @notice The envelope is for federation (ledger) `federation`, not this one.
     error WrongFederation(address federation);
     /// @notice The envelope is for chain `chainId`, not this one.
@@ -75,7 +91,12 @@ interface IFederationGovernor {
     error InvalidSignature(address sender);
     /// @notice The two envelopes are not an equivocation (different senders or rounds, or the same update hash).
     error NotEquivocation();
-    /// @notice `member` was already slashed for `round`.
+    /// @notice `member`'s last commitment on the ledger is not for `round` (it did not commit in it, or has
+    ///         committed in a later round since, or was removed): a mismatch cannot be proven.
+    error NotCommitted(address member, uint256 round);
+    /// @notice `member`'s envelope for `round` names the update hash it committed: no mismatch.
+    error CommitMatches(address member, uint256 round);
+    /// @notice `member` was already slashed for `round` (for either offence).
     error AlreadySlashed(address member, uint256 round);
     /// @notice `account` has nothing to withdraw.
     error NothingToWithdraw(address account);
@@ -113,7 +134,7 @@ interface IFederationGovernor {
     event WithdrawRequested(address indexed account, uint256 amount, uint256 unlockAt);
     /// @notice `account` withdrew `amount` wei of stake.
     event Withdrawn(address indexed account, uint256 amount);
-    /// @notice `member` was slashed `amount` wei for `offence` (1 = equivocation) in `round`; `reporter` got
+    /// @notice `member` was slashed `amount` wei for `offence` (1 = equivocation, 2 = commit mismatch) in `round`; `reporter` got
     ///         `reward`; `removed` = it stopped being a member.
     event Slashed(
         address indexed member, uint256 indexed round, uint8 offence, address reporter, uint256 amount, uint256 reward,
@@ -153,9 +174,12 @@ interface IFederationGovernor {
     function leave() external;
     /// @notice Pay the caller's unlocked stake.
     function withdraw() external;
-    /// @notice Slash the member that signed both envelopes (full wire bytes, signature included) for one
-    ///         round of this federation and chain with different update hashes (anyone; the caller is rewarded).
-    function slashEquivocation(bytes calldata envelopeA, bytes calldata envelopeB) external;
+    /// @notice Slash the member that signed both envelopes (their signed headers) for one round of this
+    ///         federation and chain with different update hashes (anyone; the caller is rewarded).
+    function slashEquivocation(SignedEnvelope calldata a, SignedEnvelope calldata b) external;
+    /// @notice Slash the member that signed envelope `e` for the round of its last commitment on the ledger
+    ///         with another update hash than the one it committed (anyone; the caller is rewarded).
+    function slashCommitMismatch(SignedEnvelope calldata e) external;
     /// @notice Send slashed stake not paid to reporters to the ledger's reward pool (anyone).
     function forwardSlashed() external;
 

@@ -238,29 +238,37 @@ def show(
 
 @app.command()
 def slash(
-    evidence: Annotated[Path | None, typer.Option("--evidence", help="Equivocation evidence JSON "
-                                                                     "(format in docs/governance.md).")] = None,
-    envelope: Annotated[list[Path] | None, typer.Option("--envelope", help="Instead of --evidence: two raw "
-                                                                           "envelope files (give it twice).")] = None,
+    evidence: Annotated[Path | None, typer.Option("--evidence", help="Equivocation or commitment-mismatch "
+                                                                     "evidence JSON (docs/governance.md).")] = None,
+    envelope: Annotated[list[Path] | None, typer.Option("--envelope", help="Instead of --evidence: two raw envelope "
+                                                                           "files (equivocation), or one (its "
+                                                                           "sender committed another update).")] = None,
     rpc: RpcOpt = DEFAULTS["rpc"], governor_address: GovernorOpt = None, key: KeyOpt = None,
     state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
 ) -> None:
-    """Slash a member that signed two envelopes of one round with different updates; you earn the reporter share."""
-    from peer.net.slash_evidence import EvidenceFileError, evidence_json, load_envelope_file, load_pair
+    """Slash a member that signed two envelopes of one round with different updates, or an envelope naming
+    another update than it committed; you earn the reporter share."""
+    from peer.net.envelope_proof import EnvelopeProof
+    from peer.net.slash_evidence import EvidenceFileError, SlashEvidence, check_equivocation, load, load_envelope_file
 
     try:
         if evidence is not None and not envelope:
-            a, b = load_pair(evidence)
-        elif evidence is None and envelope and len(envelope) == 2:
-            a, b = load_envelope_file(envelope[0]), load_envelope_file(envelope[1])
-            evidence_json(a, b)
+            ev = load(evidence)
+        elif evidence is None and envelope and len(envelope) <= 2:
+            ev = SlashEvidence(tuple(EnvelopeProof.of(load_envelope_file(p)) for p in envelope))
+            if ev.equivocation:
+                check_equivocation(*ev.proofs)
         else:
-            raise UserError("pass --evidence FILE, or --envelope twice", exit_code=2,
+            raise UserError("pass --evidence FILE, or --envelope once or twice", exit_code=2,
                             hint="--evidence takes the JSON in docs/governance.md; --envelope a raw envelope file")
     except EvidenceFileError as exc:
         raise UserError(str(exc), hint="see docs/governance.md for the evidence format") from exc
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
-    r = chain_call("the slash", lambda: gov.slash_equivocation(a.to_bytes(), b.to_bytes()))
+    proofs = [p.as_abi() for p in ev.proofs]
+    if ev.equivocation:
+        r = chain_call("the slash", lambda: gov.slash_equivocation(proofs[0], proofs[1]))
+    else:
+        r = chain_call("the slash", lambda: gov.slash_commit_mismatch(proofs[0]))
     removed = "; it is no longer a member" if r.removed else ""
     console.print(f"slashed {r.member} for round {r.round}: {r.amount / ETH:g} ETH taken, "
                   f"{r.reward / ETH:g} ETH paid to you{removed} (tx {r.tx_hash}, gas {r.gas_used})")

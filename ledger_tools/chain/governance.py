@@ -23,6 +23,9 @@ from ledger_tools.chain.binding import FederationLedger, _rpc_guard
 from ledger_tools.chain.errors import ERRORS, ContractRevert, LedgerError, _revert, decode_revert
 from ledger_tools.chain.records import RoundParamsUpdate, TxReceipt
 
+#: The governor's `SignedEnvelope` struct as a tuple: (federation, chain id, round, sender, update hash, cid hash,
+#: rest hash, r, s, v), built by `peer.net.envelope_proof.EnvelopeProof.as_abi()`.
+SignedEnvelope = tuple[str, int, int, str, bytes, bytes, bytes, bytes, bytes, int]
 GOVERNOR_ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "build" / "FederationGovernor.json"
 
 
@@ -128,12 +131,13 @@ GOVERNOR_ERRORS: dict[str, type[ContractRevert]] = {
         "ProposalNotExecutable": "proposal {id} is not executable (state {state})",
         "ProposalNotReady": "proposal {id} can be executed from {readyAt} on",
         "InsufficientStake": _T,
-        "MalformedEnvelope": "the evidence is not a well-formed signed envelope",
         "WrongFederation": "the envelope is for federation {federation}, not this one",
         "WrongChain": "the envelope is for chain {chainId}, not this one",
         "InvalidSignature": "the envelope's signature was not made by its sender {sender}",
         "NotEquivocation": "the envelopes are not an equivocation (same update, sender or round differ)",
         "AlreadySlashed": "{member} was already slashed for round {round}",
+        "NotCommitted": "{member}'s last commitment on the ledger is not for round {round}",
+        "CommitMatches": "{member}'s envelope for round {round} names the update it committed",
         "NothingToWithdraw": "{account} has no stake to withdraw",
         "WithdrawLocked": "the stake of {account} is locked until {unlockAt} (0: call leave first)",
         "UnknownRule": "unknown rule {rule}",
@@ -144,7 +148,8 @@ AlreadySlashed = GOVERNOR_ERRORS["AlreadySlashed"]
 InsufficientStake = GOVERNOR_ERRORS["InsufficientStake"]
 InvalidProposal = GOVERNOR_ERRORS["InvalidProposal"]
 InvalidSignature = GOVERNOR_ERRORS["InvalidSignature"]
-MalformedEnvelope = GOVERNOR_ERRORS["MalformedEnvelope"]
+NotCommitted = GOVERNOR_ERRORS["NotCommitted"]
+CommitMatches = GOVERNOR_ERRORS["CommitMatches"]
 NotEquivocation = GOVERNOR_ERRORS["NotEquivocation"]
 NothingToWithdraw = GOVERNOR_ERRORS["NothingToWithdraw"]
 ProposalNotExecutable = GOVERNOR_ERRORS["ProposalNotExecutable"]
@@ -300,9 +305,16 @@ class FederationGovernor:
     def withdraw(self) -> TxReceipt:
         return self._send(self.contract.functions.withdraw())
 
-    def slash_equivocation(self, envelope_a: bytes, envelope_b: bytes) -> SlashReceipt:
-        receipt, raw = self._send(self.contract.functions.slashEquivocation(envelope_a, envelope_b),
-                                  return_raw=True)
+    def slash_equivocation(self, proof_a: SignedEnvelope, proof_b: SignedEnvelope) -> SlashReceipt:
+        """Slash from two envelopes' signed headers (`peer.net.envelope_proof.EnvelopeProof.as_abi()`)."""
+        return self._slash(self.contract.functions.slashEquivocation(proof_a, proof_b))
+
+    def slash_commit_mismatch(self, proof: SignedEnvelope) -> SlashReceipt:
+        """Slash from one envelope whose update hash is not the one its sender committed for that round."""
+        return self._slash(self.contract.functions.slashCommitMismatch(proof))
+
+    def _slash(self, fn: Any) -> SlashReceipt:
+        receipt, raw = self._send(fn, return_raw=True)
         ev = self.contract.events.Slashed().process_receipt(raw, errors=DISCARD)[0]["args"]
         return SlashReceipt(receipt.tx_hash, receipt.block_number, receipt.gas_used, ev["member"], ev["round"],
                             ev["amount"], ev["reward"], ev["removed"])

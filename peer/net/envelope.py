@@ -4,10 +4,17 @@ Both share one canonical, versioned, big-endian wire layout::
 
     MAGIC "FLGS" | version u8 | kind u8 | fields ... | signature (65 bytes r‖s‖v)
 
-The signature is EIP-191 (``personal_sign``, ``encode_defunct``) over every byte before it, made with the
-member's Ethereum key, so the signer can be recovered and compared with the ``sender`` field, and so any
-wallet can produce it. Every field that a replay could abuse (federation, chain id, round, sender) is
-signed; the kind byte keeps an envelope's signature from ever validating a chunk and vice versa.
+Signatures are EIP-191 (``personal_sign``, ``encode_defunct``) made with the member's Ethereum key, so the
+signer can be recovered and compared with the ``sender`` field, and so any wallet can produce them. A chunk
+signs every byte before its signature. An envelope signs a fixed-size header instead (``envelope_header``)::
+
+    keccak256(abi.encode(ENVELOPE_TAG, federation, chain_id, round, sender, update_hash,
+                         keccak256(cid), keccak256(blob_sha256 | blob_size u64 | timestamp u64 | wrapped_keys)))
+
+so a contract checks an envelope's signature from its fixed fields and two 32-byte hashes, whatever the size
+of its wrapped keys (``peer.net.envelope_proof``, docs/interfaces.md). Every field that a replay could abuse
+(federation, chain id, round, sender) is signed; the envelope's message is 32 bytes and a chunk's at least
+162, and the domain tag is fixed, so an envelope's signature never validates a chunk and vice versa.
 
 Envelope fields: federation (20), chain_id u64, round u64, sender (20), update_hash (32), blob_sha256 (32),
 blob_size u64, timestamp u64 (unix seconds), cid (u16 length + ASCII), wrapped_keys (u32 length + bytes).
@@ -29,12 +36,12 @@ from typing import ClassVar
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
+from eth_utils import is_hex_address, keccak, to_canonical_address, to_checksum_address
 
 from peer.errors import PeerError
 
 MAGIC = b"FLGS"
-VERSION = 1
+VERSION = 2  # 2: an envelope signs its fixed-size header, not its body
 KIND_ENVELOPE = 1
 KIND_CHUNK = 2
 
@@ -49,6 +56,21 @@ _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036414
 _CID_CHARS = re.compile(rb"^[A-Za-z0-9]+$")
 _HEAD = struct.Struct(">4sBB")
 _COMMON = struct.Struct(">20sQQ20s32s32sQ")  # federation chain round sender update_hash blob_sha256 blob_size
+#: Domain tag of the envelope header (FederationGovernor.ENVELOPE_TAG).
+ENVELOPE_TAG = keccak(b"fedledger.gossip.envelope.v2")
+
+
+def _word(value: int | bytes) -> bytes:
+    return value.to_bytes(32, "big") if isinstance(value, int) else value.rjust(32, b"\0")
+
+
+def envelope_header(federation: str, chain_id: int, round: int, sender: str, update_hash: bytes, cid_hash: bytes,
+                    rest_hash: bytes) -> bytes:
+    """The 32 bytes an envelope's EIP-191 signature covers (Solidity's keccak256(abi.encode(...)) of them)."""
+    return keccak(b"".join(_word(v) for v in (
+        ENVELOPE_TAG, to_canonical_address(federation), chain_id, round, to_canonical_address(sender), update_hash,
+        cid_hash, rest_hash,
+    )))
 
 
 class EnvelopeError(PeerError, ValueError):
@@ -118,8 +140,9 @@ class _Reader:
 
 
 class _SignedMessage:
-    """Signature handling shared by both gossip message kinds (each provides `signing_bytes`, `sender`,
-    `signature` and a `LABEL` used in error messages)."""
+    """Signature handling shared by both gossip message kinds (each provides `body_bytes` (the wire bytes before
+    the signature), `signing_bytes` (what the signature covers), `sender`, `signature` and a `LABEL` used in
+    error messages)."""
 
     LABEL: ClassVar[str]
 
@@ -135,8 +158,13 @@ class _SignedMessage:
             raise SignatureError(f"{self.LABEL} claims sender {self.sender} but is signed by {signer}")
 
     def body_id(self) -> bytes:
-        """Identity of the signed content (signature excluded), used for de-duplication."""
-        return hashlib.sha256(self.signing_bytes()).digest()
+        """Identity of the message's content (signature excluded), used for de-duplication."""
+        return hashlib.sha256(self.body_bytes()).digest()
+
+    def to_bytes(self) -> bytes:
+        if not self.signature:
+            raise EnvelopeError(f"{self.LABEL} is not signed")
+        return self.body_bytes() + self.signature
 
 
 @dataclass(frozen=True)
@@ -207,7 +235,19 @@ class Envelope(_SignedMessage):
             raise EnvelopeError(f"account {account.address} cannot sign for sender {self.sender}")
         return _replace_signature(self, _sign(account, self.signing_bytes()))
 
+    def cid_hash(self) -> bytes:
+        return keccak(self.cid.encode("ascii"))
+
+    def rest_hash(self) -> bytes:
+        """keccak256 of the signed fields a slash proof does not carry (blob digest and size, time, wrapped keys)."""
+        return keccak(self.blob_sha256 + struct.pack(">QQ", self.blob_size, self.timestamp) + self.wrapped_keys)
+
     def signing_bytes(self) -> bytes:
+        """The fixed-size header the signature covers (``envelope_header``)."""
+        return envelope_header(self.federation, self.chain_id, self.round, self.sender, self.update_hash,
+                               self.cid_hash(), self.rest_hash())
+
+    def body_bytes(self) -> bytes:
         cid = self.cid.encode("ascii")
         return b"".join((
             _HEAD.pack(MAGIC, VERSION, KIND_ENVELOPE),
@@ -218,11 +258,6 @@ class Envelope(_SignedMessage):
             struct.pack(">QH", self.timestamp, len(cid)), cid,
             struct.pack(">I", len(self.wrapped_keys)), self.wrapped_keys,
         ))
-
-    def to_bytes(self) -> bytes:
-        if not self.signature:
-            raise EnvelopeError("envelope is not signed")
-        return self.signing_bytes() + self.signature
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
@@ -276,7 +311,7 @@ class BlobChunk(_SignedMessage):
             raise EnvelopeError(f"account {account.address} cannot sign for sender {self.sender}")
         return _replace_signature(self, _sign(account, self.signing_bytes()))
 
-    def signing_bytes(self) -> bytes:
+    def body_bytes(self) -> bytes:
         return b"".join((
             _HEAD.pack(MAGIC, VERSION, KIND_CHUNK),
             _COMMON.pack(
@@ -286,11 +321,9 @@ class BlobChunk(_SignedMessage):
             struct.pack(">III", self.index, self.count, len(self.data)), self.data,
         ))
 
-    def to_bytes(self) -> bytes:
-        if not self.signature:
-            raise EnvelopeError("chunk is not signed")
-        return self.signing_bytes() + self.signature
-
+    def signing_bytes(self) -> bytes:
+        """A chunk signs its whole body."""
+        return self.body_bytes()
 
 
 GossipMessage = Envelope | BlobChunk

@@ -1,50 +1,114 @@
-"""The equivocation evidence file `fedledger gov slash --evidence FILE` submits (docs/governance.md):
+"""The evidence files `fedledger gov slash --evidence FILE` submits (docs/governance.md).
 
-    {"format": "fedledger-equivocation/1", "federation": "0x…", "chain_id": 31337, "member": "0x…", "round": 3,
-     "envelopes": ["0x<wire bytes of envelope A>", "0x<wire bytes of envelope B>"]}
+Equivocation (two envelopes of one member and round naming different updates)::
 
-`envelopes` are the two signed gossip envelopes exactly as gossiped (signature included): the governor checks
-them on chain. The other fields say what the file claims, and `load` refuses a file whose envelopes say
-otherwise, so a mislabelled file fails here in one line instead of as a revert. Peers hold such pairs in
+    {"format": "fedledger-equivocation/2", "federation": "0x…", "chain_id": 31337, "member": "0x…", "round": 3,
+     "proofs": [<proof A>, <proof B>], "envelopes": ["0x<wire bytes of A>", "0x<wire bytes of B>"]}
+
+Commitment mismatch (an envelope naming another update than the member committed on chain for that round)::
+
+    {"format": "fedledger-commit-mismatch/1", "federation": "0x…", "chain_id": 31337, "member": "0x…", "round": 3,
+     "proof": <proof>, "envelope": "0x<wire bytes>"}
+
+A proof is `EnvelopeProof.to_json()`: the envelope's signed fixed-size header (fields, keccak of the CID and of
+the rest of the body, signature), which is all the governor checks. The wire bytes are optional (an auditor can
+re-derive the proofs from them; when both are given they must agree), so are `federation`, `chain_id`,
+`member` and `round`: they say what the file claims, and `load` refuses a file whose proofs say otherwise, so a
+mislabelled file fails here in one line instead of as a revert. Peers hold equivocating pairs in
 `GossipStore.equivocations()`; envelope files saved for `audit verify --evidence DIR` pair up the same way.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from peer.net.envelope import Envelope, EnvelopeError, decode_message
+from peer.net.envelope_proof import EnvelopeProof
 
-FORMAT = "fedledger-equivocation/1"
+FORMAT = "fedledger-equivocation/2"
+FORMAT_MISMATCH = "fedledger-commit-mismatch/1"
 MAX_FILE = 512 * 1024
 
 
 class EvidenceFileError(ValueError):
-    """An evidence file that is unreadable, malformed, or not an equivocation."""
+    """An evidence file that is unreadable, malformed, or not the offence it claims."""
 
 
-def evidence_json(a: Envelope, b: Envelope) -> dict[str, Any]:
-    """The evidence document for two signed envelopes of one sender and round with different update hashes."""
+@dataclass(frozen=True)
+class SlashEvidence:
+    """What one slash transaction submits: two proofs (equivocation) or one (commitment mismatch)."""
+
+    proofs: tuple[EnvelopeProof, ...]
+
+    @property
+    def equivocation(self) -> bool:
+        return len(self.proofs) == 2
+
+
+def _proof(item: Envelope | EnvelopeProof) -> EnvelopeProof:
+    return item if isinstance(item, EnvelopeProof) else EnvelopeProof.of(item)
+
+
+def _claims(p: EnvelopeProof) -> dict[str, Any]:
+    return {"federation": p.federation, "chain_id": p.chain_id, "member": p.sender, "round": p.round}
+
+
+def check_equivocation(a: EnvelopeProof, b: EnvelopeProof) -> None:
     if a.sender != b.sender or a.round != b.round or a.update_hash == b.update_hash:
         raise EvidenceFileError("not an equivocation: the envelopes need one sender, one round, two update hashes")
-    return {"format": FORMAT, "federation": a.federation, "chain_id": a.chain_id, "member": a.sender,
-            "round": a.round, "envelopes": ["0x" + a.to_bytes().hex(), "0x" + b.to_bytes().hex()]}
 
 
-def _envelope(text: Any, index: int) -> Envelope:
+def evidence_json(a: Envelope | EnvelopeProof, b: Envelope | EnvelopeProof) -> dict[str, Any]:
+    """The equivocation document for two signed envelopes (or their proofs) of one sender and round with
+    different update hashes; wire bytes are included for the envelopes given whole."""
+    pa, pb = _proof(a), _proof(b)
+    check_equivocation(pa, pb)
+    doc = {"format": FORMAT, **_claims(pa), "proofs": [pa.to_json(), pb.to_json()]}
+    if isinstance(a, Envelope) and isinstance(b, Envelope):
+        doc["envelopes"] = ["0x" + a.to_bytes().hex(), "0x" + b.to_bytes().hex()]
+    return doc
+
+
+def mismatch_json(env: Envelope | EnvelopeProof, committed: bytes | None = None) -> dict[str, Any]:
+    """The commitment-mismatch document for one signed envelope; `committed` (the update hash on chain) is
+    informational."""
+    p = _proof(env)
+    doc: dict[str, Any] = {"format": FORMAT_MISMATCH, **_claims(p), "proof": p.to_json()}
+    if committed is not None:
+        doc["committed"] = "0x" + committed.hex()
+    if isinstance(env, Envelope):
+        doc["envelope"] = "0x" + env.to_bytes().hex()
+    return doc
+
+
+def _envelope(text: Any, where: str) -> Envelope:
     try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-        message = decode_message(raw)
+        message = decode_message(bytes.fromhex(text.removeprefix("0x")))
     except (AttributeError, ValueError, EnvelopeError) as exc:
-        raise EvidenceFileError(f"envelopes[{index}] is not a signed gossip envelope in hex: {exc}") from exc
+        raise EvidenceFileError(f"{where} is not a signed gossip envelope in hex: {exc}") from exc
     if not isinstance(message, Envelope):
-        raise EvidenceFileError(f"envelopes[{index}] is a blob chunk, not an envelope")
+        raise EvidenceFileError(f"{where} is a blob chunk, not an envelope")
     return message
 
 
-def load_pair(path: Path) -> tuple[Envelope, Envelope]:
-    """The two envelopes of an evidence file, checked against what the file claims."""
+def _parse_proof(doc: Any, wire: Any, where: str) -> EnvelopeProof:
+    derived = None if wire is None else EnvelopeProof.of(_envelope(wire, where.replace("proof", "envelope")))
+    if doc is None:
+        if derived is None:
+            raise EvidenceFileError(f"{where} is missing")
+        return derived
+    try:
+        proof = EnvelopeProof.from_json(doc)
+    except EnvelopeError as exc:
+        raise EvidenceFileError(f"{where}: {exc}") from exc
+    if derived is not None and derived != proof:
+        raise EvidenceFileError(f"{where} is not the proof of the envelope given with it")
+    return proof
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         if path.stat().st_size > MAX_FILE:
             raise EvidenceFileError(f"{path} is larger than {MAX_FILE} bytes")
@@ -53,17 +117,31 @@ def load_pair(path: Path) -> tuple[Envelope, Envelope]:
         raise EvidenceFileError(f"cannot read {path}: {exc.strerror}") from exc
     except ValueError as exc:
         raise EvidenceFileError(f"{path} is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise EvidenceFileError(f"{path} is not a {FORMAT} document")
-    envs = doc.get("envelopes")
-    if not isinstance(envs, list) or len(envs) != 2:
-        raise EvidenceFileError("'envelopes' must hold exactly two hex envelopes")
-    a, b = _envelope(envs[0], 0), _envelope(envs[1], 1)
-    claimed = evidence_json(a, b)
-    for key in ("federation", "chain_id", "member", "round"):
-        if key in doc and str(doc[key]).lower() != str(claimed[key]).lower():
-            raise EvidenceFileError(f"'{key}' says {doc[key]} but the envelopes say {claimed[key]}")
-    return a, b
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_MISMATCH):
+        raise EvidenceFileError(f"{path} is not a {FORMAT} or {FORMAT_MISMATCH} document")
+    return doc
+
+
+def _pair_items(doc: dict[str, Any], key: str) -> list[Any]:
+    items = doc.get(key, [None, None])
+    if not isinstance(items, list) or len(items) != 2:
+        raise EvidenceFileError(f"'{key}' must hold exactly two entries")
+    return items
+
+
+def load(path: Path) -> SlashEvidence:
+    """The proofs of an evidence file (either format), checked against what the file claims."""
+    doc = _read(path)
+    if doc["format"] == FORMAT:
+        proofs, wires = _pair_items(doc, "proofs"), _pair_items(doc, "envelopes")
+        pair = tuple(_parse_proof(proofs[i], wires[i], f"proofs[{i}]") for i in (0, 1))
+        check_equivocation(*pair)
+    else:
+        pair = (_parse_proof(doc.get("proof"), doc.get("envelope"), "proof"),)
+    for key, value in _claims(pair[0]).items():
+        if key in doc and str(doc[key]).lower() != str(value).lower():
+            raise EvidenceFileError(f"'{key}' says {doc[key]} but the envelopes say {value}")
+    return SlashEvidence(pair)
 
 
 def load_envelope_file(path: Path) -> Envelope:

@@ -14,6 +14,7 @@ from helpers.fixtures_chain import _config
 from ledger_tools.chain import FederationLedger
 from ledger_tools.chain.governance import FederationGovernor, GovParams
 from peer.net.envelope import Envelope
+from peer.net.envelope_proof import EnvelopeProof
 
 ETH = 10**18
 TEST_GOV = GovParams(min_stake=ETH, pass_bps=5000, quorum_bps=5000, voting_period=60, execution_delay=30,
@@ -65,3 +66,9 @@ def envelope(fed: Governed | FederationLedger, account: DevAccount, round_: int,
         chain_id=ledger.chain_id if chain_id is None else chain_id, round=round_, update_hash=update_hash,
         cid="bafkreiupdate", wrapped_keys=keys, blob_sha256=b"\x33" * 32, blob_size=1234,
     ).to_bytes()
+
+
+def proof(fed: Governed | FederationLedger, account: DevAccount, round_: int, update_hash: bytes,
+          **kw: Any) -> tuple:
+    """The `SignedEnvelope` tuple a slash submits for such an envelope (its signed header)."""
+    return EnvelopeProof.of(Envelope.from_bytes(envelope(fed, account, round_, update_hash, **kw))).as_abi()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from devnet.anvil import extra_accounts
 from fedledger.cli import app
-from helpers.governance import envelope
+from helpers.governance import proof
 from helpers.ledger_history import _x25519, make_history
 from ledger_tools.audit import load_history, verify_history
 from ledger_tools.audit.governance import load_governance
@@ -37,8 +37,8 @@ def governed_history(anvil, ipfs_store, dev_keys):
     h.admit(newcomer, _x25519(b"audit-governance/newcomer"))
     h.run_round()
     cheat = h.members[1]
-    a = envelope(h.owner, cheat.account, 2, hashlib.sha256(b"one").digest())
-    b = envelope(h.owner, cheat.account, 2, hashlib.sha256(b"two").digest())
+    a = proof(h.owner, cheat.account, 2, hashlib.sha256(b"one").digest())
+    b = proof(h.owner, cheat.account, 2, hashlib.sha256(b"two").digest())
     reporter = h.governor.with_account(h.members[0].account.private_key)
     assert reporter.slash_equivocation(a, b).removed
     h.members.remove(cheat)

@@ -132,7 +132,8 @@ def _mutations(wire: bytes):
     yield wire[:-1]
     yield wire + b"\x00"
     yield b"XXXX" + wire[4:]  # magic
-    yield wire[:4] + b"\x02" + wire[5:]  # version
+    yield wire[:4] + b"\x01" + wire[5:]  # version 1 (whole body signed) is no longer read
+    yield wire[:4] + b"\x03" + wire[5:]
     yield wire[:5] + b"\x09" + wire[6:]  # kind
     yield os.urandom(len(wire))
     # high-s twin of a valid signature: same signer, different bytes (malleability)
