@@ -95,3 +95,25 @@ def test_gov_cli_needs_governor_and_account(anvil) -> None:
     _refused(res, "no account given")
     res = runner.invoke(app, ["gov", "list", "--rpc", "http://127.0.0.1:9", "--governor", "0x" + "12" * 20])
     _refused(res, "cannot reach")
+
+
+def test_gov_cli_slashes_commit_mismatch(anvil, dev_keys, tmp_path) -> None:
+    """A member commits one update and signs an envelope naming another: a third party slashes it from a
+    fedledger-commit-mismatch/1 file or from the raw envelope; the honest envelope is refused in one line."""
+    from peer.net.slash_evidence import mismatch_json
+
+    g = deploy_governed(anvil.rpc_url, dev_keys)
+    cheat, honest, third = g.accounts[1], g.accounts[2], g.outsiders[1]
+    round_ = g.ledger.current_round()
+    g.members[1].commit(round_, b"\x0c" * 32, "bafkreicommitted", 100)
+    g.members[2].commit(round_, b"\x0d" * 32, "bafkreihonest", 100)
+    (tmp_path / "honest.env").write_bytes(envelope(g, honest, round_, b"\x0d" * 32))
+    _refused(_run(g, ["gov", "slash", "--envelope", str(tmp_path / "honest.env")], third.private_key),
+             "CommitMatches")
+    path = tmp_path / "mismatch.json"
+    path.write_text(json.dumps(mismatch_json(decode_message(envelope(g, cheat, round_, b"\x0e" * 32)),
+                                             committed=b"\x0c" * 32)))
+    out = _ok(_run(g, ["gov", "slash", "--evidence", str(path)], third.private_key))
+    assert f"round {round_}" in out and "no longer a member" in " ".join(out.split())
+    assert cheat.address not in g.ledger.members()
+    _refused(_run(g, ["gov", "slash", "--evidence", str(path)], third.private_key), "AlreadySlashed")
