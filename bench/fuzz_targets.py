@@ -296,11 +296,14 @@ def _state_run(data: bytes) -> Any:
     return PeerState(d, federation=FEDERATION, address=STATE_ADDRESS)
 
 
+BOOTSTRAP_PEER_ID = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+
+
 def _peer_config_seeds() -> tuple[bytes, ...]:
     from peer.config import PeerConfig
 
     cfg = PeerConfig.model_validate({"state_dir": "/tmp/p0", "contract": FEDERATION,
-                                     "bootstrap": ["/ip4/1.2.3.4/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"],
+                                     "bootstrap": [f"/ip4/1.2.3.4/tcp/1/p2p/{BOOTSTRAP_PEER_ID}"],
                                      "data": {"partition": "dirichlet", "alpha": 0.5, "num_partitions": 3,
                                               "partition_index": 1},
                                      "training": {"lr": 0.05}, "privacy": {"enabled": True},
