@@ -54,7 +54,7 @@ def _wait(what: str, predicate, timeout: float, peers: list[CliPeer]) -> None:
 
 def test_governance_walkthrough(tmp_path: Path) -> None:
     env = {**os.environ, "FEDLEDGER_PASSWORD": PASSWORD, "COLUMNS": "250"}
-    devnet = tmp_path / "devnet"
+    devnet = tmp_path / "services"  # not "devnet": a folder of that name in the cwd would shadow the package
 
     def cli(*args: str, timeout: float = 120, **extra_env: str) -> str:
         res = subprocess.run([*FEDLEDGER, *args], cwd=tmp_path, env={**env, **extra_env}, capture_output=True,
