@@ -9,7 +9,7 @@ it must not be sent twice).
 """
 from __future__ import annotations
 
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from ledger_tools.chain.binding import FederationLedger, _rpc_guard
 
@@ -34,3 +34,13 @@ def awaiting_inclusion(ledger: FederationLedger, tx_hash: str) -> bool:
     except TransactionNotFound:
         return False
     return tx.get("blockNumber") is None
+
+
+@_rpc_guard
+def block_hash(ledger: FederationLedger, number: int | str = "latest") -> tuple[int, str] | None:
+    """(number, hash) of block `number` (default: the head); None if the chain has no such block (any more)."""
+    try:
+        block = ledger.w3.eth.get_block(number)
+    except BlockNotFound:
+        return None
+    return int(block["number"]), "0x" + bytes(block["hash"]).hex().removeprefix("0x")

@@ -42,8 +42,9 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
         ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + ["silent (attack)"])
         ctx.nlog.event(r, "commit", "silent", message="attack: silent, no commit")
         return
-    if not ctx.commit_window_open(r):
-        _skip(ctx, r, rec, "commit window closed before this node could commit; will still vote")
+    is_open, info = ctx.commit_window(r)
+    if not is_open:
+        _skip(ctx, r, rec, "commit window closed before this node could commit; will still vote", info.start)
         return
 
     update = ctx.state.read_artefact(r, "update.bin") if rec.phase.order >= Phase.TRAINED.order else None
@@ -56,15 +57,18 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
     # re-check the chain right before sending
     if reconcile.commit(ctx, r, rec) is not OnChain.MISSING:
         return
-    if not ctx.commit_window_open(r):
-        _skip(ctx, r, rec, "commit window closed before the commit transaction")
+    is_open, info = ctx.commit_window(r)
+    if not is_open:
+        _skip(ctx, r, rec, "commit window closed before the commit transaction", info.start)
         return
     send_commit(ctx, r, rec, update_hash, cid)
     unseal_ahead.start_for(ctx, r)  # the others' updates are unsealed as they arrive, while the phase runs out
 
 
-def _skip(ctx: NodeContext, r: int, rec: RoundRecord, why: str) -> None:
-    ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + [why])
+def _skip(ctx: NodeContext, r: int, rec: RoundRecord, why: str, start: int) -> None:
+    """NO_COMMIT, judged from round r's window as the chain reports it now (`start`: the round's start, 0 when
+    not open): `reconcile.verdict` drops the verdict when the round (re)opens later with another start."""
+    ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + [why], verdict_start=start)
     ctx.nlog.event(r, "commit", "skipped", level="warning", message=why)
 
 
@@ -175,7 +179,8 @@ def send_commit(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, 
         ctx.nlog.event(r, "commit", "recovered", message="already committed")
         return
     except (CommitClosed, RoundNotOpen) as exc:
-        ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + [f"commit rejected: {exc}"])
+        ctx.state.advance(rec, Phase.NO_COMMIT, notes=rec.notes + [f"commit rejected: {exc}"],
+                          verdict_start=ctx.round_info(r).start)
         ctx.nlog.event(r, "commit", "rejected", level="warning", message=str(exc))
         return
     rec.timings["chain_commit"] = t.elapsed

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger_tools.chain import FederationLedger, LedgerParams
+from ledger_tools.chain import FederationLedger, LedgerParams, RoundInfo
 from ledger_tools.chain import Phase as ChainPhase
 from peer.config import PeerConfig
 from peer.crypto.identity import PeerIdentity
@@ -40,6 +40,7 @@ class NodeContext:
     adversary: Any = None               # peer.byzantine.adversary.Adversary; None for an honest node
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
+    head_seen: tuple[int, str] | None = None   # (number, hash) of the chain head at the last rollback check
     _params: LedgerParams | None = field(default=None, repr=False)
     _publisher: Any = field(default=None, repr=False)
 
@@ -65,13 +66,17 @@ class NodeContext:
                                         deadline_of=lambda r: self.ledger.round_info(r).vote_deadline)
         return self._publisher
 
-    def round_phase(self, r: int) -> ChainPhase:
-        info = self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
-        return judge_phase(info, len(self.membership.members), self.clock())
+    def round_info(self, r: int) -> RoundInfo:
+        return self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
 
-    def commit_window_open(self, r: int) -> bool:
-        info = self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
-        return commit_window_open(info, len(self.membership.members), self.clock(), self.cfg.commit_margin)
+    def round_phase(self, r: int) -> ChainPhase:
+        return judge_phase(self.round_info(r), len(self.membership.members), self.clock())
+
+    def commit_window(self, r: int) -> tuple[bool, RoundInfo]:
+        """Whether a commit sent now still lands in round r's commit window, and the round info it was judged
+        on (its `start` goes with a NO_COMMIT verdict: `peer.loop.reconcile.verdict`)."""
+        info = self.round_info(r)
+        return commit_window_open(info, len(self.membership.members), self.clock(), self.cfg.commit_margin), info
 
     def seal(self, r: int, update: bytes) -> bytes:
         from peer.crypto.seal import seal

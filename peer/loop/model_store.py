@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ledger_tools.chain import FederationLedger
+from ledger_tools.chain import FederationLedger, GlobalModel
 from peer.loop.log import NodeLog, Timer
 from peer.loop.retry import Retrier
 from peer.loop.state import atomic_write_bytes
@@ -47,8 +47,15 @@ class ModelStore:
         return data if hashlib.sha256(data).digest() == model_hash else None
 
     def current(self, round: int) -> tuple[bytes, bytes]:
-        """The chain's current global model (M(round-1) while round is open): (canonical bytes, sha256)."""
+        """M(round-1), the model round `round` trains and aggregates on: (canonical bytes, sha256).
+
+        The chain's current model is M(round-1) only while `round` is not finalized: when the others finalized it
+        before this read (a late vote, a vote re-sent after a chain restart) it is M(round), and an outcome
+        computed from it has another digest than the chain's. Then M(round-1) is taken from the last
+        finalization before `round` (the genesis model if none)."""
         model = self.retry("read model", self.ledger.model, round=round)
+        if model.round >= round:
+            model = self.retry("read model", lambda: self._model_before(round), round=round)
         data = self.cached(model.hash)
         if data is not None:
             return data, model.hash
@@ -58,3 +65,11 @@ class ModelStore:
         self.cache(data)
         self.nlog.event(round, "model", "fetched", elapsed=t.elapsed, message=f"M({model.round}) from IPFS {model.cid}")
         return data, model.hash
+
+    def _model_before(self, round: int) -> GlobalModel:
+        for k in range(round - 1, 0, -1):
+            fin = self.ledger.finalization(k)
+            if fin is not None:
+                return GlobalModel(k, fin.aggregate_hash, fin.aggregate_cid)
+        p = self.ledger.params()
+        return GlobalModel(0, p.genesis_model_hash, p.genesis_model_cid)

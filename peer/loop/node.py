@@ -251,13 +251,14 @@ class PeerNode:
         if rec.phase is Phase.NEW:
             self._note_missed(r)
             ctx.state.save()
-        settle.settle_earlier(ctx, r)
         ctx.retry("read members", lambda: ctx.membership.refresh(ctx.ledger, r), round=r)
         self.dial_members(r)
         round_timer = Timer()
         model, model_hash = ctx.models.current(r)
         watch = reconcile.Watch(ctx, r, rec)
         while True:  # again from the first step the chain does not hold, when a transaction of ours vanished
+            reconcile.after_rollback(ctx, r)  # the chain lost blocks: recent records, settled ones too, re-checked
+            settle.settle_earlier(ctx, r)
             reconcile.round_(ctx, r, rec)  # never skip a step on the state file's word alone
             if rec.phase.order < Phase.COMMITTED.order:
                 settle.wait_round_interval(ctx, r, self._stopping)

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 
 from consensus.commitment import Commitment
 from ledger_tools.chain import RoundInfo, RoundStatus
-from ledger_tools.chain.confirmations import awaiting_inclusion, head_block, is_deep_enough
+from ledger_tools.chain.confirmations import awaiting_inclusion, block_hash, head_block, is_deep_enough
 from peer.loop.context import NodeContext
 from peer.loop.round_clock import CLOCK_SLACK, commit_window_open
 from peer.loop.state import Phase, RoundRecord
 
 #: While the loop waits for a phase: how often (seconds) it asks the chain whether its transactions still hold.
 RECHECK_SECONDS = 2.0
+#: After the chain's head went backwards: how many rounds before the current one are checked again, settled or not.
+ROLLBACK_ROUNDS = 3
 
 
 class OnChain(str, enum.Enum):
@@ -170,7 +172,9 @@ def _vote_vanished(ctx: NodeContext, r: int, rec: RoundRecord) -> None:
     if rec.digest:
         what += f" (digest 0x{rec.digest[:16]})"
     cleared = {"vote_tx": None, "vote_status": None, "vote_gas": None}
-    possible = not rec.phase.settled and vote_still_possible(ctx, r)
+    # a settled record too: a late vote lost with the chain's last blocks is sent again before the deadline
+    # (`settle.settle_earlier` does so for the rewound record)
+    possible = vote_still_possible(ctx, r)
     if possible:
         ctx.state.rewind(rec, min(rec.phase, Phase.COLLECTED, key=lambda p: p.order), **cleared)
     elif rec.phase.settled:
@@ -186,15 +190,69 @@ def _vote_vanished(ctx: NodeContext, r: int, rec: RoundRecord) -> None:
 # --- whole rounds --------------------------------------------------------------------------------------------
 
 def round_(ctx: NodeContext, r: int, rec: RoundRecord) -> bool:
-    """Check every transaction `rec` claims (or has pending) against the chain; True if the record was rewound
-    (a step it skipped must run again). A record that claims nothing costs no read."""
+    """Check every transaction `rec` claims (or has pending) and every window verdict it holds against the
+    chain; True if the record was rewound (a step it skipped must run again). A record that claims nothing and
+    holds no verdict costs no read."""
     before = rec.phase.order
+    verdict(ctx, r, rec)
     # the vote first: a vanished commit rewinds the record below the vote step, which must then run again
     if rec.vote_tx is not None or rec.phase is Phase.VOTED:
         vote(ctx, r, rec)
     if rec.commit_tx is not None or rec.phase is Phase.COMMITTED:
         commit(ctx, r, rec)
     return rec.phase.order < before
+
+
+def verdict(ctx: NodeContext, r: int, rec: RoundRecord) -> bool:
+    """A NO_COMMIT / ABSTAINED verdict judged from round r's window holds only for the round as it was then
+    (`rec.verdict_start`, its start on chain, 0 when it was not open): when the chain now reports another
+    start, the round (re)opened later (a chain restart lost its first opening) with fresh windows, and the
+    record is rewound so the steps judge it again. True if rewound."""
+    if rec.verdict_start is None or rec.phase not in (Phase.NO_COMMIT, Phase.ABSTAINED):
+        return False
+    info = _round_info(ctx, r)
+    if info.start == rec.verdict_start:
+        return False
+    was = rec.phase
+    target = (Phase.COMMITTED if rec.commit_tx and rec.commit_status == OnChain.CONFIRMED.value else
+              Phase.PUBLISHED if rec.cid else Phase.SEALED if rec.sealed_sha256 else
+              Phase.TRAINED if rec.update_hash else Phase.NEW)
+    ctx.state.rewind(rec, target, verdict_start=None,
+                     notes=rec.notes + [f"{was.value} verdict dropped: round {r} (re)opened at {info.start}"])
+    ctx.nlog.event(r, "round", "reopened", level="warning",
+                   message=f"{was.value} was judged when round {r} started at {rec.verdict_start or 'never'}; the "
+                           f"chain has it {info.status.name.lower()} from {info.start}: judging its windows again")
+    return True
+
+
+def rolled_back(ctx: NodeContext) -> bool:
+    """True if the chain lost blocks since the last call: its head is lower than the head seen then, or the
+    block at that height has another hash (a reorg, or a chain node restarted from an older state dump)."""
+    head = ctx.retry("read head block", lambda: block_hash(ctx.ledger))
+    seen, ctx.head_seen = ctx.head_seen, head
+    if seen is None or head is None:
+        return False
+    if head[0] < seen[0]:
+        return True
+    return ctx.retry("read block", lambda: block_hash(ctx.ledger, seen[0])) != seen
+
+
+def after_rollback(ctx: NodeContext, r: int) -> bool:
+    """If the chain rolled back (`rolled_back`): the records of round r and the `ROLLBACK_ROUNDS` rounds before
+    it, settled ones included, against the chain's events; a vote or commit the chain lost is taken out of the
+    file (re-sent while its round accepts it, else noted as lost). True if a record was rewound."""
+    if not rolled_back(ctx):
+        return False
+    rewound = False
+    for rec in list(ctx.state):
+        if not r - ROLLBACK_ROUNDS <= rec.round <= r:
+            continue
+        before = rec.phase.order
+        if rec.phase.settled and not settled(ctx, rec.round, rec):
+            rewound = True
+            continue
+        rewound = round_(ctx, rec.round, rec) or rec.phase.order < before or rewound
+    return rewound
 
 
 def settled(ctx: NodeContext, r: int, rec: RoundRecord) -> bool:
@@ -228,8 +286,9 @@ def on_load(ctx: NodeContext) -> None:
 
 
 class Watch:
-    """`watch()` while the loop waits for a phase: every `every` seconds (or when `force`d) `round_`; True
-    when the record was rewound, i.e. the loop must run the round's steps again."""
+    """`watch()` while the loop waits for a phase: every `every` seconds (or when `force`d) `after_rollback` and
+    `round_`; True when a record was rewound, i.e. the loop must run the round's steps (and the late votes of
+    earlier rounds) again."""
 
     def __init__(self, ctx: NodeContext, r: int, rec: RoundRecord, every: float = RECHECK_SECONDS) -> None:
         self.ctx, self.r, self.rec, self.every = ctx, r, rec, every
@@ -240,7 +299,8 @@ class Watch:
         if not force and now - self._last < self.every:
             return False
         self._last = now
-        return round_(self.ctx, self.r, self.rec)
+        rewound = after_rollback(self.ctx, self.r)
+        return round_(self.ctx, self.r, self.rec) or rewound
 
 
 def _differs(rec: RoundRecord, fields: dict) -> bool:

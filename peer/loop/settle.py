@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ledger_tools.chain import Finalization, RoundNotOpen, VoteDeadlineNotReached, VotingClosed
 from ledger_tools.chain import Phase as ChainPhase
-from ledger_tools.chain import RoundNotOpen, VoteDeadlineNotReached, VotingClosed
 from peer.errors import PeerError
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer
@@ -84,10 +84,22 @@ def _record_finalized(ctx: NodeContext, r: int, rec: RoundRecord, t: Timer) -> N
         except Exception as exc:  # noqa: BLE001 - the accuracy is informative; the round is settled either way
             ctx.nlog.event(r, "model", "unavailable", level="warning", message=str(exc))
     agreed = fin is not None and rec.digest is not None and fin.digest.hex() == rec.digest
-    ctx.state.advance(rec, Phase.FINALIZED, accuracy=accuracy)
+    ctx.state.advance(rec, Phase.FINALIZED, accuracy=accuracy, **chain_outcome(rec, fin))
     ctx.nlog.event(r, "finalized", "done", elapsed=t.elapsed, accuracy=accuracy,
                    agreed=agreed if rec.digest else None,
                    excluded=list(fin.excluded) if fin is not None and fin.excluded else None)
+
+
+def chain_outcome(rec: RoundRecord, fin: Finalization | None) -> dict:
+    """The fields a finalized record takes from the chain's finalization: its digest, aggregate and excluded set,
+    never this peer's own claim. A digest of ours that differs is kept in a note (for the operator)."""
+    if fin is None:
+        return {}
+    fields = {"digest": fin.digest.hex(), "aggregate_hash": fin.aggregate_hash.hex(),
+              "aggregate_cid": fin.aggregate_cid, "rewards_cid": fin.rewards_cid, "excluded": list(fin.excluded)}
+    if rec.digest is not None and rec.digest != fin.digest.hex():
+        fields["notes"] = rec.notes + [f"own digest 0x{rec.digest} differs from the chain's finalized digest"]
+    return fields
 
 
 def close_failed_round(ctx: NodeContext, r: int, rec: RoundRecord) -> None:
@@ -130,7 +142,9 @@ def settle_earlier(ctx: NodeContext, r: int) -> None:
             _late_vote(ctx, rec)
         if phase in (ChainPhase.FINALIZED, ChainPhase.FAILED):
             finalized = phase == ChainPhase.FINALIZED
-            ctx.state.advance(rec, Phase.FINALIZED if finalized else Phase.FAILED)
+            fin = ctx.retry("read finalization", lambda k=rec.round: ctx.ledger.finalization(k),
+                            round=rec.round) if finalized else None
+            ctx.state.advance(rec, Phase.FINALIZED if finalized else Phase.FAILED, **chain_outcome(rec, fin))
             ctx.nlog.event(rec.round, "finalized" if finalized else "failed", "recorded",
                            message="settled while this node was busy or away")
 

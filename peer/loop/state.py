@@ -97,6 +97,7 @@ class RoundRecord:
     vote_status: str | None = None         # "pending" | "confirmed", as commit_status
     vote_gas: int | None = None
     close_tx: str | None = None
+    verdict_start: int | None = None       # round start on chain when NO_COMMIT/ABSTAINED was judged from its window
     accuracy: float | None = None          # of the global model M(r) once finalized
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -35,7 +35,7 @@ from peer.loop.context import NodeContext
 from peer.loop.log import Timer
 from peer.loop.reconcile import OnChain
 from peer.loop.retry import ReachableBlobStore, Stopped
-from peer.loop.round_clock import send_time_dependent, vote_gas
+from peer.loop.round_clock import judge_phase, send_time_dependent, vote_gas
 from peer.loop.state import Phase, RoundRecord
 
 TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up
@@ -68,12 +68,13 @@ def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> N
     if attack_hooks.is_silent(ctx):
         ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["silent (attack)"])
         return
-    phase = ctx.round_phase(r)
+    info = ctx.round_info(r)
+    phase = judge_phase(info, len(ctx.membership.members), ctx.clock())
     if phase == ChainPhase.FINALIZED and late_vote_open(ctx, r):
         ctx.nlog.event(r, "vote", "late", message="round finalized by the others' votes; sending a late vote")
     elif phase != ChainPhase.VOTE:
         why = f"vote window not open (phase {phase.name.lower()})"
-        ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [why])
+        ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [why], verdict_start=info.start)
         ctx.nlog.event(r, "vote", "skipped", level="warning", message=why)
         return
     updates = collect(ctx, r, rec)
@@ -203,7 +204,8 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
             return
         except (VotingClosed, RoundNotOpen, VoteOutOfOrder, AlreadySettled) as exc:
             # the vote deadline passed (or the round failed) before our vote, finalized or not
-            ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [f"vote window closed ({type(exc).__name__})"])
+            ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + [f"vote window closed ({type(exc).__name__})"],
+                              verdict_start=ctx.round_info(r).start)
             ctx.nlog.event(r, "vote", "closed", level="warning", message=f"vote window closed: {exc}")
             return
     else:

@@ -300,3 +300,135 @@ def test_anvil_killed_right_after_a_commit_loses_no_commit(ipfs, tmp_path):
             resent = next(e for e in proc.events if e.get("phase") == "commit" and e.get("event") == "mined"
                           and e["ts"] > vanished[0]["ts"])
             print(f"\n{peer.config_path.parent.name}: commit re-sent {resent['ts'] - killed:.1f} s after the kill")
+
+
+# --- after a chain rollback (docs/reliability.md, chaos findings 1-3) -----------------------------------------
+
+def _snapshot(rpc_url: str) -> str:
+    return _rpc(rpc_url, "evm_snapshot", [])
+
+
+def _revert(rpc_url: str, snap: str) -> None:
+    assert _rpc(rpc_url, "evm_revert", [snap])
+
+
+def test_a_window_verdict_made_before_the_round_reopened_is_judged_again(make_federation, anvil, tmp_path):
+    """Finding 1: a chain restart lost round 1's finalization, so round 2 does not exist for a while. The
+    NO_COMMIT verdict a peer makes then (start 0) holds while the round stays unopened, and is dropped as soon as
+    the chain opens round 2 (fresh windows); a verdict judged on the round as it now stands is kept."""
+    fed = make_federation(3)
+    ctx = _ctx(fed.members[0], tmp_path, 0, members=3)
+    snap = _snapshot(anvil.rpc_url)
+    fed.run_round(1)
+    first_start = fed.ledger.round_info(2).start
+    assert first_start > 0
+    _revert(anvil.rpc_url, snap)  # the restarted chain: round 1 open again, round 2 never opened
+    info = fed.ledger.round_info(2)
+    assert info.start == 0
+    rec = ctx.state.record(2)
+    ctx.state.advance(rec, Phase.PUBLISHED, cid="bafkreiupdate", update_hash="ab" * 32, sealed_sha256="cd" * 32)
+    ctx.state.advance(rec, Phase.NO_COMMIT, notes=["commit window closed"], verdict_start=info.start)
+    assert reconcile.round_(ctx, 2, rec) is False and rec.phase is Phase.NO_COMMIT, "round 2 still unopened"
+
+    fed.advance(5)
+    fed.run_round(1)  # finalized again: round 2 opens now, later than the first time
+    start = fed.ledger.round_info(2).start
+    assert start not in (0, first_start)
+    assert reconcile.round_(ctx, 2, rec) is True
+    assert (rec.phase, rec.verdict_start) == (Phase.PUBLISHED, None), "the commit step judges the window again"
+    assert "reopened" in ctx.stream.getvalue()
+    saved = PeerState(ctx.state.dir.parent, federation=fed.ledger.address, address=ctx.me).rounds[2]
+    assert saved.phase is Phase.PUBLISHED
+
+    # an ABSTAINED verdict judged on the round as it stands now is kept
+    ctx.state.advance(rec, Phase.ABSTAINED, verdict_start=start)
+    assert reconcile.round_(ctx, 2, rec) is False and rec.phase is Phase.ABSTAINED
+
+
+class _Models:
+    """A ModelStore's blob store: any CID's bytes, with the CIDs asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def cat(self, cid: str, expected_sha256: bytes, max_bytes: int | None = None) -> bytes:
+        self.asked.append(cid)
+        return cid.encode()
+
+
+def test_a_vote_recomputed_after_the_round_finalized_starts_from_the_model_before_it(
+        make_federation, anvil, tmp_path):
+    """Finding 2: peer0's vote re-sent after a rollback, once the others had finalized the round again, was
+    computed from the chain's *current* model, M(r) instead of M(r-1), so its digest differed. The model store
+    now gives M(r-1) for round r whatever the chain finalized since; and a finalized record takes the chain's
+    digest, never the peer's own."""
+    from helpers.fixtures_chain import AGG, CID_AGG
+    from peer.loop import settle
+    from peer.loop.log import Timer
+    from peer.loop.model_store import ModelStore
+
+    fed = make_federation(3)
+    ctx = _ctx(fed.members[0], tmp_path, 0, members=3)
+    blobs = _Models()
+    store = ModelStore(tmp_path / "models", ledger=fed.ledger, blobstore=blobs, retry=ctx.retry, nlog=ctx.nlog)
+    genesis = fed.ledger.params().genesis_model_hash
+    assert store.current(1)[1] == genesis  # round 1 open: the chain's current model is M(0)
+    fed.run_round(1)
+    assert store.current(1)[1] == genesis, "round 1 finalized meanwhile: still M(0) for round 1"
+    assert blobs.asked[-1] == "bafkreigenesis"
+    assert store.current(2)[1] == AGG
+    fed.run_round(2)
+    assert store.current(2)[1] == AGG and blobs.asked[-1] == CID_AGG, "M(1) for round 2, from its finalization"
+
+    fin = fed.ledger.finalization(1)
+    rec = ctx.state.record(1)
+    ctx.state.advance(rec, Phase.VOTED, digest="4c" * 32, vote_tx="0x" + "70" * 32, vote_status="confirmed")
+    ctx.cfg.evaluate = False
+    ctx.models = SimpleNamespace(current=lambda r: (b"", b""))
+    settle._record_finalized(ctx, 1, rec, Timer())
+    saved = PeerState(ctx.state.dir.parent, federation=fed.ledger.address, address=ctx.me).rounds[1]
+    assert (saved.phase, saved.digest) == (Phase.FINALIZED, fin.digest.hex()), "the chain's digest"
+    assert saved.aggregate_hash == fin.aggregate_hash.hex()
+    assert any("4c4c" in n and "differs" in n for n in saved.notes)
+
+
+def test_a_late_vote_lost_in_a_rollback_is_taken_back_out_of_a_settled_record(make_federation, anvil, tmp_path):
+    """Finding 3: a late vote mined, recorded (round finalized, vote confirmed), then lost when the chain rolled
+    back. The next check sees the head went backwards and re-checks recent records, settled ones included: the
+    vote is taken out of the file and re-sent while the vote deadline allows it, else noted as lost."""
+    from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, oz_tree
+
+    fed = make_federation(3)
+    ctx = _ctx(fed.members[0], tmp_path, 0, members=3)
+    ctx.head_seen = None
+    fed.commit_all(1)
+    tree = oz_tree(1, {})
+    for m in fed.members[1:]:
+        m.vote(1, AGG, CID_AGG, tree.root, CID_REWARDS, [])
+    assert fed.ledger.finalization(1) is not None
+    snap = _snapshot(anvil.rpc_url)
+    late = fed.members[0].vote(1, AGG, CID_AGG, tree.root, CID_REWARDS, [])
+    assert late.late
+    rec = ctx.state.record(1)
+    ctx.state.advance(rec, Phase.FINALIZED, digest=fed.ledger.finalization(1).digest.hex(), vote_tx=late.tx_hash,
+                      vote_status="confirmed", model_hash="9e" * 32)
+    assert reconcile.after_rollback(ctx, 2) is False, "first look: the head is only recorded"
+    assert reconcile.after_rollback(ctx, 2) is False, "nothing changed"
+
+    _revert(anvil.rpc_url, snap)  # the chain restarted from a dump without the late vote's block
+    assert reconcile.after_rollback(ctx, 2) is True
+    assert (rec.phase, rec.vote_tx, rec.vote_status) == (Phase.COLLECTED, None, None), "re-sent by settle_earlier"
+    assert "voting again" in ctx.stream.getvalue()
+
+    # the same loss once the vote deadline has passed: the record stays finalized, the vote noted as lost
+    resent = fed.members[0].vote(1, AGG, CID_AGG, tree.root, CID_REWARDS, [])
+    ctx.state.advance(rec, Phase.FINALIZED, vote_tx=resent.tx_hash, vote_status="confirmed")
+    assert reconcile.after_rollback(ctx, 2) is False
+    _rpc(anvil.rpc_url, "anvil_reorg", [1, []])  # same height, other block: the re-sent vote is gone
+    deadline = fed.ledger.round_info(1).vote_deadline
+    ctx.clock = lambda: float(deadline + 10)
+    assert reconcile.after_rollback(ctx, 2) is False, "nothing to run again: the round is settled, the vote too late"
+    assert (rec.phase, rec.vote_tx, rec.vote_status) == (Phase.FINALIZED, None, None)
+    assert any(resent.tx_hash in n and "vanished" in n for n in rec.notes)
+    saved = PeerState(ctx.state.dir.parent, federation=fed.ledger.address, address=ctx.me).rounds[1]
+    assert saved.vote_tx is None, "the state file never claims what the chain does not hold"
