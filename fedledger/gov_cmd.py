@@ -262,7 +262,7 @@ def slash(
             raise UserError("pass --evidence FILE, or --envelope once or twice", exit_code=2,
                             hint="--evidence takes the JSON in docs/governance.md; --envelope a raw envelope file")
     except EvidenceFileError as exc:
-        raise UserError(str(exc), hint="see docs/governance.md for the evidence format") from exc
+        raise UserError(str(exc), hint="see docs/governance.md for the evidence format", exit_code=2) from exc
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
     proofs = [p.as_abi() for p in ev.proofs]
     if ev.equivocation:
