@@ -43,7 +43,8 @@ from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase
 from peer.loop.vote_step import vote_tx
 
-ROUNDS = 14  # room for the rounds that now run on while the IPFS node is down (see below)
+ROUNDS = 14  # room for the rounds that run on while the IPFS node is down (rounds paced >= 3 s: a loaded machine
+#              can take many seconds to log the first IPFS retry, and unpaced rounds take ~1 s)
 
 
 def _records(peer) -> dict[int, dict]:
@@ -102,7 +103,7 @@ def test_ipfs_and_devnet_restart_mid_run(services, tmp_path):
     anvil, ipfs = services["anvil"], services["ipfs"]
     fed = create_local_federation(tmp_path / "fed", 3, rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url,
                                   params=LOCAL_ROUND_PARAMS.replace(rule="fedavg", commit_period=60, vote_period=40),
-                                  scrypt_n=2**12)
+                                  scrypt_n=2**12, peer_overrides={"min_round_interval": 3})  # paced: see below
     procs = [PeerProcess(p.config_path, "--max-rounds", str(ROUNDS)).start() for p in fed.peers]
     store = IpfsBlobStore(ipfs.api_url, timeout=10, retries=1, backoff=0.2)
     try:
