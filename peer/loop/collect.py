@@ -17,6 +17,7 @@ from typing import Any
 
 from consensus.commitment import Commitment, CommittedUpdate
 from ledger_tools.updates import Unseal, UpdateUnusable, fetch_update, open_update
+from peer.net.envelope import Envelope
 
 log = logging.getLogger("fedledger.collect")
 
@@ -31,6 +32,7 @@ class CollectReport:
     source: dict[str, str] = field(default_factory=dict)      # peer -> "gossip" | "ipfs" | "local"
     rejected: dict[str, str] = field(default_factory=dict)    # peer -> reason
     equivocations: dict[str, str] = field(default_factory=dict)  # peer -> gossiped update hash (hex) ≠ committed
+    mismatched: list[Envelope] = field(default_factory=list)    # their signed envelopes: commitment-mismatch evidence
     seconds: float = 0.0
 
     @property
@@ -49,12 +51,12 @@ def _open(unseal: Unseal, sealed: bytes, c: Commitment) -> tuple[bytes | None, s
         return None, str(exc)
 
 
-def gossip_equivocations(round: int, commitments: Sequence[Commitment], gossip) -> dict[str, str]:
-    """Committed peers that signed a gossip envelope for `round` naming another update hash than their
-    commitment: evidence of equivocation (the signed envelope is kept by the gossip node). Only the on-chain
+def gossip_equivocations(round: int, commitments: Sequence[Commitment], gossip) -> list[Envelope]:
+    """The signed gossip envelopes for `round` of committed peers naming another update hash than their
+    commitment: slashable evidence (`peer.net.equivocation_log.save_mismatch_evidence`). Only the on-chain
     commitment counts, so these peers' updates are still fetched by their committed hash."""
     committed = {c.member: c.update_hash for c in commitments}
-    found: dict[str, str] = {}
+    found: list[Envelope] = []
     try:
         envelopes = gossip.envelopes(round)
     except Exception:  # noqa: BLE001 - a dead gossip node: no evidence, nothing else changes
@@ -62,7 +64,7 @@ def gossip_equivocations(round: int, commitments: Sequence[Commitment], gossip) 
     for env in envelopes:
         want = committed.get(env.sender)
         if want is not None and env.update_hash != want:
-            found[env.sender] = "0x" + env.update_hash.hex()
+            found.append(env)
     return found
 
 
@@ -111,7 +113,8 @@ def collect_updates(
             pending.append(c)
 
     if gossip is not None:
-        report.equivocations = gossip_equivocations(round, commitments, gossip)
+        report.mismatched = gossip_equivocations(round, commitments, gossip)
+        report.equivocations = {e.sender: "0x" + e.update_hash.hex() for e in report.mismatched}
 
     if pending:
         fetch = _IpfsFetch(unseal, blobstore, max_blob_bytes)

@@ -37,6 +37,7 @@ from peer.loop.reconcile import OnChain
 from peer.loop.retry import ReachableBlobStore, Stopped
 from peer.loop.round_clock import judge_phase, send_time_dependent, vote_gas
 from peer.loop.state import Phase, RoundRecord
+from peer.net.equivocation_log import save_mismatch_evidence
 
 TOO_EARLY_RETRIES = 30   # seconds the chain's clock may lag ours before we give the vote up
 RECIPIENT_SLACK = 8      # recipients a sealed update may have beyond this node's view of the membership
@@ -117,6 +118,8 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
         ctx.nlog.event(r, "collect", "equivocation", level="warning",
                        message="gossiped update differs from the committed one; the commitment counts",
                        equivocators=sorted(report.equivocations))
+        save_mismatch_evidence(ctx.cfg.state_dir / "evidence", report.mismatched,
+                               {c.member: c.update_hash for c in commitments})
     ctx.state.advance(rec, Phase.COLLECTED, equivocations=dict(report.equivocations))
     return updates
 

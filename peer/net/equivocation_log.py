@@ -1,14 +1,21 @@
-"""Peers keep the proof when a member equivocates: two envelopes it signed for one round with two update hashes.
+"""Peers keep the proof when a member signs what it cannot stand by: two envelopes of one round with two update
+hashes (equivocation), or an envelope naming another update than the one it committed on chain (commitment
+mismatch). Both are slashable by anyone holding the signed envelopes.
 
 Attached to a node's `GossipStore`, the recorder looks at every accepted envelope of another member; when the
 sender already has an envelope for that round naming another update hash, it writes
 
-- `<dir>/<round>-<sender>.json`: the slash evidence (`peer.net.slash_evidence`, docs/governance.md), ready for
-  `fedledger gov slash --evidence FILE` by anyone;
+- `<dir>/<round>-<sender>.json`: the equivocation evidence (`peer.net.slash_evidence`, docs/governance.md), ready
+  for `fedledger gov slash --evidence FILE` by anyone;
 - `<dir>/envelopes/<round>-<sender>-<hash>.env`: both envelopes' raw wire bytes, for
   `fedledger audit verify --evidence <dir>/envelopes`.
 
-Files are written once (atomically) per (round, sender); the gossip thread calls this, so it only writes locally.
+When a round's commitments are read (`peer.loop.collect`), `save_mismatch_evidence` writes
+`<dir>/<round>-<sender>-mismatch.json` (and the envelope's `.env`) for every envelope naming another update hash
+than its sender's commitment of that round. It must be submitted before that member commits again: the ledger
+keeps only a member's last commitment (`NotCommitted` after that).
+
+Files are written once (atomically) per (round, sender, offence); the callers only write locally.
 """
 from __future__ import annotations
 
@@ -16,11 +23,13 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from peer.net.envelope import Envelope
 from peer.net.gossip_store import GossipStore
-from peer.net.slash_evidence import evidence_json
+from peer.net.slash_evidence import evidence_json, mismatch_json
 
 log = logging.getLogger("fedledger.evidence")
 
@@ -33,6 +42,38 @@ def _write_once(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def _save(directory: Path, name: str, doc: dict[str, Any], envelopes: Iterable[Envelope]) -> None:
+    """`<directory>/<name>.json` and each envelope's wire bytes under `envelopes/` (OSError propagates)."""
+    _write_once(directory / f"{name}.json", json.dumps(doc, indent=1).encode())
+    for e in envelopes:
+        stem = f"{e.round}-{e.sender}-{e.update_hash.hex()[:10]}"
+        _write_once(directory / "envelopes" / f"{stem}.env", e.to_bytes())
+
+
+def save_mismatch_evidence(directory: Path | str, envelopes: Iterable[Envelope],
+                           committed: Mapping[str, bytes]) -> list[Path]:
+    """Write the commitment-mismatch evidence of every envelope whose update hash is not the one its sender
+    committed on chain (`committed`: member -> update hash, of the envelope's round); the files written.
+    Envelopes of members without a commitment, or naming the committed update, are skipped."""
+    directory = Path(directory)
+    written = []
+    for env in envelopes:
+        want = committed.get(env.sender)
+        if want is None or want == env.update_hash:
+            continue
+        path = directory / f"{env.round}-{env.sender}-mismatch.json"
+        if path.exists():
+            continue
+        try:
+            _save(directory, path.stem, mismatch_json(env, committed=want), [env])
+        except OSError as exc:
+            log.warning("cannot save commitment-mismatch evidence of %s in round %d: %s", env.sender, env.round, exc)
+            continue
+        log.warning("commitment-mismatch evidence of %s in round %d saved to %s", env.sender, env.round, path)
+        written.append(path)
+    return written
 
 
 class EquivocationRecorder:
@@ -66,9 +107,7 @@ class EquivocationRecorder:
         name = f"{envelope.round}-{envelope.sender}"
         path = self.directory / f"{name}.json"
         try:
-            _write_once(path, json.dumps(evidence_json(earlier, envelope), indent=1).encode())
-            for e in (earlier, envelope):
-                _write_once(self.directory / "envelopes" / f"{name}-{e.update_hash.hex()[:10]}.env", e.to_bytes())
+            _save(self.directory, name, evidence_json(earlier, envelope), (earlier, envelope))
         except OSError as exc:
             log.warning("cannot save equivocation evidence of %s in round %d: %s", envelope.sender, envelope.round,
                         exc)
