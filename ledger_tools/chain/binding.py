@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractLogicError, ProviderConnectionError, TimeExhausted, Web3RPCError
+from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3RPCError
 from web3.logs import DISCARD as _DISCARD
 
 from consensus.commitment import bytes32 as _b32
@@ -43,6 +43,7 @@ from ledger_tools.chain.records import (
     TxReceipt,
     VoteReceipt,
 )
+from ledger_tools.chain.transactions import http_provider, prepare, send_raw, wait_for_receipt
 
 ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "build" / "FederationLedger.json"
 
@@ -84,7 +85,7 @@ class FederationLedger(LedgerEvents):
         w3: Web3 | None = None,
     ) -> None:
         self.rpc_url = rpc_url
-        self.w3 = w3 or Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        self.w3 = w3 or Web3(http_provider(rpc_url))
         self.address = to_checksum_address(address)
         self.abi = abi or _load_artifact()["abi"]
         self.contract = self.w3.eth.contract(address=self.address, abi=self.abi)
@@ -362,25 +363,28 @@ class FederationLedger(LedgerEvents):
         with self._lock:
             if self._chain_id is None:
                 self._chain_id = self.w3.eth.chain_id
-            nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
-            base = {"from": self.account.address, "nonce": nonce, "chainId": self._chain_id, "value": value}
+            base = {"from": self.account.address, "chainId": self._chain_id, "value": value}
             if gas is not None:
                 base["gas"] = int(gas)
-            try:
-                tx = fn.build_transaction(base)  # estimates gas: a revert surfaces here with its custom error
-            except (ContractLogicError, Web3RPCError) as exc:
-                raise decode_revert(exc, self._errors) from None
+            tx = prepare(self.w3, fn, base, estimate=gas is None)  # nonce, fees, estimate: one batched request
+            if tx is None:  # request by request; a revert surfaces here with its custom error
+                base["nonce"] = self.w3.eth.get_transaction_count(self.account.address, "pending")
+                try:
+                    tx = fn.build_transaction(base)
+                except (ContractLogicError, Web3RPCError) as exc:
+                    raise decode_revert(exc, self._errors) from None
             if gas is None:
                 tx["gas"] = max(int(tx["gas"] * 1.25) + 20_000, int(min_gas or 0))
             signed = self.account.sign_transaction(tx)
+            tx_hash = signed.hash
             try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                raw = send_raw(self.w3, signed.raw_transaction, tx_hash)  # the receipt where the node waits for it
             except Web3RPCError as exc:
                 raise TransactionFailed(f"the node rejected the transaction: {exc}") from None
-        try:
-            raw = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout, poll_latency=0.05)
-        except TimeExhausted:
-            raise TransactionFailed(f"transaction {_hex(tx_hash)} not mined within {self.tx_timeout:.0f}s") from None
+        if raw is None:
+            raw = wait_for_receipt(self.w3, tx_hash, self.tx_timeout)
+        if raw is None:
+            raise TransactionFailed(f"transaction {_hex(tx_hash)} not mined within {self.tx_timeout:.0f}s")
         if raw["status"] != 1:
             raise self._replay_failure(tx, raw)
         receipt = TxReceipt(_hex(tx_hash), raw["blockNumber"], raw["gasUsed"])
