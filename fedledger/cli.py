@@ -115,5 +115,8 @@ def main() -> None:
         sys.exit(report_error(exc, err))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m fedledger.cli`: our packages, not same-named folders in the cwd
+    from fedledger.module_path import isolate_from_cwd
+
+    isolate_from_cwd()
     main()

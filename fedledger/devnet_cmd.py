@@ -17,7 +17,7 @@ from rich.table import Table
 
 from devnet.errors import DevnetError
 from fedledger.devnet_deploy_cmd import deploy
-from fedledger.errors import UserError
+from fedledger.errors import EXIT_UNREACHABLE, UserError, bad_input
 from fedledger.service_errors import check_ipfs, check_url
 
 app = typer.Typer(help="Local devnet: anvil (chain) + IPFS node, and federation deployment.", no_args_is_help=True)
@@ -45,6 +45,12 @@ def _devnet_user_error(exc: Exception) -> UserError:
     if isinstance(exc, OSError):  # e.g. --state-dir names a file
         return UserError(str(exc), hint="--state-dir names a folder (created if missing) this user can write")
     return UserError(str(exc))
+
+
+def _check_state_dir(state_dir: Path) -> None:
+    if state_dir.exists() and not state_dir.is_dir():
+        raise bad_input(f"--state-dir {state_dir} is a file, not a folder",
+                        hint="--state-dir names a folder (created if missing) this user can write")
 
 
 def _print_services(up: Any, as_json: bool) -> None:
@@ -114,6 +120,14 @@ def up(
             raise UserError(f"{option} {value!r} is not an IP address",
                             hint="pass an address of this machine, e.g. 127.0.0.1 or its LAN IP (`ip -br addr`)",
                             exit_code=2) from None
+    _check_state_dir(state_dir)
+    from devnet.ipfs import IpfsPeeringError, check_peer_multiaddr
+
+    try:
+        for addr in ipfs_peer or []:
+            check_peer_multiaddr(addr)
+    except IpfsPeeringError as exc:
+        raise bad_input(exc.message, exc.hint) from exc
     services = _services()
     try:
         started = services.devnet_up(state_dir, chain_port=chain_port, ipfs_port=ipfs_port, host=host,
@@ -218,19 +232,19 @@ def connect(
 ) -> None:
     """Connect this machine's running IPFS node to other nodes now, and keep it connected (like --ipfs-peer).
 
-    Exit 1 when an address is malformed (nothing is added) or a node could not be reached now (it is still
+    Exit 2 when an address is malformed (nothing is added), 1 when a node could not be reached now (it is still
     remembered and re-dialled every few seconds)."""
     from devnet.ipfs import IpfsPeeringError, add_peering, check_peer_multiaddr, swarm_connect
 
-    running = _records().read_services(state_dir)
-    if running is None:
-        raise UserError(f"no IPFS node running from {state_dir}",
-                        hint="start it with `fedledger devnet up --ipfs-only --host ADDR -d` (or pass --state-dir)")
     try:
         for addr in addrs:
             check_peer_multiaddr(addr)
     except IpfsPeeringError as exc:
-        raise _devnet_user_error(exc) from exc
+        raise bad_input(exc.message, exc.hint) from exc
+    running = _records().read_services(state_dir)
+    if running is None:
+        raise UserError(f"no IPFS node running from {state_dir}",
+                        hint="start it with `fedledger devnet up --ipfs-only --host ADDR -d` (or pass --state-dir)")
     add_peering(Path(running.ipfs.extra.get("repo", Path(state_dir) / "ipfs")), addrs)
     failed = 0
     for addr in addrs:
@@ -257,11 +271,21 @@ def fund(
     """Send --eth ETH from an anvil dev account to each address (devnet only), so members can pay gas."""
     from decimal import Decimal
 
-    from devnet.funding import WEI_PER_ETH, FundingError
+    from devnet.anvil import rpc_answers
+    from devnet.funding import WEI_PER_ETH, FundingError, parse_addresses
     from devnet.funding import fund as fund_addresses
 
+    if not 0 < eth < float("inf"):
+        raise bad_input(f"--eth {eth:g} is not a positive amount", hint="--eth N with N > 0, e.g. --eth 10")
     wei = int(Decimal(str(eth)) * WEI_PER_ETH)
+    try:
+        parse_addresses(addresses)
+    except FundingError as exc:
+        raise bad_input(exc.message, exc.hint) from exc
     rpc_url = check_url(rpc, "--rpc") if rpc else _default_rpc(state_dir)
+    if rpc_answers(rpc_url, timeout=3.0) is None:
+        raise UserError(f"cannot reach a JSON-RPC node at {rpc_url}", exit_code=EXIT_UNREACHABLE,
+                        hint="start the devnet with `fedledger devnet up -d`, or pass --rpc URL")
     try:
         funded = fund_addresses(rpc_url, addresses, wei)
     except FundingError as exc:
@@ -300,7 +324,7 @@ def genesis(
     try:
         the_task = get_task(task)
     except TaskError as exc:
-        raise UserError(str(exc), hint="tasks: digits, breast_cancer, csv:PATH:LABEL") from exc
+        raise bad_input(str(exc), hint="tasks: digits, breast_cancer, csv:PATH:LABEL") from exc
     if ipfs is None:
         try:
             running = _records().read_services(state_dir)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from fedledger.devnet_cmd import app
-from fedledger.errors import UserError
+from fedledger.errors import UserError, bad_input
 
 #: rounds a federation is expected to run when the operator does not say (`--expect-rounds`)
 DEFAULT_EXPECTED_ROUNDS = 100
@@ -39,11 +39,11 @@ def _party(spec: str, what: str) -> dict[str, str]:
             info = json.loads(path.read_text().strip().splitlines()[-1])
             return {"address": info["address"], "enc_key": info["enc_key"]}
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise UserError(f"{what} file {spec}: not the output of `fedledger peer init --json` ({exc})",
+            raise bad_input(f"{what} file {spec}: not the output of `fedledger peer init --json` ({exc})",
                             hint="the file holds one JSON object with address and enc_key") from exc
     address, sep, enc_key = spec.partition(":")
     if not sep:
-        raise UserError(f"{what} {spec!r}: neither a file nor ADDRESS:ENC_KEY",
+        raise bad_input(f"{what} {spec!r}: neither a file nor ADDRESS:ENC_KEY",
                         hint="pass the `peer init --json` file of the institution, or 0xADDRESS:0xENC_KEY")
     return {"address": address, "enc_key": enc_key}
 
@@ -52,9 +52,10 @@ def _wei(eth: str, option: str) -> int:
     try:
         value = Decimal(eth) * WEI_PER_ETH
     except InvalidOperation as exc:
-        raise UserError(f"{option} {eth!r} is not a number of ETH") from exc
+        raise bad_input(f"{option} {eth!r} is not a number of ETH", hint=f"e.g. {option} 1.5") from exc
     if value < 0 or value != value.to_integral_value():
-        raise UserError(f"{option} {eth!r} must be a non-negative amount of ETH (at most 18 decimals)")
+        raise bad_input(f"{option} {eth!r} must be a non-negative amount of ETH (at most 18 decimals)",
+                        hint=f"e.g. {option} 1.5")
     return int(value)
 
 
@@ -86,7 +87,7 @@ def config(
         pinned = json.loads(genesis.read_text())
         genesis_fields = {k: pinned[k] for k in ("model_spec_hash", "genesis_model_hash", "genesis_model_cid")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"--genesis {genesis}: not the output of `fedledger devnet genesis` ({exc})",
+        raise bad_input(f"--genesis {genesis}: not the output of `fedledger devnet genesis` ({exc})",
                         hint="fedledger devnet genesis --task digits > genesis.json") from exc
     data: dict[str, Any] = {
         "members": [_party(spec, "--member") for spec in member],
@@ -99,7 +100,7 @@ def config(
     try:
         federation = FederationConfig.from_data(data, source="federation config")
     except ConfigError as exc:
-        raise UserError(str(exc), hint="fix the option named above; nothing was written") from exc
+        raise bad_input(str(exc), hint="fix the option named above; nothing was written") from exc
     if out.exists() and not force:
         raise UserError(f"{out} exists", hint="pass --force to overwrite it, or another --out")
     if out.suffix.lower() == ".toml":

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedledger.errors import UserError
+from fedledger.errors import EXIT_UNREACHABLE, UserError, bad_input
+from fedledger.service_errors import check_url
 
 console = Console()
 StateDir = Annotated[Path, typer.Option("--state-dir", help="Where pids, the chain state and the IPFS repo live.")]
@@ -48,22 +49,33 @@ def deploy(
     try:
         federation = FederationConfig.load(config)
     except ConfigError as exc:
-        raise UserError(f"bad federation config: {exc}", hint="see docs/devnet.md for the config keys") from exc
+        raise bad_input(f"bad federation config: {exc}", hint="see docs/devnet.md for the config keys") from exc
     warning = funding_warning(federation.reward_per_round_wei, federation.funding_wei, expect_rounds)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     from fedledger.devnet_cmd import _default_rpc
 
-    rpc_url = rpc or _default_rpc(state_dir)
+    if min(voting_period, execution_delay, withdraw_delay, min_stake_eth) < 0:
+        raise bad_input("governance periods and --min-stake-eth cannot be negative",
+                        hint="e.g. --voting-period 3600 --execution-delay 600 --min-stake-eth 1")
+    if key is not None:
+        from eth_account import Account
+
+        try:
+            Account.from_key(key)
+        except (ValueError, TypeError) as exc:
+            raise bad_input("FEDLEDGER_DEPLOYER_KEY / --key is not a valid private key",
+                            hint="--key takes a 32-byte hex private key (0x + 64 hex digits)") from exc
+    rpc_url = check_url(rpc, "--rpc") if rpc else _default_rpc(state_dir)
     from devnet.anvil import dev_accounts, rpc_answers
 
     chain_id = rpc_answers(rpc_url, timeout=3.0)
     if chain_id is None:
-        raise UserError(f"cannot reach a JSON-RPC node at {rpc_url}",
+        raise UserError(f"cannot reach a JSON-RPC node at {rpc_url}", exit_code=EXIT_UNREACHABLE,
                         hint="start one with `fedledger devnet up --detach`, or pass --rpc URL")
     if key is None:
         if chain_id != 31337:
-            raise UserError(f"chain {chain_id} at {rpc_url} is not a devnet: no default deployer key",
+            raise bad_input(f"chain {chain_id} at {rpc_url} is not a devnet: no default deployer key",
                             hint="pass --key HEX or set FEDLEDGER_DEPLOYER_KEY")
         key = dev_accounts()[0].private_key
     from decimal import Decimal
@@ -73,8 +85,6 @@ def deploy(
     from ledger_tools.chain import LedgerError
     from ledger_tools.chain.governance import GovParams
 
-    if min(voting_period, execution_delay, withdraw_delay, min_stake_eth) < 0:
-        raise UserError("governance periods and --min-stake-eth cannot be negative", exit_code=2)
     gov = GovParams(voting_period=voting_period, execution_delay=execution_delay, withdraw_delay=withdraw_delay,
                     min_stake=int(Decimal(str(min_stake_eth)) * 10**18))
     try:

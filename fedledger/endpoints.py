@@ -7,6 +7,7 @@ the chain, the contract, IPFS or a keystore becomes one `UserError` line with a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from fedledger.service_errors import IPFS_HINT, check_ipfs, check_url, service_e
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_IPFS = "http://127.0.0.1:5001"
+HELP_ASKED = "fedledger.help_asked"  # ctx.meta key: the command line asks a subcommand for --help
 
 
 @dataclass
@@ -102,7 +104,10 @@ class EndpointGroup(TyperGroup):
     --key K`. Only options the other side does not define move, so no subcommand option is ever shadowed."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, self._reorder(ctx, list(args)))
+        args = self._reorder(ctx, list(args))
+        # the group's callback (endpoint checks) runs before the subcommand parses its --help: say it is coming
+        ctx.meta[HELP_ASKED] = any(a in ctx.help_option_names for a in takewhile(lambda a: a != "--", args))
+        return super().parse_args(ctx, args)
 
     def _reorder(self, ctx: click.Context, args: list[str]) -> list[str]:
         mine = _option_arity(self.get_params(ctx))
@@ -147,12 +152,14 @@ def endpoint_options(
                                                   help="Event cache directory (default ~/.cache/fedledger).")] = None,
 ) -> None:
     """Where the federation lives (every option also reads an environment variable)."""
+    typer_ctx.obj = Endpoints(rpc, contract, ipfs, cache_dir)
+    if typer_ctx.meta.get(HELP_ASKED) or typer_ctx.resilient_parsing:
+        return  # help must work whatever FEDLEDGER_RPC & co. hold: nothing is checked or reached for it
     check_url(rpc, "--rpc")
     check_ipfs(ipfs, "--ipfs")
     if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
         raise UserError(f"--cache-dir {cache_dir} is a file, not a folder",
                         hint="pass a folder (it is created if missing)", exit_code=EXIT_BAD_INPUT)
-    typer_ctx.obj = Endpoints(rpc, contract, ipfs, cache_dir)
 
 
 def unlock_identity(state_dir: Path, password_file: Path | None):

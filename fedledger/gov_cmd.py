@@ -20,13 +20,18 @@ app.add_typer(propose_app, name="propose")
 console = Console()
 ETH = 10**18
 WEIGHT_ONE = 1_000_000
+MAX_WEIGHT = (2**64 - 1) / WEIGHT_ONE  # the governor stores a weight as uint64 in units of 1e-6
 
 AccountOpt = Annotated[str, typer.Option("--account", help="The member or auditor address the proposal is about.")]
 EncKeyOpt = Annotated[str, typer.Option("--enc-key", help="X25519 public key (0x + 64 hex), from `peer init`.")]
 
 
 def _gov(rpc: str, address: str | None, key: str | None, state_dir: Path | None, password_file: Path | None):
-    return governor(rpc, address, key, state_dir, password_file)
+    """The signing governor binding, checked to be a FederationGovernor with one read first: a wrong --governor
+    is bad input (exit 2), not a transaction the contract refused (exit 1)."""
+    gov = governor(rpc, address, key, state_dir, password_file)
+    chain_call("reading the governor", gov.ledger_address)
+    return gov
 
 
 def _enc_key(text: str) -> bytes:
@@ -40,9 +45,26 @@ def _enc_key(text: str) -> bytes:
     return raw
 
 
+def _account(text: str) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(text):
+        raise UserError(f"--account {text!r} is not an Ethereum address",
+                        hint="0x + 40 hex digits, the address `fedledger peer init` printed", exit_code=2)
+    return to_checksum_address(text)
+
+
+def _weight(weight: float) -> int:
+    if not 0 < weight <= MAX_WEIGHT:
+        raise UserError(f"--weight {weight:g} is out of range", hint="a voting weight above 0, e.g. --weight 1.0 "
+                        f"(a full member); at most {MAX_WEIGHT:g}", exit_code=2)
+    return round(weight * WEIGHT_ONE)
+
+
 def _wei(eth: float) -> int:
-    if eth < 0:
-        raise UserError("an amount cannot be negative", exit_code=2)
+    if not 0 <= eth < float("inf"):
+        raise UserError(f"an amount must be a non-negative number of ETH, got {eth:g}",
+                        hint="e.g. --stake-eth 1.5", exit_code=2)
     return round(eth * ETH)
 
 
@@ -61,9 +83,9 @@ def propose_admit(
     state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
 ) -> None:
     """Propose admitting a member (address, X25519 key, initial weight, stake)."""
+    args = (_account(account), _enc_key(enc_key), _weight(weight), _wei(stake_eth))  # checked before connecting
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
-    _proposed(chain_call("the proposal", lambda: gov.propose_admit(
-        account, _enc_key(enc_key), round(weight * WEIGHT_ONE), _wei(stake_eth))))
+    _proposed(chain_call("the proposal", lambda: gov.propose_admit(*args)))
 
 
 @propose_app.command("remove")
@@ -72,6 +94,7 @@ def propose_remove(
     state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
 ) -> None:
     """Propose removing a member (refused if the rest could not aggregate under the rule)."""
+    account = _account(account)
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
     _proposed(chain_call("the proposal", lambda: gov.propose_remove(account)))
 
@@ -82,8 +105,9 @@ def propose_add_auditor(
     key: KeyOpt = None, state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
 ) -> None:
     """Propose registering an auditor (it can unseal every update blob from then on)."""
+    account, raw_key = _account(account), _enc_key(enc_key)
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
-    _proposed(chain_call("the proposal", lambda: gov.propose_register_auditor(account, _enc_key(enc_key))))
+    _proposed(chain_call("the proposal", lambda: gov.propose_register_auditor(account, raw_key)))
 
 
 @propose_app.command("remove-auditor")
@@ -92,6 +116,7 @@ def propose_remove_auditor(
     state_dir: StateDirOpt = None, password_file: PasswordOpt = None,
 ) -> None:
     """Propose removing an auditor."""
+    account = _account(account)
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
     _proposed(chain_call("the proposal", lambda: gov.propose_remove_auditor(account)))
 
@@ -113,6 +138,9 @@ def propose_param(
     except KeyError:
         names = ", ".join(p.name.lower() for p in GovParam)
         raise UserError(f"unknown parameter {name!r}", hint=f"one of {names}", exit_code=2) from None
+    if not 0 <= value < 2**256:
+        raise UserError(f"--value {value} is out of range", hint="a non-negative integer (wei, basis points or "
+                        "seconds; bounds in docs/governance.md)", exit_code=2)
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
     _proposed(chain_call("the proposal", lambda: gov.propose_parameter(param, value)))
 

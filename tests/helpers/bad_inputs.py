@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+from pathlib import Path
 
 ENV = {name: None for name in ("FEDLEDGER_RPC", "FEDLEDGER_CONTRACT", "FEDLEDGER_IPFS", "FEDLEDGER_CACHE_DIR",
                                "FEDLEDGER_PASSWORD", "FEDLEDGER_KEY", "FEDLEDGER_GOVERNOR", "FEDLEDGER_DEPLOYER_KEY",
@@ -20,6 +21,8 @@ RPC = "is the node running?"
 CONTRACT = "check --contract"
 GOVERNOR = "check --governor"
 FOLDER = "folder"
+EXAMPLE_CONFIG = str(Path(__file__).resolve().parents[2] / "docs" / "federation.example.json")  # a valid config
+EXAMPLE_GENESIS = EXAMPLE_CONFIG  # it holds the genesis fields `devnet config --genesis` reads
 
 # (argv with {placeholders}, exit code, fragment of the hint). Placeholders: {rpc} anvil, {http} an HTTP server
 # that is not Ethereum (`python -m http.server`: 501 to a POST), {html} one that answers 200 with a web page,
@@ -56,25 +59,41 @@ ROWS: list[tuple[list[str], int, str]] = [
     (["simulate", "--lr", "0", "--no-ledger"], 2, "--lr 0.05"),
     # ---------------------------------------------------------------- devnet
     (["devnet", "up", "--host", "not-an-ip", "--detach"], 2, "IP"),
-    (["devnet", "up", "--ipfs-peer", "garbage", "--detach", "--state-dir", "{dir}"], 1, "swarm"),
+    (["devnet", "up", "--ipfs-peer", "garbage", "--detach", "--state-dir", "{dir}"], 2, "swarm"),
     (["devnet", "up", "--chain-port", "99999", "--detach", "--state-dir", "{dir}"], 2, USAGE),
-    (["devnet", "up", "--state-dir", "{file}", "--detach", "--chain-port", "0", "--ipfs-port", "0"], 1, FOLDER),
+    (["devnet", "up", "--state-dir", "{file}", "--detach", "--chain-port", "0", "--ipfs-port", "0"], 2, FOLDER),
     (["devnet", "down", "--state-dir", "{badstate}"], 1, "delete"),
     (["devnet", "status", "--state-dir", "{badstate}"], 1, "delete"),
-    (["devnet", "connect", "garbage", "--state-dir", "{dir}"], 1, "devnet up --ipfs-only"),
-    (["devnet", "deploy", "--config", "{badjson}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
-    (["devnet", "deploy", "--config", "{junk}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
-    (["devnet", "deploy", "--config", "{dir}", "--rpc", "{rpc}"], 1, "docs/devnet.md"),
-    (["devnet", "fund", "garbage", "--rpc", "{rpc}"], 1, "40 hex digits"),
-    (["devnet", "fund", ADDR, "--rpc", DEAD], 1, "--rpc URL"),
+    (["devnet", "connect", "garbage", "--state-dir", "{dir}"], 2, "swarm"),
+    (["devnet", "connect", "/ip4/192.0.2.5/tcp/4002/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq",
+      "--state-dir", "{dir}"], 1, "devnet up --ipfs-only"),
+    (["devnet", "deploy", "--config", "{badjson}", "--rpc", "{rpc}"], 2, "docs/devnet.md"),
+    (["devnet", "deploy", "--config", "{junk}", "--rpc", "{rpc}"], 2, "docs/devnet.md"),
+    (["devnet", "deploy", "--config", "{dir}", "--rpc", "{rpc}"], 2, "docs/devnet.md"),
+    (["devnet", "deploy", "--config", "/nonexistent.json", "--rpc", DEAD], 2, "docs/devnet.md"),
+    (["devnet", "deploy", "--config", EXAMPLE_CONFIG, "--rpc", "notaurl"], 2, URL),
+    (["devnet", "deploy", "--config", EXAMPLE_CONFIG, "--rpc", DEAD], 3, "--rpc URL"),
+    (["devnet", "deploy", "--config", EXAMPLE_CONFIG, "--key", "garbage", "--rpc", DEAD], 2, "64 hex digits"),
+    (["devnet", "deploy", "--config", EXAMPLE_CONFIG, "--voting-period", "-1", "--rpc", DEAD], 2, "--voting-period"),
+    (["devnet", "fund", "garbage", "--rpc", "{rpc}"], 2, "40 hex digits"),
+    (["devnet", "fund", "garbage", "--rpc", DEAD], 2, "40 hex digits"),
+    (["devnet", "fund", ADDR, "--rpc", DEAD], 3, "--rpc URL"),
     (["devnet", "fund", ADDR, "--rpc", "notaurl"], 2, URL),
-    (["devnet", "fund", ADDR, "--rpc", "{rpc}", "--eth", "-1"], 1, "N > 0"),
+    (["devnet", "fund", ADDR, "--rpc", "{rpc}", "--eth", "-1"], 2, "N > 0"),
+    (["devnet", "fund", ADDR, "--rpc", DEAD, "--eth", "0"], 2, "N > 0"),
     (["devnet", "genesis", "--scale-bits", "99", "--ipfs", DEAD], 2, "scale_bits"),
     (["devnet", "genesis", "--ipfs", "notaurl"], 2, "/ip4/127.0.0.1/tcp/5001/http"),
     (["devnet", "genesis", "--ipfs", "{http}"], 3, "IPFS"),
-    (["devnet", "genesis", "--task", "nope", "--ipfs", DEAD], 1, "digits, breast_cancer"),
-    (["devnet", "config", "--member", "garbage", "--genesis", "{junk}"], 1, "devnet genesis"),
-    (["devnet", "config", "--member", "garbage", "--genesis", "{dir}"], 1, "devnet genesis"),
+    (["devnet", "genesis", "--task", "nope", "--ipfs", DEAD], 2, "digits, breast_cancer"),
+    (["devnet", "genesis", "--task", "csv:/nonexistent:y", "--ipfs", DEAD], 2, "csv:PATH:LABEL"),
+    (["devnet", "config", "--member", "garbage", "--genesis", "{junk}"], 2, "devnet genesis"),
+    (["devnet", "config", "--member", "garbage", "--genesis", "{dir}"], 2, "devnet genesis"),
+    (["devnet", "config", "--member", "garbage", "--genesis", EXAMPLE_GENESIS], 2, "0xADDRESS:0xENC_KEY"),
+    (["devnet", "config", "--member", "{file}", "--genesis", EXAMPLE_GENESIS], 2, "address and enc_key"),
+    (["devnet", "config", "--member", ADDR + ":0x" + "42" * 32, "--genesis", EXAMPLE_GENESIS, "--reward-eth", "x"],
+     2, "--reward-eth 1.5"),
+    (["devnet", "config", "--member", ADDR + ":0x" + "42" * 32, "--genesis", EXAMPLE_GENESIS, "--rule", "nope",
+      "--out", "{dir}/fed.json"], 2, "nothing was written"),
     # ---------------------------------------------------------------- peer
     (["peer", "init", "--state-dir", "{file}", "--password-file", "{pw}"], 2, "--state-dir names a folder"),
     (["peer", "init", "--state-dir", "{dir}", "--announce", "garbage"], 2, "--announce"),
@@ -149,7 +168,19 @@ ROWS: list[tuple[list[str], int, str]] = [
     (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "garbage", "--rpc", "{rpc}", "--governor", REVERTS,
       "--key", KEY], 2, "64 hex digits"),
     (["gov", "propose", "remove", "--account", ADDR, "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY],
-     1, GOVERNOR),
+     2, GOVERNOR),
+    (["gov", "vote", "1", "--rpc", "{rpc}", "--governor", EMPTY, "--key", KEY], 2, GOVERNOR),
+    (["gov", "propose", "remove", "--account", "0x12", "--governor", ADDR, "--key", KEY], 2, "40 hex digits"),
+    (["gov", "propose", "admit", "--account", "garbage", "--enc-key", "0x" + "42" * 32, "--governor", ADDR, "--key",
+      KEY], 2, "40 hex digits"),
+    (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "0x" + "42" * 32, "--weight", "0", "--governor",
+      ADDR, "--key", KEY], 2, "--weight 1.0"),
+    (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "0x" + "42" * 32, "--stake-eth", "-1",
+      "--governor", ADDR, "--key", KEY], 2, "--stake-eth 1.5"),
+    (["gov", "propose", "add-auditor", "--account", "nope", "--enc-key", "0x" + "42" * 32, "--governor", ADDR,
+      "--key", KEY], 2, "40 hex digits"),
+    (["gov", "propose", "param", "--name", "pass_bps", "--value", "-5", "--governor", ADDR, "--key", KEY], 2,
+     "non-negative integer"),
     (["gov", "propose", "add-auditor", "--account", ADDR, "--enc-key", "0x12", "--rpc", "{rpc}", "--governor",
       REVERTS, "--key", KEY], 2, "64 hex digits"),
     (["gov", "propose", "remove-auditor", "--account", ADDR, "--rpc", DEAD, "--governor", ADDR, "--key", KEY],
