@@ -1,10 +1,11 @@
 """Exact integer building blocks shared by the aggregation rules.
 
 Everything here returns the same integers on every machine: integer numpy arithmetic is exact, and the
-only floating-point steps (the Gram matrix behind pairwise distances, and the 0/1 mixing product of NNM)
-run on integer-valued float64 operands whose partial sums are proven to stay within 2**53, so every
-partial sum is an exactly representable integer whatever the summation order, BLAS, blocking or thread
-count. Chunk sizes are derived from the magnitudes actually present (see `gram_plan`), never assumed.
+only floating-point steps (the Gram matrix behind pairwise distances, the 0/1 mixing product of NNM and the
+float64 sums of `exact_mean`) run on integer-valued float64 operands whose partial sums are proven to stay
+below 2**53, so every partial sum is an exactly representable integer whatever the summation order, BLAS,
+blocking or thread count. For the Gram the proof is checked per chunk on the chunk's own result (see
+`gram`), so no magnitude is assumed and no separate pass over the updates is needed to bound them.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from consensus.chunks import Scratch, columns_for, map_chunks
 EXACT = 1 << 53  # float64 represents every integer of magnitude <= 2**53
 LIMB = 1 << 16
 SPLIT_ABOVE = 1 << 20  # rows with some |q| above this enter the Gram product as two 16-bit-scaled limbs
+CERTIFY_BELOW = float(EXACT)  # a chunk Gram whose diagonal stays below this is exact (see `gram`)
 
 
 def round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
@@ -51,17 +53,15 @@ def row_bounds(rows: Sequence[np.ndarray]) -> list[int]:
 
 
 def gram_plan(bounds: Sequence[int], d: int) -> tuple[list[int], int, int]:
-    """(rows to split into limbs, per-product bound P, columns per chunk) for the Gram product.
+    """(rows to split into limbs, per-product bound P, columns per sub-chunk) for `_exact_chunk_gram`.
 
-    Exactness: every operand of the float64 product is an integer of magnitude <= sqrt(P), so each product
-    term is <= P and any partial sum over a chunk of c columns is <= c*P. With c <= 2**53 // P every partial
-    sum, in whatever order or blocking BLAS adds (FMA included: it rounds an exact integer <= 2**53), is an
-    exactly representable integer, so the chunk's Gram matrix is exact. The chunk is therefore as long as the
-    round's actual magnitudes allow, capped only by the memory budget (`columns_for`): updates with |q| <= 2**16
-    (|x| < 1/16 at scale 2**-20, the usual case) allow 2**21 columns, where a fixed bound of 2**19 allowed 2**15.
-    Rows with some |q| > SPLIT_ABOVE (one saturating attacker, say) are split q = 2**16*hi + lo with
-    0 <= lo < 2**16 and |hi| <= 2**15, so they cost one extra row each instead of forcing tiny chunks or
-    limbs on every row; then P <= max(SPLIT_ABOVE, 2**16)**2 = 2**40 and c >= 2**13.
+    Used only for column chunks whose plain product `gram` could not certify (diagonal >= 2**53). Exactness:
+    every operand of the float64 product is an integer of magnitude <= sqrt(P), so each product term is <= P
+    and any partial sum over a sub-chunk of c columns is <= c*P. With c <= 2**53 // P every partial sum, in
+    whatever order or blocking BLAS adds (FMA included: it rounds an exact integer <= 2**53), is an exactly
+    representable integer. Rows with some |q| > SPLIT_ABOVE (one saturating attacker, say) are split
+    q = 2**16*hi + lo with 0 <= lo < 2**16 and |hi| <= 2**15, so they cost one extra row each instead of
+    forcing tiny sub-chunks on every row; then P <= max(SPLIT_ABOVE, 2**16)**2 = 2**40 and c >= 2**13.
     """
     split = [i for i, b in enumerate(bounds) if b > SPLIT_ABOVE]
     whole = max((b for i, b in enumerate(bounds) if b <= SPLIT_ABOVE), default=0)
@@ -74,45 +74,81 @@ def gram_plan(bounds: Sequence[int], d: int) -> tuple[list[int], int, int]:
 
 
 def sq_distances(rows: Sequence[np.ndarray], workers: int | None = None) -> list[list[int]]:
-    """Exact pairwise squared Euclidean distances of int32 rows, as Python ints.
+    """Exact pairwise squared Euclidean distances of int32 rows, as Python ints: d(i, j) = G_ii + G_jj - 2 G_ij."""
+    g = gram(rows, workers)
+    diag = np.diagonal(g).copy()
+    if g.dtype != object and (diag.size == 0 or int(diag.max()) < 2**61):  # |d(i, j)| <= 4 max G_ii < 2**63
+        return (diag[:, None] + diag[None, :] - 2 * g).tolist()
+    g = g.astype(object)
+    diag = diag.astype(object)
+    return (diag[:, None] + diag[None, :] - 2 * g).tolist()
 
-    d(i, j) = G_ii + G_jj - 2 G_ij from the Gram matrix G, computed per column chunk (see `gram_plan` for why
-    each chunk is exact) as one symmetric rank-k product X X^T of the stacked chunk (numpy hands `a @ a.T`
-    to BLAS syrk, which computes one triangle: half the multiply-adds of a general product), spread over our
-    chunk workers with BLAS on one thread. Chunk Grams are exact integers, summed in int64 when d*P < 2**62
-    (no partial sum can overflow) or Python ints otherwise; integer addition is order-free, so neither the
-    chunk size nor the thread count can change a distance.
+
+def gram(rows: Sequence[np.ndarray], workers: int | None = None) -> np.ndarray:
+    """The exact Gram matrix G_ij = <q_i, q_j> of int32 rows (int64, or Python ints when it could overflow).
+
+    Per column chunk (sized for memory only), the chunk is converted to float64 right before one symmetric
+    rank-k product X X^T (numpy hands `a @ a.T` to BLAS syrk: one triangle, half the multiply-adds of a general
+    product), on our chunk workers with BLAS on one thread. Exactness is certified afterwards from the chunk's
+    own diagonal, with no magnitude assumed:
+    - Diagonal. G_ii is a sum of non-negative integer terms q^2. While every exact intermediate result stays
+      <= 2**53 it is representable, so BLAS's result (any order, blocking, FMA) equals the exact one; once an
+      intermediate exceeds 2**53 the rounded value is >= 2**53 (rounding is monotone, 2**53 is representable)
+      and adding non-negative terms keeps it there. So a computed G_ii < 2**53 proves G_ii is exact.
+    - Off-diagonal. Any intermediate of G_ij is a sum over some subset S of the chunk's columns of q_i q_j, and
+      by Cauchy-Schwarz |sum_S q_i q_j| <= sqrt(G_ii G_jj) < 2**53: by induction over BLAS's summation tree
+      every intermediate is an exactly representable integer, so G_ij is exact.
+    A chunk whose diagonal reaches 2**53 (rows with |q| near 2**31: a saturating attacker, say) is recomputed
+    by `_exact_chunk_gram`, which bounds the magnitudes and splits large rows into limbs. Chunk Grams (each
+    entry < 2**53 in magnitude) are summed in int64 for fewer than 2**10 chunks, in Python ints otherwise;
+    integer addition is order-free, so neither the chunk size nor the thread count can change a result.
     """
     n = len(rows)
     d = rows[0].size if n else 0
-    bounds = row_bounds(rows)
-    split, per_product, chunk = gram_plan(bounds, d)
-    m = n + len(split)
     scratch = Scratch()
 
     def work(start: int, stop: int) -> np.ndarray:
-        block = scratch.get("gram", (m, stop - start), np.float64)
+        block = scratch.get("gram", (n, stop - start), np.float64)
         for i, row in enumerate(rows):
             block[i] = row[start:stop]
-        for pos, i in enumerate(split):  # row i keeps lo, row n+pos gets hi: q = lo + 2**16 * hi
-            hi = block[n + pos]
-            np.multiply(block[i], 1.0 / LIMB, out=hi)  # exact: a power of two
-            np.floor(hi, out=hi)
-            block[i] -= hi * LIMB
-        return (block @ block.T).astype(np.int64)
+        product = np.matmul(block, block.T, out=scratch.get("gram_out", (n, n), np.float64))
+        if float(np.diagonal(product).max(initial=0.0)) < CERTIFY_BELOW:
+            return product.astype(np.int64)
+        return _exact_chunk_gram([row[start:stop] for row in rows])
 
-    parts = map_chunks(work, d, workers, chunk)
-    acc_dtype = np.int64 if d * per_product < 2**62 else object
-    gram = np.zeros((m, m), dtype=acc_dtype)
+    parts = map_chunks(work, d, workers, columns_for(n)) if d else []
+    exact_int64 = len(parts) < 1 << 10 and all(part.dtype != object for part in parts)
+    total = np.zeros((n, n), dtype=np.int64 if exact_int64 else object)
     for part in parts:
-        gram += part.astype(acc_dtype)
-    if split:
-        gram = _combine_limbs(gram.astype(object), n, split)
-    big = max(bounds, default=0)
-    if gram.dtype != object and 4 * d * big * big >= 2**62:
-        gram = gram.astype(object)
-    diag = np.diagonal(gram).copy()
-    return (diag[:, None] + diag[None, :] - 2 * gram).tolist()
+        total += part if exact_int64 else part.astype(object)
+    return total
+
+
+def _exact_chunk_gram(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """The Gram of a few columns whose values are too large for a plain float64 product, as Python ints.
+
+    The columns are cut into sub-chunks short enough for the magnitudes actually present (`gram_plan`); rows
+    with some |q| > SPLIT_ABOVE enter the product as two limbs and are recombined exactly (`_combine_limbs`).
+    """
+    n = len(rows)
+    d = rows[0].size
+    bounds = row_bounds(rows)
+    split, _per_product, chunk = gram_plan(bounds, d)
+    m = n + len(split)
+    block = np.empty((m, min(chunk, d)))
+    total = np.zeros((m, m), dtype=object)
+    for start in range(0, d, chunk):
+        stop = min(start + chunk, d)
+        sub = block[:, :stop - start]
+        for i, row in enumerate(rows):
+            sub[i] = row[start:stop]
+        for pos, i in enumerate(split):  # row i keeps lo, row n+pos gets hi: q = lo + 2**16 * hi
+            hi = sub[n + pos]
+            np.multiply(sub[i], 1.0 / LIMB, out=hi)  # exact: a power of two
+            np.floor(hi, out=hi)
+            sub[i] -= hi * LIMB
+        total += (sub @ sub.T).astype(np.int64).astype(object)
+    return _combine_limbs(total, n, split) if split else total
 
 
 def _combine_limbs(stacked: np.ndarray, n: int, split: list[int]) -> np.ndarray:

@@ -93,7 +93,8 @@ def _run_cells(cells: tuple[str, ...], workers: int) -> dict[str, dict[str, Any]
 @pytest.mark.parametrize("plan", ["tiny_chunks_no_limbs", "one_chunk_all_limbs"])
 def test_chunk_size_and_limb_split_never_change_a_hash(plan, golden, monkeypatch):
     """Force odd small chunks (and whole rows up to 2**26, so Gram chunks of a few columns) or a single chunk
-    with every row split into limbs: aggregate bytes, scores and selections stay the golden ones."""
+    that is never certified, with every row split into limbs: aggregate bytes, scores and selections stay the
+    golden ones."""
     if plan == "tiny_chunks_no_limbs":
         monkeypatch.setattr(chunks, "BLOCK_ELEMENTS", 1)
         monkeypatch.setattr(chunks, "MIN_COLUMNS", 97)
@@ -102,6 +103,7 @@ def test_chunk_size_and_limb_split_never_change_a_hash(plan, golden, monkeypatch
     else:
         monkeypatch.setattr(chunks, "BLOCK_ELEMENTS", 1 << 40)
         monkeypatch.setattr(intmath, "SPLIT_ABOVE", 0)
+        monkeypatch.setattr(intmath, "CERTIFY_BELOW", 0.0)  # no chunk certified: every one takes the limb path
         cells, workers = ("n7_small", "n12_multi_chunk", "n12_limbs", "n11_ties"), 1
     got = _run_cells(cells, workers)
     assert got == {key: golden[key] for key in got}
@@ -114,6 +116,16 @@ def test_gram_plan_chunks_follow_the_magnitude_bound():
     assert split == [1] and per_product == ((1 << 16) - 1) ** 2 and chunk * per_product <= 1 << 53
     split, per_product, chunk = intmath.gram_plan([1 << 20, 3], 10**9)
     assert split == [] and per_product == 1 << 40 and chunk == min(1 << 13, chunks.columns_for(2))
+
+
+@pytest.mark.parametrize("top", [2**26 - 1, 2**26, 3 * 2**25, 2**31 - 1])
+def test_gram_certificate_at_the_2_53_boundary(top):
+    """Chunk diagonals just below, at and above 2**53 (certified, or recomputed with limbs): always exact."""
+    rng = np.random.default_rng(top)
+    rows = [np.array([top, -top, 5], dtype=np.int32), np.array([top, top - 1, -7], dtype=np.int32),
+            rng.integers(-top, top, size=3, dtype=np.int64).astype(np.int32), np.zeros(3, dtype=np.int32)]
+    expect = [[sum(int(a) * int(b) for a, b in zip(x, y)) for y in rows] for x in rows]
+    assert intmath.gram(rows, workers=1).tolist() == expect
 
 
 def _blas_threads() -> list[int]:
