@@ -19,6 +19,7 @@ EXACT = 1 << 53  # float64 represents every integer of magnitude <= 2**53
 LIMB = 1 << 16
 SPLIT_ABOVE = 1 << 20  # rows with some |q| above this enter the Gram product as two 16-bit-scaled limbs
 CERTIFY_BELOW = float(EXACT)  # a chunk Gram whose diagonal stays below this is exact (see `gram`)
+MEAN_COLUMNS = 1 << 15  # exact_mean's chunk: a 256 KiB float64 accumulator stays in L2
 
 
 def round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
@@ -29,22 +30,58 @@ def round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
     if denominator == 1:
         return num.copy()
     if num.size and max(-int(num.min()), int(num.max())) < 2**52 and denominator < 2**52:
-        # Fast path. |num| < 2**52 is exact in float64 and so is the correctly rounded quotient's error
-        # bound (< 1/2 ulp); rint() then gives the half-to-even rounding unless the true quotient lies within
-        # that error of a half-integer. The remainder r = num - q*den is computed exactly (integers below
-        # 2**53), and q is correct iff 2|r| <= den (an exact tie num/den = k + 1/2 is itself representable,
-        # so rint() breaks it to even). Anything else falls back to integer division, which numpy does
-        # several times slower.
-        numf = num.astype(np.float64)
-        quotient_f = np.rint(numf / denominator)
-        numf -= quotient_f * denominator
-        np.abs(numf, out=numf)
-        if not (numf * 2 > denominator).any():
+        quotient_f = _float_quotient(num.astype(np.float64), denominator)
+        if quotient_f is not None:
             return quotient_f.astype(np.int64)
     quotient, remainder = np.divmod(num, denominator)  # floor division: 0 <= remainder < denominator
     twice = 2 * remainder
     quotient += (twice > denominator) | ((twice == denominator) & ((quotient & 1) == 1))
     return quotient
+
+
+def _float_quotient(numf: np.ndarray, denominator: int) -> np.ndarray | None:
+    """round_half_even(numf / denominator) as float64, or None when the fast path cannot vouch for it.
+
+    For integer-valued |numf| < 2**52 and denominator < 2**52: numf is exact in float64 and so is the correctly
+    rounded quotient's error bound (< 1/2 ulp); rint() then gives the half-to-even rounding unless the true
+    quotient lies within that error of a half-integer. The remainder r = num - q*den is computed exactly
+    (integers below 2**53), and q is correct iff 2|r| <= den (an exact tie num/den = k + 1/2 is itself
+    representable, so rint() breaks it to even). Anything else returns None: the caller divides in integers,
+    which numpy does several times slower.
+    """
+    quotient_f = np.rint(numf / denominator)
+    remainder = numf - quotient_f * denominator
+    np.abs(remainder, out=remainder)
+    if (remainder * 2 > denominator).any():
+        return None
+    return quotient_f
+
+
+def exact_mean(rows: Sequence[np.ndarray], workers: int | None = None) -> np.ndarray:
+    """round_half_even(sum_i q_i / m) of m int32 rows, as int32: the uniform mean (Multi-Krum's), exactly.
+
+    Each column chunk is summed straight from the int32 rows into one float64 accumulator that stays in cache
+    (no (m, c) block, no int64 copy): every partial sum of m < 2**21 int32 values is an integer of magnitude
+    <= m * 2**31 < 2**52, exactly representable, so the sums are exact in any order, and `_float_quotient`
+    rounds them verified (falling back to integer division). Same integers as `weighted_mean` with unit weights.
+    """
+    m = len(rows)
+    if not 0 < m < 1 << 21:
+        raise ValueError(f"exact_mean needs 1 <= m < 2**21 rows, got {m}")
+    d = rows[0].size
+    out = np.empty(d, dtype=np.int32)
+    scratch = Scratch()
+
+    def work(start: int, stop: int) -> None:
+        acc = scratch.get("mean", (stop - start,), np.float64)
+        acc[...] = rows[0][start:stop]
+        for row in rows[1:]:
+            np.add(acc, row[start:stop], out=acc)
+        quotient = _float_quotient(acc, m)
+        out[start:stop] = round_div(acc.astype(np.int64), m) if quotient is None else quotient
+
+    map_chunks(work, d, workers, MEAN_COLUMNS)
+    return out
 
 
 def row_bounds(rows: Sequence[np.ndarray]) -> list[int]:

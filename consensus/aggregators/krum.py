@@ -21,7 +21,7 @@ from typing import Any
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra, require
 from consensus.aggregators.fedavg import weighted_mean
 from consensus.feasibility import require_feasible
-from consensus.intmath import k_smallest_sum, sq_distances
+from consensus.intmath import exact_mean, k_smallest_sum, sq_distances
 
 NEIGHBOURS = {"paper": 2, "flower": 2, "blanchard": 2, "byzfl": 1}
 
@@ -63,8 +63,11 @@ def multi_krum(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     require(m <= inp.n - inp.f, f"multi_krum needs 1 <= m <= n-f (m={m}, n={inp.n}, f={inp.f})")
     require(weighting in ("uniform", "samples"), f"weighting must be 'uniform' or 'samples', got {weighting!r}")
     selected = sorted(krum_ranking(inp, neighbours)[:m])
-    weights = [1] * m if weighting == "uniform" else [inp.weights[i] for i in selected]
-    values = weighted_mean([inp.rows[i] for i in selected], weights, inp.workers)
+    rows = [inp.rows[i] for i in selected]
+    if weighting == "uniform":  # the same integers as weighted_mean with unit weights, in one cached pass
+        values = exact_mean(rows, inp.workers)
+    else:
+        values = weighted_mean(rows, [inp.weights[i] for i in selected], inp.workers)
     scores = [int(i in selected) for i in range(inp.n)]
     return RuleOutput(values, scores, {"m": m, "neighbours": neighbours, "weighting": weighting,
                                        "selected": selected})
