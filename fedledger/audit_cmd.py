@@ -48,9 +48,8 @@ def rounds(
     from ledger_tools.audit.queries import underpaid_warning
 
     ledger, history = ctx.obj.load()
-    full = history.params.reward_per_round_wei
     if as_json:
-        typer.echo(json.dumps([round_json(history.rounds[r], reward_per_round_wei=full)
+        typer.echo(json.dumps([round_json(history.rounds[r], reward_per_round_wei=history.reward_for(r))
                                for r in sorted(history.rounds)]))
         return
     table = Table(title=f"federation {history.address} (chain {history.chain_id}, rule {history.params.rule})")
@@ -65,7 +64,7 @@ def rounds(
         pool = ""
         if f is not None:
             pool = _eth(f.pool_wei) + (" [bold red]⚠ unpaid[/]" if f.pool_wei == 0 else
-                                       " [bold yellow]⚠ short[/]" if f.pool_wei < full else "")
+                                       " [bold yellow]⚠ short[/]" if history.is_underpaid(rec) else "")
         table.add_row(str(r), f"[{style}]{rec.status.value}[/]", str(len(rec.commits)), tally,
                       _short(f.aggregate_hash) if f else "", (f.aggregate_cid[:16] + "…") if f else "",
                       ", ".join(_short(a, 6) for a in f.excluded) if f else "", pool, str(rec.gas_used))
@@ -94,7 +93,7 @@ def round_(
         last = max(history.rounds) if history.rounds else 0
         raise UserError(f"round {number} does not exist on this ledger", hint=f"rounds are 1..{last}")
     if as_json:
-        typer.echo(json.dumps(round_json(rec, reward_per_round_wei=history.params.reward_per_round_wei)))
+        typer.echo(json.dumps(round_json(rec, reward_per_round_wei=history.reward_for(number))))
         return
     from ledger_tools.audit.timeline import utc
 
@@ -122,8 +121,8 @@ def round_(
                       f"at {f.aggregate_cid}\n  rewards root {'0x' + f.rewards_root.hex()} at {f.rewards_cid or '-'}"
                       f"\n  excluded {list(f.excluded)}\n  weight {f.weight_for}/{f.total_weight}, "
                       f"pool {_eth(f.pool_wei)} ETH"
-                      + ("" if f.pool_wei >= history.params.reward_per_round_wei else
-                         f" [bold yellow]⚠ less than the {_eth(history.params.reward_per_round_wei)} ETH a round "
+                      + ("" if not history.is_underpaid(rec) else
+                         f" [bold yellow]⚠ less than the {_eth(history.reward_for(number))} ETH a round "
                          "should pay (the contract ran out of funds)[/]"))
     elif rec.status.value == "failed":
         console.print(f"[red]failed[/] (closed by {rec.failed_by})")

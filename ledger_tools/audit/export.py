@@ -20,7 +20,8 @@ def _hex(value: bytes) -> str:
 def round_json(rec: RoundRecord, *, reward_per_round_wei: int | None = None) -> dict[str, Any]:
     """One round: status, deadlines, every commitment and vote, tally per digest, finalization.
 
-    With `reward_per_round_wei`, a finalized round also says whether its pool was `underpaid` (less than that).
+    With `reward_per_round_wei` (the round's own: `LedgerHistory.reward_for`), a finalized round also says whether
+    its pool was `underpaid` (less than that).
     """
     f = rec.finalization
     out = {
@@ -57,10 +58,9 @@ def history_json(history: LedgerHistory, *, rewards: Mapping[int, Mapping[str, i
                  ) -> dict[str, Any]:
     """Everything the ledger recorded: parameters, members, auditors, rounds and claims (+ each round's rewards
     per member from the checked reward trees, when given)."""
-    full = history.params.reward_per_round_wei
     rounds = []
     for r in sorted(history.rounds):
-        doc = round_json(history.rounds[r], reward_per_round_wei=full)
+        doc = round_json(history.rounds[r], reward_per_round_wei=history.reward_for(r))
         if rewards is not None and r in rewards:
             doc["rewards"] = {a: str(x) for a, x in rewards[r].items()}
         rounds.append(doc)
@@ -95,7 +95,6 @@ def history_csv(history: LedgerHistory, *, rewards: Mapping[int, Mapping[str, in
         cells.update(round=r, kind=kind, block=block or "", time_utc=utc(times.get(block)) if block else "")
         w.writerow(["" if cells.get(col) is None else cells.get(col, "") for col in CSV_COLUMNS])
 
-    full = history.params.reward_per_round_wei
     for r in sorted(history.rounds):
         rec = history.rounds[r]
         for c in rec.commits:
@@ -109,7 +108,7 @@ def history_csv(history: LedgerHistory, *, rewards: Mapping[int, Mapping[str, in
         if f is not None:
             row(r, "finalized", hash=_hex(f.aggregate_hash), cid=f.aggregate_cid, digest=_hex(f.digest),
                 excluded=" ".join(f.excluded), amount_wei=f.pool_wei, weight=f.weight_for,
-                underpaid=str(f.pool_wei < full).lower(), block=f.block_number, tx=f.tx_hash)
+                underpaid=str(history.is_underpaid(rec)).lower(), block=f.block_number, tx=f.tx_hash)
             for account, amount in sorted((rewards or {}).get(r, {}).items()):
                 row(r, "reward", address=account, cid=f.rewards_cid, hash=_hex(f.rewards_root), amount_wei=amount)
         elif rec.status.value == "failed":

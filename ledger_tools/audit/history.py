@@ -248,11 +248,18 @@ class LedgerHistory:
     def failed(self) -> list[RoundRecord]:
         return [self.rounds[r] for r in sorted(self.rounds) if self.rounds[r].status is RoundStatus.FAILED]
 
+    def reward_for(self, r: int) -> int:
+        """The reward per round round `r` ran under (a vote may change it from one round to the next)."""
+        return self.params_for(r).reward_per_round_wei
+
+    def is_underpaid(self, rec: RoundRecord) -> bool:
+        """Whether finalized round `rec` reserved less than its own round's reward per round."""
+        return rec.finalization is not None and rec.finalization.pool_wei < self.reward_for(rec.round)
+
     def underpaid(self) -> list[RoundRecord]:
-        """Finalized rounds whose reward pool was less than `reward_per_round_wei` (0 when the contract ran dry):
-        the contract reserves what its balance allows, so contributors of these rounds were paid short."""
-        return [rec for rec in self.finalized()
-                if rec.finalization is not None and rec.finalization.pool_wei < self.params.reward_per_round_wei]
+        """Finalized rounds whose reward pool was less than their round's `reward_per_round_wei` (0 when the
+        contract ran dry): the contract reserves what its balance allows, so contributors were paid short."""
+        return [rec for rec in self.finalized() if self.is_underpaid(rec)]
 
     def model_before(self, r: int) -> tuple[int, bytes, str]:
         """(round, hash, CID) of the global model round `r` started from: the last finalized round before it."""

@@ -100,8 +100,9 @@ def underpaid_warning(history: LedgerHistory) -> str | None:
     if not short:
         return None
     unpaid = [rec.round for rec in short if rec.finalization.pool_wei == 0]
-    per_round = history.params.reward_per_round_wei / 10**18
-    return (f"the reward pool could not pay {len(short)} finalized round(s) in full ({per_round:g} ETH each): "
+    rewards = {history.reward_for(rec.round) for rec in short}  # each round's own reward per round
+    each = f"{rewards.pop() / 10**18:g} ETH each" if len(rewards) == 1 else "each its round's reward per round"
+    return (f"the reward pool could not pay {len(short)} finalized round(s) in full ({each}): "
             f"round(s) {round_ranges([rec.round for rec in short])}"
             + (f", {len(unpaid)} of them paid nothing" if unpaid else "")
             + " — the contract ran out of funds; its owner can top it up with fund()")

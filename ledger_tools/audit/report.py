@@ -88,7 +88,7 @@ def _pool_cell(h: LedgerHistory, rec: RoundRecord) -> Cell:
     text = f"{f.pool_wei / ETH:.4f}"
     if f.pool_wei == 0:
         return Cell(text + " ⚠ unpaid (pool empty)", "bad")
-    if f.pool_wei < h.params.reward_per_round_wei:
+    if h.is_underpaid(rec):
         return Cell(text + " ⚠ paid short", "warn")
     return Cell(text)
 
