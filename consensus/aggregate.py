@@ -79,12 +79,18 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     if inp.d == 0:
         raise AggregationError("the model has no parameters")
     members = [[pos] for pos in range(inp.n)]  # the valid positions each row of `inp` stands for
+    finishes = []  # rescale: turns the inner aggregate into the output, outermost last
     for name in pre:
         inp = PRE_AGGREGATORS[name](inp)
         groups = getattr(inp, "groups", None)  # bucketing: one row per bucket of previous rows
         if groups is not None:
             members = [[pos for row in group for pos in members[row]] for group in groups]
+        if hasattr(inp, "finish"):
+            finishes.append(inp.finish)
     out = RULES[base](inp, dict(params))
+    values = out.values
+    for finish in reversed(finishes):
+        values = finish(values)
     scores = [0] * n_all
     for row, score in enumerate(out.scores):
         for pos in members[row]:
@@ -92,5 +98,5 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     resolved = {"f": f, **out.params}
     if "selected" in resolved:
         resolved["selected"] = sorted(valid[pos] for row in resolved["selected"] for pos in members[row])
-    blob = encode_ints(layout[0], out.values, scale_bits=layout[1])
+    blob = encode_ints(layout[0], values, scale_bits=layout[1])
     return AggregationResult(blob, tuple(scores), excluded, rule, resolved)

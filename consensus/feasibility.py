@@ -26,6 +26,8 @@ _PRE_AGGREGATORS = {
     "arc": lambda f, inner: max(inner, f + 1),   # Allouah et al. 2024: clips the 2f(n-f)/n largest, n > f
     # ceil(n / s) bucket means go to the inner rule with the same f (one Byzantine spoils at most one bucket)
     "bucketing": lambda f, inner: max(f + 1, BUCKET_SIZE * (inner - 1) + 1),
+    # a trimmed mean (f per side) of the updates' components along the inner rule's aggregate: n > 2f
+    "rescale": lambda f, inner: max(inner, 2 * f + 1),
 }
 BASE_RULES: tuple[str, ...] = tuple(_MIN_VALID)
 PRE_AGGREGATORS: tuple[str, ...] = tuple(_PRE_AGGREGATORS)

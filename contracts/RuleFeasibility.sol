@@ -6,8 +6,8 @@ pragma solidity ^0.8.28;
 ///         needs to tolerate f Byzantine members. A rule is a base rule behind optional pre-aggregators
 ///         (`nnm+krum`, `bucketing+nnm+median`). Base rules: FedAvg 1, Krum / Multi-Krum 2f+3, trimmed mean /
 ///         median / centered clipping 2f+1, Bulyan 4f+3. Pre-aggregators, each fed by the rule behind it (what
-///         that needs = inner): nnm and arc max(inner, f+1), bucketing (s = 2) max(f+1, 2(inner-1)+1); a
-///         pre-aggregator alone needs what it needs with inner = 1.
+///         that needs = inner): nnm and arc max(inner, f+1), bucketing (s = 2) max(f+1, 2(inner-1)+1),
+///         rescale max(inner, 2f+1); a pre-aggregator alone needs what it needs with inner = 1.
 ///         `tests/contract/test_governance_rules.py` checks the mirror against the Python for every rule.
 /// @dev Internal functions only (inlined). Unknown names revert `UnknownRule`, as the Python raises.
 library RuleFeasibility {
@@ -43,6 +43,10 @@ library RuleFeasibility {
         if (part == keccak256("bucketing")) {
             uint256 buckets = BUCKET_SIZE * (inner - 1) + 1;
             return (true, buckets > majority ? buckets : majority);
+        }
+        if (part == keccak256("rescale")) {
+            uint256 trim = 2 * f + 1; // a trimmed mean (f per side) of the updates' components along the aggregate
+            return (true, inner > trim ? inner : trim);
         }
         return (false, 0);
     }

@@ -13,6 +13,7 @@ from consensus.aggregators.fedavg import fedavg
 from consensus.aggregators.krum import krum, multi_krum
 from consensus.aggregators.median import median
 from consensus.aggregators.nnm import nnm
+from consensus.aggregators.rescale import rescale
 from consensus.aggregators.trimmed_mean import trimmed_mean
 
 Rule = Callable[[RuleInput, dict[str, Any]], RuleOutput]
@@ -25,6 +26,6 @@ RULES: dict[str, Rule] = {
     "bulyan": bulyan,
     "centered_clipping": centered_clipping,
 }
-PRE_AGGREGATORS = {"nnm": nnm, "arc": arc, "bucketing": bucketing}
+PRE_AGGREGATORS = {"nnm": nnm, "arc": arc, "bucketing": bucketing, "rescale": rescale}
 
 __all__ = ["PRE_AGGREGATORS", "RULES", "RuleInput", "RuleOutput"]

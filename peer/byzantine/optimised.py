@@ -63,9 +63,15 @@ def rule_aggregator(rule: str, f: int, scale_bits: int = 20) -> Aggregator:
         rows = [np.clip(np.rint(v * scale), -(2**31 - 1), 2**31 - 1).astype(np.int32) for v in vectors]
         inp = RuleInput(rows, [1] * len(rows), f, 1)
         try:
+            finishes = []
             for name in pre:
                 inp = PRE_AGGREGATORS[name](inp)
-            return RULES[base](inp, {}).values.astype(np.float64) / scale
+                if hasattr(inp, "finish"):
+                    finishes.append(inp.finish)
+            values = RULES[base](inp, {}).values
+            for finish in reversed(finishes):
+                values = finish(values)
+            return values.astype(np.float64) / scale
         except AggregationError:
             return mean_aggregator(vectors)
 
