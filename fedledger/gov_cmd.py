@@ -62,10 +62,10 @@ def _weight(weight: float) -> int:
 
 
 def _wei(eth: float) -> int:
-    if not 0 <= eth < float("inf"):
+    if not 0 <= eth < 2**256 / ETH:  # NaN and amounts no uint256 holds are refused here, not by the ABI encoder
         raise UserError(f"an amount must be a non-negative number of ETH, got {eth:g}",
                         hint="e.g. --stake-eth 1.5", exit_code=2)
-    return round(eth * ETH)
+    return min(round(eth * ETH), 2**256 - 1)
 
 
 def _proposed(receipt) -> None:

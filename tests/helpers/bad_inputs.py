@@ -177,6 +177,8 @@ ROWS: list[tuple[list[str], int, str]] = [
       ADDR, "--key", KEY], 2, "--weight 1.0"),
     (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "0x" + "42" * 32, "--stake-eth", "-1",
       "--governor", ADDR, "--key", KEY], 2, "--stake-eth 1.5"),
+    (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "0x" + "42" * 32, "--stake-eth", "1e80",
+      "--governor", ADDR, "--key", KEY], 2, "--stake-eth 1.5"),
     (["gov", "propose", "add-auditor", "--account", "nope", "--enc-key", "0x" + "42" * 32, "--governor", ADDR,
       "--key", KEY], 2, "40 hex digits"),
     (["gov", "propose", "param", "--name", "pass_bps", "--value", "-5", "--governor", ADDR, "--key", KEY], 2,
