@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
 from consensus.aggregators.base import check_int
+from consensus.chunks import default_workers
 from consensus.codec import CanonicalInts, ModelSpec, decode_ints, encode_ints, update_hash
 from consensus.errors import AggregationError, CodecError
 from consensus.feasibility import split_rule
@@ -25,15 +27,22 @@ class AggregationResult:
         return update_hash(self.aggregate)
 
 
-def _decode_all(updates: Sequence[bytes | None], spec: ModelSpec | None,
-                scale_bits: int | None) -> list[CanonicalInts | None]:
-    decoded: list[CanonicalInts | None] = []
-    for blob in updates:
-        try:
-            decoded.append(None if blob is None else decode_ints(blob, spec=spec, scale_bits=scale_bits))
-        except CodecError:
-            decoded.append(None)
-    return decoded
+def _decode_one(blob: bytes | None, spec: ModelSpec | None, scale_bits: int | None) -> CanonicalInts | None:
+    try:
+        return None if blob is None else decode_ints(blob, spec=spec, scale_bits=scale_bits)
+    except CodecError:
+        return None
+
+
+def _decode_all(updates: Sequence[bytes | None], spec: ModelSpec | None, scale_bits: int | None,
+                workers: int | None = None) -> list[CanonicalInts | None]:
+    """Each blob decoded on our workers: blobs are independent and the validation pass over each payload runs
+    in numpy without the GIL; results stay in input order, so `workers` cannot change them."""
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(updates) <= 1:
+        return [_decode_one(blob, spec, scale_bits) for blob in updates]
+    with ThreadPoolExecutor(max_workers=min(workers, len(updates))) as pool:
+        return list(pool.map(lambda blob: _decode_one(blob, spec, scale_bits), updates))
 
 
 def _reference_layout(decoded: list[CanonicalInts | None]) -> tuple[ModelSpec, int] | None:
@@ -67,7 +76,7 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     weights = [check_int("weight", w) for w in weights]
     if len(weights) != n_all:
         raise AggregationError(f"{len(weights)} weights for {n_all} updates")
-    decoded = _decode_all(updates, spec, scale_bits)
+    decoded = _decode_all(updates, spec, scale_bits, workers)
     layout = _reference_layout(decoded)
     if layout is None:
         raise AggregationError("no valid update to aggregate")
