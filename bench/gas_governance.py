@@ -29,7 +29,6 @@ from eth_account import Account
 from devnet.anvil import extra_accounts, increase_time, start_anvil
 from devnet.deploy import deploy_governed_federation
 from ledger_tools.chain.governance import GovParams
-from ledger_tools.chain.records import RoundParamsUpdate
 from ledger_tools.config import FederationConfig
 from peer.net.envelope import Envelope
 from peer.net.envelope_proof import EnvelopeProof
@@ -102,7 +101,7 @@ def measure(n: int) -> dict[str, Any]:
 
 def _round_params(rpc_url: str, d: Any, gov: list[Any]) -> dict[str, Any]:
     """Propose, vote and execute a round-parameter change, then the finalizing vote that applies it."""
-    change = dataclasses.replace(RoundParamsUpdate.of(d.ledger.params()), reward_per_round_wei=2 * ETH,
+    change = dataclasses.replace(d.ledger.params().round_params(), reward_per_round_wei=2 * ETH,
                                  commit_period=1800)
     r = gov[0].propose_round_params(change)
     count, _total, _ = d.ledger.totals()

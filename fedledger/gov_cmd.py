@@ -161,7 +161,6 @@ def propose_params(
     import dataclasses
 
     from ledger_tools.chain.binding import FederationLedger
-    from ledger_tools.chain.records import RoundParamsUpdate
 
     given = {"reward_per_round_wei": None if reward_per_round is None else _wei(reward_per_round),
              "commit_period": commit_period, "vote_period": vote_period, "quorum_bps": quorum_bps, "rule": rule,
@@ -176,7 +175,7 @@ def propose_params(
 
     def propose():
         ledger = FederationLedger(gov.rpc_url, gov.ledger_address(), w3=gov.w3)
-        current = RoundParamsUpdate.of(ledger.params_for_round(ledger.current_round() + 1))
+        current = ledger.params_for_round(ledger.current_round() + 1).round_params()
         return gov.propose_round_params(dataclasses.replace(current, **given))
 
     _proposed(chain_call("the proposal", propose))

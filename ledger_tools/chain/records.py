@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from consensus.commitment import NO_DP, Commitment
@@ -61,8 +61,10 @@ class Phase(enum.IntEnum):
 
 
 @dataclass(frozen=True)
-class LedgerParams:
-    """Federation parameters (constructor arguments of the contract)."""
+class RoundParamsUpdate:
+    """The round parameters a passed proposal may change (IFederationLedger.RoundParamsUpdate); the ledger applies
+    them from the next round to open, so the open round keeps its periods, quorum and pool. Declared once:
+    `LedgerParams` extends them with the parameters fixed at deployment."""
 
     rule: str
     rule_param: int
@@ -71,6 +73,16 @@ class LedgerParams:
     commit_period: int
     vote_period: int
     reward_per_round_wei: int
+
+    def as_tuple(self) -> tuple:
+        """The ABI struct, fields in declaration order."""
+        return tuple(getattr(self, f.name) for f in fields(RoundParamsUpdate))
+
+
+@dataclass(frozen=True)
+class LedgerParams(RoundParamsUpdate):
+    """Federation parameters (constructor arguments of the contract): the round parameters, then the fixed ones."""
+
     model_spec_hash: bytes
     genesis_model_hash: bytes
     genesis_model_cid: str
@@ -78,34 +90,13 @@ class LedgerParams:
     alpha_bps: int
     sample_cap: int
 
-    def as_tuple(self) -> tuple:
-        return (
-            self.rule, self.rule_param, self.f, self.quorum_bps, self.commit_period, self.vote_period,
-            self.reward_per_round_wei, _b32(self.model_spec_hash), _b32(self.genesis_model_hash),
-            self.genesis_model_cid, self.scale_bits, self.alpha_bps, self.sample_cap,
-        )
-
-
-@dataclass(frozen=True)
-class RoundParamsUpdate:
-    """The round parameters a passed proposal may change (IFederationLedger.RoundParamsUpdate); the ledger applies
-    them from the next round to open, so the open round keeps its periods, quorum and pool."""
-
-    rule: str
-    rule_param: int
-    f: int
-    quorum_bps: int
-    commit_period: int
-    vote_period: int
-    reward_per_round_wei: int
-
-    @classmethod
-    def of(cls, p: LedgerParams) -> "RoundParamsUpdate":
-        return cls(p.rule, p.rule_param, p.f, p.quorum_bps, p.commit_period, p.vote_period, p.reward_per_round_wei)
+    def round_params(self) -> RoundParamsUpdate:
+        """Just the round parameters (what `setRoundParams` / a round-params proposal takes)."""
+        return RoundParamsUpdate(*super().as_tuple())
 
     def as_tuple(self) -> tuple:
-        return (self.rule, self.rule_param, self.f, self.quorum_bps, self.commit_period, self.vote_period,
-                self.reward_per_round_wei)
+        return (*super().as_tuple(), _b32(self.model_spec_hash), _b32(self.genesis_model_hash),
+                self.genesis_model_cid, self.scale_bits, self.alpha_bps, self.sample_cap)
 
 
 @dataclass(frozen=True)

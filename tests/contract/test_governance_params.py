@@ -55,9 +55,9 @@ def test_passed_proposal_applies_from_the_next_round(gfed: Governed) -> None:
     assert gfed.ledger.current_round() == 1
     # the open round keeps its own: periods, quorum, pool
     assert gfed.ledger.round_info(1) == open1 and open1.commit_deadline - open1.start == 300
-    assert RoundParamsUpdate.of(gfed.ledger.params()) == BASE
-    assert RoundParamsUpdate.of(gfed.ledger.params_for_round(1)) == BASE
-    assert RoundParamsUpdate.of(gfed.ledger.params_for_round(2)) == new
+    assert gfed.ledger.params().round_params() == BASE
+    assert gfed.ledger.params_for_round(1).round_params() == BASE
+    assert gfed.ledger.params_for_round(2).round_params() == new
     [change] = _changes(gfed)
     assert (change["effectiveRound"], change["rule"], change["f"], change["rewardPerRound"]) == (
         2, "trimmed_mean", 2, 2 * ETH)
@@ -68,7 +68,7 @@ def test_passed_proposal_applies_from_the_next_round(gfed: Governed) -> None:
     r2 = gfed.ledger.round_info(2)
     assert (r2.commit_deadline - r2.start, r2.vote_deadline - r2.commit_deadline) == (200, 150)
     assert r2.unclaimed_wei == 2 * ETH and gfed.ledger.round_pool(2) == 2 * ETH  # the pool follows the reward
-    assert RoundParamsUpdate.of(gfed.ledger.params()) == new
+    assert gfed.ledger.params().round_params() == new
     r1 = gfed.ledger.round_info(1)  # a closed round keeps the periods it ran under
     assert (r1.commit_deadline, r1.vote_deadline) == (open1.commit_deadline, open1.vote_deadline)
     # a late vote for round 1 is still judged by round 1's deadline
@@ -114,9 +114,9 @@ def test_second_change_before_the_round_opens_replaces_the_first(gfed: Governed)
     gfed.gov[0].execute(p1)
     gfed.gov[0].execute(p2)
     assert [c["effectiveRound"] for c in _changes(gfed)] == [2, 2]
-    assert RoundParamsUpdate.of(gfed.ledger.params_for_round(2)) == second
+    assert gfed.ledger.params_for_round(2).round_params() == second
     _run_round(gfed, 1)
-    assert gfed.ledger.round_pool(2) == 4 * ETH and RoundParamsUpdate.of(gfed.ledger.params()) == second
+    assert gfed.ledger.round_pool(2) == 4 * ETH and gfed.ledger.params().round_params() == second
 
 
 def test_out_of_bounds_and_infeasible_refused_at_proposal(gfed: Governed) -> None:
@@ -148,7 +148,7 @@ def test_infeasible_refused_at_execution_and_pending_rule_bounds_removals(gfed: 
     gfed.advance(TEST_GOV.voting_period + TEST_GOV.execution_delay + 1)
     with pytest.raises(RuleInfeasible):
         gfed.gov[0].execute(pid)
-    assert _changes(gfed) == [] and RoundParamsUpdate.of(gfed.ledger.params_for_round(2)) == BASE
+    assert _changes(gfed) == [] and gfed.ledger.params_for_round(2).round_params() == BASE
 
     # with 5 members again a krum change passes; then no member may leave or be removed, even though the open
     # round still runs fedavg: the rule set for the next round needs all five
