@@ -33,7 +33,7 @@ def _setup(meta) -> list[str]:
     ]
 
 
-def render(cells, meta, claim, worst, rule_cells=None) -> str:
+def render(cells, meta, claim, worst, rule_cells=None, screening=None) -> str:
     rule = claim["default_rule"]
     lines = [
         "# Robustness of the aggregation rules",
@@ -53,6 +53,9 @@ def render(cells, meta, claim, worst, rule_cells=None) -> str:
               "digits α = 1.0 and breast cancer (mean of the seeds); digits α = 0.3 reported as measured.", ""]
     for name, s in claim["settings"].items():
         ok = s["all_ok"]
+        if ok is None:
+            lines += [f"### {name}: clean FedAvg {s['clean_fedavg']:.1f} % — {rule} not run under attack here", ""]
+            continue
         lines += [f"### {name}: clean FedAvg {s['clean_fedavg']:.1f} % — all targets met: **{'yes' if ok else 'no'}**",
                   "", f"| cell | {rule} | gap (points) | target met |", "|---|---|---|---|"]
         for key, r in s["rows"].items():
@@ -72,6 +75,15 @@ def render(cells, meta, claim, worst, rule_cells=None) -> str:
     lines += ["## Final accuracy (%) per setting, mean ± std over seeds", "", "Bold = best rule of the row.", ""]
     for s in meta["settings"]:
         lines += [f"### {s['name']}", ""] + accuracy_table(cells, meta, s["name"]) + [""]
+    if screening:
+        smeta = {**meta, "seeds": [0], "rules": sorted({c["rule"] for c in screening}, key=_rule_order),
+                 "fractions": sorted({c["fraction"] for c in screening})}
+        lines += ["## Candidates screened for the default (digits α = 1.0, 10 rounds, seed 0)", "",
+                  "`bench/results/robustness_screening.jsonl`: one seed, the attacks worst for the previous default",
+                  "(arc+nnm+trimmed_mean) first, then every attack for the finalists; `—` = not run. Run as",
+                  "`nice -n 10 python -m bench.robustness --settings \"digits a=1.0 (10 rounds)\" --seeds 0",
+                  "--fractions 0.0 0.2 0.3 --attacks … --rules … --out DIR --no-doc`.", ""]
+        lines += accuracy_table(screening, smeta, "digits a=1.0 (10 rounds)") + [""]
     if rule_cells:
         rmeta = {**meta, "seeds": [0], "rules": sorted({c["rule"] for c in rule_cells}, key=_rule_order),
                  "fractions": sorted({c["fraction"] for c in rule_cells})}
@@ -107,11 +119,18 @@ def _summary(cells, meta, claim) -> list[str]:
                    f"{below} of {len(shares)} (setting, attack) cells, exactly 0 in {zero}; largest {top[0]:.1f} % "
                    f"({top[1]}, {top[2]}).")
     out += ["- The accuracy std over 3 seeds is large on digits with 5 rounds (often 5–10 points): the shrunk",
-            "  training leaves the model mid-climb, where an attack that slows it costs many points. The 10-round",
-            "  setting (when present) shows how much of the gap closes with more training.",
-            "- The inner-product attacks (ipm, ipm_opt) are the hardest for the default rule on digits: their",
-            "  updates are small and aligned with each other, so NNM mixes them in and the trimmed mean keeps them.",
-            "  They earn nothing (their component along the aggregate is negative) but they slow training.",
+            "  training leaves the model mid-climb, where an attack that slows it costs many points. The claim is",
+            "  judged on the 10-round digits setting, where clean FedAvg has climbed to ~91 %.",
+            "- Why `rescale+`: the robust rules shrink the step. Trimming, ARC's clipping and NNM's mixing pull",
+            "  heterogeneous updates to the centre, and the inner-product attacks (ipm, ipm_opt, ALIE, min-sum) put",
+            "  f updates near the origin, inside the honest spread, where the rule keeps them: arc+nnm+trimmed_mean",
+            "  pointed the right way at a fraction of the honest mean's length (ipm 30 %: ~60 %). `rescale` keeps",
+            "  the inner rule's direction and takes the length the trimmed mean of the updates' components along it",
+            "  gives (one dimension, where the honest updates are concentrated), never shorter, at most 4×.",
+            "- mimic is a heterogeneity attack: the f Byzantine peers copy one honest update, so they are an",
+            "  over-weighted honest client, not outliers. Plain FedAvg loses as much under it (see the FedAvg",
+            "  column); no rule that gives each member one vote and keeps no history across rounds removes that",
+            "  bias, and deduplicating copies would be evaded by adding noise to them.",
             ""]
     return out
 

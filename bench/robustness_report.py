@@ -134,7 +134,11 @@ def fraction_figure(cells, meta, path: Path) -> str | None:
     import matplotlib.pyplot as plt
 
     rule = default_rule()
-    setting = meta["settings"][0]["name"]
+    attacked = [s["name"] for s in meta["settings"]
+                if any(c["setting"] == s["name"] and c["rule"] == rule and c["fraction"] > 0 for c in cells)]
+    if not attacked:
+        return None
+    setting = attacked[0]  # the first setting the default rule was run under attack in
     worst, worst_acc = None, 101.0
     for attack in meta["attacks"]:
         got = stats(cells, setting, max(meta["fractions"]), attack, rule)
@@ -174,7 +178,9 @@ def write_all(cells, meta, out: Path, stem: str, doc: bool = True) -> None:
     else:
         heatmap(cells, meta, out / f"{stem}.png")
     worst = fraction_figure(cells, meta, out / f"{stem}_fraction.png")
+    screen = out / "robustness_screening.jsonl"
+    screening = [json.loads(x) for x in screen.read_text().splitlines() if x.strip()] if screen.exists() else None
     if doc:
         from bench.robustness_doc import render
 
-        (DOCS / "robustness.md").write_text(render(cells, meta, claim, worst, rule_cells))
+        (DOCS / "robustness.md").write_text(render(cells, meta, claim, worst, rule_cells, screening))
