@@ -8,14 +8,16 @@ Dropping the moved terms from the sum would credit that overlap for free; this r
 After a `ChainTransport(detail=True)` run (anvil + the local IPFS node, the federation at round R), one
 process plays the slowest peer and the receiver of its update, on the real code and the real chain:
 
-    t0  seal own update for all members, persist it (fsync, as the peer's state does), CID computed locally,
-        IPFS add queued on a real `Publisher` (runs from here on, in the background)
+    t0  seal own update for all members, persist it (fsync, as the peer's state does) while its CID is computed
+        locally (`peer.loop.publisher.cids_while`, the peer's own code), IPFS add queued on a real
+        `Publisher` (runs from here on, in the background)
     t1  ← commit-ready.  Concurrently: the exchange — the other n−1 sealed updates arrive at an even pace over
         the measured exchange time E (the lower bound of one blob's bulk transfer, as in the baseline: all n−1
         inside it is conservative), each unsealed on arrival by `UnsealAhead` — and the commit tx (real).
         Then read the commitments and take the n−1 unsealed updates
     t2  aggregate (Multi-Krum, the real `compute_round_outcome`) while the background add still runs
-    t3  CIDs of the new model and reward tree computed locally, their adds queued, vote tx (real)
+    t3  CIDs of the new model and reward tree computed locally while the tree is persisted, their adds
+        queued, vote tx (real)
     t4  ← voted.  The publisher is then drained: when its adds landed is reported (they must land before the
         round's vote deadline; they do not gate the round)
 
@@ -27,6 +29,7 @@ The other members commit (before t0) and vote until finalized (after t4) untimed
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import statistics
@@ -40,7 +43,7 @@ from consensus.round_outcome import compute_round_outcome
 from ledger_tools.blobstore import unixfs_cid
 from peer.crypto.seal import seal, unseal
 from peer.loop.log import NodeLog
-from peer.loop.publisher import Publisher
+from peer.loop.publisher import Publisher, cids_while
 from peer.loop.state import atomic_write_bytes
 from peer.loop.unseal_ahead import UnsealAhead
 
@@ -140,9 +143,9 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     t0 = time.perf_counter()
     sealed_own = seal(own, transport.enc_public, federation=fed, round=R, sender=me)
     marks["seal"] = time.perf_counter()
-    atomic_write_bytes(workdir / f"{R}-sealed.bin", sealed_own)
+    [own_cid] = cids_while(functools.partial(atomic_write_bytes, workdir / f"{R}-sealed.bin", sealed_own),
+                           sealed_own)
     marks["persist"] = time.perf_counter()
-    own_cid = unixfs_cid(sealed_own)
     own_job = publisher.submit(R, "update", sealed_own, own_cid)
     del sealed_own
     t1 = time.perf_counter()
@@ -169,8 +172,8 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     t3 = time.perf_counter()
     tree_json = outcome.reward_tree.to_json()
     tree_bytes = tree_json.encode() if isinstance(tree_json, str) else bytes(tree_json)
-    model_cid, rewards_cid = unixfs_cid(outcome.new_model), unixfs_cid(tree_bytes)
-    atomic_write_bytes(workdir / f"{R}-rewards.json", tree_bytes)
+    model_cid, rewards_cid = cids_while(functools.partial(atomic_write_bytes, workdir / f"{R}-rewards.json",
+                                                          tree_bytes), outcome.new_model, tree_bytes)
     jobs = [own_job, publisher.submit(R, "model", outcome.new_model, model_cid),
             publisher.submit(R, "rewards", tree_bytes, rewards_cid)]
     marks["cids"] = time.perf_counter()
@@ -201,8 +204,8 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
         "aggregate_quiet": round(aggregate_quiet, 4), "aggregate_with_background": round(t3 - t2, 4),
         "terms": {
             "seal own": round(marks["seal"] - t0, 4),
-            "persist sealed.bin (fsync)": round(marks["persist"] - marks["seal"], 4),
-            "CID own + queue add": round(t1 - marks["persist"], 4),
+            "persist sealed.bin (fsync) ‖ CID own": round(marks["persist"] - marks["seal"], 4),
+            "queue add": round(t1 - marks["persist"], 4),
             "commit tx (during the exchange)": round(marks["commit_mined"] - t1, 4),
             "read commitments": round(marks["read"] - marks["commit_mined"], 4),
             "exchange end → all unsealed": round(t2 - max(marks["exchange_end"], marks["read"]), 4),

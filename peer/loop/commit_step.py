@@ -17,6 +17,7 @@ from peer.byzantine import attack_hooks
 from peer.loop import reconcile, unseal_ahead
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer, round_
+from peer.loop.publisher import cids_while
 from peer.loop.reconcile import OnChain
 from peer.loop.retry import Stopped
 from peer.loop.state import Phase, RoundRecord
@@ -51,8 +52,8 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
     if update is None or rec.model_hash != model_hash.hex():
         update = train_update(ctx, r, rec, model, model_hash)
     update_hash = hashlib.sha256(update).digest()
-    sealed = _sealed(ctx, r, rec, update)
-    cid = publish(ctx, r, rec, update_hash, sealed)
+    sealed, cid = _sealed(ctx, r, rec, update)
+    cid = publish(ctx, r, rec, update_hash, sealed, cid)
 
     # re-check the chain right before sending
     if reconcile.commit(ctx, r, rec) is not OnChain.MISSING:
@@ -103,27 +104,31 @@ def train_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, model
     return update
 
 
-def _sealed(ctx: NodeContext, r: int, rec: RoundRecord, update: bytes) -> bytes:
+def _sealed(ctx: NodeContext, r: int, rec: RoundRecord, update: bytes) -> tuple[bytes, str | None]:
+    """The round's sealed blob (the persisted one on a restart) and, when sealed now, its CID."""
     sealed = ctx.state.read_artefact(r, "sealed.bin") if rec.phase.order >= Phase.SEALED.order else None
     if sealed is not None:
-        return sealed
+        return sealed, None
     t = Timer()
     sealed = ctx.seal(r, update)
-    ctx.state.write_artefact(r, "sealed.bin", sealed)
+    # persisted before anything leaves the machine; the CID computed meanwhile
+    [cid] = cids_while(lambda: ctx.state.write_artefact(r, "sealed.bin", sealed), sealed)
     rec.timings["seal"] = t.elapsed
     ctx.state.advance(rec, Phase.SEALED, sealed_sha256=hashlib.sha256(sealed).hexdigest())
     ctx.nlog.event(r, "seal", "done", elapsed=t.elapsed,
                    message=f"{len(sealed)} bytes for {len(ctx.membership.recipients())} recipients")
-    return sealed
+    return sealed, cid
 
 
-def publish(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, sealed: bytes) -> str:
-    """The sealed blob's CID, computed locally; its IPFS add (idempotent: same bytes, same CID) queued on the
-    background publisher (`peer.loop.publisher`: the commitment needs only the CID); then gossip it."""
+def publish(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, sealed: bytes,
+            cid: str | None = None) -> str:
+    """The sealed blob's CID (computed locally, unless given); its IPFS add (idempotent: same bytes, same CID)
+    queued on the background publisher (`peer.loop.publisher`: the commitment needs only the CID); then
+    gossip it."""
     from ledger_tools.blobstore import unixfs_cid
 
     t = Timer()
-    cid = unixfs_cid(sealed)
+    cid = cid or unixfs_cid(sealed)
     ctx.publisher.submit(r, "update", sealed, cid)
     rec.timings["ipfs"] = t.elapsed
     ctx.nlog.event(r, "ipfs", "queued", elapsed=t.elapsed, cid=cid)

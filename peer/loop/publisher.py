@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ledger_tools.blobstore import BlobIntegrityError, BlobStoreError, unixfs_cid
@@ -33,6 +34,16 @@ from peer.loop.retry import is_transient
 
 #: Rounds back from the newest one whose blobs `resume` re-checks on start-up.
 RESUME_ROUNDS = 3
+
+
+def cids_while(persist: Callable[[], None], *blobs: bytes) -> list[str]:
+    """The blobs' CIDs, computed on another thread while `persist` (an fsync'ed write the round needs before
+    anything leaves the machine: the sealed update, the reward tree) runs: the fsync mostly waits on the disk,
+    hashing needs a core, and both sit on the round's critical path."""
+    with ThreadPoolExecutor(1, thread_name_prefix="local-cid") as pool:
+        cids = pool.submit(lambda: [unixfs_cid(b) for b in blobs])
+        persist()
+        return cids.result()
 
 
 @dataclass

@@ -27,7 +27,7 @@ log = logging.getLogger("fedledger.collect")
 
 #: Workers unsealing arrived blobs: AES-GCM and sha256 are memory-bound, two overlap the exchange well on 2 cores.
 THREADS = 2
-POLL = 0.05  # seconds between looks at the gossip node
+POLL = 0.01  # seconds between looks at the gossip node (a 1M-parameter exchange is over in ~0.03 s)
 
 
 class UnsealAhead:

@@ -171,13 +171,13 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
     """Vote with the CIDs of M(r) and the reward tree, computed locally; their IPFS adds run in the background
     (`peer.loop.publisher`; the tree is kept as `rounds/<r>/rewards.json` for a restart's re-add)."""
     import consensus
-    from ledger_tools.blobstore import unixfs_cid
+    from peer.loop.publisher import cids_while
 
     t = Timer()
     tree_json = outcome.reward_tree.to_json()
     tree_bytes = tree_json.encode() if isinstance(tree_json, str) else bytes(tree_json)
-    model_cid, rewards_cid = unixfs_cid(outcome.new_model), unixfs_cid(tree_bytes)
-    ctx.state.write_artefact(r, "rewards.json", tree_bytes)
+    model_cid, rewards_cid = cids_while(lambda: ctx.state.write_artefact(r, "rewards.json", tree_bytes),
+                                        outcome.new_model, tree_bytes)
     ctx.publisher.submit(r, "model", outcome.new_model, model_cid)
     ctx.publisher.submit(r, "rewards", tree_bytes, rewards_cid)
     rec.timings["ipfs_results"] = t.elapsed
