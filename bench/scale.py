@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats)
             row["before"] = _before(rows.get(row["key"]))
             row["earlier_replays"] = _earlier(rows.get(row["key"]))
+            row["run"] = {"command": "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]),
+                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit()}
             rows[row["key"]] = row
             d, m, s = row["critical"], row["rss"], row["deployment_series"]
             print(f"{row['key']:>8} ({row['parameters']:,} params): no-ledger {d['round_no_ledger']:.2f} s, ledger "
@@ -183,7 +185,21 @@ def _earlier(old: dict | None) -> list[dict]:
         return []
     c = old["critical"]
     return old.get("earlier_replays", []) + [{"ledger_pct": c["ledger_pct"], "repeat_pcts": c["repeat_pcts"],
-                                              "load_avg": c["load_avg"], "exchange": old["exchange"]["seconds"]}]
+                                              "load_avg": c["load_avg"], "exchange": old["exchange"]["seconds"],
+                                              "ledger_added": c["ledger_added"],
+                                              "round_no_ledger": c["round_no_ledger"], "terms": c["terms"],
+                                              "run": old.get("run")}]
+
+
+def _commit() -> str | None:
+    """The code's commit (a row's figures belong to the code that measured them)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _meta(argv, started: float, load_start: float, epochs: int) -> dict:

@@ -132,7 +132,8 @@ def _where_text(r: dict) -> str:
             f"once past the vote deadline, and a restarted peer re-adds it from its state directory). "
             f"A negative aggregation slowdown means the machine's own noise was larger than the effect. Summed in series as before (same run, every term alone) the additions would be "
             f"{_series(r)['ledger_added']:.2f} s (own IPFS add {s['ipfs_add_own (mean per peer)']:.2f}, results add "
-            f"{s['ipfs_add model + reward tree']:.2f}, unseal n−1 {s['unseal others (concurrent)']:.2f}).")
+            f"{s['ipfs_add model + reward tree']:.2f}, unseal n−1 {s['unseal others (concurrent)']:.2f})."
+            + _before_terms_text(r))
 
 
 #: The replay's terms before the commit tx: rows measured since the persist ‖ CID overlap, and the ones before.
@@ -145,6 +146,49 @@ def _persist_text(t: dict) -> str:
                 f"{t['persist sealed.bin (fsync) ‖ CID own']:.2f}, queue its IPFS add {t['queue add']:.2f}")
     return (f"persist the sealed blob (fsync, restart safety) {t['persist sealed.bin (fsync)']:.2f}, its CID "
             f"computed locally {t['CID own + queue add']:.2f}")
+
+
+def _tx_ms(d: dict, kind: str) -> str:
+    s = d[kind]
+    parts = ", ".join(f"{m.replace('batch[', '[')} ×{s['rpc_count'][m]} {v * 1000:.0f}"
+                      for m, v in sorted(s["rpc_median"].items(), key=lambda kv: -kv[1]))
+    return f"{s['total_median'] * 1000:.0f} ms ({parts}; local signing/encoding {s['local_median'] * 1000:.0f})"
+
+
+def _tx_text() -> str | None:
+    """One commit / vote transaction split into its JSON-RPC requests, before and after (bench.tx_path)."""
+    paths = RESULTS / "tx_path_before.json", RESULTS / "tx_path.json"
+    if not all(p.exists() for p in paths):
+        return None
+    before, after = (json.loads(p.read_text()) for p in paths)
+    return (f"Where a transaction's time goes (`{after['command'].strip()}`: 10 members on anvil, median of "
+            f"{after['commit']['n']} commits and {after['vote']['n']} votes, milliseconds per request kind): "
+            f"before (web3's request-by-request path, commit e03a552, load average {before['load_avg'][0]}–"
+            f"{before['load_avg'][1]}) a commit took {_tx_ms(before, 'commit')} and a vote "
+            f"{_tx_ms(before, 'vote')} — validation middleware asks for the chain id before every estimate and call, "
+            f"and a receipt poll that comes too early sleeps 50 ms; after (`ledger_tools.chain.transactions`, load "
+            f"average {after['load_avg'][0]}–{after['load_avg'][1]}, run right after) a commit takes "
+            f"{_tx_ms(after, 'commit')} and a vote {_tx_ms(after, 'vote')}: nonce, fee inputs and the gas estimate in "
+            f"one batch, then one `eth_sendRawTransactionSync` that answers with the receipt. Before/after pairs run "
+            f"alternately: " + "; ".join(f"commit {p['before_commit_ms']:.0f} → {p['after_commit_ms']:.0f} ms, vote "
+                                        f"{p['before_vote_ms']:.0f} → {p['after_vote_ms']:.0f} ms (load "
+                                        f"{p['load_avg'][0]}–{p['load_avg'][1]})"
+                                        for p in after.get("alternating_runs", [])) + ".")
+
+
+def _before_terms_text(r: dict) -> str:
+    """The previous replay's split of the same row (before the latest change), next to the new one."""
+    runs = [e for e in r.get("earlier_replays") or [] if e.get("terms")]
+    if not runs:
+        return ""
+    e, t = runs[-1], runs[-1]["terms"]
+    where = f", code at {e['run']['commit']}" if e.get("run") else ""
+    return (f" The run before this one ({e['ledger_pct']:+.1f} %, load {e['load_avg'][0]}–{e['load_avg'][1]}{where}): "
+            f"the ledger added {e['ledger_added']:.2f} s to a {e['round_no_ledger']:.2f} s round — before the "
+            f"commit {t['seal own'] + sum(t.get(k, 0.0) for k in PRE_COMMIT):.2f}, commit tx "
+            f"{t['commit tx (during the exchange)']:.2f}, commitments read {t['read commitments']:.2f}, last unseal "
+            f"after the window {t['exchange end → all unsealed']:.2f}, results' CIDs "
+            f"{t['CIDs of results + queue adds']:.2f}, vote tx {t['vote tx']:.2f}.")
 
 
 def _earlier_text(r: dict) -> str:
@@ -179,13 +223,17 @@ def _verdict(rows: list[dict]) -> list[str]:
             continue
         before = (f" Before (series sum, IPFS adds and unsealing on the path): {b['ledger_pct']:+.1f} % at load "
                   f"{b['load_avg']}." if b else "")
+        run = r.get("run")
+        measured = (f" Measured by `{run['command']}` on {run['date']} (code at {run['commit']})."
+                    if run else "")
         out.append(f"- {r['parameters']:,} parameters, {r['peers']} peers, {r['epochs']} local epochs: the "
                    f"ledger adds {c['ledger_added']:.2f} s to a {c['round_no_ledger']:.2f} s round "
                    f"(**{c['ledger_pct']:+.1f} %**, target ≤ 20 %: "
                    f"{'met' if c['ledger_pct'] <= 20 else '**not met**'}; replays {c['repeat_pcts']} %; load "
                    f"average {c['load_avg'][0]}–{c['load_avg'][1]} during the replays, {r['load_avg']} at the row's "
                    f"end). Exchange {r['exchange']['seconds']:.2f} s on the bulk path.{before} The old series sum "
-                   f"over this same run: {_series(r)['ledger_pct']:+.1f} %.{_earlier_text(r)}{_load_caveat(r)}")
+                   f"over this same run: {_series(r)['ledger_pct']:+.1f} %.{measured}{_earlier_text(r)}"
+                   f"{_load_caveat(r)}")
     out += ["", "Rows without a critical-path replay (5M, 25M, 11M at 5 and 20 peers) were not re-run (they come "
             "from the earlier quiet-machine runs, `--only 11M@5,5M@10,25M@10` and the full grid): their figures "
             "are the series sum with the IPFS adds and the unsealing still on the path."]
@@ -193,6 +241,9 @@ def _verdict(rows: list[dict]) -> list[str]:
         ten = [r for r in rows if (r["model"], r["peers"]) == key and r.get("critical")]
         if ten:
             out += ["", _where_text(ten[0])]
+    tx = _tx_text()
+    if tx:
+        out += ["", tx]
     mem = [r for r in rows if r["model"] == "11M" and r["peers"] == 10]
     if mem:
         out += ["", _memory_text(mem[0])]
