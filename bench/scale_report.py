@@ -181,9 +181,10 @@ def _before_terms_text(r: dict) -> str:
     runs = [e for e in r.get("earlier_replays") or [] if e.get("terms")]
     if not runs:
         return ""
-    e, t = runs[-1], runs[-1]["terms"]
+    e, t = runs[0], runs[0]["terms"]
     where = f", code at {e['run']['commit']}" if e.get("run") else ""
-    return (f" The run before this one ({e['ledger_pct']:+.1f} %, load {e['load_avg'][0]}–{e['load_avg'][1]}{where}): "
+    return (f" The earliest replay kept with its split ({e['ledger_pct']:+.1f} %, load {e['load_avg'][0]}–"
+            f"{e['load_avg'][1]}{where}): "
             f"the ledger added {e['ledger_added']:.2f} s to a {e['round_no_ledger']:.2f} s round — before the "
             f"commit {t['seal own'] + sum(t.get(k, 0.0) for k in PRE_COMMIT):.2f}, commit tx "
             f"{t['commit tx (during the exchange)']:.2f}, commitments read {t['read commitments']:.2f}, last unseal "
@@ -194,7 +195,8 @@ def _before_terms_text(r: dict) -> str:
 def _earlier_text(r: dict) -> str:
     runs = r.get("earlier_replays") or []
     return "".join(f" An earlier run of this row: {e['ledger_pct']:+.1f} % (replays {e['repeat_pcts']} %, exchange "
-                   f"{e['exchange']:.2f} s, load {e['load_avg'][0]}–{e['load_avg'][1]})." for e in runs)
+                   f"{e['exchange']:.2f} s, load {e['load_avg'][0]}–{e['load_avg'][1]}"
+                   f"{', code at ' + e['run']['commit'] if e.get('run') else ''})." for e in runs)
 
 
 def _load_caveat(r: dict) -> str:
