@@ -49,14 +49,14 @@ def test_deploy_checks_before_any_network_call(tmp_path: Path) -> None:
     underfunded.write_text(json.dumps({**data, "funding_wei": 5 * 10**18}))
     nowhere = f"http://127.0.0.1:{free_port()}"
     out = fedledger("devnet", "deploy", "--config", str(underfunded), "--rpc", nowhere, cwd=tmp_path)
-    assert out.returncode == 1 and "cannot reach" in out.stderr
+    assert out.returncode == 3 and "cannot reach" in out.stderr  # 3: a service cannot be reached
     warning = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "pays 5 round(s)" in warning[0]
     never = tmp_path / "never.json"
     never.write_text(json.dumps({**data, "rule": "multi_krum"}))
     out = fedledger("devnet", "deploy", "--config", str(never), "--rpc", nowhere, cwd=tmp_path)
     said = " ".join(out.stderr.split())  # the error printer wraps long lines
-    assert out.returncode == 1 and "no round could ever aggregate" in said and "cannot reach" not in said
+    assert out.returncode == 2 and "no round could ever aggregate" in said and "cannot reach" not in said
 
 
 def test_devnet_config_from_peer_init_files(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_devnet_config_from_peer_init_files(tmp_path: Path) -> None:
     common = [*members, "--auditor", auditor, "--genesis", str(genesis), "--out", str(out_file)]
 
     refused = fedledger("devnet", "config", *common, "--rule", "multi_krum", "--f", "1", cwd=tmp_path)
-    assert refused.returncode == 1 and "no round could ever aggregate" in " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and "no round could ever aggregate" in " ".join(refused.stderr.split())
     assert not out_file.exists()
 
     made = fedledger("devnet", "config", *common, "--rule", "trimmed_mean", "--f", "1", "--reward-eth", "1",
@@ -114,7 +114,7 @@ def test_ipfs_only_nodes_peer_and_share_blobs(two_nodes: tuple[Path, Path], tmp_
     info_b = json.loads(up_b.stdout)
 
     bad = fedledger("devnet", "connect", "/ip4/0.0.0.0/tcp/1", "--state-dir", str(b), cwd=tmp_path)
-    assert bad.returncode == 1 and "not an IPFS swarm multiaddr" in " ".join(bad.stderr.split())
+    assert bad.returncode == 2 and "not an IPFS swarm multiaddr" in " ".join(bad.stderr.split())
     connected = fedledger("devnet", "connect", info_a["ipfs_swarm"], "--state-dir", str(b), cwd=tmp_path)
     assert connected.returncode == 0 and "connected" in connected.stdout, connected.stdout + connected.stderr
 
