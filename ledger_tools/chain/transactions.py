@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import requests
 from web3 import Web3
 from web3._utils.method_formatters import receipt_formatter
 from web3.datastructures import AttributeDict
@@ -87,13 +88,20 @@ def send_raw(w3: Web3, raw_tx: bytes, tx_hash: Any) -> Any | None:
     None (accepted: poll with `wait_for_receipt`, outside the binding's lock).
 
     Where the node offers `eth_sendRawTransactionSync` (EIP-7966; anvil does) that is one request answering
-    with the receipt. Otherwise — method unknown (remembered per endpoint) or the node's own wait timed out
-    with the transaction pooled — a plain `eth_sendRawTransaction`. A transaction the node refuses raises
-    `Web3RPCError`, as `send_raw_transaction` does."""
+    with the receipt; it returns once the transaction is mined (anvil mining on demand: milliseconds; a chain
+    with blocks: up to a block time, the binding's next transaction waiting behind it) or when the node's own
+    wait runs out, with the transaction pooled (then None: the caller polls). Method unknown (remembered per
+    endpoint): a plain `eth_sendRawTransaction`. A transaction the node refuses raises `Web3RPCError`, as
+    `send_raw_transaction` does."""
     provider = w3.provider
     uri = getattr(provider, "endpoint_uri", None)
     if uri is not None and uri not in _NO_SYNC_SEND:
-        reply = provider.make_request(RPCEndpoint("eth_sendRawTransactionSync"), ["0x" + bytes(raw_tx).hex()])
+        try:
+            reply = provider.make_request(RPCEndpoint("eth_sendRawTransactionSync"), ["0x" + bytes(raw_tx).hex()])
+        except requests.exceptions.Timeout:  # the node's own wait (anvil: 30 s) raced our HTTP timeout
+            if _known(w3, tx_hash):
+                return None
+            raise
         if reply.get("result"):
             return AttributeDict.recursive(receipt_formatter(reply["result"]))
         error = reply.get("error") or {}
