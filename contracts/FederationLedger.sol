@@ -34,14 +34,20 @@ contract FederationLedger is IFederationLedger {
         bytes10 voteDigestPrefix; // first 10 bytes of the digest voted in lastVoteRound
     }
 
-    /// @dev The open round and membership totals, one slot (232 bits).
+    /// @dev The open round and membership totals, one slot (248 bits). The open round keeps the members it
+    ///      opened with: `roundMembers` (its commit phase ends when they all committed) and `totalWeight` (the
+    ///      quorum's base) change while it runs only by removals and reputation updates; a member admitted while
+    ///      it is open counts from the next round (`joined`, `joinedWeight`). At most 2^24 - 1 members.
+    ///      The commit deadline (not the start) is kept so that commit reads no parameter slot.
     struct State {
         uint32 currentRound;
-        uint40 roundStart;
-        uint32 commitCount;
-        uint32 memberCount;
+        uint40 commitDeadline;
+        uint24 commitCount;
+        uint24 roundMembers;
+        uint24 memberCount; // every member, including those admitted while the open round runs
         uint64 totalWeight;
         uint32 finalizedCount;
+        bool joined; // members were admitted while the open round runs: `_openNext` adds them
     }
 
     /// @dev Written once when a round closes (finalized or failed), one slot (256 bits). The round's periods are
@@ -96,21 +102,13 @@ contract FederationLedger is IFederationLedger {
     }
 
     /// @notice Round status as reported by `roundInfo`.
-    uint8 public constant STATUS_NONE = 0; // not opened yet
-    uint8 public constant STATUS_OPEN = 1;
-    uint8 public constant STATUS_FINALIZED = 2;
-    uint8 public constant STATUS_FAILED = 3;
-
-    /// @notice Round phase as reported by `phase`.
-    uint8 public constant PHASE_NONE = 0; // future round
-    uint8 public constant PHASE_COMMIT = 1;
-    uint8 public constant PHASE_VOTE = 2;
-    uint8 public constant PHASE_EXPIRED = 3; // vote deadline passed without finalization: closeFailedRound
-    uint8 public constant PHASE_FINALIZED = 4;
-    uint8 public constant PHASE_FAILED = 5;
+    uint8 internal constant STATUS_NONE = 0; // not opened yet
+    uint8 internal constant STATUS_OPEN = 1;
+    uint8 internal constant STATUS_FINALIZED = 2;
+    uint8 internal constant STATUS_FAILED = 3;
 
     /// @notice Fixed-point unit of voting weight (1.0); reputation converges to it for always-agreeing members.
-    uint64 public constant WEIGHT_ONE = ReputationMath.WEIGHT_ONE;
+    uint64 internal constant WEIGHT_ONE = ReputationMath.WEIGHT_ONE;
 
     uint8 private constant FLAG_MEMBER = 1;
     uint8 private constant FLAG_VOTE_PENDING = 2;
@@ -118,6 +116,10 @@ contract FederationLedger is IFederationLedger {
     /// @dev A removed member: the only flag it keeps. It stays in `memberList` (removal is O(1); `members()`
     ///      filters), so a member's address is in the list iff it has FLAG_MEMBER or FLAG_REMOVED.
     uint8 private constant FLAG_REMOVED = 8;
+    /// @dev Admitted while round `lastVoteRound` was open (admission sets lastCommitRound = lastVoteRound = that
+    ///      round): it neither commits nor votes in that round (CommitClosed / VotingClosed) and its reputation
+    ///      skips that round. Cleared by its first vote or settlement.
+    uint8 private constant FLAG_NEW = 16;
     uint256 private constant BPS = ReputationMath.BPS;
     /// @dev Longest multiaddr `announce` accepts, in bytes (a /dns4/<name>/tcp/<port>/p2p/<peer id> is ~100).
     ///      Not a public getter: it would cost ~190 bytes of runtime code (~40k deploy gas) for a fixed number.
@@ -143,12 +145,15 @@ contract FederationLedger is IFederationLedger {
     /// @notice The only account allowed to admit and remove members and auditors: the deployer until it calls
     ///         `transferOwnership` (devnet/deploy.py hands it to the FederationGovernor at deployment).
     address public owner;
-    bytes32 public immutable modelSpecHash;
-    bytes32 public immutable genesisModelHash;
-    uint8 public immutable scaleBits;
-    uint16 public immutable alphaBps;
-    uint32 public immutable sampleCap;
-    string public genesisModelCid;
+    /// @dev Weight of the members admitted while the open round runs; it joins `state.totalWeight` when the next
+    ///      round opens (packed with `owner`, which admission and removal read anyway).
+    uint64 internal joinedWeight;
+    bytes32 internal immutable modelSpecHash;
+    bytes32 internal immutable genesisModelHash;
+    uint8 internal immutable scaleBits;
+    uint16 internal immutable alphaBps;
+    uint32 internal immutable sampleCap;
+    string internal genesisModelCid;
     /// @dev The open round's changeable parameters (see `RoundParams`); the rule name is in `paramsHistory`.
     RoundParams internal roundParams;
     ParamsEntry[] internal paramsHistory;
@@ -156,7 +161,7 @@ contract FederationLedger is IFederationLedger {
     State internal state;
     Funds internal funds;
     /// @notice sha256 of the current global model's canonical bytes.
-    bytes32 public modelHash;
+    bytes32 internal modelHash;
 
     mapping(address => MemberState) internal memberState;
     mapping(address => bytes32) public memberKey;
@@ -229,14 +234,14 @@ contract FederationLedger is IFederationLedger {
 
         State memory s;
         for (uint256 i = 0; i < members_.length; ++i) {
-            _admit(s, members_[i].account, members_[i].encKey, members_[i].weight);
+            _admit(s, members_[i].account, members_[i].encKey, members_[i].weight, false);
         }
         for (uint256 i = 0; i < auditors_.length; ++i) {
             _register(auditors_[i].account, auditors_[i].encKey);
         }
         if (s.totalWeight == 0) revert InvalidParameter("totalWeight");
         s.currentRound = 1;
-        s.roundStart = uint40(block.timestamp);
+        s.commitDeadline = uint40(block.timestamp + first.commitPeriod);
         state = s;
         if (msg.value > 0) emit Funded(msg.sender, msg.value, address(this).balance);
         uint256 pool = _nextPool(0, first.rewardPerRound);
@@ -249,7 +254,7 @@ contract FederationLedger is IFederationLedger {
     /// @inheritdoc IFederationLedger
     function admitMember(address account, bytes32 encKey, uint64 weight) external onlyOwner {
         State memory s = state;
-        _admit(s, account, encKey, weight);
+        _admit(s, account, encKey, weight, true);
         state = s;
     }
 
@@ -273,20 +278,28 @@ contract FederationLedger is IFederationLedger {
         owner = newOwner;
     }
 
-    /// @notice Remove member `account` (owner only). Its weight leaves the total weight now; a commit it made
-    ///         in the open round no longer counts toward closing the commit phase early. Rewards it earned
-    ///         stay claimable (claims need no membership).
+    /// @notice Remove member `account` (owner only). Its weight leaves the total weight now, and it leaves the
+    ///         open round's members (a commit it made there no longer counts toward closing the commit phase
+    ///         early), unless it was admitted while that round is open (it did not count in it). Rewards it
+    ///         earned stay claimable (claims need no membership).
     function removeMember(address account) external onlyOwner {
         MemberState memory m = memberState[account];
         if (m.flags & FLAG_MEMBER == 0) revert NotMember(account);
         State memory s = state;
         s.memberCount -= 1;
-        s.totalWeight -= m.weight;
-        if (m.lastCommitRound == s.currentRound) s.commitCount -= 1;
+        uint64 pending = joinedWeight;
+        if (_joinedNow(m, s.currentRound)) {
+            pending -= m.weight;
+            joinedWeight = pending;
+        } else {
+            s.roundMembers -= 1;
+            s.totalWeight -= m.weight;
+            if (m.lastCommitRound == s.currentRound) s.commitCount -= 1;
+        }
         state = s;
         memberState[account] = MemberState(0, 0, 0, 0, FLAG_REMOVED, bytes10(0));
         delete memberKey[account];
-        emit MemberRemoved(account, m.weight, s.totalWeight);
+        emit MemberRemoved(account, m.weight, s.totalWeight + pending);
     }
 
     /// @notice Remove auditor `account` (owner only).
@@ -338,10 +351,11 @@ contract FederationLedger is IFederationLedger {
         if (m.flags & FLAG_MEMBER == 0) revert NotMember(msg.sender);
         State memory s = state;
         if (round != s.currentRound) revert RoundNotOpen(round);
-        if (m.lastCommitRound == round) revert AlreadyCommitted(round, msg.sender);
-        if (block.timestamp >= uint256(s.roundStart) + roundParams.commitPeriod || s.commitCount >= s.memberCount) {
-            revert CommitClosed(round);
+        if (m.lastCommitRound == round) {
+            if (_joinedNow(m, round)) revert CommitClosed(round); // admitted while this round is open
+            revert AlreadyCommitted(round, msg.sender);
         }
+        if (block.timestamp >= s.commitDeadline || s.commitCount >= s.roundMembers) revert CommitClosed(round);
         _settleForCommit(m, s, round);
         m.lastCommitRound = uint32(round);
         s.commitCount += 1;
@@ -368,13 +382,13 @@ contract FederationLedger is IFederationLedger {
             _lateVote(m, s, round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded);
             return;
         }
-        uint256 quorumBps = roundParams.quorumBps; // one storage read for the three fields (same slot)
-        {
-            uint256 commitDeadline = uint256(s.roundStart) + roundParams.commitPeriod;
-            if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) revert VotingNotOpen(round);
-            if (block.timestamp >= commitDeadline + roundParams.votePeriod) revert VotingClosed(round);
+        uint256 quorumBps = roundParams.quorumBps; // one storage read for both fields (same slot)
+        if (block.timestamp < s.commitDeadline && s.commitCount < s.roundMembers) revert VotingNotOpen(round);
+        if (block.timestamp >= uint256(s.commitDeadline) + roundParams.votePeriod) revert VotingClosed(round);
+        if (m.lastVoteRound == round) {
+            if (_joinedNow(m, round)) revert VotingClosed(round); // admitted while this round is open
+            revert AlreadyVoted(round, msg.sender);
         }
-        if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
 
         (bool selfExcluded, bytes32 excludedHash) = _checkExcluded(excluded);
         bytes32 expected = keccak256(abi.encodePacked(aggregateHash, rewardsRoot, excludedHash));
@@ -418,8 +432,7 @@ contract FederationLedger is IFederationLedger {
     function closeFailedRound(uint256 round) external {
         State memory s = state;
         if (round != s.currentRound) revert RoundNotOpen(round);
-        RoundParams storage rp = roundParams;
-        uint256 voteDeadline = uint256(s.roundStart) + rp.commitPeriod + rp.votePeriod;
+        uint256 voteDeadline = uint256(s.commitDeadline) + roundParams.votePeriod;
         if (block.timestamp < voteDeadline) revert VoteDeadlineNotReached(round, voteDeadline);
         _record(round, STATUS_FAILED, bytes10(0), s, 0);
         emit RoundFailed(round, msg.sender);
@@ -488,11 +501,6 @@ contract FederationLedger is IFederationLedger {
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IFederationLedger
-    function parameters() external view returns (Params memory) {
-        return paramsForRound(state.currentRound);
-    }
-
-    /// @inheritdoc IFederationLedger
     function paramsForRound(uint256 r) public view returns (Params memory p) {
         uint256 i = paramsHistory.length;
         while (i > 1 && paramsHistory[i - 1].p.since > r) --i;
@@ -520,11 +528,6 @@ contract FederationLedger is IFederationLedger {
         return funds.reserved;
     }
 
-    /// @notice Round whose aggregate is the current global model (0 = genesis).
-    function modelRound() external view returns (uint32) {
-        return funds.modelRound;
-    }
-
     /// @inheritdoc IFederationLedger
     function currentRound() external view returns (uint256) {
         return state.currentRound;
@@ -533,7 +536,7 @@ contract FederationLedger is IFederationLedger {
     /// @inheritdoc IFederationLedger
     function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount) {
         State memory s = state;
-        return (s.memberCount, s.totalWeight, s.finalizedCount);
+        return (s.memberCount, s.totalWeight + joinedWeight, s.finalizedCount);
     }
 
     /// @inheritdoc IFederationLedger
@@ -548,7 +551,8 @@ contract FederationLedger is IFederationLedger {
             uint256 commitCount,
             uint256 unclaimed,
             bytes20 rootHigh,
-            bytes10 digestPrefix
+            bytes10 digestPrefix,
+            uint256 memberCount
         )
     {
         State memory s = state;
@@ -556,12 +560,14 @@ contract FederationLedger is IFederationLedger {
         if (r == s.currentRound) {
             RoundParams storage rp = roundParams;
             status = STATUS_OPEN;
-            start = s.roundStart;
+            commitDeadline = s.commitDeadline;
+            start = commitDeadline - rp.commitPeriod;
             commitCount = s.commitCount;
             unclaimed = funds.roundPool;
-            (commitDeadline, votePeriod) = (start + rp.commitPeriod, rp.votePeriod);
+            votePeriod = rp.votePeriod;
+            memberCount = s.roundMembers;
         } else if (r == 0 || r > s.currentRound) {
-            return (STATUS_NONE, 0, 0, 0, 0, 0, bytes20(0), bytes10(0));
+            return (STATUS_NONE, 0, 0, 0, 0, 0, bytes20(0), bytes10(0), 0);
         } else {
             RoundRecord memory rec = roundRecord[r];
             Payout memory p = payout[r];
@@ -570,18 +576,6 @@ contract FederationLedger is IFederationLedger {
             (commitDeadline, votePeriod) = (start + rec.commitPeriod, rec.votePeriod);
         }
         voteDeadline = commitDeadline + votePeriod;
-    }
-
-    /// @inheritdoc IFederationLedger
-    function phase(uint256 r) external view returns (uint8) {
-        State memory s = state;
-        if (r == 0 || r > s.currentRound) return PHASE_NONE;
-        if (r < s.currentRound) return roundRecord[r].status == STATUS_FINALIZED ? PHASE_FINALIZED : PHASE_FAILED;
-        RoundParams storage rp = roundParams;
-        uint256 commitDeadline = uint256(s.roundStart) + rp.commitPeriod;
-        if (block.timestamp < commitDeadline && s.commitCount < s.memberCount) return PHASE_COMMIT;
-        if (block.timestamp < commitDeadline + rp.votePeriod) return PHASE_VOTE;
-        return PHASE_EXPIRED;
     }
 
     /// @inheritdoc IFederationLedger
@@ -655,27 +649,43 @@ contract FederationLedger is IFederationLedger {
 
     // ------------------------------------------------------------------ internals
 
-    function _admit(State memory s, address account, bytes32 encKey, uint64 weight) private {
+    /// @dev `duringRound`: admitted while round s.currentRound is open, so it counts from the next round on.
+    function _admit(State memory s, address account, bytes32 encKey, uint64 weight, bool duringRound) private {
         if (account == address(0)) revert InvalidParameter("account");
         uint8 flags = memberState[account].flags;
         if (flags & FLAG_MEMBER != 0) revert AlreadyMember(account);
         // A member nobody can seal to would make every honest peer's seal fail: refuse it at admission.
         if (encKey == bytes32(0)) revert InvalidParameter("encKey");
         if (weight > MAX_MEMBER_WEIGHT) revert InvalidParameter("weight");
+        if (s.memberCount == type(uint24).max) revert InvalidParameter("members");
+        uint32 joinedIn = duringRound ? s.currentRound : 0;
         memberState[account] = MemberState({
             weight: weight,
-            lastCommitRound: 0,
-            lastVoteRound: 0,
+            lastCommitRound: joinedIn,
+            lastVoteRound: joinedIn,
             finSeen: s.finalizedCount,
-            flags: FLAG_MEMBER,
+            flags: duringRound ? FLAG_MEMBER | FLAG_NEW : FLAG_MEMBER,
             voteDigestPrefix: bytes10(0)
         });
         memberKey[account] = encKey;
         lastCommitHash[account] = bytes32(uint256(1)); // non-zero from admission: a commit rewrites it for 5k gas
         if (flags & FLAG_REMOVED == 0) memberList.push(account); // a removed member is still listed
         s.memberCount += 1;
-        s.totalWeight += weight;
-        emit MemberAdmitted(account, encKey, weight, s.totalWeight);
+        uint64 pending = joinedWeight;
+        if (duringRound) {
+            pending += weight;
+            joinedWeight = pending;
+            s.joined = true;
+        } else {
+            s.roundMembers += 1;
+            s.totalWeight += weight;
+        }
+        emit MemberAdmitted(account, encKey, weight, s.totalWeight + pending);
+    }
+
+    /// @dev `m` was admitted while `round` (the open round) is open: it does not count in it.
+    function _joinedNow(MemberState memory m, uint256 round) private pure returns (bool) {
+        return m.flags & FLAG_NEW != 0 && m.lastVoteRound == round;
     }
 
     /// @dev Swap-and-pop `account` out of `list` (present: callers checked it): O(n) reads, removal only.
@@ -737,7 +747,7 @@ contract FederationLedger is IFederationLedger {
         roundRecord[round] = RoundRecord({
             status: status,
             digestPrefix: digestPrefix,
-            start: s.roundStart,
+            start: s.commitDeadline - roundParams.commitPeriod,
             commitCount: s.commitCount,
             finIndex: finIndex,
             commitPeriod: roundParams.commitPeriod,
@@ -752,11 +762,20 @@ contract FederationLedger is IFederationLedger {
         return roundParams.rewardPerRound;
     }
 
+    /// @dev Open round `round + 1` (after `_nextReward`); members admitted during `round` start counting now
+    ///      (one more slot read and write, only after such an admission).
     function _openNext(State memory s, uint256 round, uint256 pool) private {
+        uint32 commitPeriod = roundParams.commitPeriod;
         s.currentRound = uint32(round + 1);
-        s.roundStart = uint40(block.timestamp);
+        s.commitDeadline = uint40(block.timestamp + commitPeriod);
         s.commitCount = 0;
-        _emitOpened(round + 1, block.timestamp, pool, roundParams.commitPeriod, roundParams.votePeriod);
+        if (s.joined) {
+            s.joined = false;
+            s.totalWeight += joinedWeight;
+            s.roundMembers = s.memberCount;
+            joinedWeight = 0;
+        }
+        _emitOpened(round + 1, block.timestamp, pool, commitPeriod, roundParams.votePeriod);
     }
 
     function _emitOpened(uint256 round, uint256 start, uint256 pool, uint256 commitPeriod, uint256 votePeriod)
@@ -787,8 +806,12 @@ contract FederationLedger is IFederationLedger {
         if (rec.status != STATUS_FINALIZED || block.timestamp >= uint256(rec.start) + rec.commitPeriod + rec.votePeriod) {
             revert VotingClosed(round);
         }
-        if (m.lastVoteRound == round) revert AlreadyVoted(round, msg.sender);
-        if (m.lastVoteRound > round) revert VoteOutOfOrder(round, m.lastVoteRound);
+        if (m.lastVoteRound == round) {
+            if (m.flags & FLAG_NEW != 0) revert VotingClosed(round); // admitted while `round` was open
+            revert AlreadyVoted(round, msg.sender);
+        }
+        // a member admitted after `round` (its lastVoteRound is its admission round) is refused as AlreadySettled
+        if (m.lastVoteRound > round && m.flags & FLAG_NEW == 0) revert VoteOutOfOrder(round, m.lastVoteRound);
         // finSeen > finIndex: the member's reputation already covers `round` (admitted after it finalized, or a
         // commit two rounds later settled it as missed)
         if (m.finSeen > rec.finIndex) revert AlreadySettled(round, msg.sender);
@@ -839,7 +862,7 @@ contract FederationLedger is IFederationLedger {
         if (m.finSeen >= upTo) return;
         (uint64 w, uint256 voteRound, bool rewarded, uint256 missed) = _reputation(m, upTo);
         // A finalized round settled here implies the pending vote's round is closed (it came before it).
-        m.flags &= ~(FLAG_VOTE_PENDING | FLAG_SELF_EXCLUDED);
+        m.flags &= ~(FLAG_VOTE_PENDING | FLAG_SELF_EXCLUDED | FLAG_NEW);
         m.finSeen = upTo;
         if (w != m.weight) {
             emit WeightUpdated(account, m.weight, w, voteRound, rewarded, missed);
@@ -867,6 +890,8 @@ contract FederationLedger is IFederationLedger {
                 rewarded = rec.digestPrefix == m.voteDigestPrefix && m.flags & FLAG_SELF_EXCLUDED == 0;
                 w = ReputationMath.step(w, rewarded, alphaBps);
             }
+        } else if (m.flags & FLAG_NEW != 0 && roundRecord[m.lastVoteRound].status == STATUS_FINALIZED) {
+            missed -= 1; // the round it was admitted in: it could take no part in it
         }
         if (missed > 0 && w > 0) {
             w = ReputationMath.decay(w, alphaBps, missed);

@@ -6,8 +6,9 @@ pragma solidity ^0.8.28;
 ///         the events an auditor rebuilds every round from, and the functions members, auditors and the owner
 ///         call. `FederationLedger` implements it; its storage layout (packed member, round and payout slots)
 ///         is an implementation detail and stays there.
-/// @dev Round status and phase are reported as uint8 (`STATUS_*`, `PHASE_*` constants of the implementation),
-///      not as enums, so the ABI and the packed storage stay as they are.
+/// @dev Round status is reported as uint8 (`STATUS_*` of the implementation), not as an enum, so the ABI and
+///      the packed storage stay as they are. A round's phase follows from `roundInfo` and the block time
+///      (ledger_tools.chain.binding.FederationLedger.phase), so the contract keeps no view for it.
 interface IFederationLedger {
     // ------------------------------------------------------------------ structs
 
@@ -69,13 +70,15 @@ interface IFederationLedger {
     error InvalidParameter(string name);
     /// @notice `round` is not the open round (commit, close) or not a round a vote can address.
     error RoundNotOpen(uint256 round);
-    /// @notice The commit phase of `round` is over (deadline passed or every member committed).
+    /// @notice The commit phase of `round` is over (deadline passed or every member counting in the round
+    ///         committed), or the caller was admitted while `round` was open (it takes part from the next round).
     error CommitClosed(uint256 round);
     /// @notice `member` already committed in `round`.
     error AlreadyCommitted(uint256 round, address member);
     /// @notice The commit phase of `round` is still running (before its deadline, not every member committed).
     error VotingNotOpen(uint256 round);
-    /// @notice The vote deadline of `round` passed, or (late vote) `round` was not finalized.
+    /// @notice The vote deadline of `round` passed, (late vote) `round` was not finalized, or the caller was
+    ///         admitted while `round` was open (it takes part from the next round).
     error VotingClosed(uint256 round);
     /// @notice `member` already voted in `round`.
     error AlreadyVoted(uint256 round, address member);
@@ -196,7 +199,9 @@ interface IFederationLedger {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Admit a new member (owner only). It takes part from the current round on.
+    /// @notice Admit a new member (owner only). It takes part from the next round on: the open round keeps its
+    ///         members, total weight and quorum (the newcomer's commit and vote there revert CommitClosed /
+    ///         VotingClosed). At most 2^24 - 1 members (InvalidParameter("members")).
     /// @param account member address (signs commits and votes), not 0 (InvalidParameter("account"))
     /// @param encKey X25519 public key update blobs are sealed to, not 0 (InvalidParameter("encKey"))
     /// @param weight initial voting weight (WEIGHT_ONE = 1.0), at most MAX_MEMBER_WEIGHT (InvalidParameter("weight"))
@@ -283,22 +288,23 @@ interface IFederationLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Federation parameters of the open round.
-    function parameters() external view returns (Params memory p);
-
     /// @notice Federation parameters that apply (or, for a round not opened yet, will apply as set now) to round `r`.
     function paramsForRound(uint256 r) external view returns (Params memory p);
 
     /// @notice The open round.
     function currentRound() external view returns (uint256);
 
-    /// @notice Membership totals: (memberCount, totalWeight, finalizedCount).
+    /// @notice Membership totals: (memberCount, totalWeight, finalizedCount) of every member, including those
+    ///         admitted while the open round runs (they count in rounds from the next one; `roundInfo` has the
+    ///         open round's member count).
     function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount);
 
     /// @notice Status, timing and payout state of round `r` (all zero for rounds not opened yet); `rootHigh` is
     ///         the high 160 bits of a finalized round's rewards root (the full root is in RoundFinalized);
     ///         `unclaimed` is the open round's pool (fixed at open) for the open round, and what is left to claim
-    ///         of a finalized round (0 after an empty tree or a sweep).
+    ///         of a finalized round (0 after an empty tree or a sweep). `memberCount` (open round only, else 0):
+    ///         the members counting in it, fixed when it opened minus removals since; its commit phase ends when
+    ///         `commitCount` reaches it (members admitted while it is open count from the next round).
     function roundInfo(uint256 r)
         external
         view
@@ -310,11 +316,9 @@ interface IFederationLedger {
             uint256 commitCount,
             uint256 unclaimed,
             bytes20 rootHigh,
-            bytes10 digestPrefix
+            bytes10 digestPrefix,
+            uint256 memberCount
         );
-
-    /// @notice Phase of round `r` now: PHASE_NONE, _COMMIT, _VOTE, _EXPIRED, _FINALIZED or _FAILED.
-    function phase(uint256 r) external view returns (uint8);
 
     /// @notice All member addresses in admission order.
     function members() external view returns (address[] memory);

@@ -155,6 +155,7 @@ class LedgerHistory:
         """Replay the event log in chain order; events this version does not know are ignored."""
         h = cls(chain_id=chain_id, address=address, params=params)
         in_force: dict[str, int] = {}  # the member set in force at this point of the log: member -> weight
+        joining: dict[str, int] = {}  # admitted while a round is open: in force from the next RoundOpened
         for ev in events:
             a = ev.args
             if ev.name == "MemberAdmitted":
@@ -162,12 +163,13 @@ class LedgerHistory:
                 h.removed.pop(a["member"], None)
                 h.member_keys[a["member"]] = b32(a["encKey"])
                 h.weights.setdefault(a["member"], []).append((ev.block, int(a["weight"])))
-                in_force[a["member"]] = int(a["weight"])
+                joining[a["member"]] = int(a["weight"])
                 h.membership.append(MembershipEvent(ev.block, ev.log_index, ev.tx, "admitted", a["member"],
                                                     int(a["weight"]), int(a["totalWeight"])))
             elif ev.name == "MemberRemoved":
                 h.removed[a["member"]] = ev.block
                 in_force.pop(a["member"], None)
+                joining.pop(a["member"], None)
                 h.membership.append(MembershipEvent(ev.block, ev.log_index, ev.tx, "removed", a["member"],
                                                     int(a["weight"]), int(a["totalWeight"])))
             elif ev.name == "AuditorRegistered":
@@ -181,6 +183,8 @@ class LedgerHistory:
                 rec.start, rec.commit_deadline, rec.vote_deadline = (
                     int(a["start"]), int(a["commitDeadline"]), int(a["voteDeadline"]))
                 rec.opened_block = ev.block
+                in_force.update(joining)  # a round counts the members admitted before it opened
+                joining.clear()
             elif ev.name == "Committed":
                 rec = h._round(int(a["round"]))
                 rec.commits.append(Commitment.from_event(a, ev.block, ev.tx, ev.gas_used))

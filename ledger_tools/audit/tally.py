@@ -1,12 +1,13 @@
 """Did a round's tally use the member set in force? Checked from the event log alone, for `audit verify`.
 
 Membership changes by vote, exit or slashing while rounds run, so "who may vote, with what weight" is not a
-constant: it is the member set at the moment of each vote (admissions and removals take effect at once; a removed
-member's earlier vote stays in its round's tally). `LedgerHistory.from_events` replays admissions, removals and
-reputation updates in chain order and records, next to every on-time vote, whether its voter was a member then and
-its weight then (`RoundRecord.in_force`), and the total weight in force at finalization. Here each finalized round
-is held to it: every counted vote from a member in force with its weight then, the finalizing weight equal to the
-sum of those votes for the finalized digest, the total weight equal to the set in force, and the quorum met.
+constant: it is the member set at the moment of each vote (a removal takes effect at once, an admission when the
+next round opens; a removed member's earlier vote stays in its round's tally). `LedgerHistory.from_events`
+replays admissions, removals and reputation updates in chain order and records, next to every on-time vote,
+whether its voter was a member then and its weight then (`RoundRecord.in_force`), and the total weight in force
+at finalization. Here each finalized round is held to it: every counted vote from a member in force with its
+weight then, the finalizing weight equal to the sum of those votes for the finalized digest, the total weight
+equal to the set in force, and the quorum met.
 """
 from __future__ import annotations
 

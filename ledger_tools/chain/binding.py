@@ -178,7 +178,7 @@ class FederationLedger(LedgerEvents):
 
     @_rpc_guard
     def round_info(self, round_: int) -> RoundInfo:
-        status, start, commit_dl, vote_dl, count, unclaimed, _root_high, _prefix = (
+        status, start, commit_dl, vote_dl, count, unclaimed, _root_high, _prefix, members = (
             self.contract.functions.roundInfo(round_).call())
         status = RoundStatus(status)
         aggregate_hash = rewards_root = None
@@ -186,12 +186,20 @@ class FederationLedger(LedgerEvents):
             fin = self.finalization(round_)
             if fin is not None:
                 aggregate_hash, rewards_root = fin.aggregate_hash, fin.rewards_root
-        return RoundInfo(round_, status, start, commit_dl, vote_dl, count, unclaimed, rewards_root, aggregate_hash)
+        return RoundInfo(round_, status, start, commit_dl, vote_dl, count, unclaimed, rewards_root, aggregate_hash,
+                         members)
 
-    @_rpc_guard
     def phase(self, round_: int | None = None) -> Phase:
-        """Phase of `round_` (default: the open round) at the latest block's time."""
-        return Phase(self.contract.functions.phase(self.current_round() if round_ is None else round_).call())
+        """Phase of `round_` (default: the open round) at the latest block's time, by the contract's rule: the
+        commit phase ends at its deadline or once every member counting in the round committed (the contract
+        has no phase view: it is derived from `roundInfo`, saving runtime code)."""
+        info = self.round_info(self.current_round() if round_ is None else round_)
+        if info.status != RoundStatus.OPEN:
+            return {RoundStatus.NONE: Phase.NONE, RoundStatus.FINALIZED: Phase.FINALIZED}.get(info.status, Phase.FAILED)
+        now = self.chain_time()
+        if now < info.commit_deadline and info.commit_count < info.member_count:
+            return Phase.COMMIT
+        return Phase.VOTE if now < info.vote_deadline else Phase.EXPIRED
 
     @_rpc_guard
     def members(self) -> list[str]:

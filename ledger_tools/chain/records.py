@@ -162,6 +162,9 @@ class RoundInfo:
     unclaimed_wei: int  # open round: its pool (fixed at open); finalized: what is left to claim (0: empty tree/swept)
     rewards_root: bytes | None  # None unless finalized
     aggregate_hash: bytes | None  # None unless finalized (read from the RoundFinalized event)
+    # open round: the members counting in it (fixed when it opened, minus removals; a member admitted while it is
+    # open counts from the next round), its commit phase ends when commit_count reaches it; 0 for other rounds
+    member_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -70,13 +70,14 @@ class NodeContext:
         return self.retry("read round info", lambda: self.ledger.round_info(r), round=r)
 
     def round_phase(self, r: int) -> ChainPhase:
-        return judge_phase(self.round_info(r), len(self.membership.members), self.clock())
+        info = self.round_info(r)  # the members counting in round r: fixed on chain when it opened
+        return judge_phase(info, info.member_count, self.clock())
 
     def commit_window(self, r: int) -> tuple[bool, RoundInfo]:
         """Whether a commit sent now still lands in round r's commit window, and the round info it was judged
         on (its `start` goes with a NO_COMMIT verdict: `peer.loop.reconcile.verdict`)."""
         info = self.round_info(r)
-        return commit_window_open(info, len(self.membership.members), self.clock(), self.cfg.commit_margin), info
+        return commit_window_open(info, info.member_count, self.clock(), self.cfg.commit_margin), info
 
     def seal(self, r: int, update: bytes) -> bytes:
         from peer.crypto.seal import seal

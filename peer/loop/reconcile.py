@@ -83,7 +83,7 @@ def commit_still_possible(ctx: NodeContext, r: int) -> bool:
     info = _round_info(ctx, r)
     if info.status == RoundStatus.NONE:
         return True
-    return commit_window_open(info, len(ctx.membership.members), ctx.clock(), ctx.cfg.commit_margin)
+    return commit_window_open(info, info.member_count, ctx.clock(), ctx.cfg.commit_margin)
 
 
 def vote_still_possible(ctx: NodeContext, r: int) -> bool:

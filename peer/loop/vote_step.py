@@ -18,6 +18,7 @@ from ledger_tools.blob_caps import sealed_update_cap
 from ledger_tools.chain import (
     AlreadySettled,
     AlreadyVoted,
+    RoundInfo,
     RoundNotOpen,
     RoundStatus,
     VoteDeadlineNotReached,
@@ -69,8 +70,7 @@ def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> N
     if attack_hooks.is_silent(ctx):
         ctx.state.advance(rec, Phase.ABSTAINED, notes=rec.notes + ["silent (attack)"])
         return
-    info = ctx.round_info(r)
-    phase = judge_phase(info, len(ctx.membership.members), ctx.clock())
+    info, phase = wait_commit_phase_again(ctx, r)
     if phase == ChainPhase.FINALIZED and late_vote_open(ctx, r):
         ctx.nlog.event(r, "vote", "late", message="round finalized by the others' votes; sending a late vote")
     elif phase != ChainPhase.VOTE:
@@ -83,6 +83,22 @@ def vote_on_round(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes) -> N
     if outcome is None:
         return
     send_vote(ctx, r, rec, outcome)
+
+
+def wait_commit_phase_again(ctx: NodeContext, r: int) -> tuple[RoundInfo, ChainPhase]:
+    """Round r's info and phase once it is past its commit phase. The loop only gets here after the commit phase
+    ended, but the chain can show it running again (a ledger from before the round's member count was fixed at
+    open, where an admission re-opened it; blocks rolled back): then wait for its end again, as the loop's
+    commit-phase wait does, instead of abstaining from a round that will still take votes (`Stopped` ends it)."""
+    info = ctx.round_info(r)
+    phase = judge_phase(info, info.member_count, ctx.clock())
+    if phase == ChainPhase.COMMIT:
+        ctx.nlog.event(r, "vote", "wait", message="commit phase running again; waiting for its end")
+    while phase == ChainPhase.COMMIT:
+        ctx.sleep(ctx.cfg.poll_interval)
+        info = ctx.round_info(r)  # raises Stopped once the node is asked to stop
+        phase = judge_phase(info, info.member_count, ctx.clock())
+    return info, phase
 
 
 def update_blob_cap(ctx: NodeContext) -> int:

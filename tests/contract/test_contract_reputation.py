@@ -90,12 +90,15 @@ def test_quorum_counts_weight_not_heads(make_federation):
     fed = make_federation(3, quorum_bps=6000)
     fed.owner.admit_member(fed.outsiders[0].address, b"\x09" * 32, 3 * WEIGHT_ONE)
     heavy = fed.owner.with_account(fed.outsiders[0].private_key)
+    _finalize(fed, 1, fed.members)  # admitted while round 1 is open: it counts from round 2
+    assert fed.ledger.finalization(1).total_weight == 3 * WEIGHT_ONE
     # total 6.0; quorum > 60 %: heavy (3.0) + one light (1.0) = 66 % finalizes, heavy alone (50 %) does not
     for member in fed.members + [heavy]:
-        member.commit(1, b"\1" * 32, "bafkreiu", 1)
-    assert not heavy.vote(1, AGG, CID_AGG, ZERO, CID_REWARDS).finalized
-    assert fed.members[0].vote(1, AGG, CID_AGG, ZERO, CID_REWARDS).finalized
-    assert fed.ledger.finalization(1).weight_for == 4 * WEIGHT_ONE
+        member.commit(2, b"\1" * 32, "bafkreiu", 1)
+    assert not heavy.vote(2, AGG, CID_AGG, ZERO, CID_REWARDS).finalized
+    assert fed.members[0].vote(2, AGG, CID_AGG, ZERO, CID_REWARDS).finalized
+    assert fed.ledger.finalization(2).weight_for == 4 * WEIGHT_ONE
+    assert fed.ledger.finalization(2).total_weight == 6 * WEIGHT_ONE
 
 
 def _finalize(fed, r, voters, *, commit=True, excluded=()):

@@ -1,8 +1,11 @@
 """Happy path against a real anvil: several rounds, model updates, failed rounds, claims, event queries."""
 from __future__ import annotations
 
+import pytest
+
 from consensus.digest import vote_digest
 from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, ETH, oz_tree
+from ledger_tools import chain
 from ledger_tools.chain import Phase, RoundStatus
 
 
@@ -113,5 +116,8 @@ def test_admission_and_auditor_registration(federation, dev_keys):
     assert fed.ledger.total_weight() == 5_500_000 and newcomer.address in fed.ledger.members()
     fed.owner.register_auditor(fed.outsiders[1].address, b"\x43" * 32)
     assert [x.address for x in fed.ledger.auditors()] == [fed.outsiders[1].address]
-    # the newcomer takes part in the open round
-    fed.owner.with_account(newcomer.private_key).commit(1, b"\x01" * 32, "bafkreinew", 10)
+    # admitted while round 1 is open: it takes part from round 2 (tests/contract/test_contract_midround.py)
+    with pytest.raises(chain.CommitClosed):
+        fed.owner.with_account(newcomer.private_key).commit(1, b"\x01" * 32, "bafkreinew", 10)
+    fed.run_round(1)
+    fed.owner.with_account(newcomer.private_key).commit(2, b"\x01" * 32, "bafkreinew", 10)

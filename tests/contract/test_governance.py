@@ -172,14 +172,15 @@ def test_rounds_finalize_across_admission_and_removal(gfed: Governed) -> None:
     gfed.pass_proposal(gfed.gov[0].propose_admit(cand.address, b"\x42" * 32, 1_000_000, ETH).proposal_id)
     newcomer = gfed.ledger.with_account(cand.private_key)
     assert gfed.ledger.current_round() == 2
-    _round(gfed, 2, gfed.members + [newcomer])
+    _round(gfed, 2)  # admitted while round 2 is open: it takes part from round 3
+    _round(gfed, 3, gfed.members + [newcomer])
     gfed.pass_proposal(gfed.gov[0].propose_remove(gfed.accounts[3].address).proposal_id)
     assert gfed.accounts[3].address not in gfed.ledger.members()
     assert gfed.ledger.totals()[0] == 4
     with pytest.raises(NotMember):
-        gfed.members[3].commit(3, b"\x01" * 32, "bafkreix", 1)
-    _round(gfed, 3, gfed.members[:3] + [newcomer])
-    assert gfed.ledger.current_round() == 4
+        gfed.members[3].commit(4, b"\x01" * 32, "bafkreix", 1)
+    _round(gfed, 4, gfed.members[:3] + [newcomer])
+    assert gfed.ledger.current_round() == 5
 
 
 def test_member_leaving_mid_round_keeps_the_round_consistent(gfed: Governed) -> None:
