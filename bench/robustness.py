@@ -37,7 +37,8 @@ SETTINGS = (
     Setting("digits a=1.0", "digits", 1.0, rounds=5, local_epochs=2, batch_size=16, lr=0.05),
     Setting("breast_cancer a=1.0", "breast_cancer", 1.0, rounds=4, local_epochs=2, batch_size=16, lr=0.05),
     Setting("digits a=0.3", "digits", 0.3, rounds=5, local_epochs=2, batch_size=16, lr=0.05),
-    # the must-show cells again with twice the training, to see how much of the gap is the shrunk rounds
+    # the must-show digits cells with twice the training: clean FedAvg reaches ~91 % (5 rounds: ~85 %, mid-climb,
+    # where any slowdown costs points); the claim is judged here. 5-round digits α=1.0 stays for --quick.
     Setting("digits a=1.0 (10 rounds)", "digits", 1.0, rounds=10, local_epochs=2, batch_size=16, lr=0.05),
 )
 
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", nargs="+", default=list(RULES))
     ap.add_argument("--attacked-rules", nargs="+", default=None, help="rules run under attack (default: --rules)")
     ap.add_argument("--attacks", nargs="+", default=list(ATTACKS))
-    ap.add_argument("--settings", nargs="+", default=[s.name for s in SETTINGS[:3]])
+    ap.add_argument("--settings", nargs="+", default=[s.name for s in SETTINGS[1:]],
+                    help="default: digits α=1.0 at 10 rounds (the claim's setting: at 5 the model is mid-climb), "
+                         "breast cancer, digits α=0.3")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--label", default="", help="how this run differs from the full grid (printed in the doc)")
