@@ -1,7 +1,7 @@
 """README "Governance walkthrough", run for real with the CLI a user types: devnet up, four institutions deploy a
 governed federation and run their peers (one equivocates, signing two envelopes per round), a fifth stakes, is
 proposed, voted in and executed and runs its peer, a third party slashes the equivocator with the evidence file a
-peer saved, `audit rounds` shows both, `audit verify` passes; rounds finalize before and after each step."""
+peer saved, `audit rounds` shows both, `audit verify` passes; every round finalizes, before and after each step."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ from devnet.anvil import dev_accounts
 from devnet.processes import start_process
 from helpers.peer_proc import PeerProcess
 from ledger_tools.audit.history import load_history
-from ledger_tools.chain import FederationLedger
+from ledger_tools.chain import FederationLedger, RoundStatus
 
 pytestmark = pytest.mark.timeout(600)  # ~3 min on a quiet machine
 
@@ -159,6 +159,10 @@ def test_governance_walkthrough(tmp_path: Path) -> None:
         fin = {r: rec.finalization.block_number for r, rec in history.rounds.items() if rec.finalization}
         assert any(b < admitted for b in fin.values()), f"no round finalized before the admission: {fin}"
         assert any(b > removed and history.rounds[r].commitment_of(inst5["address"]) for r, b in fin.items()), fin
+        # every round finalized: the admission no longer re-opens the open round's commit phase (the round keeps
+        # the members it opened with), and the slash removes the equivocator from the open round at once
+        failed = sorted(r for r, rec in history.rounds.items() if rec.status == RoundStatus.FAILED)
+        assert not failed, f"rounds {failed} failed (finalized: {sorted(fin)})"
     finally:
         for p in peers:
             p.stop()
