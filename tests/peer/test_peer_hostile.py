@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from helpers.peer_proc import PeerProcess
 from ledger_tools.chain import NO_DP, WEIGHT_ONE, FederationLedger
+from peer.config import PeerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,27 +89,43 @@ def _write_csv(path: Path, rows: int, seed: int, *, label: str = "outcome") -> P
     return path
 
 
-def _peer_run(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fedledger.cli", "peer", "run", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def _peer_cmd(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "fedledger.cli", "peer", "run", "--config", str(config), *args]
+
+
+def _outcome(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of a `peer run` started with `_peer_start`."""
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def _peer_start(config: Path, *args: str) -> subprocess.Popen:
+    """A `peer run` process, started now and checked later: several refusals can start up side by side."""
+    return subprocess.Popen(_peer_cmd(config, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
 
 
 def test_csv_task_dp_and_a_silent_peer(local_federation, tmp_path):
     shared = _write_csv(tmp_path / "federation.csv", 240, seed=1)
     own = _write_csv(tmp_path / "hospital0.csv", 200, seed=2)
-    # the silent peer never commits, so the round waits for the commit deadline: long enough for three peers to
-    # start on a loaded 2-core machine (~40 s seen), short enough to keep the test quick
-    fed = local_federation(3, task=f"csv:{shared}:outcome", rule="fedavg", commit_period=75, vote_period=30)
+    # the silent peer never commits, so the round waits for the commit deadline: long enough for three peers (and
+    # the refusal below, side by side) to start on a loaded 2-core machine (~40 s seen), short enough to keep the
+    # test quick. The peers start at once: the deadline runs from the deployment.
+    fed = local_federation(3, task=f"csv:{shared}:outcome", rule="fedavg", commit_period=60, vote_period=30)
     p0, p1, silent = fed.peers
-
-    # refusals first (they need the federation, not its round): a peer with another model spec
-    mismatch = _peer_run(p0.config_path, "--task", "digits", "--max-rounds", "1")
-    assert mismatch.returncode == 2, mismatch.stdout + mismatch.stderr
-    assert "model spec" in (mismatch.stdout + mismatch.stderr) and "Traceback" not in mismatch.stderr
+    # the refusal needs the federation, not its round: p0's identity (a copy of its state dir, taken before p0
+    # runs) with another model spec; no gossip, so it binds none of p0's ports
+    twin = tmp_path / "p0-twin"
+    shutil.copytree(p0.state_dir, twin)
+    twin_config = PeerConfig.from_toml(p0.config_path).with_overrides(state_dir=twin).to_toml(twin / "peer.toml")
+    mismatch = _peer_start(twin_config, "--task", "digits", "--max-rounds", "1", "--no-gossip")
 
     procs = [PeerProcess(p0.config_path, "--max-rounds", "1", "--data", str(own), "--label", "outcome").start(),
              PeerProcess(p1.config_path, "--max-rounds", "1", "--dp", "--dp-noise", "1.0").start(),
              PeerProcess(silent.config_path, "--max-rounds", "1", "--attack", "silent").start()]
+    code, text = _outcome(mismatch, timeout=90)
+    assert code == 2, text
+    assert "model spec" in text and "Traceback" not in text
     _run_all(procs, timeout=150)
 
     ledger = FederationLedger(fed.rpc_url, fed.contract, deploy_block=fed.deploy_block)
@@ -124,22 +141,27 @@ def test_csv_task_dp_and_a_silent_peer(local_federation, tmp_path):
     assert _records(p0)[1]["num_samples"] < 200  # trained on its own table (train split), not the shared one
 
 
-@pytest.mark.parametrize("content,needle", [
+BAD_CSV = [
     ("age,bp\n1,2\n3,4\n", "label column 'outcome' not found"),
     ("age,bp,outcome\n1,x,0\n3,4,1\n", "line 2"),
     ("", "empty"),
-])
-def test_bad_csv_is_one_clear_error(tmp_path, content, needle):
-    """No federation needed: the institution's data is checked before any endpoint is contacted."""
-    from peer.config import PeerConfig
+]
 
-    bad = tmp_path / "bad.csv"
-    bad.write_text(content)
+
+def test_bad_csv_is_one_clear_error(tmp_path):
+    """No federation needed: the institution's data is checked before any endpoint is contacted. One process
+    per bad table, side by side (each mostly waits for its imports)."""
     config = PeerConfig(state_dir=tmp_path / "state", contract="0x" + "11" * 20, rpc_url="http://127.0.0.1:9",
                         password_file=tmp_path / "pw").to_toml(tmp_path / "peer.toml")
     (tmp_path / "pw").write_text("x")
-    out = _peer_run(config, "--data", str(bad), "--label", "outcome", timeout=60)
-    assert out.returncode == 2
-    text = " ".join((out.stdout + out.stderr).split())  # the console may wrap a long path
-    assert needle in text and "Traceback" not in text, text
-    assert text.startswith("error:") and "hint:" in text, text
+    started = []
+    for i, (content, needle) in enumerate(BAD_CSV):
+        bad = tmp_path / f"bad{i}.csv"
+        bad.write_text(content)
+        started.append((_peer_start(config, "--data", str(bad), "--label", "outcome"), needle))
+    for proc, needle in started:
+        code, out = _outcome(proc, timeout=90)
+        text = " ".join(out.split())  # the console may wrap a long path
+        assert code == 2, (needle, text)
+        assert needle in text and "Traceback" not in text, text
+        assert text.startswith("error:") and "hint:" in text, text
