@@ -24,6 +24,7 @@ from web3.logs import DISCARD as _DISCARD
 from consensus.commitment import bytes32 as _b32
 from consensus.digest import vote_digest
 from consensus.reputation import WEIGHT_ONE
+from ledger_tools.chain import transactions as txs
 from ledger_tools.chain.errors import LedgerError, LedgerUnavailable, TransactionFailed, decode_revert, error_table
 from ledger_tools.chain.events import LedgerEvents, _hex
 from ledger_tools.chain.records import (
@@ -43,7 +44,6 @@ from ledger_tools.chain.records import (
     TxReceipt,
     VoteReceipt,
 )
-from ledger_tools.chain.transactions import http_provider, prepare, send_raw, wait_for_receipt
 
 ARTIFACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "build" / "FederationLedger.json"
 
@@ -85,7 +85,7 @@ class FederationLedger(LedgerEvents):
         w3: Web3 | None = None,
     ) -> None:
         self.rpc_url = rpc_url
-        self.w3 = w3 or Web3(http_provider(rpc_url))
+        self.w3 = w3 or Web3(txs.http_provider(rpc_url))
         self.address = to_checksum_address(address)
         self.abi = abi or _load_artifact()["abi"]
         self.contract = self.w3.eth.contract(address=self.address, abi=self.abi)
@@ -374,25 +374,14 @@ class FederationLedger(LedgerEvents):
             base = {"from": self.account.address, "chainId": self._chain_id, "value": value}
             if gas is not None:
                 base["gas"] = int(gas)
-            tx = prepare(self.w3, fn, base, estimate=gas is None)  # nonce, fees, estimate: one batched request
-            if tx is None:  # request by request; a revert surfaces here with its custom error
-                base["nonce"] = self.w3.eth.get_transaction_count(self.account.address, "pending")
-                try:
-                    tx = fn.build_transaction(base)
-                except (ContractLogicError, Web3RPCError) as exc:
-                    raise decode_revert(exc, self._errors) from None
+            # nonce, fees and estimate in one batched request; a revert surfaces here with its custom error
+            tx = txs.build(self.w3, fn, base, estimate=gas is None, errors=self._errors)
             if gas is None:
                 tx["gas"] = max(int(tx["gas"] * 1.25) + 20_000, int(min_gas or 0))
             signed = self.account.sign_transaction(tx)
             tx_hash = signed.hash
-            try:
-                raw = send_raw(self.w3, signed.raw_transaction, tx_hash)  # the receipt where the node waits for it
-            except Web3RPCError as exc:
-                raise TransactionFailed(f"the node rejected the transaction: {exc}") from None
-        if raw is None:
-            raw = wait_for_receipt(self.w3, tx_hash, self.tx_timeout)
-        if raw is None:
-            raise TransactionFailed(f"transaction {_hex(tx_hash)} not mined within {self.tx_timeout:.0f}s")
+            raw = txs.send(self.w3, signed.raw_transaction, tx_hash)  # the receipt, where the node waits for it
+        raw = raw or txs.receipt(self.w3, tx_hash, self.tx_timeout)
         if raw["status"] != 1:
             raise self._replay_failure(tx, raw)
         receipt = TxReceipt(_hex(tx_hash), raw["blockNumber"], raw["gasUsed"])

@@ -22,8 +22,10 @@ import requests
 from web3 import Web3
 from web3._utils.method_formatters import receipt_formatter
 from web3.datastructures import AttributeDict
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
+
+from ledger_tools.chain.errors import ContractRevert, TransactionFailed, decode_revert
 
 #: receipt polls: first after `FIRST_POLL` s, doubling up to `MAX_POLL` s (a devnet mines within milliseconds;
 #: a real chain's block time is seconds, where 0.25 s of extra latency is noise and fewer requests help the node)
@@ -81,6 +83,35 @@ def prepare(w3: Web3, fn: Any, base: dict[str, Any], *, estimate: bool) -> dict[
     if estimate:
         tx["gas"] = _int(results[3])
     return tx
+
+
+def build(w3: Web3, fn: Any, base: dict[str, Any], *, estimate: bool, errors: dict[str, type[ContractRevert]]
+          ) -> dict[str, Any]:
+    """`prepare`, else web3's request-by-request filling, where a reverting estimate raises its custom error
+    (decoded with `errors`) before anything is sent."""
+    tx = prepare(w3, fn, base, estimate=estimate)
+    if tx is not None:
+        return tx
+    try:
+        return dict(fn.build_transaction({**base, "nonce": w3.eth.get_transaction_count(base["from"], "pending")}))
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise decode_revert(exc, errors) from None
+
+
+def send(w3: Web3, raw_tx: bytes, tx_hash: Any) -> Any | None:
+    """`send_raw`, a refusal by the node raised as `TransactionFailed`."""
+    try:
+        return send_raw(w3, raw_tx, tx_hash)
+    except Web3RPCError as exc:
+        raise TransactionFailed(f"the node rejected the transaction: {exc}") from None
+
+
+def receipt(w3: Web3, tx_hash: Any, timeout: float) -> Any:
+    """`wait_for_receipt`, `TransactionFailed` when the transaction is not mined within `timeout`."""
+    raw = wait_for_receipt(w3, tx_hash, timeout)
+    if raw is None:
+        raise TransactionFailed(f"transaction 0x{bytes(tx_hash).hex()} not mined within {timeout:.0f}s")
+    return raw
 
 
 def send_raw(w3: Web3, raw_tx: bytes, tx_hash: Any) -> Any | None:
