@@ -134,16 +134,13 @@ def fraction_figure(cells, meta, path: Path) -> str | None:
     import matplotlib.pyplot as plt
 
     rule = default_rule()
-    attacked = [s["name"] for s in meta["settings"]
-                if any(c["setting"] == s["name"] and c["rule"] == rule and c["fraction"] > 0 for c in cells)]
-    if not attacked:
-        return None
-    setting = attacked[0]  # the first setting the default rule was run under attack in
-    worst, worst_acc = None, 101.0
-    for attack in meta["attacks"]:
-        got = stats(cells, setting, max(meta["fractions"]), attack, rule)
-        if got is not None and got[0] < worst_acc:
-            worst, worst_acc = attack, got[0]
+    top = max(meta["fractions"])
+    setting, worst, worst_acc = None, None, 101.0  # the worst cell among settings both rules ran under attack in
+    for s in meta["settings"]:
+        for attack in meta["attacks"]:
+            got = stats(cells, s["name"], top, attack, rule)
+            if got is not None and stats(cells, s["name"], top, attack, "fedavg") is not None and got[0] < worst_acc:
+                setting, worst, worst_acc = s["name"], attack, got[0]
     if worst is None:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
