@@ -34,10 +34,11 @@ contract FederationLedger is IFederationLedger {
         bytes10 voteDigestPrefix; // first 10 bytes of the digest voted in lastVoteRound
     }
 
-    /// @dev The open round and membership totals, one slot (248 bits). The open round keeps the members it
+    /// @dev The open round and membership totals, one slot (240 bits). The open round keeps the members it
     ///      opened with: `roundMembers` (its commit phase ends when they all committed) and `totalWeight` (the
     ///      quorum's base) change while it runs only by removals and reputation updates; a member admitted while
-    ///      it is open counts from the next round (`joined`, `joinedWeight`). At most 2^24 - 1 members.
+    ///      it is open counts from the next round (`joinedWeight`): memberCount - roundMembers of them are waiting
+    ///      (a removal lowers both counts, or only memberCount for such a newcomer). At most 2^24 - 1 members.
     ///      The commit deadline (not the start) is kept so that commit reads no parameter slot.
     struct State {
         uint32 currentRound;
@@ -47,7 +48,6 @@ contract FederationLedger is IFederationLedger {
         uint24 memberCount; // every member, including those admitted while the open round runs
         uint64 totalWeight;
         uint32 finalizedCount;
-        bool joined; // members were admitted while the open round runs: `_openNext` adds them
     }
 
     /// @dev Written once when a round closes (finalized or failed), one slot (256 bits). The round's periods are
@@ -675,7 +675,6 @@ contract FederationLedger is IFederationLedger {
         if (duringRound) {
             pending += weight;
             joinedWeight = pending;
-            s.joined = true;
         } else {
             s.roundMembers += 1;
             s.totalWeight += weight;
@@ -769,8 +768,7 @@ contract FederationLedger is IFederationLedger {
         s.currentRound = uint32(round + 1);
         s.commitDeadline = uint40(block.timestamp + commitPeriod);
         s.commitCount = 0;
-        if (s.joined) {
-            s.joined = false;
+        if (s.memberCount != s.roundMembers) {
             s.totalWeight += joinedWeight;
             s.roundMembers = s.memberCount;
             joinedWeight = 0;
