@@ -54,6 +54,9 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
     update_hash = hashlib.sha256(update).digest()
     sealed, cid = _sealed(ctx, r, rec, update)
     cid = publish(ctx, r, rec, update_hash, sealed, cid)
+    # the others' updates are unsealed as they arrive from here on: during the re-check and the commit tx
+    # (I/O waits), not only after them (the collector still takes only what matches the chain's commitments)
+    unseal_ahead.start_for(ctx, r)
 
     # re-check the chain right before sending
     if reconcile.commit(ctx, r, rec) is not OnChain.MISSING:
@@ -63,7 +66,6 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
         _skip(ctx, r, rec, "commit window closed before the commit transaction", info.start)
         return
     send_commit(ctx, r, rec, update_hash, cid)
-    unseal_ahead.start_for(ctx, r)  # the others' updates are unsealed as they arrive, while the phase runs out
 
 
 def _skip(ctx: NodeContext, r: int, rec: RoundRecord, why: str, start: int) -> None:

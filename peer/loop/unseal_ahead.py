@@ -117,12 +117,13 @@ class UnsealAhead:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-#: The round loop's running unsealers, by (context, round): started after the own commit, taken by the collector.
+#: The round loop's running unsealers, by (context, round): started once the own update is published, taken by
+#: the collector.
 _RUNNING: dict[tuple[int, int], UnsealAhead] = {}
 
 
 def start_for(ctx, r: int) -> None:
-    """Start unsealing round r's arrived blobs for this node (after its own commit); without gossip, nothing."""
+    """Start unsealing round r's arrived blobs for this node (once its own update is out); without gossip, nothing."""
     if ctx.gossip is None or (id(ctx), r) in _RUNNING:
         return
     for key in [k for k in _RUNNING if k[0] == id(ctx) and k[1] < r]:
