@@ -85,6 +85,7 @@ class LedgerHistory:
     outcomes: dict[int, RoundOutcome] = field(default_factory=dict)
     round: int = 1
     governor: FederationGovernor | None = None
+    joining: list[Member] = field(default_factory=list)  # admitted while `round` is open: members from the next
 
     def govern(self, propose: Callable[[FederationGovernor], ProposalReceipt]) -> int:
         """Pass a proposal by member vote: the first member proposes, every member votes for, the clock moves
@@ -99,12 +100,13 @@ class LedgerHistory:
         return pid
 
     def admit(self, account: DevAccount, enc_key: X25519PrivateKey, stake_wei: int = 10**18) -> Member:
-        """The candidate stakes, the members admit it by vote; it commits and votes from the open round on."""
+        """The candidate stakes, the members admit it by vote; it commits and votes from the next round on (the
+        open round keeps the members it opened with), but is sealed to at once."""
         assert self.governor is not None
         self.governor.with_account(account.private_key).stake(stake_wei)
         self.govern(lambda g: g.propose_admit(account.address, _public(enc_key), WEIGHT_ONE, stake_wei))
         member = Member(account, enc_key, self.owner.with_account(account.private_key))
-        self.members.append(member)
+        self.joining.append(member)
         return member
 
     def register_auditor(self, address: str, enc_key: bytes) -> int:
@@ -121,7 +123,7 @@ class LedgerHistory:
         return next(m for m in self.members if m.address.lower() == address.lower())
 
     def recipients(self) -> dict[str, bytes]:
-        keys = {m.address: _public(m.enc_key) for m in self.members}
+        keys = {m.address: _public(m.enc_key) for m in self.members + self.joining}
         keys[self.auditor.address] = _public(self.auditor.enc_key)
         keys.update(self.extra_recipients)
         return keys
@@ -198,10 +200,15 @@ class LedgerHistory:
         elif finalized_hash is not None:
             self.model = self._lied_model
         self.outcomes[r] = outcome
-        self.round += 1
+        self._next_round()
         return outcome
 
     _lied_model: bytes = b""
+
+    def _next_round(self) -> None:
+        self.round += 1
+        self.members += self.joining
+        self.joining.clear()
 
     def fail_round(self, *, committers: Sequence[Member] | None = None) -> list[bytes]:
         """Members commit (blobs on the store), nobody votes; after the vote deadline the round is closed as failed.
@@ -218,7 +225,7 @@ class LedgerHistory:
             updates.append(update)
         increase_time(self.rpc_url, 2 * 3600 + 60)
         self.owner.close_failed_round(r)
-        self.round += 1
+        self._next_round()
         return updates
 
 

@@ -16,6 +16,7 @@ from helpers.ledger_history import _x25519, make_history
 from ledger_tools.audit import load_history, verify_history
 from ledger_tools.audit.governance import load_governance
 from ledger_tools.audit.tally import tally_findings
+from ledger_tools.chain import CommitClosed
 
 runner = CliRunner()
 
@@ -28,13 +29,14 @@ def _cli(h, tmp_path, *args: str):
 
 @pytest.fixture
 def governed_history(anvil, ipfs_store, dev_keys):
-    """4 bootstrap members; round 1; a fifth admitted by vote; round 2 with five; one member slashed for
-    equivocating in round 2; round 3 with the remaining four."""
+    """4 bootstrap members; round 1; a fifth admitted by vote while round 2 is open; round 2 with the four;
+    round 3 with five; one member slashed for equivocating in round 2; round 4 with the remaining four."""
     h = make_history(anvil.rpc_url, ipfs_store, dev_keys[0].private_key, n_members=4, seed=7,
                      account_seed="audit-governance")
     h.run_round()
     newcomer = extra_accounts(anvil.rpc_url, 1, seed="audit-governance/newcomer")[0]
     h.admit(newcomer, _x25519(b"audit-governance/newcomer"))
+    h.run_round()
     h.run_round()
     cheat = h.members[1]
     a = proof(h.owner, cheat.account, 2, hashlib.sha256(b"one").digest())
@@ -62,7 +64,7 @@ def test_rounds_and_governance_show_admission_slash_and_stake(governed_history, 
     assert ("slashed", cheat.address) in kinds and ("staked", newcomer.address) in kinds
     admitted = next(e for e in doc["timeline"] if e["kind"] == "admitted" and e["account"] == newcomer.address)
     removed = next(e for e in doc["timeline"] if e["kind"] == "removed")
-    assert admitted["round"] == 2 and removed["round"] == 3  # the round open when each took effect
+    assert admitted["round"] == 2 and removed["round"] == 4  # the round open when each was executed
     assert doc["slashes"][0]["member"] == cheat.address and doc["slashes"][0]["round"] == 2
     assert doc["stakes_wei"][newcomer.address] == str(10**18)
     assert doc["proposals"][0]["kind"] == "admit" and doc["proposals"][0]["executed_block"]
@@ -77,19 +79,21 @@ def test_rounds_and_governance_show_admission_slash_and_stake(governed_history, 
 def test_verify_holds_each_tally_to_the_member_set_in_force(governed_history, tmp_path):
     h, newcomer, cheat = governed_history
     history, _ = load_history(h.owner, cache_dir=tmp_path / "cache")
-    # round 2's total weight holds the newcomer (admitted while it was open), round 3's no longer the cheat's
-    totals = {r: history.rounds[r].finalization.total_weight for r in (1, 2, 3)}
-    assert totals[2] > totals[1] and totals[3] < totals[2], totals
+    # round 2 (open at the admission) keeps its four members' weight, round 3 holds the newcomer's, round 4 no
+    # longer the cheat's
+    totals = {r: history.rounds[r].finalization.total_weight for r in (1, 2, 3, 4)}
+    assert totals[2] == totals[1] and totals[3] > totals[2] and totals[4] < totals[3], totals
     assert all(history.rounds[r].total_weight_then == totals[r] for r in totals)
-    assert cheat.address in {v.member for v in history.rounds[2].in_force}
-    assert cheat.address not in {v.member for v in history.rounds[3].in_force}
-    assert all(v.was_member and v.counted == v.weight_then for r in (1, 2, 3) for v in history.rounds[r].in_force)
+    assert newcomer.address not in {v.member for v in history.rounds[2].in_force}
+    assert cheat.address in {v.member for v in history.rounds[3].in_force}
+    assert cheat.address not in {v.member for v in history.rounds[4].in_force}
+    assert all(v.was_member and v.counted == v.weight_then for r in totals for v in history.rounds[r].in_force)
     report = verify_history(history, store=h.store, unseal=h.auditor_unseal())
     assert report.ok, [f.line() for f in report.findings]
     assert not any(f.kind == "tally" for f in report.findings)
 
     # a tally that counted a non-member, or a total weight the member set does not add up to, is named
-    rec = history.rounds[3]
+    rec = history.rounds[4]
     rec.in_force[0] = dataclasses.replace(rec.in_force[0], was_member=False)
     rec.total_weight_then = (rec.total_weight_then or 0) + 1
     lines = [f.line() for f in tally_findings(history, rec)]
@@ -110,10 +114,11 @@ def test_governance_log_finds_the_governor_and_the_changes(governed_history, tmp
     assert changes[0].account == newcomer.address
 
 
-def test_a_commit_after_voting_began_is_named_and_the_voters_outcome_verifies(anvil, ipfs_store, dev_keys):
-    """Every member committed and one voted; then a member is admitted: the commit phase re-opens (the member count
-    grew), the newcomer commits, the others vote the outcome of the four commitments they saw. The auditor
-    re-derives that outcome (not one over all five commitments) and names the late commitment."""
+def test_an_admission_after_voting_began_leaves_the_round_as_it_was(anvil, ipfs_store, dev_keys):
+    """Every member committed and one voted; then a member is admitted. The commit phase used to re-open (the member
+    count grew) and the newcomer's commitment joined a round already being voted on; now the round keeps the four
+    members it opened with: the newcomer's commit is refused, the round finalizes and verifies with four
+    commitments, and nothing is named `commit-after-vote`."""
     h = make_history(anvil.rpc_url, ipfs_store, dev_keys[0].private_key, n_members=4, seed=9,
                      account_seed="late-commit")
     h.run_round()
@@ -123,15 +128,17 @@ def test_a_commit_after_voting_began_is_named_and_the_voters_outcome_verifies(an
         member = h.admit(newcomer, _x25519(b"late-commit/newcomer"))
         update = h.random_update()
         cid = h.store.add(h.sealed(update, member.address, h.round))
-        member.ledger.commit(h.round, hashlib.sha256(update).digest(), cid, 10)
+        with pytest.raises(CommitClosed):
+            member.ledger.commit(h.round, hashlib.sha256(update).digest(), cid, 10)
 
     h.run_round(after_first_vote=admit_and_commit)
+    h.run_round()  # the newcomer takes part from here
     history, _ = load_history(h.owner)
-    assert history.rounds[2].commits_after_vote == [newcomer.address] and len(history.rounds[2].commits) == 5
+    assert history.rounds[2].commits_after_vote == [] and len(history.rounds[2].commits) == 4
+    assert len(history.rounds[3].commits) == 5
     report = verify_history(history, store=h.store, unseal=h.auditor_unseal())
     assert report.ok, [f.line() for f in report.mismatches]
-    late = [f for f in report.findings if f.kind == "commit-after-vote"]
-    assert [(f.round, f.peer) for f in late] == [(2, newcomer.address)]
+    assert not [f for f in report.findings if f.kind == "commit-after-vote"]
 
 
 def test_each_round_is_checked_under_its_own_parameters():
