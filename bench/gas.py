@@ -221,8 +221,9 @@ def markdown(report: dict[str, Any]) -> str:
         "- Issue 14, a round keeps the members it opened with (docs/architecture.md, in-flight rounds): the round "
         "slot holds the round's member count (uint24, fixed at open, minus removals) and the commit deadline "
         "instead of the start, so commit no longer reads the parameter slot; newcomers' weight waits in a slot "
-        "packed with `owner`, read and reset only by the first finalization after an admission. Round operations "
-        "against the earlier tables:",
+        "packed with `owner`, read and reset only by the first finalization after an admission (+~5k to that "
+        "one finalizing vote, bench.gas_governance). Round operations against the earlier tables (this run: "
+        "load average ~10–15 on 2 cores, which does not change gas):",
         "",
         *comparison(rows),
         "",
