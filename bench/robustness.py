@@ -27,7 +27,8 @@ from bench.robustness_report import RESULTS, Setting, write_all
 ATTACKS = ("sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm",
            "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic")
 RULES = ("fedavg", "multi_krum", "trimmed_mean", "centered_clipping", "nnm+trimmed_mean",
-         "arc+nnm+trimmed_mean", "bucketing+nnm+trimmed_mean", "rescale+nnm+centered_clipping")
+         "arc+nnm+trimmed_mean", "bucketing+nnm+trimmed_mean", "rescale+nnm+centered_clipping",
+         "rescale+arc+nnm+centered_clipping")
 FRACTIONS = (0.0, 0.1, 0.2, 0.3)
 SEEDS = (0, 1, 2)
 PEERS = 20

@@ -11,7 +11,8 @@ RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs"
 SHORT = {"nnm+trimmed_mean": "nnm+tm", "arc+nnm+trimmed_mean": "arc+nnm+tm",
          "bucketing+nnm+trimmed_mean": "bucket+nnm+tm", "centered_clipping": "cclip", "trimmed_mean": "trim_mean",
-         "multi_krum": "multi_krum", "rescale+nnm+centered_clipping": "rescale+nnm+cclip"}
+         "multi_krum": "multi_krum", "rescale+nnm+centered_clipping": "rescale+nnm+cclip",
+         "rescale+arc+nnm+centered_clipping": "rescale+arc+nnm+cclip"}
 
 
 @dataclass(frozen=True)
