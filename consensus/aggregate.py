@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
+from consensus.aggregators import RuleInput
 from consensus.aggregators.base import check_int
+from consensus.aggregators.compose import run_composed
 from consensus.chunks import default_workers
 from consensus.codec import CanonicalInts, ModelSpec, decode_ints, encode_ints, update_hash
 from consensus.errors import AggregationError, CodecError
@@ -87,19 +88,8 @@ def aggregate(rule: str, updates: Sequence[bytes | None], *, f: int, weights: Se
     inp = RuleInput([usable[i].values for i in valid], [weights[i] for i in valid], f, workers)
     if inp.d == 0:
         raise AggregationError("the model has no parameters")
-    members = [[pos] for pos in range(inp.n)]  # the valid positions each row of `inp` stands for
-    finishes = []  # rescale: turns the inner aggregate into the output, outermost last
-    for name in pre:
-        inp = PRE_AGGREGATORS[name](inp)
-        groups = getattr(inp, "groups", None)  # bucketing: one row per bucket of previous rows
-        if groups is not None:
-            members = [[pos for row in group for pos in members[row]] for group in groups]
-        if hasattr(inp, "finish"):
-            finishes.append(inp.finish)
-    out = RULES[base](inp, dict(params))
-    values = out.values
-    for finish in reversed(finishes):
-        values = finish(values)
+    composed = run_composed(pre, base, inp, dict(params))
+    out, values, members = composed.out, composed.values, composed.members
     scores = [0] * n_all
     for row, score in enumerate(out.scores):
         for pos in members[row]:

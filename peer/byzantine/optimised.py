@@ -52,7 +52,8 @@ def mean_aggregator(vectors: Sequence[np.ndarray]) -> np.ndarray:
 
 def rule_aggregator(rule: str, f: int, scale_bits: int = 20) -> Aggregator:
     """The federation's exact rule as a float function (quantised to the canonical grid, as peers send)."""
-    from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
+    from consensus.aggregators import RuleInput
+    from consensus.aggregators.compose import run_composed
     from consensus.errors import AggregationError
     from consensus.feasibility import split_rule
 
@@ -63,14 +64,7 @@ def rule_aggregator(rule: str, f: int, scale_bits: int = 20) -> Aggregator:
         rows = [np.clip(np.rint(v * scale), -(2**31 - 1), 2**31 - 1).astype(np.int32) for v in vectors]
         inp = RuleInput(rows, [1] * len(rows), f, 1)
         try:
-            finishes = []
-            for name in pre:
-                inp = PRE_AGGREGATORS[name](inp)
-                if hasattr(inp, "finish"):
-                    finishes.append(inp.finish)
-            values = RULES[base](inp, {}).values
-            for finish in reversed(finishes):
-                values = finish(values)
+            values = run_composed(pre, base, inp, {}).values
             return values.astype(np.float64) / scale
         except AggregationError:
             return mean_aggregator(vectors)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import consensus
 from consensus import ModelSpec
-from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
+from consensus.aggregators import RuleInput
+from consensus.aggregators.compose import run_composed
 from consensus.errors import AggregationError
 from consensus.feasibility import max_f, min_valid_updates
 
@@ -22,16 +23,7 @@ SCALE = 2.0**20
 def _run(rule: str, rows: list[np.ndarray], f: int) -> np.ndarray:
     """The composition on rows, as `consensus.aggregate` runs it (without the codec)."""
     *pre, base = rule.split("+")
-    inp = RuleInput(rows, [1] * len(rows), f)
-    finishes = []
-    for name in pre:
-        inp = PRE_AGGREGATORS[name](inp)
-        if hasattr(inp, "finish"):
-            finishes.append(inp.finish)
-    values = RULES[base](inp, {}).values
-    for finish in reversed(finishes):
-        values = finish(values)
-    return values
+    return run_composed(pre, base, RuleInput(rows, [1] * len(rows), f), {}).values
 
 
 def _ipm_rows(seed: int, n: int = 20, f: int = 6, d: int = 500) -> tuple[list[np.ndarray], np.ndarray]:
