@@ -120,6 +120,8 @@ contract FederationLedger is IFederationLedger {
     ///      round): it neither commits nor votes in that round (CommitClosed / VotingClosed) and its reputation
     ///      skips that round. Cleared by its first vote or settlement.
     uint8 private constant FLAG_NEW = 16;
+    /// @dev `lastCommitHash` of a member admitted during a round, until its first commitment (never a keccak).
+    bytes32 private constant ADMITTED_NO_COMMIT = bytes32(uint256(1));
     uint256 private constant BPS = ReputationMath.BPS;
     /// @dev Longest multiaddr `announce` accepts, in bytes (a /dns4/<name>/tcp/<port>/p2p/<peer id> is ~100).
     ///      Not a public getter: it would cost ~190 bytes of runtime code (~40k deploy gas) for a fixed number.
@@ -598,6 +600,8 @@ contract FederationLedger is IFederationLedger {
     function lastCommit(address account) external view returns (uint256 round, bytes32 updateHash) {
         round = memberState[account].lastCommitRound;
         if (round != 0) updateHash = lastCommitHash[account];
+        // admission marks the open round as taken without a commitment (hash 1): no commitment to slash against
+        if (updateHash == ADMITTED_NO_COMMIT) (round, updateHash) = (0, bytes32(0));
     }
 
     /// @inheritdoc IFederationLedger
@@ -668,7 +672,7 @@ contract FederationLedger is IFederationLedger {
             voteDigestPrefix: bytes10(0)
         });
         memberKey[account] = encKey;
-        lastCommitHash[account] = bytes32(uint256(1)); // non-zero from admission: a commit rewrites it for 5k gas
+        lastCommitHash[account] = ADMITTED_NO_COMMIT; // non-zero from admission: a commit rewrites it for 5k gas
         if (flags & FLAG_REMOVED == 0) memberList.push(account); // a removed member is still listed
         s.memberCount += 1;
         uint64 pending = joinedWeight;

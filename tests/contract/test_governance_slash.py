@@ -157,6 +157,11 @@ def test_commit_mismatch(staked: Governed) -> None:
     another round and a replay revert with named errors."""
     cheat, honest, reporter = staked.outsiders[0], staked.accounts[0], staked.outsiders[1]
     round_ = staked.ledger.current_round()
+    # admitted while round 1 was open, `cheat` took no part in it: an envelope it signed for round 1 (an honest
+    # newcomer's peer may gossip one before its commit reverts CommitClosed) proves no mismatch
+    assert staked.ledger.contract.functions.lastCommit(cheat.address).call() == [0, b"\0" * 32]
+    with pytest.raises(NotCommitted):
+        staked.gov_as(reporter).slash_commit_mismatch(proof(staked, cheat, 1, b"\x0e" * 32))
     staked.ledger.with_account(cheat.private_key).commit(round_, b"\x0c" * 32, "bafkreicommitted", 100)
     staked.members[0].commit(round_, b"\x0d" * 32, "bafkreihonest", 100)
     assert staked.ledger.contract.functions.lastCommit(cheat.address).call() == [round_, b"\x0c" * 32]
