@@ -193,13 +193,7 @@ class FederationLedger(LedgerEvents):
         """Phase of `round_` (default: the open round) at the latest block's time, by the contract's rule: the
         commit phase ends at its deadline or once every member counting in the round committed (the contract
         has no phase view: it is derived from `roundInfo`, saving runtime code)."""
-        info = self.round_info(self.current_round() if round_ is None else round_)
-        if info.status != RoundStatus.OPEN:
-            return {RoundStatus.NONE: Phase.NONE, RoundStatus.FINALIZED: Phase.FINALIZED}.get(info.status, Phase.FAILED)
-        now = self.chain_time()
-        if now < info.commit_deadline and info.commit_count < info.member_count:
-            return Phase.COMMIT
-        return Phase.VOTE if now < info.vote_deadline else Phase.EXPIRED
+        return self.round_info(self.current_round() if round_ is None else round_).phase_at(self.chain_time())
 
     @_rpc_guard
     def members(self) -> list[str]:

@@ -166,6 +166,18 @@ class RoundInfo:
     # open counts from the next round), its commit phase ends when commit_count reaches it; 0 for other rounds
     member_count: int = 0
 
+    def phase_at(self, now: float, member_count: int | None = None, slack: float = 0.0) -> Phase:
+        """The round's phase at time `now`, by the contract's rule: the commit phase ends at its deadline or once
+        `member_count` (default: the members counting in the round) have committed; `slack` s of clock skew are
+        tolerated at both deadlines. The one copy of the rule: the binding judges by chain time, peers by their
+        own clock (`peer.loop.round_clock`)."""
+        if self.status != RoundStatus.OPEN:
+            return {RoundStatus.NONE: Phase.NONE, RoundStatus.FINALIZED: Phase.FINALIZED}.get(self.status, Phase.FAILED)
+        members = self.member_count if member_count is None else member_count
+        if self.commit_count < members and now < self.commit_deadline + slack:
+            return Phase.COMMIT
+        return Phase.VOTE if now < self.vote_deadline + slack else Phase.EXPIRED
+
 
 @dataclass(frozen=True)
 class MemberInfo:

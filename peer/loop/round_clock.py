@@ -27,20 +27,9 @@ def vote_gas(excluded: int) -> int:
 
 
 def judge_phase(info: RoundInfo, member_count: int, now: float, slack: float = CLOCK_SLACK) -> ChainPhase:
-    """The phase of an (open or settled) round at wall-clock time `now`, as the next block will see it.
-
-    The commit phase ends at its deadline or as soon as every member has committed (the contract's rule)."""
-    if info.status == RoundStatus.NONE:
-        return ChainPhase.NONE
-    if info.status == RoundStatus.FINALIZED:
-        return ChainPhase.FINALIZED
-    if info.status == RoundStatus.FAILED:
-        return ChainPhase.FAILED
-    if info.commit_count < member_count and now < info.commit_deadline + slack:
-        return ChainPhase.COMMIT
-    if now < info.vote_deadline + slack:
-        return ChainPhase.VOTE
-    return ChainPhase.EXPIRED
+    """The phase of an (open or settled) round at wall-clock time `now`, as the next block will see it: the
+    contract's rule (`RoundInfo.phase_at`) with `slack` seconds of clock skew."""
+    return info.phase_at(now, member_count, slack)
 
 
 def commit_window_open(info: RoundInfo, member_count: int, now: float, margin: float) -> bool:
