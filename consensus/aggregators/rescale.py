@@ -12,17 +12,18 @@ d-dimensional estimate of the mean is poor.
 Definition: with a = the inner rule's aggregate of the rows it receives (same f), p_i = <x_i, a> the
 components of the *received* rows along a (put `rescale` first to measure the raw updates, before ARC/NNM
 shrink them), and s = the trimmed mean of the p_i with f cut per side (n > 2f), the output is
-    a * t,   t = clamp(s / |a|^2, 0, T_MAX),   T_MAX = 4,
+    a * t,   t = clamp(s / |a|^2, 1, T_MAX),   T_MAX = 4,
 i.e. the aggregate's direction with the length the robust 1-D mean of the updates gives it along that
-direction. Byzantine members move s only within the honest components' (f+1)-th smallest and largest values,
-so the output's length is at most the largest honest component along a (and at most 4x the inner rule's);
-t = 0 (no step) when the middle of the updates does not agree with the aggregate's direction at all. Nothing
-here compares updates with each other, so near-copies with noise added are treated like exact ones.
+direction, never shorter than the inner rule's: a lower bound of 0 let a line-searching attacker (ipm_opt)
+drive t to 0 and stall training. Byzantine members move s only within the honest components' (f+1)-th
+smallest and largest values, so a lengthened output is at most the largest honest component along a (and at
+most 4x the inner rule's). Nothing here compares updates with each other, so near-copies with noise added are
+treated like exact ones.
 Scores: the inner rule's, unchanged (`finish` touches only the aggregate).
 
 Exactness: 2<x_i, a> = |x_i|^2 + |a|^2 - |x_i - a|^2 from the exact distance matrix
 (`consensus.intmath.sq_distances`); s and |a|^2 are exact integers, the scale is the fixed-point factor
-F = floor(2**30 * sum(kept 2p_i) / (2 (n-2f) |a|^2)) clamped to [0, 2**32 - 1], and each coordinate is
+F = floor(2**30 * sum(kept 2p_i) / (2 (n-2f) |a|^2)) clamped to [2**30, 2**32 - 1], and each coordinate is
 round_half_even(a_j F / 2**30) (|a_j F| < 2**63: exact in int64), clipped to int32. The components are a
 multiset of values, so the result is permutation-invariant.
 """
