@@ -32,6 +32,7 @@ def test_long_chain_writes_no_state_to_disk(tmp_path: Path, monkeypatch: pytest.
         head = int(str(_rpc(anvil.rpc_url, "eth_blockNumber", [])), 16)
         assert head >= BLOCKS
         assert _files(home) == [], "anvil persisted historical states under $HOME"
+        assert list(home.rglob("anvil-state-*")) == []  # not even an empty state dir (a SIGKILL would leave it)
         # what fedledger reads from history still answers: state at a recent block, any block of the chain
         recent = head - STATE_HISTORY // 2
         assert int(str(_rpc(anvil.rpc_url, "eth_getBalance", [me, hex(recent)])), 16) > 0
