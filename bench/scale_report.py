@@ -121,7 +121,7 @@ def _where_text(r: dict) -> str:
             f"(median replay; seconds of one peer's wall clock): seal {t['seal own']:.2f}, {_persist_text(t)}; then the exchange window of {c['exchange']:.2f} s, during which the "
             f"commit tx ({t['commit tx (during the exchange)']:.2f}) is mined and the n−1 updates are unsealed as "
             f"they arrive, ends {t['exchange window + tx + read (t1→t2)'] - c['exchange']:.2f} s late (commitments "
-            f"read {t['read commitments']:.2f}, last unseal after the window "
+            f"{_read_text(c)} {t['read commitments']:.2f}, last unseal after the window "
             f"{t['exchange end → all unsealed']:.2f}); the aggregation takes "
             f"{c['aggregate_with_background']:.2f} s with the adds running against {c['aggregate_quiet']:.2f} s "
             f"alone; the results' CIDs {t['CIDs of results + queue adds']:.2f} and the vote tx {t['vote tx']:.2f}. "
@@ -134,6 +134,16 @@ def _where_text(r: dict) -> str:
             f"{_series(r)['ledger_added']:.2f} s (own IPFS add {s['ipfs_add_own (mean per peer)']:.2f}, results add "
             f"{s['ipfs_add model + reward tree']:.2f}, unseal n−1 {s['unseal others (concurrent)']:.2f})."
             + _before_terms_text(r))
+
+
+def _read_text(c: dict) -> str:
+    """How the replay had the round's commitments once its commit was mined: read ahead, or read then."""
+    if "commitments_read_ahead_runs" not in c:
+        return "read"
+    runs = len(c["repeat_pcts"])
+    return (f"known from the reads made during the exchange in {c['commitments_read_ahead_runs']} of {runs} replays "
+            f"(`peer.loop.commitments_ahead`; the median replay: "
+            f"{'read ahead' if c['commitments_read_ahead'] else 'read after the commit'})")
 
 
 #: The replay's terms before the commit tx: rows measured since the persist ‖ CID overlap, and the ones before.
@@ -293,7 +303,9 @@ def section(doc: dict) -> str:
          "now the peer's real wall time on the new path (`bench.critical_path`): seal, persist, CID computed "
          "locally and the IPFS add queued on a background `Publisher`; the exchange window (the n−1 updates "
          "arriving evenly over it, each unsealed on arrival by `peer.loop.unseal_ahead`) with the commit tx "
-         "mined during it; read commitments; aggregate while the add still runs; the results' CIDs (their adds "
+         "mined during it; the commitments read in the background from the seal on (`peer.loop.commitments_ahead`, "
+         "the own one from the mined commit: nothing is read after the commit once every member has one); "
+         "aggregate while the add still runs; the results' CIDs (their adds "
          "queued) and the vote tx — real anvil transactions and real IPFS adds competing for the same 2 cores, "
          f"nothing dropped from the sum, median of {_replays(rows)} replays per row. `series sum (before)` is the old "
          "definition "

@@ -12,9 +12,10 @@ import hashlib
 import math
 
 import consensus
+from consensus.commitment import Commitment
 from ledger_tools.chain import NO_DP, AlreadyCommitted, CommitClosed, RoundNotOpen
 from peer.byzantine import attack_hooks
-from peer.loop import reconcile, unseal_ahead
+from peer.loop import commitments_ahead, reconcile, unseal_ahead
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer, round_
 from peer.loop.publisher import cids_while
@@ -47,6 +48,8 @@ def commit_own_update(ctx: NodeContext, r: int, rec: RoundRecord, model: bytes, 
     if not is_open:
         _skip(ctx, r, rec, "commit window closed before this node could commit; will still vote", info.start)
         return
+    # the others' commitments are read from here on, while this node trains and the updates are exchanged
+    commitments_ahead.start_for(ctx, r)
 
     update = ctx.state.read_artefact(r, "update.bin") if rec.phase.order >= Phase.TRAINED.order else None
     if update is None or rec.model_hash != model_hash.hex():
@@ -191,6 +194,9 @@ def send_commit(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, 
         ctx.nlog.event(r, "commit", "rejected", level="warning", message=str(exc))
         return
     rec.timings["chain_commit"] = t.elapsed
+    # what the contract logged for this call (its exact arguments): the collector need not read it back
+    commitments_ahead.own_committed(ctx, r, Commitment(ctx.me, update_hash, cid, samples, r, eps_e6, delta_e18,
+                                                       receipt.block_number, receipt.tx_hash))
     depth = reconcile.depth_state(ctx, receipt.block_number)
     fields = {"commit_tx": receipt.tx_hash, "commit_status": depth.value, "commit_gas": receipt.gas_used}
     if depth is OnChain.CONFIRMED:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from consensus.commitment import Commitment
 from ledger_tools.chain import RoundInfo, RoundStatus
 from ledger_tools.chain.confirmations import awaiting_inclusion, block_hash, head_block, is_deep_enough
+from peer.loop import commitments_ahead
 from peer.loop.context import NodeContext
 from peer.loop.round_clock import CLOCK_SLACK, commit_window_open
 from peer.loop.state import Phase, RoundRecord
@@ -232,9 +233,10 @@ def rolled_back(ctx: NodeContext) -> bool:
     seen, ctx.head_seen = ctx.head_seen, head
     if seen is None or head is None:
         return False
-    if head[0] < seen[0]:
-        return True
-    return ctx.retry("read block", lambda: block_hash(ctx.ledger, seen[0])) != seen
+    lost = head[0] < seen[0] or ctx.retry("read block", lambda: block_hash(ctx.ledger, seen[0])) != seen
+    if lost:
+        commitments_ahead.discard(ctx)  # commitments read ahead may be gone with the lost blocks
+    return lost
 
 
 def after_rollback(ctx: NodeContext, r: int) -> bool:

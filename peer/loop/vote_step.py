@@ -30,7 +30,7 @@ from ledger_tools.chain import (
 from ledger_tools.chain import Phase as ChainPhase
 from peer.byzantine import attack_hooks
 from peer.errors import PeerError
-from peer.loop import reconcile, unseal_ahead
+from peer.loop import commitments_ahead, reconcile, unseal_ahead
 from peer.loop.collect import collect_updates
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer
@@ -112,7 +112,15 @@ def update_blob_cap(ctx: NodeContext) -> int:
 def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]:
     """Every committed update in canonical order (gossip first, IPFS fallback); `None` for unusable ones."""
     t = Timer()
-    commitments = ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r)
+    watch = commitments_ahead.take_running(ctx, r)  # read while the updates were exchanged
+    try:
+        commitments = watch.complete() if watch is not None else None
+    finally:
+        if watch is not None:
+            watch.close()
+    read_ahead = commitments is not None
+    if commitments is None:
+        commitments = ctx.retry("read commitments", lambda: ctx.ledger.commitments(r), round=r)
     own = ctx.state.read_artefact(r, "update.bin")
     ahead = unseal_ahead.take_running(ctx, r)  # blobs unsealed as they arrived since the own commit
     try:
@@ -127,8 +135,8 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
             ahead.close()
     rec.timings["collect"] = t.elapsed
     ctx.nlog.event(r, "collect", "done", elapsed=t.elapsed,
-                   message=f"{len(commitments)} commitments: {report.from_gossip} gossip, "
-                           f"{report.from_ipfs} ipfs, {len(report.rejected)} invalid",
+                   message=f"{len(commitments)} commitments{' (read ahead)' if read_ahead else ''}: "
+                           f"{report.from_gossip} gossip, {report.from_ipfs} ipfs, {len(report.rejected)} invalid",
                    rejected={k[:10]: v[:80] for k, v in report.rejected.items()} or None)
     if report.equivocations:
         ctx.nlog.event(r, "collect", "equivocation", level="warning",

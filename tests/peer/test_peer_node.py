@@ -64,6 +64,12 @@ def test_honest_peers_finalize_and_a_killed_peer_resumes(local_federation):
     for p in fed.peers:
         recs = _records(fed, p)
         assert all(recs[r]["phase"] == Phase.FINALIZED.value for r in (1, 2, 3))
+    # every collection took the chain's whole set, whether read during the exchange (`peer.loop.commitments_ahead`,
+    # complete once every member had one) or read after the commit phase: never fewer commitments
+    collects = [e for p in [victim, *procs] for e in p.events
+                if e.get("phase") == "collect" and e.get("event") == "done"]
+    assert len(collects) == 9 and all(e["message"].startswith("3 commitments") for e in collects), collects
+    print(f"\ncommitments read ahead in {sum('(read ahead)' in e['message'] for e in collects)} of 9 collections")
 
 
 @pytest.mark.parametrize("attack,rule", [("sign_flip", "multi_krum"), ("garbage", "trimmed_mean")])
