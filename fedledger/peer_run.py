@@ -74,7 +74,8 @@ def build_node(config, password: str, *, json_log: bool = False, start_gossip: b
                                       is_member=node.membership.is_member,
                                       current_round=node.membership.current_round)
         gossip = GossipNode(validator=validator, listen=config.listen, announce=config.announce,
-                            bootstrap=config.bootstrap, seed=gossip_seed(config.state_dir))
+                            bootstrap=config.bootstrap, seed=gossip_seed(config.state_dir),
+                            spool_dir=str(config.state_dir / "blobs"))  # a killed run's spool goes at next start
         # a member's two contradicting signed envelopes are kept as slash evidence under <state>/evidence
         EquivocationRecorder(config.state_dir / "evidence").attach(gossip.store)
         node.gossip = gossip

@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import struct
-import tempfile
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import trio
 from libp2p.custom_types import TProtocol
+
+from peer.tempdirs import owned_tempdir
 
 PROTOCOL = TProtocol("/fedledger/blob/1")
 MAGIC = b"FLBR"
@@ -163,12 +164,21 @@ async def fetch(open_stream: Callable[[], Awaitable[object]], key: BlobKey, size
             dest.unlink(missing_ok=True)
 
 
+SPOOL_PREFIX = "fedledger-blobs-"
+
+
 class BlobSpool:
     """Verified sealed blobs on disk, one file per (sender, update hash, blob sha256), so a node holds n large
-    blobs without n copies in memory; removed with the node (or the process)."""
+    blobs without n copies in memory; removed with the node (or the process).
+
+    The spool dir is `<directory>/fedledger-blobs-<pid>-<random>` (default directory: the system temp dir; a peer
+    passes `<state_dir>/blobs`). A process killed with SIGKILL cannot remove its spool, so a new spool first removes
+    the spools in the same directory whose process is gone (`peer.tempdirs`): one killed run can hold n members'
+    updates, GBs, and they used to pile up in /tmp.
+    """
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="fedledger-blobs-", dir=directory))
+        self.directory = owned_tempdir(SPOOL_PREFIX, directory)
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
 
     def path(self, key: BlobKey) -> Path:
