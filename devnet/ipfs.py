@@ -26,6 +26,7 @@ from devnet.errors import DevnetError
 from devnet.ports import free_port, port_in_use
 from devnet.processes import pid_runs, start_process, terminate
 from devnet.toolchain import NODE_MODULES, TOOLS_DIR, ToolMissing
+from peer.tempdirs import owned_tempdir
 
 _HERE = Path(__file__).resolve().parent
 NODE_SCRIPT = _HERE / "ipfs_node.mjs"
@@ -275,7 +276,9 @@ def start_ipfs(
 
     temp_root = None
     if repo_dir is None:
-        temp_root = Path(tempfile.mkdtemp(prefix="fedledger-ipfs-"))
+        # named after this process: the next start removes the repo of a run killed before it could (GBs of blobs);
+        # a detached node outlives this process, so its repo must not carry our pid
+        temp_root = Path(tempfile.mkdtemp(prefix="fedledger-ipfs-")) if detach else owned_tempdir("fedledger-ipfs-")
         repo_dir = temp_root / "repo"
     repo_dir = Path(repo_dir).resolve()
     repo_dir.mkdir(parents=True, exist_ok=True)

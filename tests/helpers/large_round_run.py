@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +28,7 @@ from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation  # noqa
 from devnet.ipfs import start_ipfs  # noqa: E402
 from helpers.peer_proc import PeerProcess  # noqa: E402
 from ledger_tools.chain import FederationLedger  # noqa: E402
+from peer.tempdirs import owned_tempdir  # noqa: E402
 
 PHASES = ("train", "seal", "ipfs", "gossip", "chain_commit", "collect", "aggregate", "ipfs_results", "chain_vote")
 
@@ -47,7 +48,7 @@ def _hwm(pid: int) -> int:
 
 
 def run(peers: int, task: str, *, commit_period: int, vote_period: int, workdir: Path | None) -> dict:
-    root = Path(workdir or tempfile.mkdtemp(prefix="fedledger-large-"))
+    root = Path(workdir) if workdir else owned_tempdir("fedledger-large-")  # a killed run's dir goes at the next start
     anvil = start_anvil(log_path=root / "anvil.log")
     ipfs = start_ipfs(repo_dir=root / "ipfs", offline=True)
     procs: list[PeerProcess] = []
@@ -86,13 +87,15 @@ def run(peers: int, task: str, *, commit_period: int, vote_period: int, workdir:
                 "wall_seconds": round(wall, 1), "round_seconds": round(max(ends), 2) if ends else None,
                 "median_phase_seconds": phases, "collect": collect,
                 "peak_rss_per_peer_GiB": [round(peaks.get(i, 0) / 2**30, 3) for i in range(len(procs))],
-                "load_avg": round(os.getloadavg()[0], 2), "root": str(root)}
+                "load_avg": round(os.getloadavg()[0], 2), "root": str(workdir) if workdir else None}
     finally:
         done.set()
         for p in procs:
             p.kill()
         ipfs.stop()
         anvil.stop()
+        if workdir is None:  # GBs of IPFS blobs and peer state: --workdir keeps them
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

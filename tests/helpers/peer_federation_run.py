@@ -3,16 +3,16 @@
     python tests/helpers/peer_federation_run.py --peers 3 --rounds 10            # accuracy (digits, Dirichlet 0.5)
     python tests/helpers/peer_federation_run.py --peers 5 --rounds 2              # per-phase timings (round 2 = steady)
 
-Starts its own anvil and IPFS node (stopped at the end), bootstraps a federation, runs
-`fedledger peer run --json` per peer, and prints a JSON summary on the last line.
+Starts its own anvil and IPFS node (stopped at the end; its temp dir is removed unless --workdir), bootstraps a
+federation, runs `fedledger peer run --json` per peer, and prints a JSON summary on the last line.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,13 +23,14 @@ from devnet.bootstrap import LOCAL_ROUND_PARAMS, create_local_federation  # noqa
 from devnet.ipfs import start_ipfs  # noqa: E402
 from helpers.peer_proc import PeerProcess  # noqa: E402
 from ledger_tools.chain import FederationLedger  # noqa: E402
+from peer.tempdirs import owned_tempdir  # noqa: E402
 
 PHASES = ("train", "seal", "ipfs", "gossip", "chain_commit", "collect", "aggregate", "ipfs_results", "chain_vote")
 
 
 def run(peers: int, rounds: int, *, rule: str = "fedavg", f: int = 0, alpha: float = 0.5,
         commit_period: int = 90, vote_period: int = 30, workdir: Path | None = None) -> dict:
-    root = Path(workdir or tempfile.mkdtemp(prefix="fedledger-run-"))
+    root = Path(workdir) if workdir else owned_tempdir("fedledger-run-")  # a killed run's dir goes at the next start
     anvil = start_anvil(log_path=root / "anvil.log")
     ipfs = start_ipfs(repo_dir=root / "ipfs", offline=True)
     procs: list[PeerProcess] = []
@@ -62,12 +63,14 @@ def run(peers: int, rounds: int, *, rule: str = "fedavg", f: int = 0, alpha: flo
                 round_wall[r] = round(max(ends), 2)
         return {"peers": peers, "rounds": rounds, "exit_codes": codes, "wall_seconds": round(wall, 1),
                 "finalized": finalized, "accuracy": accuracy, "median_phase_seconds": timings,
-                "round_seconds": round_wall, "root": str(root)}
+                "round_seconds": round_wall, "root": str(workdir) if workdir else None}
     finally:
         for p in procs:
             p.kill()
         ipfs.stop()
         anvil.stop()
+        if workdir is None:  # GBs of IPFS blobs and peer state: --workdir keeps them
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
