@@ -29,6 +29,7 @@ from eth_account import Account
 from devnet.anvil import extra_accounts, increase_time, start_anvil
 from devnet.deploy import deploy_governed_federation
 from ledger_tools.chain.governance import GovParams
+from ledger_tools.chain.signed_tx import commit_tx
 from ledger_tools.config import FederationConfig
 from peer.net.envelope import Envelope
 from peer.net.envelope_proof import EnvelopeProof
@@ -92,7 +93,8 @@ def measure(n: int) -> dict[str, Any]:
         now = d.ledger.current_round()
         d.ledger.with_account(third.private_key).commit(now, b"\x01" * 32, CID, 100)
         gossiped = _envelope(third.private_key, d.ledger.address, chain_id, b"\x02" * 32, real, now)
-        r = slasher.slash_commit_mismatch(EnvelopeProof.of(gossiped).as_abi())
+        r = slasher.slash_commit_mismatch(EnvelopeProof.of(gossiped).as_abi(),
+                                          commit_tx(d.ledger, third.address, now))
         out["slash_commit_mismatch"] = {"gas": r.gas_used, "removed": r.removed}
         increase_time(anvil.rpc_url, GOV.withdraw_delay + 1)
         out["withdraw"] = leaver.withdraw().gas_used

@@ -6,6 +6,7 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 import {IFederationGovernor} from "./IFederationGovernor.sol";
 import {IFederationLedger} from "./IFederationLedger.sol";
 import {RuleFeasibility} from "./RuleFeasibility.sol";
+import {SignedTransaction} from "./SignedTransaction.sol";
 
 /// @dev The ledger functions the governor uses (FederationLedger; owner-only ones need the governor as owner).
 interface ILedgerAdmin {
@@ -22,7 +23,6 @@ interface ILedgerAdmin {
     function paramsForRound(uint256 r) external view returns (IFederationLedger.Params memory);
     function setRoundParams(IFederationLedger.RoundParamsUpdate calldata u) external;
     function members() external view returns (address[] memory);
-    function lastCommit(address account) external view returns (uint256 round, bytes32 updateHash);
 }
 
 /// @title FederationGovernor
@@ -299,11 +299,11 @@ contract FederationGovernor is IFederationGovernor {
     }
 
     /// @inheritdoc IFederationGovernor
-    function slashCommitMismatch(SignedEnvelope calldata e) external nonReentrant {
+    function slashCommitMismatch(SignedEnvelope calldata e, SignedTx calldata commitTx) external nonReentrant {
         address signer = _verifyEnvelope(e);
         _markSlashed(signer, e.round); // first: a replay after the removal reverts AlreadySlashed
-        (uint256 committedRound, bytes32 committed) = ledger_.lastCommit(signer);
-        if (committedRound == 0 || committedRound != e.round) revert NotCommitted(signer, e.round);
+        (uint256 committedRound, bytes32 committed) = _verifyCommit(commitTx, signer);
+        if (committedRound != e.round) revert NotCommitted(signer, e.round);
         if (committed == e.updateHash) revert CommitMatches(signer, e.round);
         _slash(signer, e.round, OFFENCE_COMMIT_MISMATCH);
     }
@@ -482,9 +482,33 @@ contract FederationGovernor is IFederationGovernor {
         bytes32 header = keccak256(
             abi.encode(ENVELOPE_TAG, e.federation, e.chainId, e.round, sender, e.updateHash, e.cidHash, e.restHash)
         );
-        (address recovered, ECDSA.RecoverError err,) =
-            ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(header), e.v, e.r, e.s);
-        if (err != ECDSA.RecoverError.NoError || recovered != sender) revert InvalidSignature(sender);
+        _requireSigner(MessageHashUtils.toEthSignedMessageHash(header), e.v, e.r, e.s, sender);
+    }
+
+    /// @dev Reverts `InvalidSignature(signer)` unless (v, r, s) is `signer`'s canonical signature of `hash`.
+    function _requireSigner(bytes32 hash, uint8 v, bytes32 r, bytes32 s, address signer) private pure {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, v, r, s);
+        if (err != ECDSA.RecoverError.NoError || recovered != signer) revert InvalidSignature(signer);
+    }
+
+    /// @dev The (round, update hash) of the `commit` call to this federation's ledger that `signer` signed in
+    ///      `t`; reverts with the named error of the first check that fails.
+    function _verifyCommit(SignedTx calldata t, address signer)
+        private
+        view
+        returns (uint256 round, bytes32 updateHash)
+    {
+        if (t.yParity > 1) revert InvalidSignature(signer);
+        _requireSigner(keccak256(t.payload), t.yParity + 27, t.r, t.s, signer);
+        SignedTransaction.Call memory c = SignedTransaction.decode(t.payload);
+        if (c.hasChainId && c.chainId != block.chainid) revert WrongChain(c.chainId);
+        if (c.to != address(ledger_)) revert WrongFederation(c.to);
+        uint256 at = c.dataOffset; // selector, round, updateHash: the first 68 bytes of the call data
+        if (c.dataLength < 68 || bytes4(SignedTransaction.word(t.payload, at)) != IFederationLedger.commit.selector) {
+            revert NotCommitCall();
+        }
+        round = uint256(SignedTransaction.word(t.payload, at + 4));
+        updateHash = SignedTransaction.word(t.payload, at + 36);
     }
 
     /// @dev One slash per (member, round), whatever the offence (round 0: never a ledger round).

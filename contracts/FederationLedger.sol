@@ -38,16 +38,19 @@ contract FederationLedger is IFederationLedger {
     ///      opened with: `roundMembers` (its commit phase ends when they all committed) and `totalWeight` (the
     ///      quorum's base) change while it runs only by removals and reputation updates; a member admitted while
     ///      it is open counts from the next round (`joinedWeight`): memberCount - roundMembers of them are waiting
-    ///      (a removal lowers both counts, or only memberCount for such a newcomer). At most 2^24 - 1 members.
-    ///      The commit deadline (not the start) is kept so that commit reads no parameter slot.
+    ///      (a removal lowers both counts, or only memberCount for such a newcomer). At most 2^16 - 1 members.
+    ///      The commit deadline (not the start), the vote period and the quorum of the open round are kept here so
+    ///      that neither commit nor a non-finalizing vote reads the parameter slot.
     struct State {
         uint32 currentRound;
-        uint40 commitDeadline;
-        uint24 commitCount;
-        uint24 roundMembers;
-        uint24 memberCount; // every member, including those admitted while the open round runs
+        uint32 commitDeadline;
+        uint16 commitCount;
+        uint16 roundMembers;
+        uint16 memberCount; // every member, including those admitted while the open round runs
         uint64 totalWeight;
         uint32 finalizedCount;
+        uint32 votePeriod;
+        uint16 quorumBps;
     }
 
     /// @dev Written once when a round closes (finalized or failed), one slot (256 bits). The round's periods are
@@ -120,8 +123,6 @@ contract FederationLedger is IFederationLedger {
     ///      round): it neither commits nor votes in that round (CommitClosed / VotingClosed) and its reputation
     ///      skips that round. Cleared by its first vote or settlement.
     uint8 private constant FLAG_NEW = 16;
-    /// @dev `lastCommitHash` of a member admitted during a round, until its first commitment (never a keccak).
-    bytes32 private constant ADMITTED_NO_COMMIT = bytes32(uint256(1));
     uint256 private constant BPS = ReputationMath.BPS;
     /// @dev Longest multiaddr `announce` accepts, in bytes (a /dns4/<name>/tcp/<port>/p2p/<peer id> is ~100).
     ///      Not a public getter: it would cost ~190 bytes of runtime code (~40k deploy gas) for a fixed number.
@@ -173,13 +174,11 @@ contract FederationLedger is IFederationLedger {
 
     mapping(uint256 => RoundRecord) internal roundRecord;
     mapping(uint256 => Payout) internal payout;
-    /// @notice Vote weight per (round, digest).
+    /// @notice Vote weight per (round, digest) while the round is open. The vote that finalizes a round clears its
+    ///         digest's entry instead of raising it (the round takes no more on-time votes, and the weights are in
+    ///         the `Voted` events): the storage refund pays for the finalization's read of the parameter slot.
     mapping(uint256 => mapping(bytes32 => uint256)) public tally;
     mapping(address => mapping(uint256 => uint256)) internal claimedBits;
-    /// @dev Update hash of each member's last commitment (its round is memberState.lastCommitRound), so the
-    ///      governor can prove a commitment that contradicts the member's signed gossip envelope. Set to 1 at
-    ///      admission (never read before a commit), so every commit rewrites a non-zero slot (5k gas, not 22.1k).
-    mapping(address => bytes32) internal lastCommitHash;
 
     bool transient locked;
 
@@ -243,8 +242,9 @@ contract FederationLedger is IFederationLedger {
         }
         if (s.totalWeight == 0) revert InvalidParameter("totalWeight");
         s.currentRound = 1;
-        s.commitDeadline = uint40(block.timestamp + first.commitPeriod);
-        state = s;
+        s.commitDeadline = uint32(block.timestamp + first.commitPeriod);
+        (s.votePeriod, s.quorumBps) = (first.votePeriod, first.quorumBps);
+        _storeState(s);
         if (msg.value > 0) emit Funded(msg.sender, msg.value, address(this).balance);
         uint256 pool = _nextPool(0, first.rewardPerRound);
         funds = Funds({reserved: 0, modelRound: 0, roundPool: uint96(pool)});
@@ -255,9 +255,9 @@ contract FederationLedger is IFederationLedger {
 
     /// @inheritdoc IFederationLedger
     function admitMember(address account, bytes32 encKey, uint64 weight) external onlyOwner {
-        State memory s = state;
+        State memory s = _loadState();
         _admit(s, account, encKey, weight, true);
-        state = s;
+        _storeState(s);
     }
 
     /// @inheritdoc IFederationLedger
@@ -285,9 +285,9 @@ contract FederationLedger is IFederationLedger {
     ///         early), unless it was admitted while that round is open (it did not count in it). Rewards it
     ///         earned stay claimable (claims need no membership).
     function removeMember(address account) external onlyOwner {
-        MemberState memory m = memberState[account];
+        MemberState memory m = _loadMember(account);
         if (m.flags & FLAG_MEMBER == 0) revert NotMember(account);
-        State memory s = state;
+        State memory s = _loadState();
         s.memberCount -= 1;
         uint64 pending = joinedWeight;
         if (_joinedNow(m, s.currentRound)) {
@@ -298,7 +298,7 @@ contract FederationLedger is IFederationLedger {
             s.totalWeight -= m.weight;
             if (m.lastCommitRound == s.currentRound) s.commitCount -= 1;
         }
-        state = s;
+        _storeState(s);
         memberState[account] = MemberState(0, 0, 0, 0, FLAG_REMOVED, bytes10(0));
         delete memberKey[account];
         emit MemberRemoved(account, m.weight, s.totalWeight + pending);
@@ -314,7 +314,7 @@ contract FederationLedger is IFederationLedger {
 
     /// @inheritdoc IFederationLedger
     function setRoundParams(RoundParamsUpdate calldata u) external onlyOwner {
-        State memory s = state;
+        State memory s = _loadState();
         uint32 since = s.currentRound + 1;
         RoundParams memory next = _checkRoundParams(u, s.memberCount, since);
         // a second set before `since` opens replaces the first
@@ -349,9 +349,11 @@ contract FederationLedger is IFederationLedger {
         uint64 epsilonE6,
         uint64 deltaE18
     ) external {
-        MemberState memory m = memberState[msg.sender];
+        MemberState memory m = _loadMember(msg.sender);
         if (m.flags & FLAG_MEMBER == 0) revert NotMember(msg.sender);
-        State memory s = state;
+        // the member's own signed transaction is the call: it proves what was committed (slashCommitMismatch)
+        if (msg.sender != tx.origin || msg.sender.code.length != 0) revert NotDirectCall(msg.sender);
+        State memory s = _loadState();
         if (round != s.currentRound) revert RoundNotOpen(round);
         if (m.lastCommitRound == round) {
             if (_joinedNow(m, round)) revert CommitClosed(round); // admitted while this round is open
@@ -361,9 +363,8 @@ contract FederationLedger is IFederationLedger {
         _settleForCommit(m, s, round);
         m.lastCommitRound = uint32(round);
         s.commitCount += 1;
-        memberState[msg.sender] = m;
-        lastCommitHash[msg.sender] = updateHash;
-        state = s;
+        _storeMember(msg.sender, m);
+        _storeState(s);
         emit Committed(round, msg.sender, updateHash, cid, numSamples, epsilonE6, deltaE18);
     }
 
@@ -377,16 +378,15 @@ contract FederationLedger is IFederationLedger {
         string calldata rewardsCid,
         address[] calldata excluded
     ) external {
-        MemberState memory m = memberState[msg.sender];
+        MemberState memory m = _loadMember(msg.sender);
         if (m.flags & FLAG_MEMBER == 0) revert NotMember(msg.sender);
-        State memory s = state;
+        State memory s = _loadState();
         if (round != s.currentRound) {
             _lateVote(m, s, round, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded);
             return;
         }
-        uint256 quorumBps = roundParams.quorumBps; // one storage read for both fields (same slot)
         if (block.timestamp < s.commitDeadline && s.commitCount < s.roundMembers) revert VotingNotOpen(round);
-        if (block.timestamp >= uint256(s.commitDeadline) + roundParams.votePeriod) revert VotingClosed(round);
+        if (block.timestamp >= uint256(s.commitDeadline) + s.votePeriod) revert VotingClosed(round);
         if (m.lastVoteRound == round) {
             if (_joinedNow(m, round)) revert VotingClosed(round); // admitted while this round is open
             revert AlreadyVoted(round, msg.sender);
@@ -400,15 +400,16 @@ contract FederationLedger is IFederationLedger {
         m.lastVoteRound = uint32(round);
         m.voteDigestPrefix = bytes10(digest);
         m.flags = (m.flags & FLAG_MEMBER) | FLAG_VOTE_PENDING | (selfExcluded ? FLAG_SELF_EXCLUDED : 0);
-        memberState[msg.sender] = m;
+        _storeMember(msg.sender, m);
 
         uint256 weightFor = tally[round][digest] + m.weight;
-        tally[round][digest] = weightFor;
+        bool finalizes = weightFor * BPS > uint256(s.quorumBps) * s.totalWeight;
+        tally[round][digest] = finalizes ? 0 : weightFor;
         emit Voted(
             round, msg.sender, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, m.weight, false
         );
 
-        if (weightFor * BPS > quorumBps * s.totalWeight) {
+        if (finalizes) {
             // the pool fixed at open; an empty tree (root 0) pays nothing, so it reserves nothing
             Funds memory fu = funds;
             uint256 pool = fu.roundPool;
@@ -427,14 +428,14 @@ contract FederationLedger is IFederationLedger {
             s.finalizedCount += 1;
             _openNext(s, round, nextPool);
         }
-        state = s;
+        _storeState(s);
     }
 
     /// @inheritdoc IFederationLedger
     function closeFailedRound(uint256 round) external {
-        State memory s = state;
+        State memory s = _loadState();
         if (round != s.currentRound) revert RoundNotOpen(round);
-        uint256 voteDeadline = uint256(s.commitDeadline) + roundParams.votePeriod;
+        uint256 voteDeadline = uint256(s.commitDeadline) + s.votePeriod;
         if (block.timestamp < voteDeadline) revert VoteDeadlineNotReached(round, voteDeadline);
         _record(round, STATUS_FAILED, bytes10(0), s, 0);
         emit RoundFailed(round, msg.sender);
@@ -442,7 +443,7 @@ contract FederationLedger is IFederationLedger {
         uint256 nextPool = _nextPool(funds.reserved, _nextReward());
         funds.roundPool = uint96(nextPool);
         _openNext(s, round, nextPool);
-        state = s;
+        _storeState(s);
     }
 
     /// @inheritdoc IFederationLedger
@@ -481,11 +482,11 @@ contract FederationLedger is IFederationLedger {
         Payout memory p = payout[round];
         // only finalization with a non-empty tree writes a payout, so unclaimed > 0 implies a finalized round
         if (p.unclaimed == 0) revert NothingToSweep(round);
-        RoundRecord memory rec = roundRecord[round];
+        RoundRecord memory rec = _loadRecord(round);
         uint256 closesAt = uint256(rec.start) + rec.commitPeriod + rec.votePeriod + CLAIM_WINDOW;
         if (block.timestamp < closesAt) revert ClaimWindowOpen(round, closesAt);
         // effects only: the ETH stays in the contract, unreserved, for later rounds' pools (no interaction)
-        payout[round] = Payout({rootHigh: p.rootHigh, unclaimed: 0});
+        payout[round].unclaimed = 0;
         funds.reserved -= p.unclaimed;
         emit Swept(round, msg.sender, p.unclaimed);
     }
@@ -537,7 +538,7 @@ contract FederationLedger is IFederationLedger {
 
     /// @inheritdoc IFederationLedger
     function totals() external view returns (uint256 memberCount, uint256 totalWeight, uint256 finalizedCount) {
-        State memory s = state;
+        State memory s = _loadState();
         return (s.memberCount, s.totalWeight + joinedWeight, s.finalizedCount);
     }
 
@@ -557,7 +558,7 @@ contract FederationLedger is IFederationLedger {
             uint256 memberCount
         )
     {
-        State memory s = state;
+        State memory s = _loadState();
         uint256 votePeriod;
         if (r == s.currentRound) {
             RoundParams storage rp = roundParams;
@@ -571,7 +572,7 @@ contract FederationLedger is IFederationLedger {
         } else if (r == 0 || r > s.currentRound) {
             return (STATUS_NONE, 0, 0, 0, 0, 0, bytes20(0), bytes10(0), 0);
         } else {
-            RoundRecord memory rec = roundRecord[r];
+            RoundRecord memory rec = _loadRecord(r);
             Payout memory p = payout[r];
             (status, start, commitCount, digestPrefix) = (rec.status, rec.start, rec.commitCount, rec.digestPrefix);
             (unclaimed, rootHigh) = (p.unclaimed, p.rootHigh);
@@ -596,14 +597,6 @@ contract FederationLedger is IFederationLedger {
         return auditorList;
     }
 
-    /// @notice The round and update hash of `account`'s last commitment (round 0: none since its admission).
-    function lastCommit(address account) external view returns (uint256 round, bytes32 updateHash) {
-        round = memberState[account].lastCommitRound;
-        if (round != 0) updateHash = lastCommitHash[account];
-        // admission marks the open round as taken without a commitment (hash 1): no commitment to slash against
-        if (updateHash == ADMITTED_NO_COMMIT) (round, updateHash) = (0, bytes32(0));
-    }
-
     /// @inheritdoc IFederationLedger
     function memberInfo(address account)
         external
@@ -620,7 +613,7 @@ contract FederationLedger is IFederationLedger {
             bytes10 voteDigestPrefix
         )
     {
-        MemberState memory m = memberState[account];
+        MemberState memory m = _loadMember(account);
         return (
             m.flags & FLAG_MEMBER != 0,
             memberKey[account],
@@ -636,7 +629,7 @@ contract FederationLedger is IFederationLedger {
 
     /// @inheritdoc IFederationLedger
     function effectiveWeight(address account) external view returns (uint64) {
-        MemberState memory m = memberState[account];
+        MemberState memory m = _loadMember(account);
         (uint64 w,,,) = _reputation(m, state.finalizedCount);
         return w;
     }
@@ -653,6 +646,75 @@ contract FederationLedger is IFederationLedger {
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev The state slot as one word: the compiler's struct copies read and write a packed slot once per field
+    ///      (three more warm SLOAD/SSTORE pairs per commit or vote, ~600 gas); these read and write it once, in
+    ///      assembly because the field-by-field Solidity version is not inlined. A memory struct holds one field
+    ///      per 32-byte word in declaration order; the slot packs them from the low-order bits in the same order
+    ///      (widths 32, 32, 16, 16, 16, 64, 32, 32, 16), so `state.x` reads elsewhere agree.
+    function _loadState() private view returns (State memory s) {
+        assembly ("memory-safe") {
+            s := mload(0x40) // a fresh struct: every field is written below, so no zeroing is needed
+            mstore(0x40, add(s, 0x120))
+            let w := sload(state.slot)
+            mstore(s, and(w, 0xffffffff))
+            mstore(add(s, 0x20), and(shr(32, w), 0xffffffff))
+            mstore(add(s, 0x40), and(shr(64, w), 0xffff))
+            mstore(add(s, 0x60), and(shr(80, w), 0xffff))
+            mstore(add(s, 0x80), and(shr(96, w), 0xffff))
+            mstore(add(s, 0xa0), and(shr(112, w), 0xffffffffffffffff))
+            mstore(add(s, 0xc0), and(shr(176, w), 0xffffffff))
+            mstore(add(s, 0xe0), and(shr(208, w), 0xffffffff))
+            mstore(add(s, 0x100), shr(240, w))
+        }
+    }
+
+    function _storeState(State memory s) private {
+        assembly ("memory-safe") {
+            let w := and(mload(s), 0xffffffff)
+            w := or(w, shl(32, and(mload(add(s, 0x20)), 0xffffffff)))
+            w := or(w, shl(64, and(mload(add(s, 0x40)), 0xffff)))
+            w := or(w, shl(80, and(mload(add(s, 0x60)), 0xffff)))
+            w := or(w, shl(96, and(mload(add(s, 0x80)), 0xffff)))
+            w := or(w, shl(112, and(mload(add(s, 0xa0)), 0xffffffffffffffff)))
+            w := or(w, shl(176, and(mload(add(s, 0xc0)), 0xffffffff)))
+            w := or(w, shl(208, and(mload(add(s, 0xe0)), 0xffffffff)))
+            w := or(w, shl(240, and(mload(add(s, 0x100)), 0xffff)))
+            sstore(state.slot, w)
+        }
+    }
+
+    /// @dev A member's slot as one word, for the same reason as `_loadState` (widths 64, 32, 32, 32, 8 and the
+    ///      bytes10 digest prefix, which a memory struct holds left-aligned and the slot as its 80-bit value).
+    function _loadMember(address account) private view returns (MemberState memory m) {
+        assembly ("memory-safe") {
+            m := mload(0x40)
+            mstore(0x40, add(m, 0xc0))
+            mstore(0, account)
+            mstore(32, memberState.slot)
+            let w := sload(keccak256(0, 64))
+            mstore(m, and(w, 0xffffffffffffffff))
+            mstore(add(m, 0x20), and(shr(64, w), 0xffffffff))
+            mstore(add(m, 0x40), and(shr(96, w), 0xffffffff))
+            mstore(add(m, 0x60), and(shr(128, w), 0xffffffff))
+            mstore(add(m, 0x80), and(shr(160, w), 0xff))
+            mstore(add(m, 0xa0), shl(176, and(shr(168, w), 0xffffffffffffffffffff)))
+        }
+    }
+
+    function _storeMember(address account, MemberState memory m) private {
+        assembly ("memory-safe") {
+            let w := and(mload(m), 0xffffffffffffffff)
+            w := or(w, shl(64, and(mload(add(m, 0x20)), 0xffffffff)))
+            w := or(w, shl(96, and(mload(add(m, 0x40)), 0xffffffff)))
+            w := or(w, shl(128, and(mload(add(m, 0x60)), 0xffffffff)))
+            w := or(w, shl(160, and(mload(add(m, 0x80)), 0xff)))
+            w := or(w, shl(168, shr(176, mload(add(m, 0xa0)))))
+            mstore(0, account)
+            mstore(32, memberState.slot)
+            sstore(keccak256(0, 64), w)
+        }
+    }
+
     /// @dev `duringRound`: admitted while round s.currentRound is open, so it counts from the next round on.
     function _admit(State memory s, address account, bytes32 encKey, uint64 weight, bool duringRound) private {
         if (account == address(0)) revert InvalidParameter("account");
@@ -661,7 +723,7 @@ contract FederationLedger is IFederationLedger {
         // A member nobody can seal to would make every honest peer's seal fail: refuse it at admission.
         if (encKey == bytes32(0)) revert InvalidParameter("encKey");
         if (weight > MAX_MEMBER_WEIGHT) revert InvalidParameter("weight");
-        if (s.memberCount == type(uint24).max) revert InvalidParameter("members");
+        if (s.memberCount == type(uint16).max) revert InvalidParameter("members");
         uint32 joinedIn = duringRound ? s.currentRound : 0;
         memberState[account] = MemberState({
             weight: weight,
@@ -672,7 +734,6 @@ contract FederationLedger is IFederationLedger {
             voteDigestPrefix: bytes10(0)
         });
         memberKey[account] = encKey;
-        lastCommitHash[account] = ADMITTED_NO_COMMIT; // non-zero from admission: a commit rewrites it for 5k gas
         if (flags & FLAG_REMOVED == 0) memberList.push(account); // a removed member is still listed
         s.memberCount += 1;
         uint64 pending = joinedWeight;
@@ -745,17 +806,36 @@ contract FederationLedger is IFederationLedger {
         });
     }
 
-    /// @dev Close the open round `round` for good, with the periods it ran under (warm read of `roundParams`).
+    /// @dev A round record in one read (the layout `_record` writes), for the same reason as `_loadState`.
+    function _loadRecord(uint256 round) private view returns (RoundRecord memory rec) {
+        assembly ("memory-safe") {
+            rec := mload(0x40)
+            mstore(0x40, add(rec, 0xe0))
+            mstore(0, round)
+            mstore(32, roundRecord.slot)
+            let w := sload(keccak256(0, 64))
+            mstore(rec, and(w, 0xff))
+            mstore(add(rec, 0x20), shl(176, and(shr(8, w), 0xffffffffffffffffffff)))
+            mstore(add(rec, 0x40), and(shr(88, w), 0xffffffffff))
+            mstore(add(rec, 0x60), and(shr(128, w), 0xffffffff))
+            mstore(add(rec, 0x80), and(shr(160, w), 0xffffffff))
+            mstore(add(rec, 0xa0), and(shr(192, w), 0xffffffff))
+            mstore(add(rec, 0xc0), shr(224, w))
+        }
+    }
+
+    /// @dev Close the open round `round` for good, with the periods it ran under.
     function _record(uint256 round, uint8 status, bytes10 digestPrefix, State memory s, uint32 finIndex) private {
-        roundRecord[round] = RoundRecord({
-            status: status,
-            digestPrefix: digestPrefix,
-            start: s.commitDeadline - roundParams.commitPeriod,
-            commitCount: s.commitCount,
-            finIndex: finIndex,
-            commitPeriod: roundParams.commitPeriod,
-            votePeriod: roundParams.votePeriod
-        });
+        // one word (the struct write would read-modify-write the slot once per field): widths 8, 80, 40, 32, 32,
+        // 32, 32 in declaration order from the low-order bits; the digest prefix as its 80-bit value
+        uint256 w = uint256(status) | (uint256(uint80(digestPrefix)) << 8)
+            | (uint256(s.commitDeadline - roundParams.commitPeriod) << 88) | (uint256(s.commitCount) << 128)
+            | (uint256(finIndex) << 160) | (uint256(roundParams.commitPeriod) << 192) | (uint256(s.votePeriod) << 224);
+        assembly ("memory-safe") {
+            mstore(0, round)
+            mstore(32, roundRecord.slot)
+            sstore(keccak256(0, 64), w)
+        }
     }
 
     /// @dev The reward per round of the round opening now, after the open one closed: a pending set takes over
@@ -770,14 +850,15 @@ contract FederationLedger is IFederationLedger {
     function _openNext(State memory s, uint256 round, uint256 pool) private {
         uint32 commitPeriod = roundParams.commitPeriod;
         s.currentRound = uint32(round + 1);
-        s.commitDeadline = uint40(block.timestamp + commitPeriod);
+        s.commitDeadline = uint32(block.timestamp + commitPeriod);
+        (s.votePeriod, s.quorumBps) = (roundParams.votePeriod, roundParams.quorumBps);
         s.commitCount = 0;
         if (s.memberCount != s.roundMembers) {
             s.totalWeight += joinedWeight;
             s.roundMembers = s.memberCount;
             joinedWeight = 0;
         }
-        _emitOpened(round + 1, block.timestamp, pool, commitPeriod, roundParams.votePeriod);
+        _emitOpened(round + 1, block.timestamp, pool, commitPeriod, s.votePeriod);
     }
 
     function _emitOpened(uint256 round, uint256 start, uint256 pool, uint256 commitPeriod, uint256 votePeriod)
@@ -803,7 +884,7 @@ contract FederationLedger is IFederationLedger {
         address[] calldata excluded
     ) private {
         if (round == 0 || round > s.currentRound) revert RoundNotOpen(round);
-        RoundRecord memory rec = roundRecord[round];
+        RoundRecord memory rec = _loadRecord(round);
         // a failed round is always past its vote deadline (closeFailedRound requires it)
         if (rec.status != STATUS_FINALIZED || block.timestamp >= uint256(rec.start) + rec.commitPeriod + rec.votePeriod) {
             revert VotingClosed(round);
@@ -823,6 +904,7 @@ contract FederationLedger is IFederationLedger {
         if (expected != digest) revert DigestMismatch(expected, digest);
 
         // settle before overwriting the pending vote: rounds finalized before `round`, pending vote first
+        uint64 totalBefore = s.totalWeight;
         _settle(m, s, rec.finIndex, msg.sender);
         bool rewarded = rec.digestPrefix == bytes10(digest) && !selfExcluded;
         uint64 w = ReputationMath.step(m.weight, rewarded, alphaBps);
@@ -835,8 +917,8 @@ contract FederationLedger is IFederationLedger {
         m.lastVoteRound = uint32(round);
         m.voteDigestPrefix = bytes10(digest);
         m.flags = FLAG_MEMBER; // any pending vote is settled above (an unsettled one was for a failed round)
-        memberState[msg.sender] = m;
-        state = s;
+        _storeMember(msg.sender, m);
+        if (s.totalWeight != totalBefore) _storeState(s); // the only field a late vote changes
         emit Voted(round, msg.sender, digest, aggregateHash, aggregateCid, rewardsRoot, rewardsCid, excluded, 0, true);
     }
 
@@ -849,7 +931,7 @@ contract FederationLedger is IFederationLedger {
         uint32 upTo = s.finalizedCount;
         uint256 prev = round - 1;
         if (prev > m.lastVoteRound) {
-            RoundRecord memory rec = roundRecord[prev];
+            RoundRecord memory rec = _loadRecord(prev);
             uint256 voteDeadline = uint256(rec.start) + rec.commitPeriod + rec.votePeriod;
             if (rec.status == STATUS_FINALIZED && block.timestamp < voteDeadline) {
                 upTo = rec.finIndex; // = finalizedCount - 1 >= finSeen
@@ -885,14 +967,14 @@ contract FederationLedger is IFederationLedger {
         missed = finalizedCount - m.finSeen;
         if (missed == 0) return (w, 0, false, 0);
         if (m.flags & FLAG_VOTE_PENDING != 0) {
-            RoundRecord memory rec = roundRecord[m.lastVoteRound];
+            RoundRecord memory rec = _loadRecord(m.lastVoteRound);
             if (rec.status == STATUS_FINALIZED) {
                 voteRound = m.lastVoteRound;
                 missed -= 1;
                 rewarded = rec.digestPrefix == m.voteDigestPrefix && m.flags & FLAG_SELF_EXCLUDED == 0;
                 w = ReputationMath.step(w, rewarded, alphaBps);
             }
-        } else if (m.flags & FLAG_NEW != 0 && roundRecord[m.lastVoteRound].status == STATUS_FINALIZED) {
+        } else if (m.flags & FLAG_NEW != 0 && _loadRecord(m.lastVoteRound).status == STATUS_FINALIZED) {
             missed -= 1; // the round it was admitted in: it could take no part in it
         }
         if (missed > 0 && w > 0) {

@@ -44,6 +44,15 @@ interface IFederationGovernor {
         uint8 v;
     }
 
+    /// @notice A transaction's signing payload and signature (`SignedTransaction.sol`): what a member signed to
+    ///         send a call, provable on chain without trusting who submits it.
+    struct SignedTx {
+        bytes payload; // the bytes whose keccak256 the signature covers (type byte + RLP, or legacy RLP)
+        uint8 yParity; // 0 or 1
+        bytes32 r;
+        bytes32 s;
+    }
+
     /// @notice A proposal as stored (`state` is computed by `proposalState`).
     struct ProposalView {
         uint8 kind;
@@ -91,9 +100,10 @@ interface IFederationGovernor {
     error InvalidSignature(address sender);
     /// @notice The two envelopes are not an equivocation (different senders or rounds, or the same update hash).
     error NotEquivocation();
-    /// @notice `member`'s last commitment on the ledger is not for `round` (it did not commit in it, or has
-    ///         committed in a later round since, or was removed): a mismatch cannot be proven.
+    /// @notice The commit transaction `member` signed is for another round than its envelope for `round`.
     error NotCommitted(address member, uint256 round);
+    /// @notice The signed transaction is not a call of this federation's `commit`.
+    error NotCommitCall();
     /// @notice `member`'s envelope for `round` names the update hash it committed: no mismatch.
     error CommitMatches(address member, uint256 round);
     /// @notice `member` was already slashed for `round` (for either offence).
@@ -177,9 +187,12 @@ interface IFederationGovernor {
     /// @notice Slash the member that signed both envelopes (their signed headers) for one round of this
     ///         federation and chain with different update hashes (anyone; the caller is rewarded).
     function slashEquivocation(SignedEnvelope calldata a, SignedEnvelope calldata b) external;
-    /// @notice Slash the member that signed envelope `e` for the round of its last commitment on the ledger
-    ///         with another update hash than the one it committed (anyone; the caller is rewarded).
-    function slashCommitMismatch(SignedEnvelope calldata e) external;
+    /// @notice Slash the member that signed envelope `e` naming another update hash than the one it committed for
+    ///         that round, as its own signed `commit` transaction `commitTx` shows (anyone; the caller is
+    ///         rewarded). The ledger takes commitments only as the top-level call of the member's own transaction
+    ///         (`NotDirectCall`), so that transaction - on chain, fetched by its hash - is the proof; a signed
+    ///         commit for the round that never mined proves the same contradiction.
+    function slashCommitMismatch(SignedEnvelope calldata e, SignedTx calldata commitTx) external;
     /// @notice Send slashed stake not paid to reporters to the ledger's reward pool (anyone).
     function forwardSlashed() external;
 

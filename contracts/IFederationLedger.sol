@@ -73,6 +73,10 @@ interface IFederationLedger {
     /// @notice The commit phase of `round` is over (deadline passed or every member counting in the round
     ///         committed), or the caller was admitted while `round` was open (it takes part from the next round).
     error CommitClosed(uint256 round);
+    /// @notice `caller` committed through a contract or a delegated account (EIP-7702): a commitment must be the
+    ///         top-level call of a transaction the member's own key signed, because that signed transaction is
+    ///         what proves on chain which update hash it committed (FederationGovernor.slashCommitMismatch).
+    error NotDirectCall(address caller);
     /// @notice `member` already committed in `round`.
     error AlreadyCommitted(uint256 round, address member);
     /// @notice The commit phase of `round` is still running (before its deadline, not every member committed).

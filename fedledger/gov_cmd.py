@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +32,23 @@ def _gov(rpc: str, address: str | None, key: str | None, state_dir: Path | None,
     gov = governor(rpc, address, key, state_dir, password_file)
     chain_call("reading the governor", gov.ledger_address)
     return gov
+
+
+def _commit_tx(gov: Any, member: str, round_: int) -> Any:
+    """`member`'s signed commit transaction of `round_`, read from the governor's ledger (its Committed event)."""
+    from ledger_tools.chain import FederationLedger
+    from ledger_tools.chain.signed_tx import SignedTxError, commit_tx
+
+    ledger = FederationLedger(gov.rpc_url, gov.ledger_address(), deploy_block=gov.deploy_block, w3=gov.w3)
+    try:
+        return commit_tx(ledger, member, round_)
+    except LookupError as exc:
+        raise UserError(f"{exc}: there is no commitment to contradict",
+                        hint="a commitment-mismatch slash needs the member's commit of the envelope's round",
+                        exit_code=1) from exc
+    except SignedTxError as exc:
+        raise UserError(f"the node returned an unreadable commit transaction: {exc}",
+                        hint="try another --rpc node", exit_code=1) from exc
 
 
 def _enc_key(text: str) -> bytes:
@@ -174,7 +191,7 @@ def propose_params(
     gov = _gov(rpc, governor_address, key, state_dir, password_file)
 
     def propose():
-        ledger = FederationLedger(gov.rpc_url, gov.ledger_address(), w3=gov.w3)
+        ledger = FederationLedger(gov.rpc_url, gov.ledger_address(), deploy_block=gov.deploy_block, w3=gov.w3)
         current = ledger.params_for_round(ledger.current_round() + 1).round_params()
         return gov.propose_round_params(dataclasses.replace(current, **given))
 
@@ -295,7 +312,9 @@ def slash(
     if ev.equivocation:
         r = chain_call("the slash", lambda: gov.slash_equivocation(proofs[0], proofs[1]))
     else:
-        r = chain_call("the slash", lambda: gov.slash_commit_mismatch(proofs[0]))
+        commit_tx = ev.commit_tx or chain_call("reading the member's commit transaction",
+                                               lambda: _commit_tx(gov, ev.proofs[0].sender, ev.proofs[0].round))
+        r = chain_call("the slash", lambda: gov.slash_commit_mismatch(proofs[0], commit_tx))
     removed = "; it is no longer a member" if r.removed else ""
     console.print(f"slashed {r.member} for round {r.round}: {r.amount / ETH:g} ETH taken, "
                   f"{r.reward / ETH:g} ETH paid to you{removed} (tx {r.tx_hash}, gas {r.gas_used})")

@@ -74,6 +74,8 @@ ReentrantCall = _revert("ReentrantCall", "reentrant call rejected")
 InvalidMultiaddrLength = _revert("InvalidMultiaddrLength", "an announced multiaddr has 1 to 256 bytes, not {length}")
 NothingToSweep = _revert("NothingToSweep", "round {round} has no unclaimed reward to sweep")
 ClaimWindowOpen = _revert("ClaimWindowOpen", "the claim window of round {round} is open until {closesAt}")
+NotDirectCall = _revert("NotDirectCall", "{caller} must commit from its own key, in a transaction sent to the ledger "
+                        "(not through a contract or a delegated account)")
 
 ERRORS: dict[str, type[ContractRevert]] = {
     cls.solidity_name: cls
@@ -82,7 +84,7 @@ ERRORS: dict[str, type[ContractRevert]] = {
         AlreadyCommitted, VotingNotOpen, VotingClosed, AlreadyVoted, VoteOutOfOrder, AlreadySettled,
         ExcludedNotSorted, DigestMismatch,
         VoteDeadlineNotReached, LengthMismatch, NotFinalized, AlreadyClaimed, InvalidProof, PoolExceeded,
-        TransferFailed, ReentrantCall, InvalidMultiaddrLength, NothingToSweep, ClaimWindowOpen,
+        TransferFailed, ReentrantCall, InvalidMultiaddrLength, NothingToSweep, ClaimWindowOpen, NotDirectCall,
     )
 }
 

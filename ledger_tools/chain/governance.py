@@ -22,6 +22,7 @@ from ledger_tools.chain.binding import ARTIFACT_PATH as LEDGER_ARTIFACT_PATH
 from ledger_tools.chain.binding import FederationLedger, _rpc_guard
 from ledger_tools.chain.errors import ERRORS, ContractRevert, LedgerError, _revert, decode_revert
 from ledger_tools.chain.records import RoundParamsUpdate, TxReceipt
+from ledger_tools.chain.signed_tx import SignedTx
 
 #: The governor's `SignedEnvelope` struct as a tuple: (federation, chain id, round, sender, update hash, cid hash,
 #: rest hash, r, s, v), built by `peer.net.envelope_proof.EnvelopeProof.as_abi()`.
@@ -131,12 +132,15 @@ GOVERNOR_ERRORS: dict[str, type[ContractRevert]] = {
         "ProposalNotExecutable": "proposal {id} is not executable (state {state})",
         "ProposalNotReady": "proposal {id} can be executed from {readyAt} on",
         "InsufficientStake": _T,
-        "WrongFederation": "the envelope is for federation {federation}, not this one",
-        "WrongChain": "the envelope is for chain {chainId}, not this one",
-        "InvalidSignature": "the envelope's signature was not made by its sender {sender}",
+        "WrongFederation": "the envelope or commit transaction is for federation {federation}, not this one",
+        "WrongChain": "the envelope or commit transaction is for chain {chainId}, not this one",
+        "InvalidSignature": "the envelope or commit transaction was not signed by {sender}",
         "NotEquivocation": "the envelopes are not an equivocation (same update, sender or round differ)",
         "AlreadySlashed": "{member} was already slashed for round {round}",
-        "NotCommitted": "{member}'s last commitment on the ledger is not for round {round}",
+        "NotCommitted": "the commit transaction {member} signed is not for round {round}",
+        "NotCommitCall": "the signed transaction is not a commit to this federation's ledger",
+        "MalformedTransaction": "the signed transaction is not RLP a node accepts (at byte {at})",
+        "UnsupportedTransactionType": "transaction type {txType} is not one a commit proof reads (0-4)",
         "CommitMatches": "{member}'s envelope for round {round} names the update it committed",
         "NothingToWithdraw": "{account} has no stake to withdraw",
         "WithdrawLocked": "the stake of {account} is locked until {unlockAt} (0: call leave first)",
@@ -150,6 +154,9 @@ InvalidProposal = GOVERNOR_ERRORS["InvalidProposal"]
 InvalidSignature = GOVERNOR_ERRORS["InvalidSignature"]
 NotCommitted = GOVERNOR_ERRORS["NotCommitted"]
 CommitMatches = GOVERNOR_ERRORS["CommitMatches"]
+MalformedTransaction = GOVERNOR_ERRORS["MalformedTransaction"]
+NotCommitCall = GOVERNOR_ERRORS["NotCommitCall"]
+UnsupportedTransactionType = GOVERNOR_ERRORS["UnsupportedTransactionType"]
 NotEquivocation = GOVERNOR_ERRORS["NotEquivocation"]
 NothingToWithdraw = GOVERNOR_ERRORS["NothingToWithdraw"]
 ProposalNotExecutable = GOVERNOR_ERRORS["ProposalNotExecutable"]
@@ -309,9 +316,10 @@ class FederationGovernor:
         """Slash from two envelopes' signed headers (`peer.net.envelope_proof.EnvelopeProof.as_abi()`)."""
         return self._slash(self.contract.functions.slashEquivocation(proof_a, proof_b))
 
-    def slash_commit_mismatch(self, proof: SignedEnvelope) -> SlashReceipt:
-        """Slash from one envelope whose update hash is not the one its sender committed for that round."""
-        return self._slash(self.contract.functions.slashCommitMismatch(proof))
+    def slash_commit_mismatch(self, proof: SignedEnvelope, commit_tx: SignedTx) -> SlashReceipt:
+        """Slash from one envelope whose update hash is not the one its sender committed for that round, as the
+        sender's own signed commit transaction (`ledger_tools.chain.signed_tx`) shows."""
+        return self._slash(self.contract.functions.slashCommitMismatch(proof, commit_tx.as_abi()))
 
     def _slash(self, fn: Any) -> SlashReceipt:
         receipt, raw = self._send(fn, return_raw=True)

@@ -26,6 +26,7 @@ from ledger_tools.chain import (
     VoteReceipt,
     VotingClosed,
     VotingNotOpen,
+    signed_tx,
 )
 from ledger_tools.chain import Phase as ChainPhase
 from peer.byzantine import attack_hooks
@@ -142,8 +143,10 @@ def collect(ctx: NodeContext, r: int, rec: RoundRecord) -> list[CommittedUpdate]
         ctx.nlog.event(r, "collect", "equivocation", level="warning",
                        message="gossiped update differs from the committed one; the commitment counts",
                        equivocators=sorted(report.equivocations))
+        tx_of = {c.member: c.tx_hash for c in commitments}
         save_mismatch_evidence(ctx.cfg.state_dir / "evidence", report.mismatched,
-                               {c.member: c.update_hash for c in commitments})
+                               {c.member: c.update_hash for c in commitments},
+                               lambda member: signed_tx.fetch(ctx.ledger.w3, tx_of[member]))
     ctx.state.advance(rec, Phase.COLLECTED, equivocations=dict(report.equivocations))
     return updates
 

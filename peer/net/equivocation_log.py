@@ -12,8 +12,9 @@ sender already has an envelope for that round naming another update hash, it wri
 
 When a round's commitments are read (`peer.loop.collect`), `save_mismatch_evidence` writes
 `<dir>/<round>-<sender>-mismatch.json` (and the envelope's `.env`) for every envelope naming another update hash
-than its sender's commitment of that round. It must be submitted before that member commits again: the ledger
-keeps only a member's last commitment (`NotCommitted` after that).
+than its sender's commitment of that round, with the sender's signed commit transaction when it can be read (the
+proof of what it committed; `gov slash` reads it from the chain otherwise). It stays valid for good: the
+transaction is on chain, and the ledger keeps no per-member state a later commit would overwrite.
 
 Files are written once (atomically) per (round, sender, offence); the callers only write locally.
 """
@@ -23,10 +24,11 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ledger_tools.chain.signed_tx import SignedTx
 from peer.net.envelope import Envelope
 from peer.net.gossip_store import GossipStore
 from peer.net.slash_evidence import evidence_json, mismatch_json
@@ -52,11 +54,12 @@ def _save(directory: Path, name: str, doc: dict[str, Any], envelopes: Iterable[E
         _write_once(directory / "envelopes" / f"{stem}.env", e.to_bytes())
 
 
-def save_mismatch_evidence(directory: Path | str, envelopes: Iterable[Envelope],
-                           committed: Mapping[str, bytes]) -> list[Path]:
+def save_mismatch_evidence(directory: Path | str, envelopes: Iterable[Envelope], committed: Mapping[str, bytes],
+                           commit_tx: Callable[[str], SignedTx] | None = None) -> list[Path]:
     """Write the commitment-mismatch evidence of every envelope whose update hash is not the one its sender
     committed on chain (`committed`: member -> update hash, of the envelope's round); the files written.
-    Envelopes of members without a commitment, or naming the committed update, are skipped."""
+    Envelopes of members without a commitment, or naming the committed update, are skipped. `commit_tx`
+    (member -> its signed commit transaction of that round) adds the proof of the commitment to the file."""
     directory = Path(directory)
     written = []
     for env in envelopes:
@@ -66,8 +69,14 @@ def save_mismatch_evidence(directory: Path | str, envelopes: Iterable[Envelope],
         path = directory / f"{env.round}-{env.sender}-mismatch.json"
         if path.exists():
             continue
+        tx = None
+        if commit_tx is not None:
+            try:
+                tx = commit_tx(env.sender)
+            except Exception as exc:  # noqa: BLE001 - a node error only drops the optional proof from the file
+                log.warning("cannot read the commit transaction of %s in round %d: %s", env.sender, env.round, exc)
         try:
-            _save(directory, path.stem, mismatch_json(env, committed=want), [env])
+            _save(directory, path.stem, mismatch_json(env, committed=want, commit_tx=tx), [env])
         except OSError as exc:
             log.warning("cannot save commitment-mismatch evidence of %s in round %d: %s", env.sender, env.round, exc)
             continue

@@ -8,7 +8,11 @@ Equivocation (two envelopes of one member and round naming different updates)::
 Commitment mismatch (an envelope naming another update than the member committed on chain for that round)::
 
     {"format": "fedledger-commit-mismatch/1", "federation": "0x…", "chain_id": 31337, "member": "0x…", "round": 3,
-     "proof": <proof>, "envelope": "0x<wire bytes>"}
+     "proof": <proof>, "envelope": "0x<wire bytes>",
+     "commit_tx": {"hash": "0x…", "payload": "0x…", "y_parity": 0, "r": "0x…", "s": "0x…"}}
+
+`commit_tx` is the member's own signed commit transaction for that round (`ledger_tools.chain.signed_tx`), the
+proof of what it committed; without it `gov slash` reads it from the chain by the member's `Committed` event.
 
 A proof is `EnvelopeProof.to_json()`: the envelope's signed fixed-size header (fields, keccak of the CID and of
 the rest of the body, signature), which is all the governor checks. The wire bytes are optional (an auditor can
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger_tools.chain.signed_tx import SignedTx, SignedTxError
 from peer.net.envelope import Envelope, EnvelopeError, decode_message
 from peer.net.envelope_proof import EnvelopeProof
 
@@ -38,9 +43,11 @@ class EvidenceFileError(ValueError):
 
 @dataclass(frozen=True)
 class SlashEvidence:
-    """What one slash transaction submits: two proofs (equivocation) or one (commitment mismatch)."""
+    """What one slash transaction submits: two proofs (equivocation) or one and, if the file holds it, the
+    member's signed commit transaction (commitment mismatch)."""
 
     proofs: tuple[EnvelopeProof, ...]
+    commit_tx: SignedTx | None = None
 
     @property
     def equivocation(self) -> bool:
@@ -71,13 +78,16 @@ def evidence_json(a: Envelope | EnvelopeProof, b: Envelope | EnvelopeProof) -> d
     return doc
 
 
-def mismatch_json(env: Envelope | EnvelopeProof, committed: bytes | None = None) -> dict[str, Any]:
+def mismatch_json(env: Envelope | EnvelopeProof, committed: bytes | None = None, *,
+                  commit_tx: SignedTx | None = None, commit_tx_hash: str | None = None) -> dict[str, Any]:
     """The commitment-mismatch document for one signed envelope; `committed` (the update hash on chain) is
-    informational."""
+    informational, `commit_tx` the member's signed commit transaction that proves it."""
     p = _proof(env)
     doc: dict[str, Any] = {"format": FORMAT_MISMATCH, **_claims(p), "proof": p.to_json()}
     if committed is not None:
         doc["committed"] = "0x" + committed.hex()
+    if commit_tx is not None:
+        doc["commit_tx"] = {**({"hash": commit_tx_hash} if commit_tx_hash else {}), **commit_tx.to_json()}
     if isinstance(env, Envelope):
         doc["envelope"] = "0x" + env.to_bytes().hex()
     return doc
@@ -141,7 +151,26 @@ def load(path: Path) -> SlashEvidence:
     for key, value in _claims(pair[0]).items():
         if key in doc and str(doc[key]).lower() != str(value).lower():
             raise EvidenceFileError(f"'{key}' says {doc[key]} but the envelopes say {value}")
-    return SlashEvidence(pair)
+    commit_tx = None if doc["format"] == FORMAT or doc.get("commit_tx") is None else _commit_tx(doc["commit_tx"],
+                                                                                                  pair[0])
+    return SlashEvidence(pair, commit_tx)
+
+
+def _commit_tx(doc: Any, envelope: EnvelopeProof) -> SignedTx:
+    """The file's signed commit transaction, checked to be the envelope sender's commit of the envelope's round
+    with another update hash (what the governor will check, refused here in one line)."""
+    try:
+        tx = SignedTx.from_json(doc)
+        signer, (round_, update_hash) = tx.signer(), tx.commit_call()
+    except SignedTxError as exc:
+        raise EvidenceFileError(f"commit_tx: {exc}") from exc
+    if signer.lower() != envelope.sender.lower():
+        raise EvidenceFileError(f"commit_tx was signed by {signer}, not by the envelope's sender {envelope.sender}")
+    if round_ != envelope.round:
+        raise EvidenceFileError(f"commit_tx commits round {round_}, the envelope is for round {envelope.round}")
+    if update_hash == envelope.update_hash:
+        raise EvidenceFileError("commit_tx commits the update the envelope names: no mismatch")
+    return tx
 
 
 def load_envelope_file(path: Path) -> Envelope:

@@ -99,7 +99,8 @@ def test_gov_cli_needs_governor_and_account(anvil) -> None:
 
 def test_gov_cli_slashes_commit_mismatch(anvil, dev_keys, tmp_path) -> None:
     """A member commits one update and signs an envelope naming another: a third party slashes it from a
-    fedledger-commit-mismatch/1 file or from the raw envelope; the honest envelope is refused in one line."""
+    fedledger-commit-mismatch/1 file without the commit transaction (the CLI reads it from the chain); the honest
+    envelope and an envelope of a round the member did not commit in are refused in one line."""
     from peer.net.slash_evidence import mismatch_json
 
     g = deploy_governed(anvil.rpc_url, dev_keys)
@@ -110,6 +111,9 @@ def test_gov_cli_slashes_commit_mismatch(anvil, dev_keys, tmp_path) -> None:
     (tmp_path / "honest.env").write_bytes(envelope(g, honest, round_, b"\x0d" * 32))
     _refused(_run(g, ["gov", "slash", "--envelope", str(tmp_path / "honest.env")], third.private_key),
              "CommitMatches")
+    (tmp_path / "later.env").write_bytes(envelope(g, honest, round_ + 1, b"\x0d" * 32))
+    _refused(_run(g, ["gov", "slash", "--envelope", str(tmp_path / "later.env")], third.private_key),
+             "did not commit in round")
     path = tmp_path / "mismatch.json"
     path.write_text(json.dumps(mismatch_json(decode_message(envelope(g, cheat, round_, b"\x0e" * 32)),
                                              committed=b"\x0c" * 32)))

@@ -2,14 +2,15 @@
 fixed-size header each envelope's EIP-191 signature covers, checked on chain with ecrecover) and earns the
 reporter share: two envelopes of one round naming different updates (equivocation), or one naming another update
 than the member committed on the ledger. Replays, forgeries, other federations or chains, non-member signers and
-honest commitments revert with named errors; stake leaves only after the delay."""
+honest commitments revert with named errors; stake leaves only after the delay. (The commit transaction as proof:
+tests/contract/test_slash_commit_tx.py.)"""
 from __future__ import annotations
 
 import pytest
 from web3.logs import DISCARD
 
 from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, oz_tree
-from helpers.governance import ETH, TEST_GOV, Governed, deploy_governed, envelope, proof
+from helpers.governance import ETH, TEST_GOV, Governed, deploy_governed, envelope, proof, staked_federation
 from ledger_tools.chain import NotMember
 from ledger_tools.chain.governance import (
     AlreadySlashed,
@@ -22,6 +23,7 @@ from ledger_tools.chain.governance import (
     WrongChain,
     WrongFederation,
 )
+from ledger_tools.chain.signed_tx import SignedTx, commit_tx
 from peer.net.envelope import Envelope
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -29,17 +31,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 @pytest.fixture
 def staked(anvil, dev_keys) -> Governed:
-    """4 bootstrap members and a fifth admitted by vote with a 2 ETH stake; round 1 (the fifth does not count in
-    it: it was admitted while it was open) finalized by the four, so round 2 is open with all five."""
-    g = deploy_governed(anvil.rpc_url, dev_keys)
-    cand = g.outsiders[0]
-    g.gov_as(cand).stake(2 * ETH)
-    g.pass_proposal(g.gov[0].propose_admit(cand.address, b"\x42" * 32, 1_000_000, 2 * ETH).proposal_id)
-    for i, m in enumerate(g.members):
-        m.commit(1, bytes([i + 1]) * 32, f"bafkreiupdate1x{i}", 100)
-    root = oz_tree(1, {}).root
-    assert any(m.vote(1, AGG, CID_AGG, root, CID_REWARDS, []).finalized for m in g.members)
-    return g
+    return staked_federation(anvil.rpc_url, dev_keys)
 
 
 def _balance(g: Governed, address: str) -> int:
@@ -147,47 +139,43 @@ def test_cross_federation_replay(staked: Governed, anvil, dev_keys) -> None:
     a, b = proof(staked, cheat, 1, b"\x01" * 32), proof(staked, cheat, 1, b"\x02" * 32)
     with pytest.raises(WrongFederation):
         second.gov_as(second.outsiders[1]).slash_equivocation(a, b)
-    with pytest.raises(WrongFederation):
-        second.gov_as(second.outsiders[1]).slash_commit_mismatch(a)
+    with pytest.raises(WrongFederation):  # the envelope is checked first; the commit transaction alike below
+        second.gov_as(second.outsiders[1]).slash_commit_mismatch(a, SignedTx(b"\x02\xc0", 0, b"\1" * 32, b"\1" * 32))
     staked.gov_as(staked.outsiders[1]).slash_equivocation(a, b)
 
 
 def test_commit_mismatch(staked: Governed) -> None:
-    """An envelope naming another update than its sender committed for that round slashes it; the honest case,
-    another round and a replay revert with named errors."""
+    """An envelope naming another update than its sender's own signed commit transaction for that round slashes
+    it; the honest case, another round, another member's transaction and a replay revert with named errors."""
     cheat, honest, reporter = staked.outsiders[0], staked.accounts[0], staked.outsiders[1]
     round_ = staked.ledger.current_round()
-    # admitted while round 1 was open, `cheat` took no part in it: an envelope it signed for round 1 (an honest
-    # newcomer's peer may gossip one before its commit reverts CommitClosed) proves no mismatch
-    assert staked.ledger.contract.functions.lastCommit(cheat.address).call() == [0, b"\0" * 32]
-    with pytest.raises(NotCommitted):
-        staked.gov_as(reporter).slash_commit_mismatch(proof(staked, cheat, 1, b"\x0e" * 32))
     staked.ledger.with_account(cheat.private_key).commit(round_, b"\x0c" * 32, "bafkreicommitted", 100)
     staked.members[0].commit(round_, b"\x0d" * 32, "bafkreihonest", 100)
-    assert staked.ledger.contract.functions.lastCommit(cheat.address).call() == [round_, b"\x0c" * 32]
+    cheat_tx = commit_tx(staked.ledger, cheat.address, round_)
+    honest_tx = commit_tx(staked.ledger, honest.address, round_)
+    assert cheat_tx.commit_call() == (round_, b"\x0c" * 32) and cheat_tx.signer() == cheat.address
     slasher = staked.gov_as(reporter)
     with pytest.raises(CommitMatches):  # the envelope names what it committed: honest
-        slasher.slash_commit_mismatch(proof(staked, honest, round_, b"\x0d" * 32))
-    with pytest.raises(NotCommitted):  # a round it did not commit in
-        slasher.slash_commit_mismatch(proof(staked, honest, round_ + 1, b"\x0e" * 32))
-    with pytest.raises(NotCommitted):  # a member that never committed
-        slasher.slash_commit_mismatch(proof(staked, staked.accounts[2], round_, b"\x0e" * 32))
+        slasher.slash_commit_mismatch(proof(staked, honest, round_, b"\x0d" * 32), honest_tx)
+    with pytest.raises(NotCommitted):  # the transaction commits another round than the envelope's
+        slasher.slash_commit_mismatch(proof(staked, honest, round_ + 1, b"\x0e" * 32), honest_tx)
+    with pytest.raises(InvalidSignature):  # another member's commit transaction
+        slasher.slash_commit_mismatch(proof(staked, staked.accounts[2], round_, b"\x0e" * 32), honest_tx)
     with pytest.raises(AlreadySlashed):  # round 0 is never a ledger round (its bit is pre-set at admission)
-        slasher.slash_commit_mismatch(proof(staked, staked.accounts[2], 0, b"\x0e" * 32))
+        slasher.slash_commit_mismatch(proof(staked, honest, 0, b"\x0e" * 32), honest_tx)
     with pytest.raises(InvalidSignature):  # the committed hash pasted into a signed header
-        slasher.slash_commit_mismatch(_with(proof(staked, honest, round_, b"\x0e" * 32), update_hash=b"\x0f" * 32))
-    with pytest.raises(NotCommitted):  # a non-member's envelope: it has no commitment on the ledger
-        slasher.slash_commit_mismatch(proof(staked, staked.outsiders[2], round_, b"\x0e" * 32))
+        slasher.slash_commit_mismatch(_with(proof(staked, honest, round_, b"\x0e" * 32), update_hash=b"\x0d" * 32),
+                                      honest_tx)
     before = _balance(staked, reporter.address)
     bad = proof(staked, cheat, round_, b"\x0e" * 32)
-    r = slasher.slash_commit_mismatch(bad)
+    r = slasher.slash_commit_mismatch(bad, cheat_tx)
     raw = staked.ledger.w3.eth.get_transaction_receipt(r.tx_hash)
     assert (r.member, r.round, r.amount, r.reward, r.removed) == (cheat.address, round_, 2 * ETH, 2 * ETH // 10, True)
     assert _offence(staked, r.tx_hash) == 2
     assert _balance(staked, reporter.address) - before == 2 * ETH // 10 - raw["gasUsed"] * raw["effectiveGasPrice"]
     assert cheat.address not in staked.ledger.members()
     with pytest.raises(AlreadySlashed):  # the same proof twice
-        slasher.slash_commit_mismatch(bad)
+        slasher.slash_commit_mismatch(bad, cheat_tx)
     with pytest.raises(AlreadySlashed):  # one slash per member and round, whatever the offence
         slasher.slash_equivocation(bad, proof(staked, cheat, round_, b"\x0c" * 32))
 

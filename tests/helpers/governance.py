@@ -10,7 +10,7 @@ from eth_account import Account
 
 from devnet.anvil import DevAccount, increase_time
 from devnet.deploy import deploy_governed_federation
-from helpers.fixtures_chain import _config
+from helpers.fixtures_chain import AGG, CID_AGG, CID_REWARDS, _config, oz_tree
 from ledger_tools.chain import FederationLedger
 from ledger_tools.chain.governance import FederationGovernor, GovParams
 from peer.net.envelope import Envelope
@@ -72,3 +72,17 @@ def proof(fed: Governed | FederationLedger, account: DevAccount, round_: int, up
           **kw: Any) -> tuple:
     """The `SignedEnvelope` tuple a slash submits for such an envelope (its signed header)."""
     return EnvelopeProof.of(Envelope.from_bytes(envelope(fed, account, round_, update_hash, **kw))).as_abi()
+
+
+def staked_federation(rpc_url: str, dev_keys: Sequence[DevAccount]) -> Governed:
+    """4 bootstrap members and a fifth (`outsiders[0]`) admitted by vote with a 2 ETH stake; round 1 (the fifth does
+    not count in it: it was admitted while it was open) finalized by the four, so round 2 is open with all five."""
+    g = deploy_governed(rpc_url, dev_keys)
+    cand = g.outsiders[0]
+    g.gov_as(cand).stake(2 * ETH)
+    g.pass_proposal(g.gov[0].propose_admit(cand.address, b"\x42" * 32, 1_000_000, 2 * ETH).proposal_id)
+    for i, m in enumerate(g.members):
+        m.commit(1, bytes([i + 1]) * 32, f"bafkreiupdate1x{i}", 100)
+    root = oz_tree(1, {}).root
+    assert any(m.vote(1, AGG, CID_AGG, root, CID_REWARDS, []).finalized for m in g.members)
+    return g
