@@ -109,7 +109,10 @@ def _updates_of(transport, r: int) -> dict[str, tuple[bytes, int]]:
     return out
 
 
-def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchange: float, workdir: Path) -> dict:
+def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchange: float, workdir: Path,
+                read_ahead: bool = True) -> dict:
+    """One replay; `read_ahead=False` replays the path before `peer.loop.commitments_ahead` (the commitments read
+    once the commit is mined), for a paired comparison on the same run, chain and load."""
     ledger, me = transport.ledger, transport.observer.address
     R = ledger.current_round()
     params = ledger.params()
@@ -148,7 +151,7 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     marks: dict[str, float] = {}
     # --- t0: seal, persist, CID, queue the add
     t0 = time.perf_counter()
-    watch = CommitmentsAhead(R, reader, members, gossip=gossip, me=me).start()
+    watch = CommitmentsAhead(R, reader, members, gossip=gossip, me=me).start() if read_ahead else None
     sealed_own = seal(own, transport.enc_public, federation=fed, round=R, sender=me)
     marks["seal"] = time.perf_counter()
     [own_cid] = cids_while(functools.partial(atomic_write_bytes, workdir / f"{R}-sealed.bin", sealed_own),
@@ -162,11 +165,13 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
                                                          sender=s), me=me).start()
     feeder = gossip.feed(exchange)
     receipt_c = transport.bindings[me].commit(R, own_hash, own_cid, own_samples)
-    watch.own_committed(Commitment(me, own_hash, own_cid, own_samples, R, NO_DP, 0, receipt_c.block_number,
-                                   receipt_c.tx_hash))
+    if watch is not None:
+        watch.own_committed(Commitment(me, own_hash, own_cid, own_samples, R, NO_DP, 0, receipt_c.block_number,
+                                       receipt_c.tx_hash))
     marks["commit_mined"] = time.perf_counter()
-    commitments = watch.complete()
-    watch.close()
+    commitments = watch.complete() if watch is not None else None
+    if watch is not None:
+        watch.close()
     read_ahead = commitments is not None
     if commitments is None:
         commitments = ledger.commitments(R)
@@ -230,7 +235,7 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
             "CIDs of results + queue adds": round(marks["cids"] - t3, 4),
             "vote tx": round(t4 - marks["cids"], 4),
         },
-        "commitments_read_ahead": read_ahead, "commitment_reads_in_background": watch.reads,
+        "commitments_read_ahead": read_ahead, "commitment_reads_in_background": watch.reads if watch else 0,
         "ledger_path_seconds": round(ledger_path, 4),
         "round_no_ledger": round(no_ledger, 4),
         "round_ledger": round(with_ledger, 4),
@@ -242,15 +247,29 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     }
 
 
-def replay(engine, transport, exchange: float, repeats: int = 3) -> dict:
-    """`repeats` replays (rounds R, R+1, …); the median by ledger share is reported, every share kept."""
+def replay(engine, transport, exchange: float, repeats: int = 3, compare: bool = False) -> dict:
+    """`repeats` replays (rounds R, R+1, …); the median by ledger share is reported, every share kept. With
+    `compare`, each replay is paired with one of the path before the commitments were read ahead (the order
+    alternating), summarised under `read_after_commit`: the same run, chain, exchange and load."""
     updates = _updates_of(transport, engine_round(transport))
     transport._gossip_cache.clear()  # the simulator's sealed copies are no longer needed: memory for the replay
-    runs = []
+    runs, before = [], []
     with tempfile.TemporaryDirectory(prefix="fedledger-replay-") as tmp:
-        for _ in range(max(1, repeats)):
-            runs.append(replay_once(engine, transport, updates, exchange, Path(tmp)))
-    runs.sort(key=lambda r: r["ledger_pct"])
+        for i in range(max(1, repeats)):
+            for ahead in ((True, False) if i % 2 == 0 else (False, True)) if compare else (True,):
+                out = replay_once(engine, transport, updates, exchange, Path(tmp), read_ahead=ahead)
+                (runs if ahead else before).append(out)
+    median = _summary(runs)
+    if before:
+        median["read_after_commit"] = {k: v for k, v in _summary(before).items()
+                                       if k in ("ledger_pct", "ledger_added", "round_no_ledger", "repeat_pcts",
+                                                "repeat_ledger_path_seconds", "ledger_path_median_seconds",
+                                                "terms_median", "terms")}
+    return median
+
+
+def _summary(runs: list[dict]) -> dict:
+    runs = sorted(runs, key=lambda r: r["ledger_pct"])
     median = dict(runs[len(runs) // 2])
     median["repeat_pcts"] = [r["ledger_pct"] for r in runs]
     median["repeat_ledger_path_seconds"] = [r["ledger_path_seconds"] for r in runs]

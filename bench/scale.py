@@ -20,7 +20,7 @@ is the bulk stream path (`peer.net.bulk`); shortest of the samples (the lower bo
 exchange, so a shorter baseline only makes the ledger's share larger). Peak RSS: `bench.scale_rss` (one peer
 process: train, then collect + aggregate, its own high-water mark per phase).
 
-    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--repeats 3] [--no-doc]
+    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--repeats 3] [--compare-read] [--no-doc]
         → bench/results/scale.{json,png}, the "Scale" section of docs/overhead.md
 """
 from __future__ import annotations
@@ -93,7 +93,8 @@ def _sealed_size(parameters: int, n: int) -> int:
     return 4 * parameters + 200 + 116 * n + 128
 
 
-def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict, repeats: int = 3) -> dict:
+def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict, repeats: int = 3,
+            compare: bool = False) -> dict:
     from bench.critical_path import replay
     from bench.scale_rss import measure as rss
 
@@ -105,7 +106,7 @@ def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict, repea
     exchange = exchanges[model]["seconds"]
     series = round_model(run["engine"], run["rec"], run["detail"], exchange)
     load_before = round(os.getloadavg()[0], 2)
-    critical = replay(run["engine"], run["transport"], exchange, repeats=repeats)
+    critical = replay(run["engine"], run["transport"], exchange, repeats=repeats, compare=compare)
     critical["load_avg"] = [load_before, round(os.getloadavg()[0], 2)]
     del run["transport"], run["engine"]
     memory = rss(MODELS[model][0] if MODELS[model][1] is None else f"digits:h{MODELS[model][1]}", n, epochs)
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="11M@10 and 1M@10 only")
     ap.add_argument("--no-doc", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="critical-path replays per row (median reported)")
+    ap.add_argument("--compare-read", action="store_true",
+                    help="pair every replay with one reading the commitments after the commit (the path before "
+                         "peer.loop.commitments_ahead), interleaved")
     args = ap.parse_args(argv)
 
     import torch
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     anvil, node = start_anvil(), start_ipfs(offline=True)
     try:
         for model, n in grid:
-            row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats)
+            row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats, args.compare_read)
             row["before"] = _before(rows.get(row["key"]))
             row["earlier_replays"] = _earlier(rows.get(row["key"]))
             row["run"] = {"command": "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -156,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"exchange {row['exchange']['seconds']} s,"
                   f" peak RSS collect+aggregate {m['peak_collect_aggregate'] / 2**30:.2f} GiB, train "
                   f"{m['peak_train'] / 2**30:.2f} GiB", flush=True)
+            if "read_after_commit" in d:
+                b = d["read_after_commit"]
+                print(f"{'':>8} paired: commitments read after the commit {b['ledger_pct']:+.1f} % (runs "
+                      f"{b['repeat_pcts']}), ledger path median {b['ledger_path_median_seconds']:.3f} s vs read ahead "
+                      f"{d['ledger_path_median_seconds']:.3f} s", flush=True)
             doc = {"meta": _meta(argv, started, load_start, args.epochs), "rows": list(rows.values())}
             out_path.write_text(json.dumps(doc, indent=1))  # after every row: a long run keeps what it measured
     finally:

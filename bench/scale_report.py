@@ -133,7 +133,24 @@ def _where_text(r: dict) -> str:
             f"A negative aggregation slowdown means the machine's own noise was larger than the effect. Summed in series as before (same run, every term alone) the additions would be "
             f"{_series(r)['ledger_added']:.2f} s (own IPFS add {s['ipfs_add_own (mean per peer)']:.2f}, results add "
             f"{s['ipfs_add model + reward tree']:.2f}, unseal n−1 {s['unseal others (concurrent)']:.2f})."
-            + _before_terms_text(r))
+            + _paired_text(r) + _before_terms_text(r))
+
+
+def _paired_text(r: dict) -> str:
+    """The replays paired with the path before the commitments were read ahead (`--compare-read`), if run."""
+    c = r["critical"]
+    b = c.get("read_after_commit")
+    if b is None:
+        return ""
+    ta, tb = c["terms_median"], b["terms_median"]
+    window = "exchange window + tx + read (t1→t2)"
+    return (f" Paired with as many replays of the path before (`--compare-read`: the commitments read once the "
+            f"commit is mined; interleaved in the same run, same exchange and load), medians over the replays: "
+            f"ledger path {b['ledger_path_median_seconds']:.3f} s before vs {c['ledger_path_median_seconds']:.3f} s "
+            f"read ahead; commitments read after the commit {tb['read commitments']:.3f} s vs "
+            f"{ta['read commitments']:.3f} s; the exchange window overrun {tb[window] - c['exchange']:.3f} s vs "
+            f"{ta[window] - c['exchange']:.3f} s; ledger share {b['ledger_pct']:+.1f} % (replays "
+            f"{b['repeat_pcts']} %) vs {c['ledger_pct']:+.1f} %.")
 
 
 def _read_text(c: dict) -> str:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 from consensus.commitment import NO_DP, Commitment
 from peer.loop import commitments_ahead, reconcile
-from peer.loop.commitments_ahead import CommitmentsAhead, reader_for
+from peer.loop.commitments_ahead import CommitmentsAhead, read_commitments, reader_for
 
 NEVER = 3600.0  # s between the watch's own reads: only the first read and wake-ups (own commit) happen
 
@@ -27,6 +27,18 @@ def _commit(member, r: int, i: int) -> Commitment:
 def _watch(fed, me: str) -> CommitmentsAhead:
     members = [m.account.address for m in fed.members]
     return CommitmentsAhead(1, reader_for(fed.ledger), members, me=me, fast=NEVER, slow=NEVER).start()
+
+
+def test_the_lean_read_gives_the_bindings_records(make_federation):
+    fed = make_federation(4)
+    fed.members[2].commit(1, b"\x07" * 32, "bafkreidp", 2**32 - 1, 1_250_000, 10**12)  # with DP, the largest count
+    for i in (3, 0):
+        _commit(fed.members[i], 1, i)
+    fed.advance(101)  # past the commit deadline (not all committed): the vote window
+    fed.members[1].vote(1, b"\xa1" * 32, "bafkreiagg", b"\x00" * 32, "bafkreirewards", [])  # other events beside
+    reader = reader_for(fed.ledger)
+    assert read_commitments(reader, 1) == fed.ledger.commitments(1) and len(fed.ledger.commitments(1)) == 3
+    assert read_commitments(reader, 2) == fed.ledger.commitments(2) == []
 
 
 def test_the_last_committer_reads_nothing_after_its_commit_and_gets_the_chains_set(make_federation):
