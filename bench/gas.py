@@ -20,7 +20,7 @@ from typing import Any
 
 from consensus.merkle import RewardTree
 from devnet.anvil import extra_accounts, increase_time, start_anvil
-from devnet.compile import SETTINGS, SOLC_VERSION
+from devnet.compile import SETTINGS, SOLC_VERSION, load_contract
 from devnet.deploy import deploy_federation
 from ledger_tools.chain import FederationLedger
 from ledger_tools.config import FederationConfig
@@ -104,25 +104,40 @@ def check(results: list[dict[str, Any]]) -> dict[str, bool]:
 
 
 # Round operations in earlier tables of this document (same command), for the comparison in the notes:
-# "before governance" = before the round parameters moved to storage (6d8af98), "before fix" = before a round kept the
-# members it opened with (e03a552). Per n: commit avg, non-finalizing vote avg, finalizing vote max, late vote avg.
+# "before governance" = before the round parameters moved to storage (6d8af98); "stored hash" = the last table with
+# the committed update hash stored for slashing (f75794b). Per n: commit avg, non-finalizing vote avg, finalizing
+# vote max, late vote avg, claim 1 round, claim 10 rounds, sweep.
 EARLIER = {
-    "before governance": {5: (42_227, 56_996, 116_829, 45_925), 20: (41_830, 51_031, 118_088, 46_802),
-                          100: (41_746, 56_683, 128_150, 53_832)},
-    "before fix": {5: (49_602, 59_346, 119_567, 46_246), 20: (49_203, 53_380, 120_826, 47_123),
-                   100: (49_117, 59_032, 130_888, 54_154)},
+    "before governance": {5: (42_227, 56_996, 116_829, 45_925, 71_369, 160_088, 36_935),
+                          20: (41_830, 51_031, 118_088, 46_802, 72_079, 176_122, 36_935),
+                          100: (41_746, 56_683, 128_150, 53_832, 74_299, 192_498, 36_935)},
+    "stored hash": {5: (47_580, 59_528, 119_970, 46_514, 70_849, 159_568, 36_774),
+                    20: (47_181, 53_563, 121_229, 47_391, 71_559, 175_602, 36_774),
+                    100: (47_095, 59_215, 131_291, 54_422, 73_779, 191_978, 36_774)},
 }
+OPERATIONS = ["commit (avg)", "vote, non-finalizing (avg)", "finalizing vote (max)", "late vote (avg)",
+              "claim, 1 round", "claim, 10 rounds", "sweep"]
+
+
+def _round_operations(r: dict[str, Any]) -> tuple[int, ...]:
+    return (r["commit"]["avg"], r["vote"]["avg"], r["finalizing_vote"]["max"], r["late_vote"]["avg"],
+            r["claim_1_round"], r["claim_10_rounds"], r["sweep"])
+
+
+def no_worse_than_before_governance(rows: list[dict[str, Any]]) -> bool:
+    """Issue 14's bar: every round operation at or below the table before governance, at every n measured."""
+    base = EARLIER["before governance"]
+    return all(now <= old for r in rows if r["members"] in base
+               for now, old in zip(_round_operations(r), base[r["members"]], strict=True))
 
 
 def comparison(rows: list[dict[str, Any]]) -> list[str]:
     """Old-vs-new table of the round operations (n = 5 / 20 / 100 in one cell each)."""
     ns = [r["members"] for r in rows]
-    now = {r["members"]: (r["commit"]["avg"], r["vote"]["avg"], r["finalizing_vote"]["max"], r["late_vote"]["avg"])
-           for r in rows}
-    out = ["| operation (n = " + " / ".join(map(str, ns)) + ") | before governance | before fix | now |",
+    now = {r["members"]: _round_operations(r) for r in rows}
+    out = ["| operation (n = " + " / ".join(map(str, ns)) + ") | before governance | stored hash | now |",
            "|---|---:|---:|---:|"]
-    for i, name in enumerate(["commit (avg)", "vote, non-finalizing (avg)", "finalizing vote (max)",
-                              "late vote (avg)"]):
+    for i, name in enumerate(OPERATIONS):
         cells = [" / ".join(f"{EARLIER[k][n][i]:,}" if n in EARLIER[k] else "–" for n in ns) for k in EARLIER]
         out.append(f"| {name} | {cells[0]} | {cells[1]} | " + " / ".join(f"{now[n][i]:,}" for n in ns) + " |")
     return out
@@ -190,16 +205,15 @@ def markdown(report: dict[str, Any]) -> str:
         "(rounds 1–10 share a 256-bit word) and its proofs' calldata (~log2 n hashes per round).",
         "- `sweep` (anyone, `CLAIM_WINDOW` = 365 days after a round's vote deadline) reads the round's payout and "
         "record, zeroes its unclaimed amount, lowers `reserved` and emits `Swept`; it moves no ETH.",
-        "- Commit stores the update hash it commits (`lastCommitHash`, one slot per member, read by "
-        "`lastCommit(member)`) so that `FederationGovernor.slashCommitMismatch` can prove an envelope naming "
-        "another update than the one committed: a deliberate trade-off of +5.1k gas on every commit (a cold "
-        "non-zero slot rewritten; avg 44,530 / 44,131 / 44,045 → 49,602 / 49,203 / 49,117, min 42,122 → 47,194, "
-        "max 48,282 → 53,354 at n = 5 / 20 / 100, measured against the ledger with changeable round parameters "
-        "just before). Admission makes the slot non-zero so that no commit pays a 22.1k zero-to-non-zero store "
-        "(without it the 11-round average here would be ~1.6k higher, over the 50k target): +22.1k per "
-        "bootstrap member at deployment, which with the code (the lastCommit view, the O(1) member removal of "
-        "docs/governance.md) is deploy +212k / +545k / +2.32M. Announce +22 (dispatcher); votes, late votes, "
-        "claims and sweeps unchanged.",
+        "- Commit stores no update hash: the ledger takes a commitment only as the top-level call of a transaction "
+        "the member signed (`NotDirectCall` otherwise: one ORIGIN and one warm EXTCODESIZE, ~0.2k), and "
+        "`FederationGovernor.slashCommitMismatch` proves a contradicting envelope against that signed transaction "
+        "(docs/governance.md). The previous design stored the last committed hash per member (+5.1k per commit, "
+        "+22.1k per bootstrap member at deployment) and could prove a mismatch only against the last commitment.",
+        "- The finalizing vote clears its digest's tally slot instead of raising it (the weights are in the "
+        "`Voted` events; no on-time vote can follow): the 4.8k storage refund pays the finalization's read of "
+        "the parameter slot (commit period and reward of the next round). `tally(round, digest)` of a finalized "
+        "round's digest reads 0.",
         "- Issue 12 (pool fixed at open, exact reservation, sweep, parameter bounds) against the previous table "
         "(n = 5 / 20 / 100): commit +24, non-finalizing vote +34, late vote +31, announce +132, claim 1 round "
         "+202, claim 10 rounds +724 (≤ 0.5 %; a larger function dispatcher and the packed `reserved` slot). The "
@@ -218,25 +232,20 @@ def markdown(report: dict[str, Any]) -> str:
         "claim-window deadlines); late vote +321, sweep +183, claims and announce −88 (dispatcher). A finalizing "
         "vote that applies a pending change reads and writes that slot once more (bench.gas_governance). Deploy "
         "+697k / +704k / +744k: the parameter slot and first history entry, and 2.8 kB more runtime code.",
-        "- Issue 14, a round keeps the members it opened with (docs/architecture.md, in-flight rounds): the round "
-        "slot holds the round's member count (uint24, fixed at open, minus removals) and the commit deadline "
-        "instead of the start, so commit no longer reads the parameter slot; newcomers' weight waits in a slot "
-        "packed with `owner`, read and reset only by the first finalization after an admission (+~5k to that "
-        "one finalizing vote, bench.gas_governance). Round operations against the earlier tables (this run: "
-        "load average ~10–15 on 2 cores, which does not change gas):",
+        "- Issue 14, no trusted owner (membership and round parameters by member vote, stake and slashing) "
+        "against the table before it: the open round's member count, vote period and quorum live in the state "
+        "slot (one word: round, commit deadline, commit count, the round's and all members, total weight, "
+        "finalized count, vote period, quorum; at most 65,535 members), so neither commit nor a non-finalizing "
+        "vote reads the parameter slot; the state, member and round-record slots are read and written as one "
+        "word each (the compiler's struct copies read-modify-write a packed slot once per field: three more warm "
+        "SLOAD/SSTORE pairs per commit or vote); a late vote writes the state slot only when the total weight "
+        "moved. Every round operation is at or below the table before governance at every n "
+        f"({'yes' if no_worse_than_before_governance(rows) else 'NO'}):",
         "",
         *comparison(rows),
         "",
-        "  Commit is ~2.0k cheaper than before the fix and ~5.4k above the table before governance: the 5.1k "
-        "store of the committed update hash (slashing) stays. Non-finalizing and late votes cost ~+0.2–0.3k and "
-        "the finalizing vote ~+0.4k more than before the fix (the wider round slot's unpacking and the "
-        "function dispatcher after the views removed for code size; runtime 24,306 bytes). Not reached: round "
-        "operations at or below the table before governance. Vote would need the quorum and vote period in the "
-        "round slot too (measured: ~2.4 kB more runtime code for the wider slot's packing, which the 24,576-byte "
-        "limit leaves no room for without moving views to a separate contract); commit would need the update "
-        "hash in a slot it already writes, but the member slot has 8 free bits and a sound mismatch proof needs "
-        "≥ 160 (a second per-member slot costs the same 5k as today's), unless reputation settlement moved "
-        "from commit to the next vote (a change of when weights update, not made here).",
+        "  Deploy is higher than before governance (the parameter history, the member list for O(1) removal, "
+        f"more code: runtime {report['meta'].get('ledger_runtime_bytes', 0):,} of 24,576 bytes).",
         "",
     ])
 
@@ -258,12 +267,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             "solc": SOLC_VERSION,
             "optimizer_runs": SETTINGS["optimizer"]["runs"],
             "evm_version": SETTINGS["evmVersion"],
+            "ledger_runtime_bytes": len(bytes.fromhex(load_contract("FederationLedger").deployed_bytecode[2:])),
             "seconds": round(time.time() - started, 1),
         },
         "targets": TARGETS,
         "results": results,
     }
     report["targets_met"] = check(results)
+    report["no_worse_than_before_governance"] = no_worse_than_before_governance(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     DOC.write_text(markdown(report))

@@ -791,8 +791,9 @@ contract FederationLedger is IFederationLedger {
         if (ruleLength == 0 || ruleLength > MAX_RULE_LENGTH) revert InvalidParameter("rule");
         if (u.f >= memberCount) revert InvalidParameter("f");
         if (u.quorumBps < 5000 || u.quorumBps >= BPS) revert InvalidParameter("quorumBps");
-        if (u.commitPeriod == 0) revert InvalidParameter("commitPeriod");
-        if (u.votePeriod == 0) revert InvalidParameter("votePeriod");
+        // < 2^24 s (194 days): deadlines are 32-bit timestamps (until 2106) that must not wrap
+        if (u.commitPeriod == 0 || u.commitPeriod >= 1 << 24) revert InvalidParameter("commitPeriod");
+        if (u.votePeriod == 0 || u.votePeriod >= 1 << 24) revert InvalidParameter("votePeriod");
         if (u.rewardPerRound > type(uint96).max) revert InvalidParameter("rewardPerRound");
         return RoundParams({
             rewardPerRound: uint96(u.rewardPerRound),

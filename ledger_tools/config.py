@@ -94,8 +94,8 @@ class RoundParams(BaseModel):
     rule_param: UInt16 = 0
     f: UInt16 = 0
     quorum_bps: Annotated[int, Field(ge=5000, le=9999)] = 5000
-    commit_period: Annotated[int, Field(gt=0, le=2**32 - 1)] = 120
-    vote_period: Annotated[int, Field(gt=0, le=2**32 - 1)] = 120
+    commit_period: Annotated[int, Field(gt=0, le=2**24 - 1)] = 120  # the ledger's bound (32-bit deadlines)
+    vote_period: Annotated[int, Field(gt=0, le=2**24 - 1)] = 120
     reward_per_round_wei: Annotated[int, Field(ge=0, lt=2**96)] = 0
     scale_bits: Annotated[int, Field(ge=1, le=62)] = 20
     alpha_bps: Annotated[int, Field(ge=0, le=10_000)] = 1000

@@ -36,6 +36,8 @@ def _deploy(anvil, dev_keys, params: LedgerParams = BASE, members: list[MemberIn
     ("quorum_bps", 10_000, "quorumBps"),
     ("commit_period", 0, "commitPeriod"),
     ("vote_period", 0, "votePeriod"),
+    ("commit_period", 2**24, "commitPeriod"),   # deadlines are 32-bit timestamps: no period may wrap them
+    ("vote_period", 2**24, "votePeriod"),
     ("reward_per_round_wei", 2**96, "rewardPerRound"),
     ("genesis_model_hash", b"\0" * 32, "genesisModelHash"),
     ("genesis_model_cid", "", "genesisModelCid"),
