@@ -232,8 +232,15 @@ def _load_caveat(r: dict) -> str:
     c, b = r["critical"], r.get("before")
     if max(c["load_avg"]) <= 4:
         return ""
-    quiet = (f" (the quiet run before: exchange {QUIET_EXCHANGE.get(r['key'], 'n/a')} s, no-ledger round "
-             f"{b['round_no_ledger']:.2f} s)" if b else "")
+    calm = [e for e in r.get("earlier_replays") or [] if max(e["load_avg"]) <= 2 and "round_no_ledger" in e]
+    if calm:  # the latest quiet replay of this row: its baseline and share, next to the loaded one
+        e = calm[-1]
+        quiet = (f" (the last quiet run, load {max(e['load_avg'])}"
+                 f"{', code at ' + e['run']['commit'] if e.get('run') else ''}: exchange {e['exchange']:.2f} s, "
+                 f"no-ledger round {e['round_no_ledger']:.2f} s, ledger share {e['ledger_pct']:+.1f} %)")
+    else:
+        quiet = (f" (the quiet run before: exchange {QUIET_EXCHANGE.get(r['key'], 'n/a')} s, no-ledger round "
+                 f"{b['round_no_ledger']:.2f} s)" if b else "")
     return (f" **Loaded run:** at load average {max(c['load_avg'])} the baseline itself is inflated — exchange "
             f"{r['exchange']['seconds']:.2f} s, no-ledger round {c['round_no_ledger']:.2f} s{quiet} — which gives "
             f"the background adds and the unsealing more time to hide in, and the replays spread "
