@@ -71,8 +71,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     bad_state = root / "bad-state"
     bad_state.mkdir()
     (bad_state / "services.json").write_bytes(b"\x00\xff junk")
+    (root / "badtx.json").write_text(json.dumps(_mismatch_with_bad_commit_tx()))
     return {"file": str(root / "a-file.txt"), "junk": str(root / "junk.bin"), "badtoml": str(root / "bad.toml"),
-            "badjson": str(root / "bad.json"), "pw": str(root / "pw"), "badstate": str(bad_state)}
+            "badjson": str(root / "bad.json"), "pw": str(root / "pw"), "badstate": str(bad_state),
+            "badtx": str(root / "badtx.json")}
+
+
+def _mismatch_with_bad_commit_tx() -> dict:
+    """A well-formed commitment-mismatch file whose commit transaction is not one (payload of junk bytes)."""
+    from eth_account import Account
+
+    from peer.net.envelope import Envelope
+    from peer.net.slash_evidence import mismatch_json
+
+    env = Envelope.create(Account.create(), federation=ADDR, chain_id=31337, round=2, update_hash=b"\x0a" * 32,
+                          cid="bafkreix", wrapped_keys=b"\x07" * 10, blob_sha256=b"\x33" * 32, blob_size=10)
+    doc = mismatch_json(env)
+    doc["commit_tx"] = {"payload": "0x02c3010203", "y_parity": 0, "r": "0x" + "11" * 32, "s": "0x" + "22" * 32}
+    return doc
 
 
 @pytest.fixture(scope="module")

@@ -165,6 +165,7 @@ ROWS: list[tuple[list[str], int, str]] = [
     (["gov", "show", "1", "--rpc", "{rpc}", "--governor", EMPTY], 2, GOVERNOR),
     (["gov", "slash", "--evidence", "{junk}", "--governor", ADDR, "--key", KEY], 2, "docs/governance.md"),
     (["gov", "slash", "--envelope", "{file}", "--governor", ADDR, "--key", KEY], 2, "docs/governance.md"),
+    (["gov", "slash", "--evidence", "{badtx}", "--governor", ADDR, "--key", KEY], 2, "docs/governance.md"),
     (["gov", "propose", "admit", "--account", ADDR, "--enc-key", "garbage", "--rpc", "{rpc}", "--governor", REVERTS,
       "--key", KEY], 2, "64 hex digits"),
     (["gov", "propose", "remove", "--account", ADDR, "--rpc", "{rpc}", "--governor", REVERTS, "--key", KEY],
