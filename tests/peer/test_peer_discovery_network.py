@@ -73,9 +73,11 @@ def test_peer_whose_only_bootstrap_peer_is_down_finds_the_others_on_the_ledger(l
     nobody = gossip_peer_id(bytes([7]) * 32)
     dead = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{nobody}"  # nobody listens there
     p0, p1, p2 = fed.peers
-    # round 1's commits wait until 60 s after deploy, so the lonely peer, started only after the others have
-    # announced, is up by then even on a loaded 2-core machine (start-up alone took ~40 s at load 14)
-    flags = ["--max-rounds", "1", "--min-round-interval", "60"]
+    # the lonely peer starts only after the others have announced, so it finds them on the ledger; round 1 waits
+    # for its commit (the commit phase closes once all three committed), and round 2 (by then every peer has
+    # been connected for a whole round) shows its update and theirs moving by gossip. No pacing sleep: the
+    # start-up of the lonely peer (~40 s at load 14) is covered by round 1's 150 s commit window.
+    flags = ["--max-rounds", "2"]
     procs = [PeerProcess(p0.config_path, *flags), PeerProcess(p1.config_path, *flags),
              PeerProcess(p2.config_path, *flags, "--bootstrap", dead)]
     try:
@@ -91,6 +93,8 @@ def test_peer_whose_only_bootstrap_peer_is_down_finds_the_others_on_the_ledger(l
     assert codes == [0, 0, 0], "\n\n".join(p.tail() for p in procs)
     discovered = lonely.find(lambda e: e["phase"] == "gossip" and e["event"] == "discovered")
     assert discovered and p0.gossip_addr in discovered["message"] and p1.gossip_addr in discovered["message"]
-    assert lonely.find(lambda e: e["phase"] == "gossip" and e["event"] == "published")["peers"] == 2, lonely.tail()
-    assert _from_gossip(lonely, 1) == 2, lonely.tail()
+    published = lonely.find(lambda e: e["phase"] == "gossip" and e["event"] == "published" and e["round"] == 2)
+    assert published and published["peers"] == 2, lonely.tail()
+    assert _from_gossip(lonely, 2) == 2, lonely.tail()
     assert all(p.find(lambda e: e["phase"] == "finalized" and e["round"] == 1) for p in procs)
+    assert all(p.find(lambda e: e["phase"] == "finalized" and e["round"] == 2) for p in procs)
