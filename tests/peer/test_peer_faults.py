@@ -1,7 +1,7 @@
 """Infrastructure restarts under a running federation: the IPFS node and the devnet restart mid-run.
 
 One federation of 3 real `fedledger peer run` processes, with its own IPFS node (fixed port, persistent repo)
-and its own anvil (fixed port, state file), runs 14 rounds:
+and its own anvil (fixed port, state file), runs until one round after the devnet restart (at most 14 rounds):
 - round 2: the IPFS node is stopped (SIGTERM) right after the first commit of the round — the others are
   still publishing, every peer is about to collect and publish the round's model + reward tree — and
   restarted on the same port once a peer has reported retrying. The rounds do not wait for it: commits and
@@ -43,8 +43,8 @@ from peer.loop.round_clock import send_time_dependent, vote_gas
 from peer.loop.state import Phase
 from peer.loop.vote_step import vote_tx
 
-ROUNDS = 14  # room for the rounds that run on while the IPFS node is down (rounds paced >= 3 s: a loaded machine
-#              can take many seconds to log the first IPFS retry, and unpaced rounds take ~1 s)
+ROUNDS = 14  # --max-rounds: room for the rounds that run on while the IPFS node is down (rounds paced >= 3 s: a
+#              loaded machine can take many seconds to log the first IPFS retry, and unpaced rounds take ~1 s)
 
 
 def _records(peer) -> dict[int, dict]:
@@ -134,8 +134,19 @@ def test_ipfs_and_devnet_restart_mid_run(services, tmp_path):
         services["anvil"] = anvil = start_anvil(port=anvil.port, state_file=anvil.state_file,
                                                 log_path=tmp_path / "chain" / "anvil2.log")
 
+        # one whole round after the chain outage's round shows the federation running on; the rounds after it
+        # (--max-rounds is only the room for the outage rounds) would assert nothing new: stop gracefully there
+        settled = later + 1
         for p in procs:
-            assert p.wait(timeout=150) == 0, p.tail()
+            p.wait_for(lambda e: e.get("phase") == "round" and e.get("round") == settled
+                       and e.get("event") == Phase.FINALIZED.value, 150)
+        stoppers = [threading.Thread(target=p.stop) for p in procs]  # SIGTERM: finish the step, persist, exit 0
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+        for p in procs:
+            assert p.wait(timeout=30) == 0, p.tail()
     finally:
         store.close()
         for p in procs:
@@ -148,7 +159,7 @@ def test_ipfs_and_devnet_restart_mid_run(services, tmp_path):
     ledger = FederationLedger(anvil.rpc_url, fed.contract, deploy_block=fed.deploy_block)
     members = {p.address for p in fed.peers}
     pinned = IpfsBlobStore(ipfs.api_url, timeout=10, retries=1, backoff=0.2)
-    for r in range(1, ROUNDS + 1):
+    for r in range(1, settled + 1):
         fin = ledger.finalization(r)
         assert fin is not None, f"round {r} was not finalized"
         # every blob the round names landed on IPFS, those added while the node was down included
@@ -164,7 +175,7 @@ def test_ipfs_and_devnet_restart_mid_run(services, tmp_path):
             rec = _records(p)[r]
             assert rec["phase"] == Phase.FINALIZED.value, (p.name, r, rec["phase"])
             assert rec.get("digest") == fin.digest.hex(), f"round {r}: {p.name} computed another digest"
-    assert ledger.current_round() == ROUNDS + 1
+    assert ledger.current_round() > settled
     pinned.close()
 
 
