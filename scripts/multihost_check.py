@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-_COLLECT = re.compile(r"^(\d+) commitments: (\d+) gossip, (\d+) ipfs, (\d+) invalid")
+_COLLECT = re.compile(r"^(\d+) commitments(?: \(read ahead\))?: (\d+) gossip, (\d+) ipfs, (\d+) invalid")
 
 
 def _events(log: Path) -> list[dict]:
