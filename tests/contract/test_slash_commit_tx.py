@@ -14,6 +14,7 @@ from web3.exceptions import ContractCustomError
 
 from devnet.compile import CONTRACTS_DIR, compile_source
 from helpers.governance import Governed, proof, staked_federation
+from ledger_tools.chain import NotMember
 from ledger_tools.chain.governance import (
     InvalidSignature,
     MalformedTransaction,
@@ -90,6 +91,10 @@ def test_signed_unsent_commit_is_a_proof(staked: Governed) -> None:
     unprotected = _sign(g, other.private_key, kind="legacy-unprotected", data=_commit_data(g, round_, b"\x0c" * 32))
     r = g.gov_as(g.outsiders[1]).slash_commit_mismatch(proof(g, other, round_, b"\x0e" * 32), unprotected)
     assert r.member == other.address
+    stranger = g.outsiders[2]  # signs both, but is no member and has no stake: nothing to slash
+    forged = _sign(g, stranger.private_key, kind="1559", data=_commit_data(g, round_, b"\x0c" * 32))
+    with pytest.raises(NotMember):
+        g.gov_as(g.outsiders[1]).slash_commit_mismatch(proof(g, stranger, round_, b"\x0e" * 32), forged)
 
 
 def test_hostile_commit_transactions(staked: Governed) -> None:
