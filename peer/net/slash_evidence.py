@@ -9,7 +9,7 @@ Commitment mismatch (an envelope naming another update than the member committed
 
     {"format": "fedledger-commit-mismatch/1", "federation": "0x…", "chain_id": 31337, "member": "0x…", "round": 3,
      "proof": <proof>, "envelope": "0x<wire bytes>",
-     "commit_tx": {"hash": "0x…", "payload": "0x…", "y_parity": 0, "r": "0x…", "s": "0x…"}}
+     "commit_tx": {"payload": "0x…", "y_parity": 0, "r": "0x…", "s": "0x…"}}
 
 `commit_tx` is the member's own signed commit transaction for that round (`ledger_tools.chain.signed_tx`), the
 proof of what it committed; without it `gov slash` reads it from the chain by the member's `Committed` event.
@@ -79,7 +79,7 @@ def evidence_json(a: Envelope | EnvelopeProof, b: Envelope | EnvelopeProof) -> d
 
 
 def mismatch_json(env: Envelope | EnvelopeProof, committed: bytes | None = None, *,
-                  commit_tx: SignedTx | None = None, commit_tx_hash: str | None = None) -> dict[str, Any]:
+                  commit_tx: SignedTx | None = None) -> dict[str, Any]:
     """The commitment-mismatch document for one signed envelope; `committed` (the update hash on chain) is
     informational, `commit_tx` the member's signed commit transaction that proves it."""
     p = _proof(env)
@@ -87,7 +87,7 @@ def mismatch_json(env: Envelope | EnvelopeProof, committed: bytes | None = None,
     if committed is not None:
         doc["committed"] = "0x" + committed.hex()
     if commit_tx is not None:
-        doc["commit_tx"] = {**({"hash": commit_tx_hash} if commit_tx_hash else {}), **commit_tx.to_json()}
+        doc["commit_tx"] = commit_tx.to_json()
     if isinstance(env, Envelope):
         doc["envelope"] = "0x" + env.to_bytes().hex()
     return doc
