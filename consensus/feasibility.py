@@ -28,6 +28,8 @@ _PRE_AGGREGATORS = {
     "bucketing": lambda f, inner: max(f + 1, BUCKET_SIZE * (inner - 1) + 1),
     # a trimmed mean (f per side) of the updates' components along the inner rule's aggregate: n > 2f
     "rescale": lambda f, inner: max(inner, 2 * f + 1),
+    # merges only while the inner rule keeps enough rows; an honest majority (n > f) like nnm and arc
+    "dedup": lambda f, inner: max(inner, f + 1),
 }
 BASE_RULES: tuple[str, ...] = tuple(_MIN_VALID)
 PRE_AGGREGATORS: tuple[str, ...] = tuple(_PRE_AGGREGATORS)

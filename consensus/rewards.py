@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from consensus.copies import copy_groups, kth_pair_distance
 from consensus.intmath import sq_distances
 
 
@@ -33,9 +34,8 @@ def split_rewards(pool: int, scores: Sequence[int]) -> list[int]:
     return amounts
 
 
-#: Quality is measured in millionths; near-identical = within 1/NEAR_RATIO of the median pairwise distance.
+#: Quality is measured in millionths.
 QUALITY_ONE = 10**6
-NEAR_RATIO = 10
 
 
 def contribution_scores(rows: Sequence[np.ndarray], aggregate: np.ndarray, rule_scores: Sequence[int],
@@ -67,23 +67,12 @@ def contribution_scores(rows: Sequence[np.ndarray], aggregate: np.ndarray, rule_
             quality.append(QUALITY_ONE)
         else:
             quality.append(QUALITY_ONE * min(inner2, 2 * agg_sq) // max(inner2, 2 * agg_sq) if inner2 > 0 else 0)
-    pairs = sorted(dist[i][j] for i in range(n) for j in range(i + 1, n))
-    median = pairs[(len(pairs) - 1) // 2] if pairs else 0
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i in range(n):
-        for j in range(i + 1, n):
-            if NEAR_RATIO * NEAR_RATIO * dist[i][j] <= median:
-                parent[max(root(i), root(j))] = min(root(i), root(j))
+    median = kth_pair_distance(dist[:n], (n * (n - 1) // 2 - 1) // 2)
     size = [0] * n
-    for i in range(n):
-        size[root(i)] += 1
+    for group in copy_groups(dist[:n], median):
+        for i in group:
+            size[i] = len(group)
     lcm = 1
-    for s in set(size[root(i)] for i in range(n)):
+    for s in set(size):
         lcm = math.lcm(lcm, s)
-    return [int(rule_scores[i]) * quality[i] * (lcm // size[root(i)]) for i in range(n)]
+    return [int(rule_scores[i]) * quality[i] * (lcm // size[i]) for i in range(n)]

@@ -39,7 +39,7 @@ library RuleFeasibility {
 
     function _pre(bytes32 part, uint256 f, uint256 inner) private pure returns (bool, uint256) {
         uint256 majority = f + 1;
-        if (part == keccak256("nnm") || part == keccak256("arc")) return (true, inner > majority ? inner : majority);
+        if (part == keccak256("nnm") || part == keccak256("arc") || part == keccak256("dedup")) return (true, inner > majority ? inner : majority);
         if (part == keccak256("bucketing")) {
             uint256 buckets = BUCKET_SIZE * (inner - 1) + 1;
             return (true, buckets > majority ? buckets : majority);

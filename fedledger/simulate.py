@@ -32,7 +32,8 @@ def simulate(
     attack: str = typer.Option("none", "--attack", help=f"one of: {', '.join(ATTACKS)}"),
     rule: str = typer.Option("multi_krum", "--rule",
                              help="auto (the most uniform rule for n and f), fedavg krum multi_krum trimmed_mean "
-                                  "median bulyan centered_clipping, or <pre>+<rule> (nnm, arc, bucketing, rescale)"),
+                                  "median bulyan centered_clipping, or <pre>+<rule> "
+                                  "(nnm, arc, bucketing, rescale, dedup)"),
     f: int | None = typer.Option(None, "--f", help="the federation's f (default: the number of Byzantine peers); "
                                                    "refused above what the rule tolerates for --peers"),
     rounds: int = typer.Option(10, "--rounds", "-r"),
@@ -166,7 +167,7 @@ def _config(peers: int, byzantine_fraction: float, attack: str, rule: str, f: in
         raise bad_input(f"--dataset {dataset!r}: {exc}", hint=DATASET_HINT) from None
     except AggregationError as exc:
         raise bad_input(str(exc), hint="rules: auto, fedavg, krum, multi_krum, trimmed_mean, median, bulyan, "
-                                       "centered_clipping, optionally behind nnm+, arc+, bucketing+ "
+                                       "centered_clipping, optionally behind nnm+, arc+, bucketing+, dedup+ "
                                        "or rescale+") from None
     except SimError as exc:
         raise bad_input(str(exc), hint="see `fedledger simulate --help`") from None

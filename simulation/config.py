@@ -12,7 +12,8 @@ ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm
            "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic")
 RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "centered_clipping",
          "nnm+trimmed_mean", "arc+nnm+trimmed_mean", "bucketing+nnm+trimmed_mean", "arc+nnm+multi_krum",
-         "nnm+centered_clipping", "rescale+nnm+centered_clipping")
+         "nnm+centered_clipping", "rescale+nnm+centered_clipping",
+         "dedup+rescale+nnm+centered_clipping")
 PHASES = ("train", "encode", "seal", "ipfs", "chain", "aggregate", "vote")
 
 

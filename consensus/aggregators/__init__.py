@@ -9,6 +9,7 @@ from consensus.aggregators.base import RuleInput, RuleOutput
 from consensus.aggregators.bucketing import bucketing
 from consensus.aggregators.bulyan import bulyan
 from consensus.aggregators.centered_clipping import centered_clipping
+from consensus.aggregators.dedup import dedup
 from consensus.aggregators.fedavg import fedavg
 from consensus.aggregators.krum import krum, multi_krum
 from consensus.aggregators.median import median
@@ -26,6 +27,7 @@ RULES: dict[str, Rule] = {
     "bulyan": bulyan,
     "centered_clipping": centered_clipping,
 }
-PRE_AGGREGATORS = {"nnm": nnm, "arc": arc, "bucketing": bucketing, "rescale": rescale}
+PRE_AGGREGATORS = {"nnm": nnm, "arc": arc, "bucketing": bucketing, "rescale": rescale,
+                   "dedup": dedup}
 
 __all__ = ["PRE_AGGREGATORS", "RULES", "RuleInput", "RuleOutput"]

@@ -14,6 +14,8 @@ import numpy as np
 
 from consensus.aggregators import PRE_AGGREGATORS, RULES
 from consensus.aggregators.base import RuleInput, RuleOutput
+from consensus.aggregators.dedup import dedup
+from consensus.feasibility import min_valid_updates
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,11 @@ def run_composed(pre: Sequence[str], base: str, inp: RuleInput, params: dict[str
     """Apply the pre-aggregators `pre` in order, then `base` with `params`, then every finish step."""
     members = [[pos] for pos in range(inp.n)]
     finishes: list[Callable[[np.ndarray], np.ndarray]] = []
-    for name in pre:
-        inp = PRE_AGGREGATORS[name](inp)
+    for k, name in enumerate(pre):
+        if name == "dedup":  # merges only while what follows it keeps enough rows for f
+            inp = dedup(inp, min_valid_updates("+".join([*pre[k + 1:], base]), inp.f))
+        else:
+            inp = PRE_AGGREGATORS[name](inp)
         groups = getattr(inp, "groups", None)  # bucketing: one row per bucket of previous rows
         if groups is not None:
             members = [[pos for row in group for pos in members[row]] for group in groups]
