@@ -34,7 +34,7 @@ AUDIT_IP="$SUBNET.30"
 # A round ends as soon as every member committed and a majority voted: the periods only bound a round with
 # a missing member. Round 1 opens at deployment, so its commit period must cover the peers' start-up.
 COMMIT_PERIOD="${MH_COMMIT_PERIOD:-300}"
-RULE="${MH_RULE:-trimmed_mean}"   # 3 members: trimmed_mean/median with f=1 (auto picks rescale+nnm+centered_clipping)
+RULE="${MH_RULE:-trimmed_mean}"   # 3 members: trimmed_mean/median with f=1 (auto picks dedup+rescale+nnm+centered_clipping)
 GOSSIP_PORT=4001
 SWARM_PORT=4002
 export FEDLEDGER_PASSWORD="multihost-demo-password"   # the keystores' password (an operator would be prompted)
