@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from peer.byzantine.adversary import Attack, Strengths
+from peer.byzantine.adversary import Adversary, Strengths
+from peer.byzantine.noisy import SHARED, evade_dedup
 from peer.byzantine.optimised import rule_params
 from peer.learning.tasks import StateDict
 
@@ -13,8 +14,8 @@ from peer.learning.tasks import StateDict
 #: a plain −1× update from 20 % of peers only slows FedAvg down, the amplified ones are the classic breaking attacks.
 STRENGTHS = Strengths(sign_flip_factor=4.0, scale_factor=20.0, gaussian_std=1.0, ipm_epsilon=0.1)
 
-#: Attacks every colluding Byzantine peer answers identically within a round: computed once per round.
-_SHARED = ("alie", "ipm", "min_max", "min_sum", "alie_opt", "ipm_opt", "mimic")
+#: The shared vector of the attacks every colluding Byzantine peer answers identically within a round (the noisy
+#: variants add each peer's own noise to it): computed once per round.
 _cache: dict[str, object] = {}
 
 
@@ -33,17 +34,23 @@ def forge_update(
     own honestly trained update and, for the omniscient attacks (ALIE, IPM and the optimised ones), the honest
     peers' updates of this round (a rushing member can unseal them before the commit deadline). `rule`/`rule_f` is
     the federation's rule and the f it runs with: `fang` picks its variant from it and `alie_opt`/`ipm_opt` line-search
-    against it. Without enough honest updates to estimate from (2; IPM 1) the peer commits its own update."""
+    against it. Without enough honest updates to estimate from (2; IPM 1) the peer commits its own update.
+    `attack` may carry parameters as a peer's `--attack` does (`"alie_noisy:noise_ratio=0.5"`); `<attack>_noisy`
+    adds the peer's own noise (seeded by `seed`) to the shared vector (`peer.byzantine.noisy`)."""
     if attack in ("label_flip", "none"):
         return dict(own)
-    kind = Attack(attack)
-    if kind.needs_other_updates and len(honest) < (1 if kind is Attack.IPM else 2):
+    spec = Adversary.parse(attack)
+    kind, base = spec.attack, spec.attack.base
+    if kind.needs_other_updates and len(honest) < (1 if base.value == "ipm" else 2):
         return dict(own)
-    params = dict(STRENGTHS.params(kind))
-    params.update(rule_params(attack, rule, f if rule_f is None else rule_f))
-    if attack in _SHARED and _cache.get("honest") is honest and _cache.get("attack") == attack:
-        return dict(_cache["update"])  # type: ignore[call-overload]
-    forged = kind.apply(own, honest=honest, n=n, f=f, seed=seed, **params)
-    if attack in _SHARED:
-        _cache.update(honest=honest, attack=attack, update=forged)
+    params = {**STRENGTHS.params(kind), **rule_params(base.value, rule, f if rule_f is None else rule_f), **spec.params}
+    shared = base.value in SHARED
+    if shared and _cache.get("honest") is honest and _cache.get("attack") == attack:
+        forged = dict(_cache["update"])  # type: ignore[call-overload]
+    else:
+        forged = base.apply(own, honest=honest, n=n, f=f, seed=seed, **params)
+        if shared:
+            _cache.update(honest=honest, attack=attack, update=forged)
+    if kind is not base:
+        return evade_dedup(forged, honest, noise_ratio=float(params["noise_ratio"]), seed=seed)
     return forged

@@ -6,10 +6,14 @@ from dataclasses import dataclass, replace
 
 from consensus.auto_rule import resolve_rule
 from consensus.feasibility import max_f
+from peer.byzantine.adversary import Adversary, AttackKind
 from peer.learning.tasks import DigitsTask, Task, get_task
 
 ATTACKS = ("none", "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm",
-           "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic")
+           "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic",
+           # dedup-evading: the shared vector plus each peer's own noise (`peer.byzantine.noisy`)
+           "alie_noisy", "ipm_noisy", "min_max_noisy", "min_sum_noisy", "alie_opt_noisy", "ipm_opt_noisy",
+           "mimic_noisy")
 RULES = ("fedavg", "krum", "multi_krum", "trimmed_mean", "median", "bulyan", "centered_clipping",
          "nnm+trimmed_mean", "arc+nnm+trimmed_mean", "bucketing+nnm+trimmed_mean", "arc+nnm+multi_krum",
          "nnm+centered_clipping", "rescale+nnm+centered_clipping",
@@ -44,8 +48,14 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.attack not in ATTACKS:
+        if self.attack.partition(":")[0] not in ATTACKS:
             raise SimError(f"unknown attack {self.attack!r}; expected one of {', '.join(ATTACKS)}")
+        if ":" in self.attack:  # parameters as a peer's --attack takes them: "alie_noisy:noise_ratio=0.5"
+            try:
+                if Adversary.parse(self.attack).attack.kind is not AttackKind.UPDATE:
+                    raise ValueError(f"only update attacks take parameters, not {self.attack!r}")
+            except ValueError as exc:
+                raise SimError(str(exc)) from None
         if self.peers < 2:
             raise SimError("a federation needs at least 2 peers")
         if not 0 <= self.byzantine < self.peers:

@@ -4,7 +4,8 @@ Three kinds of misbehaviour:
 
 - **update** poisoning — pure functions on an update (dict name → tensor), the `w_local − M(r−1)` a peer
   commits: `sign_flip`, `gaussian`, `scaled`, `alie`, `ipm`, and the optimised attacks of
-  `peer.byzantine.optimised`: `min_max`, `min_sum`, `fang`, `alie_opt`, `ipm_opt`, `mimic`;
+  `peer.byzantine.optimised`: `min_max`, `min_sum`, `fang`, `alie_opt`, `ipm_opt`, `mimic`; and the
+  dedup-evading `<attack>_noisy` of the shared ones (`peer.byzantine.noisy`: each member adds its own noise);
 - **data** poisoning — the peer trains honestly on corrupted data: `label_flip`;
 - **protocol** misbehaviour, carried out by the round loop from the flags of :class:`Adversary`:
   `equivocate` (gossip one blob, commit another), `wrong_vote` (vote a digest that is not the honest one),
@@ -26,7 +27,7 @@ from enum import Enum
 
 import torch
 
-from peer.byzantine import optimised
+from peer.byzantine import noisy, optimised
 from peer.learning.tasks import TaskData
 
 Update = Mapping[str, torch.Tensor]
@@ -56,12 +57,14 @@ class Strengths:
     scale_factor: float = 10.0
     gaussian_std: float = 1.0
     ipm_epsilon: float = 0.1
+    noise_ratio: float = noisy.NOISE_RATIO
 
     def params(self, attack: "Attack") -> dict[str, float]:
         """The keyword parameters of `attack` these strengths set (none for attacks without a strength)."""
-        return {Attack.SIGN_FLIP: {"factor": self.sign_flip_factor}, Attack.SCALED: {"factor": self.scale_factor},
-                Attack.GAUSSIAN: {"std": self.gaussian_std},
-                Attack.IPM: {"epsilon": self.ipm_epsilon}}.get(attack, {})
+        own = {"noise_ratio": self.noise_ratio} if attack is not attack.base else {}
+        return own | {Attack.SIGN_FLIP: {"factor": self.sign_flip_factor}, Attack.SCALED: {"factor": self.scale_factor},
+                      Attack.GAUSSIAN: {"std": self.gaussian_std},
+                      Attack.IPM: {"epsilon": self.ipm_epsilon}}.get(attack.base, {})
 
     def spec(self, name: str) -> str:
         """`name` as an `Adversary.parse` spec carrying these strengths (`"scaled"` → `"scaled:factor=20"`)."""
@@ -220,6 +223,18 @@ class Attack(str, Enum):
     ALIE_OPT = "alie_opt"
     IPM_OPT = "ipm_opt"
     MIMIC = "mimic"
+    ALIE_NOISY = "alie_noisy"
+    IPM_NOISY = "ipm_noisy"
+    MIN_MAX_NOISY = "min_max_noisy"
+    MIN_SUM_NOISY = "min_sum_noisy"
+    ALIE_OPT_NOISY = "alie_opt_noisy"
+    IPM_OPT_NOISY = "ipm_opt_noisy"
+    MIMIC_NOISY = "mimic_noisy"
+
+    @property
+    def base(self) -> "Attack":
+        """The attack a `<attack>_noisy` variant adds noise to; itself for every other attack."""
+        return Attack(noisy.base_name(self.value))
 
     @property
     def kind(self) -> AttackKind:
@@ -231,8 +246,8 @@ class Attack(str, Enum):
 
     @property
     def needs_other_updates(self) -> bool:
-        """ALIE, IPM and the optimised attacks need other peers' updates (or an estimate)."""
-        return self in (Attack.ALIE, Attack.IPM) or self.value in optimised.OPTIMISED
+        """ALIE, IPM, the optimised attacks and their noisy variants need other peers' updates (or an estimate)."""
+        return self.base in (Attack.ALIE, Attack.IPM) or self.base.value in optimised.OPTIMISED
 
     def apply(self, target, **params):
         """Apply an update attack to an update, or a data attack to TaskData (`num_classes=` required).
@@ -243,6 +258,10 @@ class Attack(str, Enum):
         Protocol behaviours are not functions of an update: they return `target` unchanged (see Adversary).
         """
         params = {**DEFAULT_STRENGTHS.params(self), **params}
+        if self is not self.base:  # `<attack>_noisy`: the shared vector plus this member's own noise
+            forged = self.base.apply(target, **params)
+            return noisy.evade_dedup(forged, params.get("honest") or [target], noise_ratio=params["noise_ratio"],
+                                     seed=int(params.get("seed", 0)))
         if self.value in optimised.OPTIMISED:
             return optimised.apply(self.value, target, params)
         if self is Attack.SIGN_FLIP:
@@ -253,13 +272,8 @@ class Attack(str, Enum):
             return scaled(target, factor=params["factor"])
         if self is Attack.ALIE:
             n, f = params.get("n"), params.get("f")
-            return alie(
-                params.get("honest", ()),
-                estimate=params.get("estimate"),
-                n=None if n is None else int(n),
-                f=None if f is None else int(f),
-                z=params.get("z"),
-            )
+            return alie(params.get("honest", ()), estimate=params.get("estimate"), n=None if n is None else int(n),
+                        f=None if f is None else int(f), z=params.get("z"))
         if self is Attack.IPM:
             honest = params.get("honest") or ()
             estimate = params.get("estimate")
@@ -358,9 +372,10 @@ class Adversary:
         holds the other updates the attacker knows (its own is added); the optimised attacks tune against `rule`."""
         if not self.poisons_update:
             return dict(update)
-        tuned = optimised.rule_params(self.attack.value, rule, 0 if f is None else f, scale_bits) if rule else {}
+        base = self.attack.base.value
+        tuned = optimised.rule_params(base, rule, 0 if f is None else f, scale_bits) if rule else {}
         params: dict = {"seed": self._round_seed(round), **self.strengths.params(self.attack), **tuned, **self.params}
-        if self.attack is Attack.ALIE:
+        if self.attack.base is Attack.ALIE:
             params.setdefault("n", n)
         if self.attack.needs_other_updates:
             params.setdefault("f", f)
@@ -378,21 +393,7 @@ class Adversary:
 
 
 __all__ = [
-    "ATTACK_NAMES",
-    "DEFAULT_STRENGTHS",
-    "Adversary",
-    "Attack",
-    "AttackKind",
-    "Strengths",
-    "alie",
-    "alie_z",
-    "equivocation_update",
-    "garbage_blob",
-    "gaussian",
-    "ipm",
-    "label_flip",
-    "mean_std",
-    "scaled",
-    "sign_flip",
+    "ATTACK_NAMES", "DEFAULT_STRENGTHS", "Adversary", "Attack", "AttackKind", "Strengths", "alie", "alie_z",
+    "equivocation_update", "garbage_blob", "gaussian", "ipm", "label_flip", "mean_std", "scaled", "sign_flip",
     "wrong_digest",
 ]

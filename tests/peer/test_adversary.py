@@ -39,6 +39,7 @@ def test_names_and_kinds():
     assert ATTACK_NAMES == (
         "sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm", "equivocate", "wrong_vote", "silent", "garbage",
         "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic",
+        "alie_noisy", "ipm_noisy", "min_max_noisy", "min_sum_noisy", "alie_opt_noisy", "ipm_opt_noisy", "mimic_noisy",
     )
     assert Attack.LABEL_FLIP.kind is AttackKind.DATA
     assert {a for a in Attack if a.kind is AttackKind.PROTOCOL} == {
@@ -46,7 +47,7 @@ def test_names_and_kinds():
     }
     assert {a for a in Attack if a.needs_other_updates} == {
         Attack.ALIE, Attack.IPM, Attack.MIN_MAX, Attack.MIN_SUM, Attack.FANG, Attack.ALIE_OPT, Attack.IPM_OPT,
-        Attack.MIMIC,
+        Attack.MIMIC, *(a for a in Attack if a.value.endswith("_noisy")),
     }
 
 
