@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
 
 import consensus
+from consensus.commitment import CommittedUpdate
 from consensus.round_outcome import RoundNotAggregatable, RoundOutcome, compute_round_outcome
 from peer.byzantine import adversary
 from peer.learning.partition import partition
@@ -36,6 +37,9 @@ from simulation.attacks import forge_update
 from simulation.config import SimConfig, clamp_f
 from simulation.records import PhaseClock, RoundRecord, SimPeer, SimResult, round_
 from simulation.transport import LocalTransport, Transport
+
+#: (round, committed updates, f, our outcome) -> aggregate update blob; see SimEngine.aggregate_override.
+AggregateOverride = Callable[[int, Sequence[CommittedUpdate], int, RoundOutcome], bytes]
 
 
 def peer_key(seed: int, index: int) -> bytes:
@@ -52,13 +56,16 @@ class SimEngine:
     """Runs a `SimConfig` over a `Transport`; `run()` returns a `SimResult`."""
 
     def __init__(self, config: SimConfig, transport: Transport | None = None, *, task: Task | None = None,
-                 on_round=None) -> None:
+                 on_round=None, aggregate_override: AggregateOverride | None = None) -> None:
         from eth_account import Account
 
         self.config = config
         self.transport = transport or LocalTransport()
         self.task = task or config.build_task()
         self.on_round = on_round
+        #: benches only (bench.robustness_byzfl): (round, committed updates, f, our outcome) -> the aggregate update
+        #: blob to apply instead of ours, so another definition of a rule runs on exactly our rule's inputs.
+        self.aggregate_override = aggregate_override
         train = self.task.train_data
         parts = partition(train.labels, config.peers, alpha=config.alpha, seed=config.seed)
         byz_rng = np.random.default_rng([config.seed, 7])
@@ -137,14 +144,18 @@ class SimEngine:
         committed = self.transport.publish(round, blobs, clock)
         outcome: RoundOutcome | None
         with clock.phase("aggregate"):
+            f = clamp_f(cfg.rule, len(committed), cfg.effective_f)
             try:
                 outcome = compute_round_outcome(
                     round=round, previous_model=self.model, updates=committed, rule=cfg.rule, rule_param=0,
-                    f=clamp_f(cfg.rule, len(committed), cfg.effective_f), reward_pool=cfg.reward_per_round,
-                    spec=self.spec,
+                    f=f, reward_pool=cfg.reward_per_round, spec=self.spec,
                 )
             except RoundNotAggregatable:
                 outcome = None
+            if outcome is not None and self.aggregate_override is not None:
+                update = self.aggregate_override(round, committed, f, outcome)
+                new_model = consensus.apply_update(self.model, update)
+                outcome = replace(outcome, aggregate_update=update, new_model=new_model)
         finalized, gas, votes = self.transport.finalize(round, outcome, clock)
         if finalized and outcome is not None:
             self.model = outcome.new_model
