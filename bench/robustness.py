@@ -26,21 +26,22 @@ from bench.robustness_report import RESULTS, Setting, write_all
 
 ATTACKS = ("sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm",
            "min_max", "min_sum", "fang", "alie_opt", "ipm_opt", "mimic")
-RULES = ("fedavg", "multi_krum", "trimmed_mean", "centered_clipping", "nnm+trimmed_mean",
+RULES = ("fedavg", "multi_krum", "trimmed_mean", "median", "centered_clipping", "nnm+trimmed_mean",
          "arc+nnm+trimmed_mean", "bucketing+nnm+trimmed_mean", "rescale+nnm+centered_clipping",
-         "rescale+arc+nnm+centered_clipping")
+         "dedup+rescale+nnm+centered_clipping")
 FRACTIONS = (0.0, 0.1, 0.2, 0.3)
 SEEDS = (0, 1, 2)
 PEERS = 20
 CLEAN_F = 2  # f a federation of 20 declares when nobody attacks (10 %), so the clean row shows a rule's price
 
 SETTINGS = (
-    Setting("digits a=1.0", "digits", 1.0, rounds=5, local_epochs=2, batch_size=16, lr=0.05),
+    # The claim's settings. Digits at lr 0.1: clean FedAvg reaches ~94 % in 10 rounds, the regime it converges
+    # to (~95 %); at lr 0.05 it is still climbing at round 10 (~91 %), where any slowdown costs points and
+    # the claim would measure speed rather than robustness. That setting stays, as "digits a=1.0, lr 0.05".
+    Setting("digits a=1.0", "digits", 1.0, rounds=10, local_epochs=2, batch_size=16, lr=0.1),
     Setting("breast_cancer a=1.0", "breast_cancer", 1.0, rounds=4, local_epochs=2, batch_size=16, lr=0.05),
-    Setting("digits a=0.3", "digits", 0.3, rounds=5, local_epochs=2, batch_size=16, lr=0.05),
-    # the must-show digits cells with twice the training: clean FedAvg reaches ~91 % (5 rounds: ~85 %, mid-climb,
-    # where any slowdown costs points); the claim is judged here. 5-round digits α=1.0 stays for --quick.
-    Setting("digits a=1.0 (10 rounds)", "digits", 1.0, rounds=10, local_epochs=2, batch_size=16, lr=0.05),
+    Setting("digits a=0.3", "digits", 0.3, rounds=10, local_epochs=2, batch_size=16, lr=0.1),
+    Setting("digits a=1.0, lr 0.05", "digits", 1.0, rounds=10, local_epochs=2, batch_size=16, lr=0.05),
 )
 
 
@@ -96,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", nargs="+", default=list(RULES))
     ap.add_argument("--attacked-rules", nargs="+", default=None, help="rules run under attack (default: --rules)")
     ap.add_argument("--attacks", nargs="+", default=list(ATTACKS))
-    ap.add_argument("--settings", nargs="+", default=[s.name for s in SETTINGS[1:]],
-                    help="default: digits α=1.0 at 10 rounds (the claim's setting: at 5 the model is mid-climb), "
-                         "breast cancer, digits α=0.3")
+    ap.add_argument("--settings", nargs="+", default=[s.name for s in SETTINGS[:3]],
+                    help="default: digits α=1.0 and α=0.3 (10 rounds, lr 0.1), breast cancer; also "
+                         "'digits a=1.0, lr 0.05' (still climbing at round 10)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--label", default="", help="how this run differs from the full grid (printed in the doc)")

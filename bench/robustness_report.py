@@ -12,7 +12,8 @@ DOCS = ROOT / "docs"
 SHORT = {"nnm+trimmed_mean": "nnm+tm", "arc+nnm+trimmed_mean": "arc+nnm+tm",
          "bucketing+nnm+trimmed_mean": "bucket+nnm+tm", "centered_clipping": "cclip", "trimmed_mean": "trim_mean",
          "multi_krum": "multi_krum", "rescale+nnm+centered_clipping": "rescale+nnm+cclip",
-         "rescale+arc+nnm+centered_clipping": "rescale+arc+nnm+cclip"}
+         "rescale+arc+nnm+centered_clipping": "rescale+arc+nnm+cclip",
+         "dedup+rescale+nnm+centered_clipping": "dedup+rescale+nnm+cclip"}
 
 
 @dataclass(frozen=True)
@@ -161,24 +162,12 @@ def fraction_figure(cells, meta, path: Path) -> str | None:
 
 
 def write_all(cells, meta, out: Path, stem: str, doc: bool = True) -> None:
-    """JSON, heat map, fraction figure and the doc. The heat map draws the every-rule cells
-    (`robustness_rules_seed0.jsonl`) when present, else these cells."""
+    """JSON, heat map, fraction figure and the doc."""
     claim = claims(cells, meta)
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "claim": claim, "cells": cells}, indent=1))
-    extra = out / "robustness_rules_seed0.jsonl"
-    rule_cells = [json.loads(x) for x in extra.read_text().splitlines() if x.strip()] if extra.exists() else None
-    if rule_cells:
-        from bench.robustness import RULES
-
-        present = [r for r in RULES if any(c["rule"] == r for c in rule_cells)]
-        heatmap(rule_cells, {**meta, "seeds": [0], "rules": present, "settings": [meta["settings"][0]],
-                             "fractions": sorted({c["fraction"] for c in rule_cells})}, out / f"{stem}.png")
-    else:
-        heatmap(cells, meta, out / f"{stem}.png")
+    heatmap(cells, meta, out / f"{stem}.png")
     worst = fraction_figure(cells, meta, out / f"{stem}_fraction.png")
-    screen = out / "robustness_screening.jsonl"
-    screening = [json.loads(x) for x in screen.read_text().splitlines() if x.strip()] if screen.exists() else None
     if doc:
         from bench.robustness_doc import render
 
-        (DOCS / "robustness.md").write_text(render(cells, meta, claim, worst, rule_cells, screening))
+        (DOCS / "robustness.md").write_text(render(cells, meta, claim, worst))
