@@ -168,7 +168,7 @@ def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
         f"Std is over seeds (population). *gap* = median over rounds and seeds of ‖ByzFL − ours‖ / ‖ours‖ for the "
         "two aggregates of the *same* inputs in the ByzFL run (0.00 = the definitions agree up to rounding).", "",
         f"**Headline**: {ok} of {len(pairs)} (rule, attack, fraction) pairs no worse"
-        + (f"; worst difference {worst['diff']:+.1f} points ({worst['rule']}, {worst['attack']}, "
+        + (f"; worst difference {worst['diff']:+.2f} points ({worst['rule']}, {worst['attack']}, "
            f"{int(100 * worst['fraction'])} %)." if worst else "."), "",
         "Where the definitions differ (everything else is the same definition, exact vs float): multi_krum scores "
         "n−f−2 neighbours (the paper's), ByzFL n−f−1; centered_clipping: ours starts each round from the "
@@ -181,7 +181,7 @@ def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
     for p in pairs:
         gap = "" if p["median_gap_same_inputs"] is None else f"{p['median_gap_same_inputs']:.2f}"
         lines.append(f"| {p['rule']} | {p['attack']} | {int(100 * p['fraction'])} % | {_pm(p['ours'])} | "
-                     f"{_pm(p['byzfl'])} | {p['diff']:+.1f} | {'yes' if p['no_worse'] else '**no**'} | {gap} |")
+                     f"{_pm(p['byzfl'])} | {p['diff']:+.2f} | {'yes' if p['no_worse'] else '**no**'} | {gap} |")
     if best:
         lines += ["", f"## Our default ({OUR_DEFAULT}) vs ByzFL's best composition", "",
                   "ByzFL's best = the higher mean of arc+nnm+trimmed_mean and nnm+centered_clipping (float, ByzFL "
@@ -190,7 +190,7 @@ def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
                   "|---|---|---|---|---|---|---|"]
         for b in best:
             lines.append(f"| {b['attack']} | {int(100 * b['fraction'])} % | {_pm(b['ours'])} | {_pm(b['byzfl'])} | "
-                         f"{b['byzfl_rule']} | {b['diff']:+.1f} | {'yes' if b['no_worse'] else '**no**'} |")
+                         f"{b['byzfl_rule']} | {b['diff']:+.2f} | {'yes' if b['no_worse'] else '**no**'} |")
     lines += ["", meta.get("notes", "")]
     path.write_text("\n".join(lines).rstrip() + "\n")
 
