@@ -62,8 +62,9 @@ def render(cells, meta, claim, worst) -> str:
         f"Produced by `python -m bench.robustness` — **{meta.get('label') or 'full grid'}**: {meta['runs']} runs "
         f"on {meta['workers']} worker processes ({meta['machine']}); the runs took {busy / 60:.0f} CPU-minutes "
         f"in all, i.e. {busy / 60 / meta['workers']:.0f} min of wall time on {meta['workers']} cores.",
-        "Raw cells: `bench/results/robustness.json` (and `.jsonl`); figures: `bench/results/robustness.png` (heat map,",
-        "every rule), `bench/results/robustness_fraction.png` (accuracy vs Byzantine fraction, default vs FedAvg).",
+        "Raw cells: `bench/results/robustness.json` (and `.jsonl`); figures: `bench/results/robustness.png` (heat map",
+        "of the rules run), `bench/results/robustness_fraction.png` (accuracy vs Byzantine fraction,",
+        "default vs FedAvg).",
         "",
     ]
     lines += _setup(cells, meta)
