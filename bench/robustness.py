@@ -18,10 +18,10 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.cells import run_cells
 from bench.robustness_report import RESULTS, Setting, write_all
 
 ATTACKS = ("sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm",
@@ -127,16 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             log.write_text("")
         run = [j for j in todo if (j[0].name, j[1], j[2], j[3], j[4]) not in done]
         print(f"{len(run)} runs on {args.workers} workers ({len(done)} already done)", flush=True)
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool, log.open("a") as sink:
-            futures = [pool.submit(_cell, job) for job in run]
-            for i, fut in enumerate(as_completed(futures), 1):
-                c = fut.result()
-                sink.write(json.dumps(c) + "\n")
-                sink.flush()
-                print(f"[{i}/{len(run)}] {c['setting']} {int(100 * c['fraction'])}% {c['attack']} {c['rule']} "
-                      f"s{c['seed']}: {100 * c['final_accuracy']:.1f} ({c['seconds']} s)", flush=True)
+        run_cells(_cell, run, args.workers, log,
+                  lambda c: f"{c['setting']} {int(100 * c['fraction'])}% {c['attack']} {c['rule']} "
+                            f"s{c['seed']}: {100 * c['final_accuracy']:.1f} ({c['seconds']} s)")
     cells = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     from simulation import attacks
 

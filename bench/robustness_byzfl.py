@@ -22,11 +22,12 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from bench.cells import run_cells
 
 if TYPE_CHECKING:
     from consensus.codec import ModelSpec
@@ -221,16 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             log.write_text("")
         run = [j for j in todo if j not in done]
         print(f"{len(run)} runs on {args.workers} worker(s) ({len(done)} already done)", flush=True)
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool, log.open("a") as sink:
-            futures = [pool.submit(_cell, job) for job in run]
-            for i, fut in enumerate(as_completed(futures), 1):
-                c = fut.result()
-                sink.write(json.dumps(c) + "\n")
-                sink.flush()
-                print(f"[{i}/{len(run)}] {c['impl']} {c['rule']} {c['attack']} {int(100 * c['fraction'])}% "
-                      f"s{c['seed']}: {100 * c['final_accuracy']:.1f} ({c['seconds']} s)", flush=True)
+        run_cells(_cell, run, args.workers, log,
+                  lambda c: f"{c['impl']} {c['rule']} {c['attack']} {int(100 * c['fraction'])}% "
+                            f"s{c['seed']}: {100 * c['final_accuracy']:.1f} ({c['seconds']} s)")
     cells = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     meta = {"command": "python -m bench.robustness_byzfl " + " ".join(argv if argv is not None else sys.argv[1:]),
             "wall_seconds": round(time.perf_counter() - started, 1), "workers": args.workers,

@@ -1,9 +1,9 @@
 """ARC, bucketing and centered clipping: exact, deterministic, and equal (within float tolerance) to ByzFL's
 definitions on small inputs.
 
-ByzFL is not installed beside our torch, so the reference functions below re-implement ByzFL's definitions
-from its source (byzfl/aggregators/preaggregators.py `ARC`, `Bucketing`; aggregators.py `CenteredClipping`),
-in float64 numpy.
+ByzFL is not installed beside our torch, so the references are ByzFL's definitions re-implemented from its
+source in float64 numpy: `bench.byzfl_rules` (ARC, CenteredClipping; the robustness_byzfl bench runs the same
+code), bucketing below.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 import consensus
+from bench.byzfl_rules import CenteredClipping
+from bench.byzfl_rules import arc as byzfl_arc
 from consensus import ModelSpec
 from consensus.aggregators import PRE_AGGREGATORS, RULES, RuleInput
 from consensus.aggregators.arc import clipped_count
@@ -32,25 +34,11 @@ def _rows(seed: int, n: int = 9, d: int = 40, outliers: int = 2) -> list[np.ndar
     return [np.rint(r * SCALE).astype(np.int32) for r in x]
 
 
-def byzfl_arc(x: np.ndarray, f: int) -> np.ndarray:
-    x = x.copy()
-    norms = sorted((np.linalg.norm(v), i) for i, v in enumerate(x))
-    n = len(x)
-    k = int((2 * f / n) * (n - f))
-    thr = norms[n - k - 1][0]
-    for norm, i in norms[n - k:]:
-        if norm > thr:
-            x[i] = x[i] * (thr / norm)
-    return x
-
-
 def byzfl_centered_clipping(x: np.ndarray, m: np.ndarray, iterations: int, tau: float) -> np.ndarray:
-    v = m.copy()
-    for _ in range(iterations):
-        diff = x - v
-        factor = np.minimum(1.0, tau / np.linalg.norm(diff, axis=1))
-        v = v + (diff * factor[:, None]).mean(axis=0)
-    return v
+    """ByzFL's CenteredClipping started from `m` (bench.byzfl_rules keeps its state between rounds)."""
+    cc = CenteredClipping(tau=tau, iterations=iterations)
+    cc.m = m.copy()
+    return cc(x, 0)
 
 
 @pytest.mark.parametrize("seed", range(4))
