@@ -12,6 +12,7 @@ gives each worker thread buffers it reuses from chunk to chunk.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ _blas_lock = threading.Lock()
 _blas_depth = 0
 _blas_limiter: Any = None
 _blas_controller: ThreadpoolController | None = None
+_blas_modules_seen = -1  # len(sys.modules) when _blas_controller was built
 
 
 @contextmanager
@@ -37,13 +39,17 @@ def single_threaded_blas() -> Iterator[None]:
 
     Reference-counted under a lock, so nested or concurrent aggregations (several threads of one process)
     limit once and restore once, to the limits that were in force before the first of them entered.
-    The controller (a scan of the loaded libraries, a few ms) is rebuilt at each outermost entry: a BLAS
-    library loaded after the first aggregation (scipy's, torch's) must be limited too.
+    The controller is a scan of the loaded libraries: 1-3 ms with torch loaded, done ~10 times per aggregation
+    it was half the time of an optimised attack's line search. It is rebuilt only when Python has imported
+    something since the last scan: a BLAS library loaded after the first aggregation (scipy's, torch's) arrives
+    with an extension module, and must be limited too.
     """
-    global _blas_depth, _blas_limiter, _blas_controller
+    global _blas_depth, _blas_limiter, _blas_controller, _blas_modules_seen
     with _blas_lock:
         if _blas_depth == 0:
-            _blas_controller = ThreadpoolController()
+            if _blas_controller is None or len(sys.modules) != _blas_modules_seen:
+                _blas_modules_seen = len(sys.modules)
+                _blas_controller = ThreadpoolController()
             _blas_limiter = _unowned(lambda: _blas_controller.limit(limits=1, user_api="blas"))
         _blas_depth += 1
     try:

@@ -178,3 +178,20 @@ def test_blas_loaded_after_the_first_aggregation_is_limited_too():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     threads = json.loads(out.stdout)
     assert len(threads) >= 2 and all(n == 1 for n in threads), threads
+
+
+def test_library_scan_is_reused_until_something_new_is_imported():
+    """The scan of loaded libraries (1-3 ms with torch loaded) ran at every aggregation step, ~10 per aggregation:
+    half of an optimised attack's line search. It is kept while nothing new is imported, redone after."""
+    with chunks.single_threaded_blas():
+        pass
+    first = chunks._blas_controller
+    consensus.aggregate("krum", workload()["n7_small"][0], f=1, workers=2)
+    assert chunks._blas_controller is first
+    sys.modules["_fedledger_probe_module"] = type(sys)("_fedledger_probe_module")
+    try:
+        with chunks.single_threaded_blas():
+            pass
+        assert chunks._blas_controller is not first
+    finally:
+        del sys.modules["_fedledger_probe_module"]
