@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from peer.byzantine.adversary import Adversary, Strengths
 from peer.byzantine.noisy import SHARED, evade_dedup
-from peer.byzantine.optimised import rule_params
+from peer.byzantine.optimised import Aggregator, rule_params
 from peer.learning.tasks import StateDict
 
 #: The simulator's attack strengths (documented in docs/robustness.md). Sign flip and scaling are amplified:
@@ -29,6 +29,7 @@ def forge_update(
     seed: int,
     rule: str = "fedavg",
     rule_f: int | None = None,
+    aggregator: Aggregator | None = None,
 ) -> StateDict:
     """A Byzantine peer's float update for `attack` (`peer.byzantine.adversary.Attack.apply` at `STRENGTHS`), given its
     own honestly trained update and, for the omniscient attacks (ALIE, IPM and the optimised ones), the honest
@@ -36,7 +37,9 @@ def forge_update(
     the federation's rule and the f it runs with: `fang` picks its variant from it and `alie_opt`/`ipm_opt` line-search
     against it. Without enough honest updates to estimate from (2; IPM 1) the peer commits its own update.
     `attack` may carry parameters as a peer's `--attack` does (`"alie_noisy:noise_ratio=0.5"`); `<attack>_noisy`
-    adds the peer's own noise (seeded by `seed`) to the shared vector (`peer.byzantine.noisy`)."""
+    adds the peer's own noise (seeded by `seed`) to the shared vector (`peer.byzantine.noisy`). `aggregator`
+    (benches only) replaces the rule `alie_opt`/`ipm_opt` search against, for a run aggregated by another
+    definition of the rule: the attacker then targets the aggregation that actually runs."""
     if attack in ("label_flip", "none"):
         return dict(own)
     spec = Adversary.parse(attack)
@@ -44,6 +47,8 @@ def forge_update(
     if kind.needs_other_updates and len(honest) < (1 if base.value == "ipm" else 2):
         return dict(own)
     params = {**STRENGTHS.params(kind), **rule_params(base.value, rule, f if rule_f is None else rule_f), **spec.params}
+    if aggregator is not None and "aggregator" in params:
+        params["aggregator"] = aggregator
     shared = base.value in SHARED
     if shared and _cache.get("honest") is honest and _cache.get("attack") == attack:
         forged = dict(_cache["update"])  # type: ignore[call-overload]

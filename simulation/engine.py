@@ -40,6 +40,8 @@ from simulation.transport import LocalTransport, Transport
 
 #: (round, committed updates, f, our outcome) -> aggregate update blob; see SimEngine.aggregate_override.
 AggregateOverride = Callable[[int, Sequence[CommittedUpdate], int, RoundOutcome], bytes]
+#: (float update vectors, f) -> their aggregate; see SimEngine.attack_aggregator.
+AttackAggregator = Callable[[Sequence[np.ndarray], int], np.ndarray]
 
 
 def peer_key(seed: int, index: int) -> bytes:
@@ -56,7 +58,8 @@ class SimEngine:
     """Runs a `SimConfig` over a `Transport`; `run()` returns a `SimResult`."""
 
     def __init__(self, config: SimConfig, transport: Transport | None = None, *, task: Task | None = None,
-                 on_round=None, aggregate_override: AggregateOverride | None = None) -> None:
+                 on_round=None, aggregate_override: AggregateOverride | None = None,
+                 attack_aggregator: AttackAggregator | None = None) -> None:
         from eth_account import Account
 
         self.config = config
@@ -66,6 +69,8 @@ class SimEngine:
         #: benches only (bench.robustness_byzfl): (round, committed updates, f, our outcome) -> the aggregate update
         #: blob to apply instead of ours, so another definition of a rule runs on exactly our rule's inputs.
         self.aggregate_override = aggregate_override
+        #: benches only, with aggregate_override: what alie_opt/ipm_opt line-search against instead of our rule.
+        self.attack_aggregator = attack_aggregator
         train = self.task.train_data
         parts = partition(train.labels, config.peers, alpha=config.alpha, seed=config.seed)
         byz_rng = np.random.default_rng([config.seed, 7])
@@ -116,12 +121,15 @@ class SimEngine:
                 floats[p.address] = result.update(global_state)
                 self.peer_seconds.setdefault(round, {})[p.address] = time.perf_counter() - t_peer
             honest = [u for a, u in floats.items() if not self.by_address[a].byzantine]
+            rule_f = clamp_f(cfg.rule, len(floats), cfg.effective_f)
+            target = self.attack_aggregator
+            aggregator = (lambda vectors: target(vectors, rule_f)) if target is not None else None
             for p in self.peers:
                 if p.byzantine and p.address in floats:
                     floats[p.address] = forge_update(
                         p.attack, floats[p.address], honest, n=cfg.peers, f=cfg.byzantine,
                         seed=_peer_seed(cfg.seed, round, 10**6 + p.index),
-                        rule=cfg.rule, rule_f=clamp_f(cfg.rule, len(floats), cfg.effective_f),
+                        rule=cfg.rule, rule_f=rule_f, aggregator=aggregator,
                     )
         return floats
 

@@ -45,6 +45,22 @@ def test_override_result_is_what_the_federation_applies() -> None:
     assert result.final_model_hash == consensus.update_hash(engine.genesis_model).hex()
 
 
+def test_attack_aggregator_is_what_the_optimised_attack_searches_against() -> None:
+    """With another definition aggregating, ipm_opt must search against that definition (the symmetric run),
+    with the f the rule runs with; not against our rule of the same name."""
+    calls: list[tuple[int, int]] = []
+
+    def mean(vectors: Sequence[np.ndarray], f: int) -> np.ndarray:
+        calls.append((len(vectors), f))
+        return np.mean(np.stack(vectors), axis=0)
+
+    cfg = {**SMALL, "attack": "ipm_opt"}
+    plain = SimEngine(SimConfig(**cfg)).run()
+    hooked = SimEngine(SimConfig(**cfg), attack_aggregator=mean).run()
+    assert calls and all(c == (6, 1) for c in calls)  # 5 honest + the f=1 forged copy
+    assert hooked.final_model_hash != plain.final_model_hash
+
+
 def _ints(seed: int, n: int = 10, d: int = 30) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)) * 1000
