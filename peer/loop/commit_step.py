@@ -15,7 +15,7 @@ import consensus
 from consensus.commitment import Commitment
 from ledger_tools.chain import NO_DP, AlreadyCommitted, CommitClosed, RoundNotOpen
 from peer.byzantine import attack_hooks
-from peer.loop import commitments_ahead, reconcile, unseal_ahead
+from peer.loop import commitments_ahead, kill_point, reconcile, unseal_ahead
 from peer.loop.context import NodeContext
 from peer.loop.log import Timer, round_
 from peer.loop.publisher import cids_while
@@ -122,6 +122,7 @@ def _sealed(ctx: NodeContext, r: int, rec: RoundRecord, update: bytes) -> tuple[
     ctx.state.advance(rec, Phase.SEALED, sealed_sha256=hashlib.sha256(sealed).hexdigest())
     ctx.nlog.event(r, "seal", "done", elapsed=t.elapsed,
                    message=f"{len(sealed)} bytes for {len(ctx.membership.recipients())} recipients")
+    kill_point.pause_after(ctx.nlog, r, Phase.SEALED)  # test-only crash point; a no-op unless its env var is set
     return sealed, cid
 
 

@@ -17,16 +17,18 @@ FEDLEDGER = [sys.executable, "-m", "fedledger.cli"]
 
 
 class PeerProcess:
-    def __init__(self, config_path: Path, *extra: str, log_path: Path | None = None) -> None:
+    def __init__(self, config_path: Path, *extra: str, log_path: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.config_path = Path(config_path)
         self.extra = list(extra)
+        self.env = env or {}  # added to this process's environment (e.g. peer.loop.kill_point's test hook)
         self.log_path = log_path or self.config_path.parent / "run.log"
         self.events: list[dict[str, Any]] = []
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
     def start(self) -> "PeerProcess":
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **self.env}
         cmd = [*FEDLEDGER, "peer", "run", "--config", str(self.config_path), "--json", *self.extra]
         self.proc = start_process(cmd, log_path=self.log_path, append=True, stdout_pipe=True, env=env,
                                   cwd=Path(__file__).resolve().parents[2])

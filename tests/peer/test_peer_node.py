@@ -14,6 +14,7 @@ from ledger_tools.blobstore import InMemoryBlobStore
 from ledger_tools.chain import FederationLedger
 from peer.crypto.identity import PeerIdentity
 from peer.crypto.seal import seal, unseal
+from peer.loop import kill_point
 from peer.loop.collect import collect_updates
 from peer.loop.state import PeerState, Phase, StateError
 
@@ -32,15 +33,21 @@ def _finalized(fed, rounds):
 
 def test_honest_peers_finalize_and_a_killed_peer_resumes(local_federation):
     """3 honest peers (digits, Dirichlet 0.5), 3 rounds; peer 1 is SIGKILLed in round 2 after sealing its update
-    and restarted: it commits the same update once, never double-votes, and no finalized round is lost."""
+    and restarted: it commits the same update once, never double-votes, and no finalized round is lost.
+
+    The kill point is deterministic: the victim alone runs with `peer.loop.kill_point`'s test hook, so it stops
+    right after persisting round 2's SEALED phase (killing on the "seal" progress line raced the loop: under
+    CPU load it had reached "collected" when the SIGKILL landed). The restarted peer runs without the hook."""
     fed = local_federation(3, rule="fedavg")
-    procs = [PeerProcess(p.config_path, "--max-rounds", "3").start() for p in fed.peers]
+    pause = {kill_point.ENV: f"{Phase.SEALED.value}:2"}
+    procs = [PeerProcess(p.config_path, "--max-rounds", "3", env=pause if i == 1 else None).start()
+             for i, p in enumerate(fed.peers)]
     try:
         victim = procs[1]
-        victim.wait_for(lambda e: e.get("round") == 2 and e.get("phase") == "seal", timeout=300)
+        victim.wait_for(lambda e: e.get("round") == 2 and e.get("phase") == "pause", timeout=300)
         victim.kill()
         persisted = _records(fed, fed.peers[1])[2]
-        assert persisted["phase"] in ("sealed", "published", "committed")
+        assert persisted["phase"] == Phase.SEALED.value
         restarted = PeerProcess(fed.peers[1].config_path, "--max-rounds", "3").start()
         procs[1] = restarted
         for p in procs:
