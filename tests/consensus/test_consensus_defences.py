@@ -7,6 +7,7 @@ code), bucketing below.
 """
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -61,6 +62,36 @@ def test_centered_clipping_matches_byzfl(seed):
     assert np.abs(out.values - ref).max() <= 4.0  # one rounding per iteration, plus the sqrt fixed point
     assert min(out.scores) >= 1 and max(out.scores) == 10**6
     assert out.scores[0] < 10**6 and out.scores[-1] == 10**6  # the large update is the clipped one
+
+
+def test_centered_clipping_clips_copies_hiding_inside_the_n_minus_f_radius():
+    """Regression: tau was the (n-f)-th distance from the start, so f identical attackers placed between the
+    (n-2f)-th and the (n-f)-th honest distance (where ipm_opt's line search put them) were never clipped; the rule
+    fell to 2.6 % on digits at 30 %. tau is now the (n-2f)-th distance: they are clipped, the aggregate stays nearer
+    the honest mean than with the old radius."""
+    rng = np.random.default_rng(5)
+    n, f, d = 20, 6, 64
+    mu = np.full(d, 800.0)
+    honest = mu + rng.standard_normal((n - f, d)) * 1000
+    away = -mu / np.linalg.norm(mu)
+    for reach in np.linspace(500, 20000, 400):  # the distance that puts the copies at ranks n-2f+1 .. n-f
+        bad = np.rint(honest.mean(0) + reach * away)
+        rows = [np.rint(r).astype(np.int32) for r in honest] + [bad.astype(np.int32)] * f
+        inp = RuleInput(rows, [1] * n, f)
+        start = trimmed(inp, (n - 1) // 2).values.astype(np.int64)
+        dist = [int(((r.astype(np.int64) - start) ** 2).sum()) for r in rows]
+        if sum(x < dist[-1] for x in dist[:n - f]) == n - 2 * f:
+            break
+    else:
+        pytest.fail("no placement between the (n-2f)-th and (n-f)-th distance")
+    ordered = sorted(dist)
+    assert ordered[n - f - 1] == dist[-1]  # the old radius: the copies themselves, all unclipped
+    out = RULES["centered_clipping"](inp, {})
+    assert out.params["tau_sq"] == ordered[n - 2 * f - 1] < dist[-1]
+    assert all(s < 10**6 for s in out.scores[n - f:])  # every copy clipped
+    old = RULES["centered_clipping"](inp, {"tau": math.isqrt(ordered[n - f - 1])})
+    target = honest.mean(0)
+    assert np.linalg.norm(out.values - target) < np.linalg.norm(old.values - target)
 
 
 def test_bucketing_is_byzfl_bucketing_of_our_order():

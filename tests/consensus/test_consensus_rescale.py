@@ -58,7 +58,9 @@ def test_restores_the_length_under_ipm():
     for inner in ("trimmed_mean", "nnm+centered_clipping", "arc+nnm+trimmed_mean"):
         plain = _run(inner, rows, 6).astype(np.float64) @ mu / (mu @ mu)
         rescaled = _run(f"rescale+{inner}", rows, 6).astype(np.float64) @ mu / (mu @ mu)
-        assert rescaled > plain * 1.2, inner  # the shrunk robust aggregate is lengthened along mu
+        # the shrunk robust aggregate is lengthened along mu: x1.99, x1.16, x1.23 on this input (nnm+cc was x1.21
+        # while centered clipping's radius was the (n-f)-th distance; at the (n-2f)-th it points a little off mu)
+        assert rescaled > plain * 1.1, inner
 
 
 def test_never_shortens_and_keeps_a_zero_aggregate():
