@@ -182,6 +182,32 @@ def _pm(ms: tuple[float, float] | list[float]) -> str:
     return f"{ms[0]:.1f} ± {ms[1]:.1f}"
 
 
+def _verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _more_seeds_section(pairs: list[dict], summary: dict) -> list[str]:
+    """The pooled table of `pooled` and the verdict over all seeds (a pair's pooled verdict replaces its 3-seed one)."""
+    more = summary.get("more_seeds") or []
+    if not more:
+        return []
+    final = {(p["rule"], p["attack"], p["fraction"]): p["no_worse"] for p in [*pairs, *more]}
+    lines = ["", f"## The same pairs over more seeds (`{summary['more_seeds_from']}`)", "",
+             "Pairs re-run with more seeds, pooled with the seeds above. *paired diff* = mean over seeds of "
+             "ours − ByzFL on the same seed, ± its standard error; *ahead* = seeds where ours is higher.", ""]
+    lines += _table(["rule", "attack", "Byz.", "seeds", "ours", "ByzFL def.", "paired diff", "ahead", "no worse"],
+                    [[p["rule"], p["attack"], f"{int(100 * p['fraction'])} %", str(len(p["seeds"])), _pm(p["ours"]),
+                      _pm(p["byzfl"]), f"{p['diff']:+.2f} ± {p['diff_se']:.2f}",
+                      f"{p['ours_ahead']}/{len(p['seeds'])}", _verdict(p["no_worse"])] for p in more])
+    bad = [k for k, v in final.items() if not v]
+    return lines + ["", f"**With all seeds**: {sum(final.values())} of {len(final)} pairs no worse"
+                    + (" (not: " + "; ".join(f"{r}, {a}, {int(100 * f)} %" for r, a, f in bad) + ")." if bad else ".")]
+
+
 def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
     pairs, best = summary["pairs"], summary["default_vs_byzfl_best"]
     ok = sum(p["no_worse"] for p in pairs)
@@ -211,37 +237,20 @@ def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
         "from its previous output (zero at first) with τ = 100 and 1 iteration; bucketing: ours orders by hash of "
         "the round's updates, ByzFL permutes at random (bucket size 2 in both; ByzFL's default s = 1 would not "
         "bucket at all); median of an even count: both average the two middle values.", "",
-        "| rule | attack | Byz. | ours | ByzFL def. | diff | no worse | gap |", "|---|---|---|---|---|---|---|---|",
     ]
-    for p in pairs:
-        gap = "" if p["median_gap_same_inputs"] is None else f"{p['median_gap_same_inputs']:.2f}"
-        lines.append(f"| {p['rule']} | {p['attack']} | {int(100 * p['fraction'])} % | {_pm(p['ours'])} | "
-                     f"{_pm(p['byzfl'])} | {p['diff']:+.2f} | {'yes' if p['no_worse'] else '**no**'} | {gap} |")
-    more = summary.get("more_seeds") or []
-    if more:
-        final = {(p["rule"], p["attack"], p["fraction"]): p["no_worse"] for p in pairs}
-        final.update({(p["rule"], p["attack"], p["fraction"]): p["no_worse"] for p in more})
-        lines += ["", f"## The same pairs over more seeds (`{summary['more_seeds_from']}`)", "",
-                  "Pairs re-run with more seeds, pooled with the seeds above. *paired diff* = mean over seeds of "
-                  "ours − ByzFL on the same seed, ± its standard error; *ahead* = seeds where ours is higher.", "",
-                  "| rule | attack | Byz. | seeds | ours | ByzFL def. | paired diff | ahead | no worse |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for p in more:
-            lines.append(f"| {p['rule']} | {p['attack']} | {int(100 * p['fraction'])} % | {len(p['seeds'])} | "
-                         f"{_pm(p['ours'])} | {_pm(p['byzfl'])} | {p['diff']:+.2f} ± {p['diff_se']:.2f} | "
-                         f"{p['ours_ahead']}/{len(p['seeds'])} | {'yes' if p['no_worse'] else '**no**'} |")
-        bad = [k for k, v in final.items() if not v]
-        lines += ["", f"**With all seeds**: {sum(final.values())} of {len(final)} pairs no worse"
-                  + (" (not: " + "; ".join(f"{r}, {a}, {int(100 * f)} %" for r, a, f in bad) + ")." if bad else ".")]
+    lines += _table(["rule", "attack", "Byz.", "ours", "ByzFL def.", "diff", "no worse", "gap"],
+                    [[p["rule"], p["attack"], f"{int(100 * p['fraction'])} %", _pm(p["ours"]), _pm(p["byzfl"]),
+                      f"{p['diff']:+.2f}", _verdict(p["no_worse"]),
+                      "" if p["median_gap_same_inputs"] is None else f"{p['median_gap_same_inputs']:.2f}"]
+                     for p in pairs])
+    lines += _more_seeds_section(pairs, summary)
     if best:
         lines += ["", f"## Our default ({OUR_DEFAULT}) vs ByzFL's best composition", "",
                   "ByzFL's best = the higher mean of arc+nnm+trimmed_mean and nnm+centered_clipping (float, ByzFL "
-                  "defaults) under that attack and fraction.", "",
-                  "| attack | Byz. | ours (default) | ByzFL best | rule | diff | no worse |",
-                  "|---|---|---|---|---|---|---|"]
-        for b in best:
-            lines.append(f"| {b['attack']} | {int(100 * b['fraction'])} % | {_pm(b['ours'])} | {_pm(b['byzfl'])} | "
-                         f"{b['byzfl_rule']} | {b['diff']:+.2f} | {'yes' if b['no_worse'] else '**no**'} |")
+                  "defaults) under that attack and fraction.", ""]
+        lines += _table(["attack", "Byz.", "ours (default)", "ByzFL best", "rule", "diff", "no worse"],
+                        [[b["attack"], f"{int(100 * b['fraction'])} %", _pm(b["ours"]), _pm(b["byzfl"]),
+                          b["byzfl_rule"], f"{b['diff']:+.2f}", _verdict(b["no_worse"])] for b in best])
     lines += ["", meta.get("notes", "")]
     path.write_text("\n".join(lines).rstrip() + "\n")
 
