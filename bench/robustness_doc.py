@@ -61,7 +61,10 @@ def render(cells, meta, claim, worst) -> str:
         "",
         f"Produced by `python -m bench.robustness` — **{meta.get('label') or 'full grid'}**: {meta['runs']} runs "
         f"on {meta['workers']} worker processes ({meta['machine']}); the runs took {busy / 60:.0f} CPU-minutes "
-        f"in all, i.e. {busy / 60 / meta['workers']:.0f} min of wall time on {meta['workers']} cores.",
+        f"in all, i.e. {busy / 60 / meta['workers']:.0f} min of wall time on {meta['workers']} cores"
+        + (f"; measured: {meta['wall_seconds'] / 60:.0f} min wall (load average "
+           f"{meta['load_average_at_start'][0]} at the start, {meta['load_average_at_end'][0]} at the end)."
+           if meta.get("wall_seconds") and meta.get("load_average_at_start") else "."),
         "Raw cells: `bench/results/robustness.json` (and `.jsonl`); figures: `bench/results/robustness.png` (heat map",
         "of the rules run), `bench/results/robustness_fraction.png` (accuracy vs Byzantine fraction,",
         "default vs FedAvg).",
