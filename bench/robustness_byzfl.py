@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a run of more seeds for some pairs (its .jsonl), pooled into a second table")
     ap.add_argument("--notes", default="", help="text appended to the doc (what surprised, what is worse and why)")
     args = ap.parse_args(argv)
+    extra_log = args.more_seeds / "robustness_byzfl.jsonl"
+    if args.more_seeds != MORE_SEEDS and not extra_log.exists():
+        ap.error(f"--more-seeds {args.more_seeds}: no robustness_byzfl.jsonl there (a --out of this bench)")
     args.out.mkdir(parents=True, exist_ok=True)
     log, summary_path = args.out / "robustness_byzfl.jsonl", args.out / "robustness_byzfl.json"
     todo = jobs(args.rules, args.attacks, args.fractions, args.seeds, best=not args.no_best)
@@ -299,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
         meta.update({k: old[k] for k in ("command", "wall_seconds", "workers", "loadavg_before", "loadavg_after")})
         meta["notes"] = args.notes or old.get("notes", "")
     summary = summarise(cells)
-    extra_log = args.more_seeds / "robustness_byzfl.jsonl"
     if args.more_seeds.resolve() != args.out.resolve() and extra_log.exists():
         extra = [json.loads(line) for line in extra_log.read_text().splitlines() if line.strip()]
         summary.update(more_seeds=pooled(cells, extra), more_seeds_from=str(extra_log.relative_to(ROOT)))
