@@ -118,7 +118,30 @@ def blas_rates(n: int, columns: int = 8192, square: int = 1024, repeats: int = 3
     with threadpool_limits(limits=1, user_api="blas"):
         gram = timed(lambda: block @ block.T, repeats)[1]
         peak = timed(lambda: a @ a, repeats)[1]
-    return {"gram product": 2 * n * n * columns / gram / 1e9, "square dgemm": 2 * square**3 / peak / 1e9}
+    rates = {"gram product": 2 * n * n * columns / gram / 1e9, "square dgemm": 2 * square**3 / peak / 1e9}
+    rates.update(int8_gram_rate(n, columns * 4, repeats))
+    return rates
+
+
+def int8_gram_rate(n: int, columns: int, repeats: int = 3) -> dict[str, float]:
+    """GOP/s of an exact int8 x int8 -> int32 Gram block on one thread (`torch._int_mm`, VNNI where the CPU has
+    it): the building block of a limb-split exact Gram (each int32 row as balanced base-256 int8 digits; two
+    digits cover |q| < 2**15 with 3 products, three |q| < 2**23 with 6). Empty if this torch lacks it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.randint(-128, 128, (n, columns), dtype=torch.int8)
+        xt = x.t().contiguous()
+        if not torch.equal(torch._int_mm(x, xt).long(), x.long() @ xt.long()):
+            return {}
+        seconds = timed(lambda: torch._int_mm(x, xt), repeats)[1]
+    except (RuntimeError, AttributeError):  # no CPU kernel for these shapes in this torch build
+        return {}
+    finally:
+        torch.set_num_threads(threads)
+    return {"int8 gram (torch._int_mm)": 2 * n * n * columns / seconds / 1e9}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
           + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
     rates = blas_rates(args.n)
     print(f"BLAS float64, one thread, GFLOP/s: gram product (n={args.n}) {rates['gram product']:.1f}, "
-          f"square dgemm {rates['square dgemm']:.1f}")
+          f"square dgemm {rates['square dgemm']:.1f}"
+          + (f"; exact int8 gram, GOP/s: {rates['int8 gram (torch._int_mm)']:.1f}" if len(rates) > 2 else ""))
     print(f"load(1 min) after: {os.getloadavg()[0]:.2f}")
 
 
