@@ -25,6 +25,11 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def read_cells(log: Path) -> list[dict]:
+    """The results `run_cells` appended to `log`, one JSON object per non-empty line."""
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
 def run_cells(cell: Callable[[Any], dict], run: Sequence[Any], workers: int, log: Path,
               describe: Callable[[dict], str]) -> None:
     """`cell(job)` for every job of `run` on `workers` spawned processes; each result is appended to `log` and

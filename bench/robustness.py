@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.cells import run_cells
+from bench.cells import read_cells, run_cells
 from bench.robustness_report import RESULTS, Setting, write_all
 
 ATTACKS = ("sign_flip", "gaussian", "scaled", "label_flip", "alie", "ipm",
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         done = set()
         if args.resume and log.exists():
             done = {(c["setting"], c["fraction"], c["attack"], c["rule"], c["seed"])
-                    for c in map(json.loads, filter(str.strip, log.read_text().splitlines()))}
+                    for c in read_cells(log)}
         else:
             log.write_text("")
         run = [j for j in todo if (j[0].name, j[1], j[2], j[3], j[4]) not in done]
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         run_cells(_cell, run, args.workers, log,
                   lambda c: f"{c['setting']} {int(100 * c['fraction'])}% {c['attack']} {c['rule']} "
                             f"s{c['seed']}: {100 * c['final_accuracy']:.1f} ({c['seconds']} s)")
-    cells = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    cells = read_cells(log)
     from simulation import attacks
 
     meta = {"quick": args.quick, "planned_runs": len(todo), "runs": len(cells), "label": args.label,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.cells import run_cells
+from bench.cells import read_cells, run_cells
 
 if TYPE_CHECKING:
     from consensus.codec import ModelSpec
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         done = set()
         if args.resume and log.exists():
-            done = {_key(json.loads(line)) for line in log.read_text().splitlines() if line.strip()}
+            done = {_key(c) for c in read_cells(log)}
         elif log.exists():
             log.write_text("")
         run = [j for j in todo if j not in done]
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         run_cells(_cell, run, args.workers, log,
                   lambda c: f"{c['impl']} {c['rule']} {c['attack']} {int(100 * c['fraction'])}% "
                             f"s{c['seed']}: {100 * c['final_accuracy']:.1f} ({c['seconds']} s)")
-    cells = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    cells = read_cells(log)
     meta = {"command": "python -m bench.robustness_byzfl " + " ".join(argv if argv is not None else sys.argv[1:]),
             "wall_seconds": round(time.perf_counter() - started, 1), "workers": args.workers,
             "loadavg_before": " ".join(load_before),
@@ -303,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["notes"] = args.notes or old.get("notes", "")
     summary = summarise(cells)
     if args.more_seeds.resolve() != args.out.resolve() and extra_log.exists():
-        extra = [json.loads(line) for line in extra_log.read_text().splitlines() if line.strip()]
-        summary.update(more_seeds=pooled(cells, extra), more_seeds_from=str(extra_log.relative_to(ROOT)))
+        summary.update(more_seeds=pooled(cells, read_cells(extra_log)),
+                       more_seeds_from=str(extra_log.relative_to(ROOT)))
     summary_path.write_text(json.dumps({"meta": meta, **summary, "cells": cells}, indent=1) + "\n")
     write_doc(summary, meta, args.doc)
     print(f"done: {len(cells)}/{len(todo)} runs → {summary_path}, {args.doc}")
