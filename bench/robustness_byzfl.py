@@ -272,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes", default="", help="text appended to the doc (what surprised, what is worse and why)")
     args = ap.parse_args(argv)
     extra_log = args.more_seeds / "robustness_byzfl.jsonl"
-    if args.more_seeds != MORE_SEEDS and not extra_log.exists():
-        ap.error(f"--more-seeds {args.more_seeds}: no robustness_byzfl.jsonl there (a --out of this bench)")
+    if args.more_seeds not in (MORE_SEEDS, args.out) and not extra_log.exists():
+        raise SystemExit(f"robustness_byzfl: --more-seeds {args.more_seeds} holds no robustness_byzfl.jsonl\n"
+                         "hint: pass a directory given as --out to an earlier run of this bench")
     args.out.mkdir(parents=True, exist_ok=True)
     log, summary_path = args.out / "robustness_byzfl.jsonl", args.out / "robustness_byzfl.json"
     todo = jobs(args.rules, args.attacks, args.fractions, args.seeds, best=not args.no_best)
