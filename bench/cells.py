@@ -15,8 +15,8 @@ from typing import Any
 def die_with_parent(parent: int) -> None:
     """Worker initializer: the kernel sends this worker SIGTERM when the bench process dies (Linux
     PR_SET_PDEATHSIG), so a bench stopped by SIGTERM or SIGKILL leaves no workers behind. Spawned workers hold
-    both ends of the pool's job pipe and would otherwise block on it forever (found: three orphans, ~480 MB
-    each, 47 minutes after their bench was killed)."""
+    both ends of the pool's job pipe and would otherwise block on it forever (found: orphaned workers, each
+    holding its loaded task, long after their bench was killed)."""
     if sys.platform.startswith("linux"):
         import ctypes
 

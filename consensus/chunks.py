@@ -39,10 +39,10 @@ def single_threaded_blas() -> Iterator[None]:
 
     Reference-counted under a lock, so nested or concurrent aggregations (several threads of one process)
     limit once and restore once, to the limits that were in force before the first of them entered.
-    The controller is a scan of the loaded libraries: 1-3 ms with torch loaded. Redone at every entry (~10 per
-    aggregation), it was half the time of an optimised attack's line search. It is rebuilt only when Python has imported
-    something since the last scan: a BLAS library loaded after the first aggregation (scipy's, torch's) arrives
-    with an extension module, and must be limited too.
+    The controller is a scan of the loaded libraries, slow with torch loaded; redone at every entry (several per
+    aggregation) it dominated the small aggregations of an optimised attack's line search. It is rebuilt only
+    when Python has imported something since the last scan: a BLAS library loaded after the first aggregation
+    (scipy's, torch's) arrives with an extension module, and must be limited too.
     """
     global _blas_depth, _blas_limiter, _blas_controller, _blas_modules_seen
     with _blas_lock:

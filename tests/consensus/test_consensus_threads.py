@@ -181,8 +181,8 @@ def test_blas_loaded_after_the_first_aggregation_is_limited_too():
 
 
 def test_library_scan_is_reused_until_something_new_is_imported():
-    """The scan of loaded libraries (1-3 ms with torch loaded) ran at every aggregation step, ~10 per aggregation:
-    half of an optimised attack's line search. It is kept while nothing new is imported, redone after."""
+    """The scan of loaded libraries ran at every aggregation step, several per aggregation, and dominated the small
+    aggregations of an optimised attack's line search. It is kept while nothing new is imported, redone after."""
     with chunks.single_threaded_blas():
         pass
     first = chunks._blas_controller
