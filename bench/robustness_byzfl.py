@@ -255,6 +255,12 @@ def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
     path.write_text("\n".join(lines).rstrip() + "\n")
 
 
+def _shown(path: Path) -> str:
+    """The path as the doc shows it: relative to the repository when inside it, absolute otherwise."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rules", nargs="+", default=list(RULES))
@@ -305,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(cells)
     if args.more_seeds.resolve() != args.out.resolve() and extra_log.exists():
         summary.update(more_seeds=pooled(cells, read_cells(extra_log)),
-                       more_seeds_from=str(extra_log.relative_to(ROOT)))
+                       more_seeds_from=_shown(extra_log))
     summary_path.write_text(json.dumps({"meta": meta, **summary, "cells": cells}, indent=1) + "\n")
     write_doc(summary, meta, args.doc)
     print(f"done: {len(cells)}/{len(todo)} runs → {summary_path}, {args.doc}")
