@@ -5,10 +5,16 @@ Definition: v_0 = the coordinate-wise median (the paper starts from the previous
 here is stateless, so we start from a robust point every peer can recompute), then L times
     v <- v + round_half_even( sum_i clip_tau(x_i - v) / n ),   clip_tau(z) = z * min(1, tau / ||z||).
 tau (`tau=`, an integer in fixed-point units) defaults to the distance from v_0 of the (n-2f)-th nearest
-update (n >= 2f+1 makes that rank exist): the f Byzantine updates and up to f honest outliers are clipped in the
-first iteration whatever their scale. At the (n-f)-th (the default before) an attacker that line-searches its
-distance sits just inside tau with all f copies unclipped: under ipm_opt with 6 of 20 attackers the rule fell to
-2.6 % accuracy on digits, below ByzFL's definition (docs/robustness_byzfl.md). L = `iterations=`
+update, counting a group of near-identical updates (`consensus.copies`, the groups `dedup` merges) once, at its
+farthest member: n >= 2f+1 makes that rank exist. Without copies, the f Byzantine updates and up to f honest
+outliers are clipped in the first iteration whatever their scale. At the (n-f)-th (the default before) an
+attacker that line-searches its distance sits just inside tau with all f copies unclipped: under ipm_opt with 6
+of 20 attackers the rule fell to 2.6 % accuracy on digits, below ByzFL's definition (docs/robustness_byzfl.md).
+Counted per row, f identical copies near the start (plain IPM) filled f of the n-2f unclipped ranks, so honest
+outliers bore the clipping and the rule fell behind the plain mean; counted once, they take one rank, and a
+line-searching attacker still gets no farther than before (its group is unclipped only with fewer than n-2f
+groups nearer). With fewer than n-2f groups (honest near-copies), the per-row rank is used.
+L = `iterations=`
 (default 3; ByzFL's `CenteredClipping` defaults to L = 1 from 0 with tau = 100 in float).
 Each clipped difference is round_half_even(z * F / 2**30) with F = floor(2**30 sqrt(tau^2 / ||z||^2)) exactly
 (see `consensus.aggregators.arc`); squared distances are exact integers, so the output is exact and
@@ -25,9 +31,11 @@ import numpy as np
 
 from consensus.aggregators.arc import FACTOR_BITS, clip_factor, scale_row, sq_norms
 from consensus.aggregators.base import RuleInput, RuleOutput, check_int, no_extra
+from consensus.aggregators.dedup import honest_pair_median_rank
 from consensus.aggregators.trimmed_mean import trimmed
+from consensus.copies import copy_groups, kth_pair_distance
 from consensus.feasibility import require_feasible
-from consensus.intmath import round_div
+from consensus.intmath import round_div, sq_distances
 
 SCORE_ONE = 10**6
 
@@ -41,7 +49,7 @@ def centered_clipping(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     n = inp.n
     v = trimmed(inp, (n - 1) // 2).values.astype(np.int64)
     if tau is None:
-        tau_sq = sorted(sq_norms(inp.rows, inp.workers, v.astype(np.int32)))[n - 2 * inp.f - 1]
+        tau_sq = default_radius_sq(inp, v)
     else:
         tau_sq = check_int("tau", tau) ** 2
     factors = [1 << FACTOR_BITS] * n
@@ -59,3 +67,15 @@ def centered_clipping(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
         v = np.clip(v + round_div(total, n), -(2**31 - 1), 2**31 - 1)
     scores = [max(1, math.isqrt(SCORE_ONE * SCORE_ONE * f * f >> (2 * FACTOR_BITS))) for f in factors]
     return RuleOutput(v.astype(np.int32), scores, {"iterations": iterations, "tau_sq": tau_sq})
+
+
+def default_radius_sq(inp: RuleInput, start: np.ndarray) -> int:
+    """The squared distance from `start` of the (n-2f)-th nearest group of near-identical updates (see above)."""
+    n, rank = inp.n, inp.n - 2 * inp.f
+    dist = sq_distances([*inp.rows, start.astype(np.int32)], inp.workers)
+    to_start = [int(x) for x in dist[n][:n]]
+    pairwise = [row[:n] for row in dist[:n]]
+    groups = copy_groups(pairwise, kth_pair_distance(pairwise, honest_pair_median_rank(n, inp.f)))
+    if len(groups) < rank:
+        return sorted(to_start)[rank - 1]
+    return sorted(max(to_start[i] for i in group) for group in groups)[rank - 1]

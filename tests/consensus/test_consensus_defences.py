@@ -94,6 +94,28 @@ def test_centered_clipping_clips_copies_hiding_inside_the_n_minus_f_radius():
     assert np.linalg.norm(out.values - target) < np.linalg.norm(old.values - target)
 
 
+def test_centered_clipping_counts_copies_near_the_start_once():
+    """Regression: with the (n-2f)-th distance counted per row, plain IPM's f identical copies (-0.1 x the honest
+    mean, nearest the start) filled f of the n-2f unclipped ranks, so 12 of 14 honest updates were clipped and the
+    rule fell behind the plain mean (ByzFL's definition at its defaults) on 11 of 11 seeds. The copies now take
+    one rank: n-2f-1 honest updates stay unclipped and the aggregate is nearer the honest mean."""
+    rng = np.random.default_rng(7)
+    n, f, d = 20, 6, 64
+    honest = 300.0 + rng.standard_normal((n - f, d)) * 1000
+    rows = [np.rint(r).astype(np.int32) for r in honest] + [np.rint(-0.1 * honest.mean(0)).astype(np.int32)] * f
+    inp = RuleInput(rows, [1] * n, f)
+    start = trimmed(inp, (n - 1) // 2).values.astype(np.int64)
+    dist = [int(((r.astype(np.int64) - start) ** 2).sum()) for r in rows]
+    assert max(dist[n - f:]) < min(dist[:n - f])  # the copies are the nearest f rows
+    out = RULES["centered_clipping"](inp, {})
+    assert out.params["tau_sq"] == sorted(dist[:n - f])[n - 2 * f - 2]  # the copies' group is rank 1
+    assert sum(s == 10**6 for s in out.scores[:n - f]) >= n - 2 * f - 1
+    per_row = RULES["centered_clipping"](inp, {"tau": math.isqrt(sorted(dist)[n - 2 * f - 1])})
+    assert sum(s == 10**6 for s in per_row.scores[:n - f]) <= n - 3 * f + 1
+    target = honest.mean(0)
+    assert np.linalg.norm(out.values - target) < np.linalg.norm(per_row.values - target)
+
+
 def test_bucketing_is_byzfl_bucketing_of_our_order():
     rows = _rows(0, n=7)
     inp = RuleInput(rows, [1] * 7, 1)
