@@ -28,6 +28,7 @@ from enum import Enum
 import torch
 
 from peer.byzantine import noisy, optimised
+from peer.byzantine.params import check_params, parse_number
 from peer.learning.tasks import TaskData
 
 Update = Mapping[str, torch.Tensor]
@@ -290,13 +291,6 @@ class Attack(str, Enum):
 ATTACK_NAMES: tuple[str, ...] = tuple(a.value for a in Attack)
 
 
-def _number(text: str) -> float | int:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
 @dataclass(frozen=True)
 class Adversary:
     """A peer's configured misbehaviour, as the round loop consults it.
@@ -323,9 +317,10 @@ class Adversary:
             if not eq:
                 raise ValueError(f"attack parameter {item!r} is not key=value")
             try:
-                params[key.strip()] = _number(value.strip())
+                params[key.strip()] = parse_number(value.strip())
             except ValueError:
                 raise ValueError(f"attack parameter {key!r} must be a number, got {value!r}") from None
+        check_params(attack.value, params)
         return cls(attack, params, seed)
 
     def _round_seed(self, round: int) -> int:

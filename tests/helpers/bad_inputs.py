@@ -53,6 +53,7 @@ ROWS: list[tuple[list[str], int, str]] = [
     (["simulate", "--f", "-1", "--no-ledger", "-n", "5"], 2, "lower --f"),
     (["simulate", "--rule", "nope", "--no-ledger"], 2, "rules: auto"),
     (["simulate", "--attack", "nope", "-b", "0.2", "--no-ledger"], 2, "simulate --help"),
+    (["simulate", "--attack", "alie:zz=1", "-b", "0.2", "--no-ledger"], 2, "simulate --help"),
     (["simulate", "--byzantine-fraction", "1.5", "--no-ledger"], 2, "-b 0.2"),
     (["simulate", "--peers", "1", "--no-ledger"], 2, "--peers 2 or more"),
     (["simulate", "--rounds", "0", "--no-ledger"], 2, "--rounds 1 or more"),
