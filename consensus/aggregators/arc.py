@@ -55,4 +55,4 @@ def arc(inp: RuleInput) -> RuleInput:
     threshold = sorted(norms)[inp.n - k - 1]
     rows = [row if s <= threshold else scale_row(row, clip_factor(threshold, s)).astype(np.int32)
             for row, s in zip(inp.rows, norms)]
-    return RuleInput(rows, inp.weights, inp.f, inp.workers)
+    return RuleInput(rows, inp.weights, inp.f, inp.workers, mixed=inp.mixed)

@@ -18,6 +18,9 @@ class RuleInput:
     weights: Sequence[int]
     f: int
     workers: int | None = None
+    #: the rows are averages over shared neighbours (NNM), so near-identical rows among them are expected and say
+    #: nothing about copying; rules that count copies (centered_clipping's radius) do not count them here
+    mixed: bool = False
 
     @property
     def n(self) -> int:

@@ -43,6 +43,6 @@ def bucketing(inp: RuleInput) -> RuleInput:
     order = bucket_order(inp.rows)
     groups = tuple(tuple(sorted(order[s:s + BUCKET_SIZE])) for s in range(0, inp.n, BUCKET_SIZE))
     means = [weighted_mean([inp.rows[i] for i in g], [1] * len(g), inp.workers) for g in groups]
-    out = BucketedInput(means, [sum(inp.weights[i] for i in g) for g in groups], inp.f, inp.workers)
+    out = BucketedInput(means, [sum(inp.weights[i] for i in g) for g in groups], inp.f, inp.workers, mixed=inp.mixed)
     object.__setattr__(out, "groups", groups)
     return out

@@ -18,4 +18,4 @@ def nnm(inp: RuleInput) -> RuleInput:
     dist = sq_distances(inp.rows, inp.workers)
     keep = inp.n - inp.f
     groups = [sorted(range(inp.n), key=lambda j: (dist[i][j], j))[:keep] for i in range(inp.n)]
-    return RuleInput(mix_rows(inp.rows, groups, inp.workers), inp.weights, inp.f, inp.workers)
+    return RuleInput(mix_rows(inp.rows, groups, inp.workers), inp.weights, inp.f, inp.workers, mixed=True)

@@ -69,4 +69,4 @@ class RescaledInput(RuleInput):
 
 def rescale(inp: RuleInput) -> RuleInput:
     require_feasible("rescale", inp.n, inp.f)
-    return RescaledInput(inp.rows, inp.weights, inp.f, inp.workers)
+    return RescaledInput(inp.rows, inp.weights, inp.f, inp.workers, mixed=inp.mixed)
