@@ -233,7 +233,8 @@ def write_doc(summary: dict, meta: dict, path: Path = DOC) -> None:
            f"{int(100 * worst['fraction'])} %)." if worst else "."), "",
         "Where the definitions differ (everything else is the same definition, exact vs float): multi_krum scores "
         "n−f−2 neighbours (the paper's), ByzFL n−f−1; centered_clipping: ours starts each round from the "
-        "coordinate-wise median with τ = distance of the (n−2f)-th nearest update and 3 iterations, ByzFL starts "
+        "coordinate-wise median with τ = distance of the (n−2f)-th nearest update (a group of near-identical updates "
+        "counted once) and 3 iterations, ByzFL starts "
         "from its previous output (zero at first) with τ = 100 and 1 iteration; bucketing: ours orders by hash of "
         "the round's updates, ByzFL permutes at random (bucket size 2 in both; ByzFL's default s = 1 would not "
         "bucket at all); median of an even count: both average the two middle values.", "",
