@@ -13,9 +13,12 @@ of 20 attackers the rule fell to 2.6 % accuracy on digits, below ByzFL's definit
 Counted per row, f identical copies near the start (plain IPM) filled f of the n-2f unclipped ranks, so honest
 outliers bore the clipping and the rule fell behind the plain mean; counted once, they take one rank, and a
 line-searching attacker still gets no farther than before (its group is unclipped only with fewer than n-2f
-groups nearer). With fewer than n-2f groups (honest near-copies), and on NNM's mixed rows (`RuleInput.mixed`:
-averages over shared neighbours are near-identical by construction; counted once they inflated tau and the
-composition fell to 10 % under alie_opt), the per-row rank is used.
+groups nearer). With fewer than n-2f groups (honest near-copies), the per-row rank is used.
+On NNM's mixed rows (`RuleInput.mixed`) tau is the (n-f)-th distance, per row. Copies do not exist there: every
+mixed row averages n-f neighbours, at most f of them Byzantine, and NNM's averages of honest rows come out
+near-identical by construction (counted once, they inflated tau and the default fell to 10 % under alie_opt).
+Clipping 2f of the mixed rows clips mostly honest mixtures: rescale+nnm+centered_clipping then recovered too
+slowly from a bad first round under ipm_opt at 30 % (40 % on two of eight seeds, docs/robustness_noisy.md).
 L = `iterations=`
 (default 3; ByzFL's `CenteredClipping` defaults to L = 1 from 0 with tau = 100 in float).
 Each clipped difference is round_half_even(z * F / 2**30) with F = floor(2**30 sqrt(tau^2 / ||z||^2)) exactly
@@ -72,12 +75,15 @@ def centered_clipping(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
 
 
 def default_radius_sq(inp: RuleInput, start: np.ndarray) -> int:
-    """The squared distance from `start` of the (n-2f)-th nearest group of near-identical updates (see above)."""
+    """The squared distance from `start` of the (n-2f)-th nearest group of near-identical updates, or on mixed rows
+    of the (n-f)-th nearest row (see above)."""
     n, rank = inp.n, inp.n - 2 * inp.f
     dist = sq_distances([*inp.rows, start.astype(np.int32)], inp.workers)
     to_start = [int(x) for x in dist[n][:n]]
+    if inp.mixed:
+        return sorted(to_start)[n - inp.f - 1]
     pairwise = [row[:n] for row in dist[:n]]
-    groups = [] if inp.mixed else copy_groups(pairwise, kth_pair_distance(pairwise, honest_pair_median_rank(n, inp.f)))
+    groups = copy_groups(pairwise, kth_pair_distance(pairwise, honest_pair_median_rank(n, inp.f)))
     if len(groups) < rank:
         return sorted(to_start)[rank - 1]
     return sorted(max(to_start[i] for i in group) for group in groups)[rank - 1]
