@@ -89,6 +89,13 @@ def jobs(settings, fractions, attacks, rules, seeds, attacked_rules=None) -> lis
     return out
 
 
+def attacks_run(cells: list[dict]) -> list[str]:
+    """The attacks the cells hold, the grid's in its own order first: the doc and figures iterate over this, so a
+    run with `--attacks alie_noisy ...` must not be reported under the 12 default attacks."""
+    seen = list(dict.fromkeys(c["attack"] for c in cells if c["attack"] != "none"))
+    return [a for a in ATTACKS if a in seen] + [a for a in seen if a not in ATTACKS]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="digits α=1.0, 0 %% and 20 %%, one seed")
@@ -138,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_start": [round(x, 1) for x in load_before],
             "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
             "seeds": list(seeds), "peers": PEERS, "clean_f": CLEAN_F, "fractions": list(fractions),
-            "attacks": list(ATTACKS), "rules": [r for r in RULES if any(c["rule"] == r for c in cells)],
+            "attacks": attacks_run(cells), "rules": [r for r in RULES if any(c["rule"] == r for c in cells)],
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "settings": [s.__dict__ for s in SETTINGS if any(c["setting"] == s.name for c in cells)], "attack_strengths": asdict(attacks.STRENGTHS)}
     if args.report_only and (args.out / f"{stem}.json").exists():
