@@ -30,6 +30,7 @@ bounds a member's influence, it does not reject it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -53,13 +54,14 @@ def centered_clipping(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     require_feasible("centered_clipping", inp.n, inp.f)
     n = inp.n
     v = trimmed(inp, (n - 1) // 2).values.astype(np.int64)
-    if tau is None:
-        tau_sq = default_radius_sq(inp, v)
-    else:
-        tau_sq = check_int("tau", tau) ** 2
+    # one exact distance matrix serves the radius (pairwise, to the start) and the first iteration (to the start)
+    first = sq_distances([*inp.rows, v.astype(np.int32)], inp.workers)
+    dist = [int(x) for x in first[n][:n]]
+    tau_sq = default_radius_sq(inp, first) if tau is None else check_int("tau", tau) ** 2
     factors = [1 << FACTOR_BITS] * n
-    for _ in range(iterations):
-        dist = sq_norms(inp.rows, inp.workers, v.astype(np.int32))
+    for iteration in range(iterations):
+        if iteration:
+            dist = sq_norms(inp.rows, inp.workers, v.astype(np.int32))
         total = np.zeros_like(v)
         for i, row in enumerate(inp.rows):
             diff = row.astype(np.int64) - v
@@ -74,11 +76,10 @@ def centered_clipping(inp: RuleInput, params: dict[str, Any]) -> RuleOutput:
     return RuleOutput(v.astype(np.int32), scores, {"iterations": iterations, "tau_sq": tau_sq})
 
 
-def default_radius_sq(inp: RuleInput, start: np.ndarray) -> int:
-    """The squared distance from `start` of the (n-2f)-th nearest group of near-identical updates, or on mixed rows
-    of the (n-f)-th nearest row (see above)."""
+def default_radius_sq(inp: RuleInput, dist: Sequence[Sequence[int]]) -> int:
+    """The squared distance from the start of the (n-2f)-th nearest group of near-identical updates, or on mixed
+    rows of the (n-f)-th nearest row (see above); `dist` = exact squared distances of [rows..., start]."""
     n, rank = inp.n, inp.n - 2 * inp.f
-    dist = sq_distances([*inp.rows, start.astype(np.int32)], inp.workers)
     to_start = [int(x) for x in dist[n][:n]]
     if inp.mixed:
         return sorted(to_start)[n - inp.f - 1]
