@@ -118,7 +118,7 @@ def test_centered_clipping_counts_copies_near_the_start_once():
 
 def test_centered_clipping_on_nnm_mixed_rows_uses_the_n_minus_f_row():
     """Regression: NNM's outputs are averages over shared neighbours, so honest rows come out near-identical in
-    groups; counted once, they inflated tau (5x in the squared distance) and dedup+rescale+nnm+centered_clipping fell
+    groups; counted once, they inflated tau and dedup+rescale+nnm+centered_clipping fell
     to 10 % under alie_opt at 20 %. With the (n-2f)-th row, clipping 2f mixed rows (mostly honest mixtures) left
     rescale+nnm+centered_clipping at 40 % under ipm_opt at 30 % on two of eight seeds. On mixed rows (what nnm
     returns) tau is the (n-f)-th distance, per row."""
