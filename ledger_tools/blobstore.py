@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
-from multiformats import CID, multihash
+from multiformats import CID, multicodec, multihash, varint
 
 from ledger_tools.errors import LedgerToolsError, Transient
 
@@ -81,26 +81,32 @@ def unixfs_cid(data: bytes) -> str:
     """CIDv1 that `ipfs add --cid-version=1 --raw-leaves` gives `data` (default chunker, balanced layout).
 
     Up to 256 KiB it is `raw_cid(data)`; beyond, a balanced tree of DAG-PB UnixFS file nodes over raw leaves,
-    at most 174 links per node, encoded exactly as Kubo / js-ipfs encode it.
+    at most 174 links per node, encoded exactly as Kubo / js-ipfs encode it. Links are kept as binary CIDs
+    (version and codec prefix + multihash); a `CID` object is built for the root only: building and printing
+    one per 256 KiB leaf cost more than hashing the leaf (~0.17 ms each, 16 per 4 MB update, 168 per 44 MB).
     """
     if len(data) <= CHUNK_SIZE:
         return raw_cid(data)
     view = memoryview(data)  # leaves hashed in place: no 256 KiB copies, one sha256 pass over the blob
     level = [
-        _DagEntry(CID("base32", 1, "raw", multihash.wrap(hashlib.sha256(chunk).digest(), "sha2-256")),
-                  len(chunk), len(chunk))
+        _DagEntry(_RAW_V1 + multihash.wrap(hashlib.sha256(chunk).digest(), "sha2-256"), len(chunk), len(chunk))
         for chunk in (view[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE))
     ]
     while len(level) > 1:
         level = [_file_node(level[i:i + MAX_LINKS_PER_NODE]) for i in range(0, len(level), MAX_LINKS_PER_NODE)]
-    return str(level[0].cid)
+    return CID.decode(level[0].link).encode("base32")
+
+
+#: binary CIDv1 prefixes (version, codec) of a raw leaf and of a DAG-PB node; the multihash follows
+_RAW_V1 = varint.encode(1) + varint.encode(multicodec.get("raw").code)
+_DAG_PB_V1 = varint.encode(1) + varint.encode(multicodec.get("dag-pb").code)
 
 
 class _DagEntry:
-    __slots__ = ("cid", "file_size", "tree_size")
+    __slots__ = ("link", "file_size", "tree_size")
 
-    def __init__(self, cid: CID, file_size: int, tree_size: int) -> None:
-        self.cid, self.file_size, self.tree_size = cid, file_size, tree_size
+    def __init__(self, link: bytes, file_size: int, tree_size: int) -> None:
+        self.link, self.file_size, self.tree_size = link, file_size, tree_size
 
 
 def _varint(n: int) -> bytes:
@@ -125,11 +131,11 @@ def _file_node(children: list[_DagEntry]) -> _DagEntry:
     unixfs += b"".join(b"\x20" + _varint(c.file_size) for c in children)  # blocksizes
     # DAG-PB canonical form: Links (field 2) before Data (field 1); each link = Hash, Name "", Tsize.
     links = b"".join(
-        _field(2, _field(1, bytes(c.cid)) + b"\x12\x00" + b"\x18" + _varint(c.tree_size)) for c in children
+        _field(2, _field(1, c.link) + b"\x12\x00" + b"\x18" + _varint(c.tree_size)) for c in children
     )
     block = links + _field(1, unixfs)
-    cid = CID("base32", 1, "dag-pb", multihash.digest(block, "sha2-256"))
-    return _DagEntry(cid, file_size, len(block) + sum(c.tree_size for c in children))
+    link = _DAG_PB_V1 + multihash.digest(block, "sha2-256")
+    return _DagEntry(link, file_size, len(block) + sum(c.tree_size for c in children))
 
 
 def verify_blob(cid: str, data: bytes, expected_sha256: bytes | str | None = None) -> None:

@@ -15,6 +15,7 @@ from devnet.ipfs import start_ipfs
 from devnet.ports import free_port
 from ledger_tools.blobstore import (
     CHUNK_SIZE,
+    MAX_LINKS_PER_NODE,
     BlobIntegrityError,
     BlobNotFound,
     BlobStore,
@@ -27,7 +28,8 @@ from ledger_tools.blobstore import (
     verify_blob,
 )
 
-SIZES = [0, 1, 1000, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 17]
+# the last one needs two levels of DAG-PB nodes (one node holds at most MAX_LINKS_PER_NODE leaves)
+SIZES = [0, 1, 1000, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 17, MAX_LINKS_PER_NODE * CHUNK_SIZE + 1]
 
 
 def test_both_stores_satisfy_the_interface(ipfs_store: IpfsBlobStore) -> None:
