@@ -20,8 +20,8 @@ process plays the slowest peer and the receiver of its update, on the real code 
         complete and nothing is read after the commit (else the chain is read then, as before). Then take the
         n−1 unsealed updates
     t2  aggregate (Multi-Krum, the real `compute_round_outcome`) while the background add still runs
-    t3  CIDs of the new model and reward tree computed locally while the tree is persisted, their adds
-        queued, vote tx (real)
+    t3  CIDs of the new model and reward tree computed locally while the tree is persisted, vote tx (real),
+        then their adds queued (`peer.loop.vote_step.send_vote`)
     t4  ← voted.  The publisher is then drained: when its adds landed is reported (they must land before the
         round's vote deadline; they do not gate the round)
 
@@ -193,12 +193,12 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     tree_bytes = tree_json.encode() if isinstance(tree_json, str) else bytes(tree_json)
     model_cid, rewards_cid = cids_while(functools.partial(atomic_write_bytes, workdir / f"{R}-rewards.json",
                                                           tree_bytes), outcome.new_model, tree_bytes)
-    jobs = [own_job, publisher.submit(R, "model", outcome.new_model, model_cid),
-            publisher.submit(R, "rewards", tree_bytes, rewards_cid)]
     marks["cids"] = time.perf_counter()
     excluded = sorted(outcome.excluded, key=lambda a: int(a, 16))
     receipt = transport.bindings[me].vote(R, outcome.aggregate_hash, model_cid, outcome.rewards_root, rewards_cid,
                                           excluded)
+    jobs = [own_job, publisher.submit(R, "model", outcome.new_model, model_cid),
+            publisher.submit(R, "rewards", tree_bytes, rewards_cid)]  # once the vote is out, as `send_vote` does
     t4 = time.perf_counter()
     publisher.drain(600)
     t_drained = time.perf_counter()

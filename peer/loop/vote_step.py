@@ -195,9 +195,14 @@ def vote_tx(ledger, r: int, aggregate_hash: bytes, model_cid: str, rewards_root:
 
 
 def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome) -> None:
-    """Vote with the CIDs of M(r) and the reward tree, computed locally; their IPFS adds run in the background
-    (`peer.loop.publisher`; the tree is kept as `rounds/<r>/rewards.json` for a restart's re-add)."""
-    import consensus
+    """Vote with the CIDs of M(r) and the reward tree, computed locally; their IPFS adds are queued once the vote
+    is out (`peer.loop.publisher`, in the background).
+
+    Queued before the vote, the adds ran beside the vote transaction on the same cores (the IPFS node hashing and
+    storing the model) and slowed it; nobody needs them before the vote: members compute M(r) themselves, and
+    auditors and late joiners read it after the round. The tree is kept as `rounds/<r>/rewards.json` and the CIDs
+    are in the round's state before the vote, so a peer killed between its vote and the adds re-adds both on
+    restart (`publisher.resume`)."""
     from peer.loop.publisher import cids_while
 
     t = Timer()
@@ -205,9 +210,18 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
     tree_bytes = tree_json.encode() if isinstance(tree_json, str) else bytes(tree_json)
     model_cid, rewards_cid = cids_while(lambda: ctx.state.write_artefact(r, "rewards.json", tree_bytes),
                                         outcome.new_model, tree_bytes)
-    ctx.publisher.submit(r, "model", outcome.new_model, model_cid)
-    ctx.publisher.submit(r, "rewards", tree_bytes, rewards_cid)
     rec.timings["ipfs_results"] = t.elapsed
+    try:
+        _vote(ctx, r, rec, outcome, model_cid, rewards_cid)
+    finally:
+        ctx.publisher.submit(r, "model", outcome.new_model, model_cid)
+        ctx.publisher.submit(r, "rewards", tree_bytes, rewards_cid)
+
+
+def _vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome, model_cid: str,
+          rewards_cid: str) -> None:
+    """The vote transaction for `outcome` (unless the chain already holds this member's vote), state advanced."""
+    import consensus
 
     aggregate_hash = attack_hooks.wrong_aggregate_hash(ctx, r, outcome.aggregate_hash)
     rewards_root = outcome.rewards_root

@@ -118,3 +118,29 @@ def test_collect_takes_a_pre_opened_update_as_a_gossip_copy_and_fetches_the_rest
                                       unsealed=lambda c: early.get(c.member))
     assert updates[0].update == blobs[OTHER] and report.source[OTHER] == "gossip"
     assert updates[1].update is None and "0x" + "33" * 20 in report.rejected
+
+
+def test_resume_re_adds_the_results_of_a_peer_killed_between_its_vote_and_their_adds(tmp_path):
+    """`send_vote` queues the model's and reward tree's adds only once the vote is out; a peer killed in between
+    left both on disk (model cache, rounds/<r>/rewards.json) and their CIDs in its state: the restart adds them."""
+    from types import SimpleNamespace
+
+    from peer.loop.model_store import ModelStore
+    from peer.loop.publisher import resume
+    from peer.loop.state import PeerState
+
+    store, (nlog, _out) = InMemoryBlobStore(), _log()
+    state = PeerState(tmp_path / "state", federation=FED, address=ME)
+    models = ModelStore(tmp_path / "models", ledger=None, blobstore=store, retry=None, nlog=nlog)
+    model, tree = os.urandom(600_000), b'{"format": "standard-v1"}'
+    rec = state.record(4)
+    state.write_artefact(4, "rewards.json", tree)  # what send_vote persists before the vote ...
+    state.update(rec, aggregate_hash=models.cache(model).hex(), aggregate_cid=unixfs_cid(model),
+                 rewards_cid=unixfs_cid(tree))  # ... and what _vote records before sending it
+    ctx = SimpleNamespace(state=state, blobstore=store, models=models, nlog=nlog)
+    pub = Publisher(store, nlog)
+    assert resume(pub, ctx) == 2
+    assert pub.drain(10)
+    assert store.has(unixfs_cid(model)) and store.has(unixfs_cid(tree))
+    assert resume(pub, ctx) == 0, "what the node already holds is not added again"
+    pub.close()
