@@ -68,6 +68,18 @@ class _PacedGossip:
         self.round, self.spool = round, spool
         self.arrived: set[tuple[str, bytes]] = set()
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        """As `GossipStore.wait_for`: woken at each arrival."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self.changed:
+                self.changed.wait(remaining)
+        return True
 
     def envelopes(self, round: int) -> list[_Envelope]:
         with self.lock:
@@ -89,8 +101,9 @@ class _PacedGossip:
                 delay = start + seconds * k / len(order) - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                with self.lock:
+                with self.changed:
                     self.arrived.add(key)
+                    self.changed.notify_all()
 
         thread = threading.Thread(target=run, name="paced-exchange", daemon=True)
         thread.start()

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import time
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -108,6 +109,46 @@ def test_unseal_ahead_hands_over_only_what_the_commitment_names():
         assert ahead.take(Commitment(OTHER, h, "cid", 1, round=5)) is None, "handed over once"
     finally:
         ahead.close()
+
+
+class NotifyingGossip(PacedGossip):
+    """Wakes `wait_for` callers when a blob lands, as `GossipStore` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def arrive(self, sender: str, update_hash: bytes, blob: bytes) -> None:
+        with self.changed:
+            self.blobs[(sender, update_hash)] = blob
+            self.changed.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
+
+
+def test_unseal_ahead_opens_a_blob_when_the_node_says_it_arrived_not_at_the_next_poll():
+    """Polled every 10 ms, the arrivals of a short exchange were opened in batches and the last ones after it."""
+    key = X25519PrivateKey.generate()
+    update = os.urandom(300_000)
+    h = hashlib.sha256(update).digest()
+    gossip = NotifyingGossip()
+    ahead = UnsealAhead(5, gossip, lambda b, s, r: unseal(b, ME, key, federation=FED, round=r, sender=s), me=ME,
+                        poll=600).start()
+    try:
+        time.sleep(0.05)  # the watcher has looked once and now waits (for up to the 600 s poll)
+        gossip.arrive(OTHER, h, seal(update, {ME: key.public_key()}, federation=FED, round=5, sender=OTHER))
+        for _ in range(1000):  # opened at once: without the node's wake-up, not before the 600 s poll
+            if ahead.started():
+                break
+            time.sleep(0.01)
+        assert ahead.started() == 1
+        assert ahead.take(Commitment(OTHER, h, "cid", 1, round=5), timeout=5) == update
+    finally:
+        ahead.close()
+        with gossip.changed:
+            gossip.changed.notify_all()
 
 
 def test_collect_takes_a_pre_opened_update_as_a_gossip_copy_and_fetches_the_rest():
