@@ -10,7 +10,7 @@ process plays the slowest peer and the receiver of its update, on the real code 
 
     t0  seal own update for all members, persist it (fsync, as the peer's state does) while its CID is computed
         locally (`peer.loop.publisher.cids_while`, the peer's own code), IPFS add queued on a real
-        `Publisher` (runs from here on, in the background)
+        `Publisher`, held as the peer holds it (until the vote, at most `own_update_hold`), then in the background
     t1  ← commit-ready.  Concurrently: the exchange — the other n−1 sealed updates arrive at an even pace over
         the measured exchange time E (the lower bound of one blob's bulk transfer, as in the baseline: all n−1
         inside it is conservative), each unsealed on arrival by `UnsealAhead` — and the commit tx (real).
@@ -19,9 +19,9 @@ process plays the slowest peer and the receiver of its update, on the real code 
         training time), the own one taken from the mined commit: once every member has one the set is
         complete and nothing is read after the commit (else the chain is read then, as before). Then take the
         n−1 unsealed updates
-    t2  aggregate (Multi-Krum, the real `compute_round_outcome`) while the background add still runs
+    t2  aggregate (Multi-Krum, the real `compute_round_outcome`)
     t3  CIDs of the new model and reward tree computed locally while the tree is persisted, vote tx (real),
-        then their adds queued (`peer.loop.vote_step.send_vote`)
+        then the own add released and the results' adds queued (`peer.loop.vote_step.send_vote`)
     t4  ← voted.  The publisher is then drained: when its adds landed is reported (they must land before the
         round's vote deadline; they do not gate the round)
 
@@ -45,12 +45,15 @@ from pathlib import Path
 from consensus.commitment import NO_DP, Commitment, CommittedUpdate
 from consensus.round_outcome import compute_round_outcome
 from ledger_tools.blobstore import unixfs_cid
+from peer.config import PeerConfig
 from peer.crypto.seal import seal, unseal
 from peer.loop.commitments_ahead import CommitmentsAhead, reader_for
 from peer.loop.log import NodeLog
-from peer.loop.publisher import Publisher, cids_while
+from peer.loop.publisher import Publisher, cids_while, own_update_hold
 from peer.loop.state import atomic_write_bytes
 from peer.loop.unseal_ahead import UnsealAhead
+
+GOSSIP_WAIT = PeerConfig.model_fields["gossip_wait"].default  # the peer's default: sets the own add's hold
 
 
 class _Envelope:
@@ -170,7 +173,7 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     [own_cid] = cids_while(functools.partial(atomic_write_bytes, workdir / f"{R}-sealed.bin", sealed_own),
                            sealed_own)
     marks["persist"] = time.perf_counter()
-    own_job = publisher.submit(R, "update", sealed_own, own_cid)
+    own_job = publisher.submit(R, "update", sealed_own, own_cid, hold=own_update_hold(GOSSIP_WAIT))
     del sealed_own
     t1 = time.perf_counter()
     # --- exchange (paced arrivals, unsealed on arrival) alongside the commit tx
@@ -210,6 +213,7 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     excluded = sorted(outcome.excluded, key=lambda a: int(a, 16))
     receipt = transport.bindings[me].vote(R, outcome.aggregate_hash, model_cid, outcome.rewards_root, rewards_cid,
                                           excluded)
+    publisher.release(R)
     jobs = [own_job, publisher.submit(R, "model", outcome.new_model, model_cid),
             publisher.submit(R, "rewards", tree_bytes, rewards_cid)]  # once the vote is out, as `send_vote` does
     t4 = time.perf_counter()

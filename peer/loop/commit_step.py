@@ -129,13 +129,15 @@ def _sealed(ctx: NodeContext, r: int, rec: RoundRecord, update: bytes) -> tuple[
 def publish(ctx: NodeContext, r: int, rec: RoundRecord, update_hash: bytes, sealed: bytes,
             cid: str | None = None) -> str:
     """The sealed blob's CID (computed locally, unless given); its IPFS add (idempotent: same bytes, same CID)
-    queued on the background publisher (`peer.loop.publisher`: the commitment needs only the CID); then
-    gossip it."""
+    queued on the background publisher (`peer.loop.publisher`: the commitment needs only the CID), held until
+    this peer has voted or `own_update_hold` has passed; then gossip it."""
     from ledger_tools.blobstore import unixfs_cid
+    from peer.loop.publisher import own_update_hold
 
     t = Timer()
     cid = cid or unixfs_cid(sealed)
-    ctx.publisher.submit(r, "update", sealed, cid)
+    hold = own_update_hold(ctx.cfg.gossip_wait) if ctx.gossip is not None else 0.0  # no gossip: IPFS is the path
+    ctx.publisher.submit(r, "update", sealed, cid, hold=hold)
     rec.timings["ipfs"] = t.elapsed
     ctx.nlog.event(r, "ipfs", "queued", elapsed=t.elapsed, cid=cid)
     gossip_update(ctx, r, rec, update_hash, cid, sealed)

@@ -214,6 +214,7 @@ def send_vote(ctx: NodeContext, r: int, rec: RoundRecord, outcome: RoundOutcome)
     try:
         _vote(ctx, r, rec, outcome, model_cid, rewards_cid)
     finally:
+        ctx.publisher.release(r)  # the own sealed update's add, if still held (`peer.loop.publisher`)
         ctx.publisher.submit(r, "model", outcome.new_model, model_cid)
         ctx.publisher.submit(r, "rewards", tree_bytes, rewards_cid)
 

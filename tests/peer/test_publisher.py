@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from consensus.commitment import Commitment
@@ -185,3 +186,31 @@ def test_resume_re_adds_the_results_of_a_peer_killed_between_its_vote_and_their_
     assert store.has(unixfs_cid(model)) and store.has(unixfs_cid(tree))
     assert resume(pub, ctx) == 0, "what the node already holds is not added again"
     pub.close()
+
+
+def test_a_held_add_waits_for_its_release_or_its_hold_and_lets_others_pass():
+    """The own sealed update's add waits for the peer's vote (`release`), at most its hold; unheld adds go first."""
+    store, (nlog, _out) = InMemoryBlobStore(), _log()
+    pub = Publisher(store, nlog)
+    held = pub.submit(7, "update", b"sealed update", unixfs_cid(b"sealed update"), hold=600)
+    other = pub.submit(6, "rewards", b"tree", unixfs_cid(b"tree"))
+    for _ in range(500):
+        if other.done is not None:
+            break
+        time.sleep(0.01)
+    assert other.done is not None, "an add that is not held is not queued behind a held one"
+    assert held.done is None and not store.has(held.cid)
+    pub.release(7)
+    assert pub.drain(10) and store.has(held.cid)
+
+    expiring = pub.submit(8, "update", b"next update", unixfs_cid(b"next update"), hold=0.05)
+    assert pub.drain(10) and expiring.done is not None, "never released (no vote): added once the hold is over"
+    pub.close()
+
+
+def test_the_own_update_hold_leaves_time_before_members_turn_to_ipfs():
+    from peer.loop.publisher import own_update_hold
+
+    assert own_update_hold(3.0) == 1.0
+    assert own_update_hold(0.6) == pytest.approx(0.2)
+    assert own_update_hold(0.0) == 0.0, "gossip_wait 0 (IPFS only): not held at all"
