@@ -90,15 +90,21 @@ class PacedGossip:
         return self.blobs.get((sender, update_hash))
 
 
-def test_unseal_ahead_hands_over_only_what_the_commitment_names():
+def _unsealer(gossip, poll: float) -> tuple[bytes, bytes, bytes, UnsealAhead]:
+    """(OTHER's update of round 5, its hash, its blob sealed for ME, a started UnsealAhead for ME over `gossip`)."""
     key = X25519PrivateKey.generate()
     update = os.urandom(300_000)
-    h = hashlib.sha256(update).digest()
-    gossip = PacedGossip()
+    sealed = seal(update, {ME: key.public_key()}, federation=FED, round=5, sender=OTHER)
     ahead = UnsealAhead(5, gossip, lambda b, s, r: unseal(b, ME, key, federation=FED, round=r, sender=s), me=ME,
-                        poll=0.01).start()
+                        poll=poll).start()
+    return update, hashlib.sha256(update).digest(), sealed, ahead
+
+
+def test_unseal_ahead_hands_over_only_what_the_commitment_names():
+    gossip = PacedGossip()
+    update, h, sealed, ahead = _unsealer(gossip, poll=0.01)
     try:
-        gossip.blobs[(OTHER, h)] = seal(update, {ME: key.public_key()}, federation=FED, round=5, sender=OTHER)
+        gossip.blobs[(OTHER, h)] = sealed
         other_hash = hashlib.sha256(b"another update").digest()
         # an equivocating commitment (another hash than the gossiped copy) gets nothing
         assert ahead.take(Commitment(OTHER, other_hash, "cid", 1, round=5), timeout=2) is None
@@ -131,15 +137,11 @@ class NotifyingGossip(PacedGossip):
 
 def test_unseal_ahead_opens_a_blob_when_the_node_says_it_arrived_not_at_the_next_poll():
     """Polled every 10 ms, the arrivals of a short exchange were opened in batches and the last ones after it."""
-    key = X25519PrivateKey.generate()
-    update = os.urandom(300_000)
-    h = hashlib.sha256(update).digest()
     gossip = NotifyingGossip()
-    ahead = UnsealAhead(5, gossip, lambda b, s, r: unseal(b, ME, key, federation=FED, round=r, sender=s), me=ME,
-                        poll=600).start()
+    update, h, sealed, ahead = _unsealer(gossip, poll=600)
     try:
         time.sleep(0.05)  # the watcher has looked once and now waits (for up to the 600 s poll)
-        gossip.arrive(OTHER, h, seal(update, {ME: key.public_key()}, federation=FED, round=5, sender=OTHER))
+        gossip.arrive(OTHER, h, sealed)
         for _ in range(1000):  # opened at once: without the node's wake-up, not before the 600 s poll
             if ahead.started():
                 break
