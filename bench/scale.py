@@ -20,7 +20,8 @@ is the bulk stream path (`peer.net.bulk`); shortest of the samples (the lower bo
 exchange, so a shorter baseline only makes the ledger's share larger). Peak RSS: `bench.scale_rss` (one peer
 process: train, then collect + aggregate, its own high-water mark per phase).
 
-    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--repeats 3] [--compare-read] [--no-doc]
+    python -m bench.scale [--epochs 2] [--quick] [--only 11M@10,1M@10] [--repeats 3] [--compare-read]
+                          [--settle 3] [--no-doc]
         → bench/results/scale.{json,png}, the "Scale" section of docs/overhead.md
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _sealed_size(parameters: int, n: int) -> int:
 
 
 def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict, repeats: int = 3,
-            compare: bool = False) -> dict:
+            compare: bool = False, settle: float = 0.0) -> dict:
     from bench.critical_path import replay
     from bench.scale_rss import measure as rss
 
@@ -106,7 +107,7 @@ def measure(model: str, n: int, epochs: int, anvil, node, exchanges: dict, repea
     exchange = exchanges[model]["seconds"]
     series = round_model(run["engine"], run["rec"], run["detail"], exchange)
     load_before = round(os.getloadavg()[0], 2)
-    critical = replay(run["engine"], run["transport"], exchange, repeats=repeats, compare=compare)
+    critical = replay(run["engine"], run["transport"], exchange, repeats=repeats, compare=compare, settle=settle)
     critical["load_avg"] = [load_before, round(os.getloadavg()[0], 2)]
     del run["transport"], run["engine"]
     memory = rss(MODELS[model][0] if MODELS[model][1] is None else f"digits:h{MODELS[model][1]}", n, epochs)
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare-read", action="store_true",
                     help="pair every replay with one reading the commitments after the commit (the path before "
                          "peer.loop.commitments_ahead), interleaved")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="before every replay: os.sync() and this many seconds idle (the previous replay's writes "
+                         "written back, as between rounds further apart than the kernel's writeback delay); "
+                         "default 0: back to back")
     args = ap.parse_args(argv)
 
     import torch
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     anvil, node = start_anvil(), start_ipfs(offline=True)
     try:
         for model, n in grid:
-            row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats, args.compare_read)
+            row = measure(model, n, args.epochs, anvil, node, exchanges, args.repeats, args.compare_read, args.settle)
             row["before"] = _before(rows.get(row["key"]))
             row["earlier_replays"] = _earlier(rows.get(row["key"]))
             row["run"] = {"command": "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -197,7 +202,7 @@ def _earlier(old: dict | None) -> list[dict]:
                                               "load_avg": c["load_avg"], "exchange": old["exchange"]["seconds"],
                                               "ledger_added": c["ledger_added"],
                                               "round_no_ledger": c["round_no_ledger"], "terms": c["terms"],
-                                              "run": old.get("run")}]
+                                              "settle": c.get("settle_seconds", 0.0), "run": old.get("run")}]
 
 
 def _commit() -> str | None:

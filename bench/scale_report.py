@@ -123,7 +123,7 @@ def _where_text(r: dict) -> str:
             f"they arrive, ends {t['exchange window + tx + read (t1→t2)'] - c['exchange']:.2f} s late (commitments "
             f"{_read_text(c)} {t['read commitments']:.2f}, last unseal after the window "
             f"{t['exchange end → all unsealed']:.2f}); the aggregation takes "
-            f"{c['aggregate_with_background']:.2f} s with the adds running against {c['aggregate_quiet']:.2f} s "
+            f"{c['aggregate_with_background']:.2f} s on this path against {c['aggregate_quiet']:.2f} s "
             f"alone; the results' CIDs {t['CIDs of results + queue adds']:.2f} and the vote tx {t['vote tx']:.2f}. "
             f"In the background, the own sealed update landed on IPFS {adds['update']} s after sealing began, the "
             f"model and reward tree {adds['model']} / {adds['rewards']} s (the vote went out at "
@@ -223,7 +223,12 @@ def _earlier_text(r: dict) -> str:
     runs = r.get("earlier_replays") or []
     return "".join(f" An earlier run of this row: {e['ledger_pct']:+.1f} % (replays {e['repeat_pcts']} %, exchange "
                    f"{e['exchange']:.2f} s, load {e['load_avg'][0]}–{e['load_avg'][1]}"
+                   f"{_settle_text(e.get('settle', 0.0))}"
                    f"{', code at ' + e['run']['commit'] if e.get('run') else ''})." for e in runs)
+
+
+def _settle_text(settle: float) -> str:
+    return f", each replay after `os.sync()` and {settle:g} s idle" if settle else ", replays back to back"
 
 
 def _load_caveat(r: dict) -> str:
@@ -267,7 +272,7 @@ def _verdict(rows: list[dict]) -> list[str]:
                    f"(**{c['ledger_pct']:+.1f} %**, target ≤ 20 %: "
                    f"{'met' if c['ledger_pct'] <= 20 else '**not met**'}; replays {c['repeat_pcts']} %; load "
                    f"average {c['load_avg'][0]}–{c['load_avg'][1]} during the replays, {r['load_avg']} at the row's "
-                   f"end). Exchange {r['exchange']['seconds']:.2f} s on the bulk path.{before} The old series sum "
+                   f"end{_settle_text(c.get('settle_seconds', 0.0))}). Exchange {r['exchange']['seconds']:.2f} s on the bulk path.{before} The old series sum "
                    f"over this same run: {_series(r)['ledger_pct']:+.1f} %.{measured}{_earlier_text(r)}"
                    f"{_load_caveat(r)}")
     out += ["", "Rows without a critical-path replay (5M, 25M, 11M at 5 and 20 peers) were not re-run (they come "
@@ -325,12 +330,15 @@ def section(doc: dict) -> str:
          "`bench/results/scale.json`, plot `bench/results/scale.png`. One peer's path, gated by the slowest "
          "peer. The no-ledger round is as above (slowest learning + exchange + aggregate). The ledger round is "
          "now the peer's real wall time on the new path (`bench.critical_path`): seal, persist, CID computed "
-         "locally and the IPFS add queued on a background `Publisher`; the exchange window (the n−1 updates "
+         "locally and the IPFS add queued on a background `Publisher`, held until the vote (at most a third of "
+         "`gossip_wait`: 1 s); the exchange window (the n−1 updates "
          "arriving evenly over it, each unsealed on arrival by `peer.loop.unseal_ahead`) with the commit tx "
          "mined during it; the commitments read in the background from the seal on (`peer.loop.commitments_ahead`, "
          "the own one from the mined commit: nothing is read after the commit once every member has one); "
-         "aggregate while the add still runs; the results' CIDs (their adds "
-         "queued) and the vote tx — real anvil transactions and real IPFS adds competing for the same 2 cores, "
+         "aggregate (beside the own add only if its hold ran out first); the results' CIDs and the vote tx, then "
+         "all adds released (rows measured before be00948 ran the own add from the seal on and queued the "
+         "results' adds before the vote tx) — real anvil transactions and real IPFS adds competing for the same "
+         "2 cores, "
          f"nothing dropped from the sum, median of {_replays(rows)} replays per row. `series sum (before)` is the old "
          "definition "
          "(every term alone, summed) over the same run. "
