@@ -179,8 +179,16 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
     del sealed_own
     t1 = time.perf_counter()
     # --- exchange (paced arrivals, unsealed on arrival) alongside the commit tx
-    ahead = UnsealAhead(R, gossip, lambda b, s, r: unseal(b, me, transport.enc_keys[me], federation=fed, round=r,
-                                                         sender=s), me=me).start()
+    unseal_seconds: list[float] = []
+
+    def timed_unseal(blob: bytes, sender: str, r: int) -> bytes:
+        start = time.perf_counter()
+        try:
+            return unseal(blob, me, transport.enc_keys[me], federation=fed, round=r, sender=sender)
+        finally:
+            unseal_seconds.append(time.perf_counter() - start)
+
+    ahead = UnsealAhead(R, gossip, timed_unseal, me=me).start()
     feeder = gossip.feed(exchange)
     receipt_c = transport.bindings[me].commit(R, own_hash, own_cid, own_samples)
     if watch is not None:
@@ -254,6 +262,7 @@ def replay_once(engine, transport, updates: dict[str, tuple[bytes, int]], exchan
             "CIDs of results + queue adds": round(marks["cids"] - t3, 4),
             "vote tx": round(t4 - marks["cids"], 4),
         },
+        "unseal_seconds_each": sorted(round(x, 4) for x in unseal_seconds),  # AES-GCM of one update, in context
         "commitments_read_ahead": read_ahead, "commitment_reads_in_background": watch.reads if watch else 0,
         "ledger_path_seconds": round(ledger_path, 4),
         "round_no_ledger": round(no_ledger, 4),
@@ -277,7 +286,7 @@ def replay(engine, transport, exchange: float, repeats: int = 3, compare: bool =
     each other within the kernel's writeback delay (30 s), settled one whose rounds are further apart."""
     updates = _updates_of(transport, engine_round(transport))
     transport._gossip_cache.clear()  # the simulator's sealed copies are no longer needed: memory for the replay
-    runs, before = [], []
+    runs, before, runs_in_order = [], [], []
     with tempfile.TemporaryDirectory(prefix="fedledger-replay-") as tmp:
         for i in range(max(1, repeats)):
             for ahead in ((True, False) if i % 2 == 0 else (False, True)) if compare else (True,):
@@ -287,8 +296,13 @@ def replay(engine, transport, exchange: float, repeats: int = 3, compare: bool =
                     time.sleep(settle)
                 out = replay_once(engine, transport, updates, exchange, Path(tmp), read_ahead=ahead)
                 (runs if ahead else before).append(out)
+                if ahead:
+                    runs_in_order.append(out)
     median = _summary(runs)
     median["settle_seconds"] = settle
+    # per replay, in the order they ran: the median seconds of one update's unseal call (AES-GCM of the payload)
+    median["unseal_median_by_replay"] = [round(statistics.median(r["unseal_seconds_each"]), 4)
+                                         if r["unseal_seconds_each"] else None for r in runs_in_order]
     if before:
         median["read_after_commit"] = {k: v for k, v in _summary(before).items()
                                        if k in ("ledger_pct", "ledger_added", "round_no_ledger", "repeat_pcts",
