@@ -18,10 +18,12 @@ node) is done here, on one background thread, in submission order:
 Who needs the blob and when: the other members take each update from the bulk path (peer.net.bulk) and read
 IPFS only as a fallback, after their `gossip_wait` at the end of the commit phase; auditors read it after the
 round. So the sealed update's add is *held* (`own_update_hold`: at most a third of `gossip_wait`, at most 1 s)
-and released as soon as this peer has voted, whichever comes first: run at the commit, the devnet node's add of a
-4 MB update took ~80–100 ms of CPU exactly while the other members' updates arrived and were unsealed, and
-stretched that window on 2 cores. Held at most a third of `gossip_wait`, it still lands before the other members
-turn to IPFS (a 44 MB add takes ~1.4 s here), and it has the rest of the commit phase plus the vote phase to land.
+and released as soon as this peer has voted, whichever comes first: run at the commit, the node's add competed for
+the same cores with the unsealing of the other members' updates as they arrived, and stretched that window (the
+1M-parameter round's ledger share in `bench.scale` went from +20–25 % to +14–18 % with the hold). Held at most a
+third of `gossip_wait`, it still lands before the other members turn to IPFS (an add takes 0.04–0.5 s of wall
+time for 4–44 MB on the devnet node, `ipfs_add_own` in bench/results/scale.json), and it has the rest of the
+commit phase plus the vote phase to land.
 The model's and the reward tree's adds are queued once the vote is out (`peer.loop.vote_step.send_vote`).
 """
 from __future__ import annotations
