@@ -279,14 +279,14 @@ def replay(engine, transport, exchange: float, repeats: int = 3, compare: bool =
     """`repeats` replays (rounds R, R+1, …); the median by ledger share is reported, every share kept. With
     `compare`, each replay is paired with one of the path before the commitments were read ahead (the order
     alternating), summarised under `read_after_commit`: the same run, chain, exchange and load. `settle` > 0:
-    before each replay, garbage collection, `os.sync()` and `settle` seconds idle. Back to back (0), a replay at
-    44 MB per update ran while the kernel wrote back the previous replays' ~0.5 GB of IPFS blocks and spool files
-    and collected their garbage, and the unsealing slowed from ~80 ms to ~200 ms per update from the third replay
-    on; settled, it stays at the first replays' pace. Both are real: back to back is a node whose rounds follow
-    each other within the kernel's writeback delay (30 s), settled one whose rounds are further apart."""
+    before each replay, garbage collection, `os.sync()` and `settle` seconds idle. Back to back (0), at 44 MB per
+    update the unseal calls slowed 4–7× after the first replay (`unseal_median_by_replay`; docs/overhead.md,
+    "Replays back to back and settled"), most likely while the kernel wrote back the earlier replays' IPFS blocks
+    and spool files; settled, they keep the first replay's pace. Both are real: back to back is a node whose rounds
+    follow each other within the kernel's writeback delay, settled one whose rounds are further apart."""
     updates = _updates_of(transport, engine_round(transport))
     transport._gossip_cache.clear()  # the simulator's sealed copies are no longer needed: memory for the replay
-    runs, before, runs_in_order = [], [], []
+    runs, before = [], []
     with tempfile.TemporaryDirectory(prefix="fedledger-replay-") as tmp:
         for i in range(max(1, repeats)):
             for ahead in ((True, False) if i % 2 == 0 else (False, True)) if compare else (True,):
@@ -296,13 +296,12 @@ def replay(engine, transport, exchange: float, repeats: int = 3, compare: bool =
                     time.sleep(settle)
                 out = replay_once(engine, transport, updates, exchange, Path(tmp), read_ahead=ahead)
                 (runs if ahead else before).append(out)
-                if ahead:
-                    runs_in_order.append(out)
     median = _summary(runs)
     median["settle_seconds"] = settle
-    # per replay, in the order they ran: the median seconds of one update's unseal call (AES-GCM of the payload)
+    # per replay, in the order they ran (`runs` is; `_summary` sorts a copy): the median seconds of one update's
+    # unseal call
     median["unseal_median_by_replay"] = [round(statistics.median(r["unseal_seconds_each"]), 4)
-                                         if r["unseal_seconds_each"] else None for r in runs_in_order]
+                                         if r["unseal_seconds_each"] else None for r in runs]
     if before:
         median["read_after_commit"] = {k: v for k, v in _summary(before).items()
                                        if k in ("ledger_pct", "ledger_added", "round_no_ledger", "repeat_pcts",
